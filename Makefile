@@ -1,0 +1,35 @@
+# Set-up and checks. `make demo` and `make test` each build .venv from scratch when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,torch]'
+	touch $@ $(VENV)/.demo-installed
+
+## demo: install mlx and run the quickstart experiment end to end
+demo: $(VENV)/.demo-installed
+	$(BIN)/mlx run-experiment --config examples/quickstart.yaml
+
+## lint: ruff and mypy
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, then the whole test suite
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

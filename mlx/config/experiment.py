@@ -1,0 +1,115 @@
+"""Typed, immutable experiment configuration objects.
+
+A configuration file is parsed and validated once, at the edge
+(:func:`mlx.config.load_config`),
+into these frozen dataclasses; everything downstream receives them, never raw dicts.
+``params`` sections are read-only mappings with the schema's defaults filled in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = [
+    "DatasetConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "TrainingConfig",
+    "freeze",
+    "thaw",
+]
+
+
+def freeze(value: Any) -> Any:
+    """Return a deeply immutable copy: dicts become read-only mappings, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Inverse of :func:`freeze`: plain dicts and lists, ready for JSON or YAML."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """``dataset`` section. ``path`` is absolute once resolved against the root."""
+
+    name: str
+    path: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """``model`` section."""
+
+    name: str
+    architecture: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """``training`` section, with the spec's defaults."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    optimizer: str = "adam"
+    seed: int = 42
+    params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """``output`` section. ``directory`` is absolute once resolved against the root."""
+
+    directory: str = "outputs"
+    save_checkpoints: bool = True
+    checkpoint_frequency: int = 1
+    save_logs: bool = True
+    params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole, validated experiment. ``source`` is the file it came from, if any."""
+
+    name: str
+    dataset: DatasetConfig
+    model: ModelConfig
+    description: str | None = None
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    source: str | None = dataclasses.field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration, defaults included, as plain data."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "dataset": _section(self.dataset),
+            "model": _section(self.model),
+            "training": _section(self.training),
+            "output": _section(self.output),
+        }
+
+
+def _section(section: Any) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies, which read-only mappings do not support
+    return {f.name: thaw(getattr(section, f.name)) for f in dataclasses.fields(section)}

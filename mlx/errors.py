@@ -1,0 +1,100 @@
+"""Exceptions raised by mlx.
+
+Every error the package raises on purpose derives from :class:`MLXError`, and each
+subclass also derives from the builtin it resembles, so callers may catch either::
+
+    MLXError(Exception)
+    ├── ConfigError(MLXError, ValueError)        bad experiment configuration
+    ├── DatasetError(MLXError, ValueError)       bad dataset parameters or files
+    │   └── DownloadError(DatasetError)          fetching a dataset failed
+    ├── ModelError(MLXError, ValueError)         bad model parameters or inputs
+    │   └── NotTrainedError(ModelError)          model used before training/loading
+    ├── CheckpointError(MLXError, ValueError)    missing, corrupt or mismatched
+    ├── BackendUnavailableError(MLXError, ImportError)
+    │                                            an optional dependency is not installed
+    └── RunError(MLXError, RuntimeError)         run store, resume and eval failures
+        └── DivergenceError(RunError)            training produced NaN or inf
+
+The CLI catches ``MLXError`` and prints ``error: <message>`` (and ``hint: <hint>``
+when one is set) to stderr, then exits 1.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "DivergenceError",
+    "DownloadError",
+    "MLXError",
+    "ModelError",
+    "NotTrainedError",
+    "RunError",
+]
+
+
+class MLXError(Exception):
+    """Base class of every error raised on purpose by mlx.
+
+    ``hint`` is an optional one-line suggestion shown by the CLI after the message.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MLXError, ValueError):
+    """The experiment configuration is invalid.
+
+    ``errors`` lists every problem found (see :class:`mlx.config.ConfigIssue`), so a
+    user sees all mistakes of a file in one run. ``message`` joins them, one per line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.errors = list(errors) if errors else []
+
+
+class DatasetError(MLXError, ValueError):
+    """Invalid dataset parameters, or dataset files that cannot be read."""
+
+
+class DownloadError(DatasetError):
+    """A dataset archive could not be fetched or failed its checksum."""
+
+
+class ModelError(MLXError, ValueError):
+    """Invalid model parameters or model inputs."""
+
+
+class NotTrainedError(ModelError):
+    """A model was used for prediction before it was trained or loaded."""
+
+
+class CheckpointError(MLXError, ValueError):
+    """A checkpoint is missing, corrupt, or does not match the model."""
+
+
+class BackendUnavailableError(MLXError, ImportError):
+    """An optional dependency needed for this feature is not installed."""
+
+
+class RunError(MLXError, RuntimeError):
+    """A run could not be created, resumed, found or evaluated."""
+
+
+class DivergenceError(RunError):
+    """Training produced a NaN or infinite loss."""
