@@ -15,6 +15,13 @@ subclass also derives from the builtin it resembles, so callers may catch either
     └── RunError(MLXError, RuntimeError)         run store, resume and eval failures
         └── DivergenceError(RunError)            training produced NaN or inf
 
+Warnings have their own small tree, so callers can filter them by kind::
+
+    MLXWarning(UserWarning)
+    ├── ConfigWarning          unknown keys, suspicious values in a config
+    ├── NumericalWarning       near-singular systems, large learning rates
+    └── DataWarning            skipped torn lines, ignored dataset options
+
 The CLI catches ``MLXError`` and prints ``error: <message>`` (and ``hint: <hint>``
 when one is set) to stderr, then exits 1.
 """
@@ -25,12 +32,16 @@ __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
     "ConfigError",
+    "ConfigWarning",
+    "DataWarning",
     "DatasetError",
     "DivergenceError",
     "DownloadError",
     "MLXError",
+    "MLXWarning",
     "ModelError",
     "NotTrainedError",
+    "NumericalWarning",
     "RunError",
 ]
 
@@ -98,3 +109,19 @@ class RunError(MLXError, RuntimeError):
 
 class DivergenceError(RunError):
     """Training produced a NaN or infinite loss."""
+
+
+class MLXWarning(UserWarning):
+    """Base class of every warning issued by mlx."""
+
+
+class ConfigWarning(MLXWarning):
+    """A config is valid but probably not what was meant (unknown key, odd value)."""
+
+
+class NumericalWarning(MLXWarning):
+    """A computation may be inaccurate (near-singular matrix, large learning rate)."""
+
+
+class DataWarning(MLXWarning):
+    """Data was skipped or an option ignored (torn metrics line, unsupported flag)."""
