@@ -11,9 +11,24 @@ from typing import Any
 __version__ = "0.1.0"
 DISTRIBUTION = "model-harness"
 
-__all__ = ["DISTRIBUTION", "__version__"]
+__all__ = ["DISTRIBUTION", "__version__", "evaluate", "run_experiment"]
+
+_LAZY = {
+    "run_experiment": "mlx.experiment",
+    "evaluate": "mlx.evaluation",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy public API: keeps `mlx --help` free of NumPy.
+    # the public API loads on first use, which keeps `mlx --help` free of NumPy
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'mlx' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted([*globals(), *_LAZY])

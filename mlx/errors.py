@@ -13,7 +13,8 @@ subclass also derives from the builtin it resembles, so callers may catch either
     ├── BackendUnavailableError(MLXError, ImportError)
     │                                            an optional dependency is not installed
     └── RunError(MLXError, RuntimeError)         run store, resume and eval failures
-        └── DivergenceError(RunError)            training produced NaN or inf
+        ├── DivergenceError(RunError)            training produced NaN or inf
+        └── RunInterrupted(RunError)             SIGINT/SIGTERM stopped a run
 
 Warnings have their own small tree, so callers can filter them by kind::
 
@@ -43,6 +44,7 @@ __all__ = [
     "NotTrainedError",
     "NumericalWarning",
     "RunError",
+    "RunInterrupted",
 ]
 
 
@@ -109,6 +111,20 @@ class RunError(MLXError, RuntimeError):
 
 class DivergenceError(RunError):
     """Training produced a NaN or infinite loss."""
+
+
+class RunInterrupted(RunError):
+    """A signal stopped a run after its state was checkpointed.
+
+    ``exit_code`` is what the CLI exits with: 128 + the signal number (130 for SIGINT,
+    143 for SIGTERM).
+    """
+
+    def __init__(
+        self, message: str, *, exit_code: int, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 class MLXWarning(UserWarning):

@@ -1,0 +1,203 @@
+"""Evaluate a run: rebuild its split, load its model, compute metrics, record them.
+
+The split is rebuilt from the run's stored config, deterministically, and checked
+against the fingerprint the run recorded in ``data.json``, so an evaluation never
+silently scores a different dataset. Each evaluation is kept as its own
+``evals/<timestamp>.json``; earlier ones are never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from mlx.errors import RunError
+
+__all__ = ["SPLITS", "evaluate", "model_outputs"]
+
+SPLITS = ("test", "val", "train")
+
+
+def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
+    """``(y_pred, proba)``: labels and class probabilities, or values and None.
+
+    For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
+    (binary) classifier it is the positive-class probability, shape (n_samples,).
+    """
+    import numpy as np
+
+    output = model.predict(X)
+    if model.task != "classification":
+        return output, None
+    if output.ndim == 1:
+        return (output >= 0.5).astype(np.int64), output
+    return np.argmax(output, axis=1).astype(np.int64), output
+
+
+def evaluate(
+    run: str | Path | Any,
+    metrics: Sequence[str] | None = None,
+    split: str = "test",
+    *,
+    checkpoint: str = "final",
+    save_predictions: bool = False,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a run's model on one split and return the result.
+
+    Parameters
+    ----------
+    run : a run ID, a run directory, or a RunDir.
+    metrics : metric names (see :mod:`mlx.metrics`); default: the task's default set.
+    split : ``"test"`` (default), ``"val"`` or ``"train"``.
+    checkpoint : ``"final"`` (the run's ``model/``) or ``"epoch-N"``.
+    save_predictions : also write ``predictions.csv`` in the run directory.
+    dry_run : check that the run, checkpoint and metrics fit; compute and write nothing.
+
+    Returns
+    -------
+    dict with ``run_id``, ``split``, ``checkpoint``, ``n_samples``, ``metrics`` and,
+    unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
+    """
+    from mlx import datasets
+    from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
+    from mlx.models import load_model
+
+    if split not in SPLITS:
+        raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    run = _open(run)
+    config = _stored_config(run)
+    model_path = _checkpoint_path(run, checkpoint)
+    model = load_model(model_path)
+    task = model.task
+    names = list(metrics) if metrics else list(DEFAULT_METRICS[task])
+    validate_metric_names(names, task)
+    result: dict[str, Any] = {
+        "run_id": run.run_id,
+        "split": split,
+        "checkpoint": checkpoint,
+        "metrics": {},
+    }
+    if dry_run:
+        result["metric_names"] = names
+        return result
+
+    splits = datasets.load(config.dataset, config.training.seed)
+    _check_fingerprint(run, splits, split)
+    X, y = getattr(splits, split)
+    if len(X) == 0:
+        raise RunError(
+            f"the {split} split of run {run.run_id} is empty",
+            hint="choose another --split, or set a non-zero split fraction",
+        )
+    y_pred, proba = model_outputs(model, X)
+    values = compute_metrics(names, task, y, y_pred, proba=proba)
+    result.update(
+        n_samples=int(len(X)),
+        metrics=values,
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    )
+    if save_predictions:
+        result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
+    result["path"] = str(run.write_eval(result))
+    return result
+
+
+def _open(run: Any) -> Any:
+    from mlx.runs import find_run
+    from mlx.utils.paths import repository_root
+
+    if hasattr(run, "run_id") and hasattr(run, "path"):
+        return run
+    return find_run(str(run), repository_root() / "outputs")
+
+
+def _stored_config(run: Any) -> Any:
+    from mlx.config import load_config
+
+    return load_config(run.path / "config.yaml")
+
+
+def _checkpoint_path(run: Any, checkpoint: str) -> Path:
+    if checkpoint == "final":
+        path = run.path / "model"
+    elif checkpoint.startswith("epoch-") and checkpoint[6:].isdigit():
+        path = run.path / "checkpoints" / f"epoch-{int(checkpoint[6:]):04d}"
+    else:
+        raise RunError(f"unknown checkpoint {checkpoint!r}; use 'final' or 'epoch-N'")
+    if not path.is_dir():
+        available = _available_checkpoints(run)
+        raise RunError(
+            f"run {run.run_id} has no checkpoint {checkpoint!r} ({path} is missing)",
+            hint="available: " + (", ".join(available) if available else "none"),
+        )
+    return path
+
+
+def _available_checkpoints(run: Any) -> list[str]:
+    names = ["final"] if (run.path / "model").is_dir() else []
+    directory = run.path / "checkpoints"
+    if directory.is_dir():
+        names += sorted(
+            f"epoch-{int(p.name[6:])}"
+            for p in directory.iterdir()
+            if p.is_dir() and p.name[6:].isdigit() and p.name.startswith("epoch-")
+        )
+    return names
+
+
+def _check_fingerprint(run: Any, splits: Any, split: str) -> None:
+    from mlx.experiment import _data_record
+
+    path = run.path / "data.json"
+    try:
+        stored = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    current = json.loads(json.dumps(_data_record(splits)))
+    if stored.get(split) != current[split]:
+        raise RunError(
+            f"the {split} split rebuilt for run {run.run_id} differs from the one it "
+            "was trained with",
+            hint="the dataset files changed since the run; evaluating would score "
+            "other data",
+        )
+
+
+def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path:
+    import io
+
+    import numpy as np
+
+    from mlx.utils.atomic import write_text_atomic
+
+    buffer = io.StringIO()
+    y2 = np.asarray(y).reshape(len(y), -1)
+    p2 = np.asarray(y_pred).reshape(len(y_pred), -1)
+    true_cols = (
+        ["y_true"] if y2.shape[1] == 1 else [f"y_true_{i}" for i in range(y2.shape[1])]
+    )
+    pred_cols = (
+        ["y_pred"] if p2.shape[1] == 1 else [f"y_pred_{i}" for i in range(p2.shape[1])]
+    )
+    columns = ["index", *true_cols, *pred_cols]
+    blocks = [np.arange(len(y)).reshape(-1, 1), y2, p2]
+    if proba is not None:
+        p = np.asarray(proba)
+        if p.ndim == 1:
+            p = np.column_stack([1.0 - p, p])
+        columns += [f"proba_{k}" for k in range(p.shape[1])]
+        blocks.append(p)
+    buffer.write(",".join(columns) + "\n")
+    for row in zip(*(b.tolist() for b in blocks)):
+        buffer.write(",".join(_csv_cell(v) for part in row for v in part) + "\n")
+    path = run.path / "predictions.csv"
+    write_text_atomic(path, buffer.getvalue())
+    return path
+
+
+def _csv_cell(value: Any) -> str:
+    # repr keeps full float precision, so metrics recomputed from the file match
+    return repr(value) if isinstance(value, float) else str(value)

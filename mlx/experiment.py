@@ -1,0 +1,385 @@
+"""Run an experiment end to end: config -> data -> model -> training -> run directory.
+
+:func:`run_experiment` is what ``mlx run-experiment`` calls and what notebooks use. It
+validates everything that can fail before creating the run directory, so a bad config
+or a missing dataset leaves nothing on disk; once the run exists, its ``summary.json``
+always tells the truth (running, completed, failed, interrupted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+from mlx.config import ExperimentConfig
+from mlx.errors import DivergenceError, RunError, RunInterrupted
+
+__all__ = ["Run", "run_experiment"]
+
+ConfigLike = Union[ExperimentConfig, Mapping[str, Any], str, Path]
+
+# Fields that may change when a run is resumed: they do not change what was computed.
+_RESUMABLE_FIELDS = (
+    "name",
+    "description",
+    "training.epochs",
+    "output.save_checkpoints",
+    "output.checkpoint_frequency",
+    "output.save_logs",
+    "output.params",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished (or stopped) run: where it lives and how it ended."""
+
+    run_id: str
+    directory: Path
+    status: str
+    final_metrics: Mapping[str, Any]
+    config: ExperimentConfig
+
+
+def run_experiment(
+    config_or_path: ConfigLike | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+) -> Run:
+    """Run one experiment and return its :class:`Run`.
+
+    Parameters
+    ----------
+    config_or_path : an ExperimentConfig, a config mapping, or a JSON/YAML file path.
+        Not needed with ``resume``.
+    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set``.
+    resume : a run ID or run directory to continue from its last checkpoint.
+    quiet : print nothing to stderr (``train.log`` is still written).
+
+    Raises
+    ------
+    ConfigError, DatasetError, ModelError
+        Before anything is written.
+    DivergenceError
+        The loss became NaN/inf; the run is marked failed.
+    RunInterrupted
+        SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
+    """
+    if resume is not None:
+        run, config, checkpoint = _prepare_resume(resume, overrides)
+    else:
+        if config_or_path is None:
+            raise RunError("run_experiment needs a config or a run to resume")
+        config = _as_config(config_or_path, overrides)
+        run, checkpoint = None, None
+    return _execute(config, run=run, checkpoint=checkpoint, quiet=quiet)
+
+
+def _as_config(
+    config_or_path: ConfigLike, overrides: Sequence[str]
+) -> ExperimentConfig:
+    from mlx.config import load_config, parse_config
+
+    if isinstance(config_or_path, ExperimentConfig):
+        if not overrides:
+            return config_or_path
+        return parse_config(
+            config_or_path.to_dict(),
+            source=config_or_path.source or "<config>",
+            overrides=overrides,
+        )
+    if isinstance(config_or_path, Mapping):
+        return parse_config(config_or_path, overrides=overrides)
+    return load_config(config_or_path, overrides=overrides)
+
+
+def _execute(
+    config: ExperimentConfig,
+    *,
+    run: Any,
+    checkpoint: Path | None,
+    quiet: bool,
+) -> Run:
+    from mlx import datasets, models
+    from mlx.console import Console
+    from mlx.runs import Heartbeat, RunDir
+    from mlx.training import TrainerState, TrainingStopped, train
+
+    started = time.perf_counter()
+    # everything that can fail on bad input happens before the run directory exists
+    splits = datasets.load(config.dataset, config.training.seed)
+    loaded = time.perf_counter()
+    model = models.get_model(config.model.name, dict(config.model.params))
+    learning_rate = _install_optimizer(model, config, len(splits.train[0]))
+    state = TrainerState()
+
+    if run is None:
+        run = RunDir.create(config.output.directory, config.name)
+        run.write_config(config.to_dict(), original_path=config.source)
+        run.write_environment()
+        _write_data_record(run, splits)
+    else:
+        _check_data_record(run, splits)
+        state = _restore(model, checkpoint, run)
+        run.write_config(config.to_dict())
+    console = Console(
+        quiet=quiet, log_file=run.log_path if config.output.save_logs else None
+    )
+    console(f"run {run.run_id}: {run.path}")
+    if checkpoint is not None:
+        console(
+            f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
+        )
+    console(
+        f"data: {config.dataset.name}, train {len(splits.train[0])} / "
+        f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
+        f"{splits.n_features} features ({splits.task})"
+    )
+    console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
+
+    run.mark_running()
+    stopper = _SignalStopper()
+    try:
+        with stopper, Heartbeat(run):
+            state = train(
+                model,
+                splits,
+                config,
+                run,
+                state,
+                learning_rate=learning_rate,
+                log=console,
+                stop=stopper.requested,
+                progress=console.progress,
+            )
+            run.save_model(model.save)
+    except TrainingStopped as stopped:
+        run.mark_interrupted(epochs_completed=stopped.state.epoch)
+        console(
+            f"interrupted at epoch {stopped.state.epoch}, step {stopped.state.step}"
+        )
+        console(f"resume with: mlx run-experiment --resume {run.run_id}")
+        raise RunInterrupted(
+            f"run {run.run_id} interrupted by {stopper.signal_name}; "
+            "a checkpoint was saved",
+            exit_code=128 + stopper.signal_number,
+            hint=f"resume with: mlx run-experiment --resume {run.run_id}",
+        ) from None
+    except KeyboardInterrupt:
+        # a second Ctrl-C: stop at once, every file on disk is still whole
+        run.mark_interrupted(epochs_completed=state.epoch)
+        raise
+    except DivergenceError as exc:
+        run.mark_failed(str(exc), epochs_completed=state.epoch)
+        console(f"error: {exc}")
+        raise
+    except BaseException as exc:
+        run.mark_failed(f"{type(exc).__name__}: {exc}", epochs_completed=state.epoch)
+        raise
+
+    metrics = run.read_metrics()
+    final = {
+        k: v
+        for k, v in (metrics[-1] if metrics else {}).items()
+        if k not in ("epoch", "step", "seconds", "learning_rate")
+    }
+    finished = time.perf_counter()
+    run.mark_completed(
+        final_metrics=final,
+        epochs_completed=state.epoch,
+        best_metric=state.best_metric,
+        best_epoch=state.best_epoch,
+        timings={
+            "data_seconds": loaded - started,
+            "total_seconds": finished - started,
+        },
+    )
+    console(f"completed {run.run_id}: {run.path}")
+    return Run(
+        run_id=run.run_id,
+        directory=run.path,
+        status="completed",
+        final_metrics=final,
+        config=config,
+    )
+
+
+def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> Any:
+    """Give the model the optimizer the config asks for, with its schedule."""
+    import math
+
+    from mlx.optim import get_optimizer, resolve_optimizer_config
+    from mlx.schedules import get_schedule
+
+    if getattr(model, "closed_form", False):
+        return lambda step: 0.0
+    training = config.training
+    resolved = resolve_optimizer_config(training, config.model.params)
+    steps_per_epoch = math.ceil(n_train / min(training.batch_size, max(n_train, 1)))
+    schedule = get_schedule(
+        training.params, resolved["learning_rate"], steps_per_epoch, training.epochs
+    )
+    model.set_optimizer(get_optimizer({**resolved, "learning_rate": schedule}))
+    return schedule
+
+
+def _restore(model: Any, checkpoint: Path | None, run: Any) -> Any:
+    import json
+
+    from mlx.errors import CheckpointError
+    from mlx.training import TrainerState
+
+    assert checkpoint is not None
+    state_file = checkpoint / "trainer_state.json"
+    try:
+        state = TrainerState.from_dict(json.loads(state_file.read_text("utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"cannot resume {run.run_id}: {state_file} is missing or corrupt ({exc})"
+        ) from exc
+    model.load(checkpoint)
+    run.truncate_metrics(state.epoch)
+    return state
+
+
+def _prepare_resume(
+    ref: str | Path, overrides: Sequence[str]
+) -> tuple[Any, ExperimentConfig, Path]:
+    """The run to continue, its config (with overrides) and its newest checkpoint."""
+    from mlx.runs import find_run
+    from mlx.utils.paths import repository_root
+
+    run = find_run(str(ref), repository_root() / "outputs")
+    stored = _stored_config(run)
+    config = _as_config(stored.to_dict(), overrides)
+    changed = _changed_fields(stored.to_dict(), config.to_dict())
+    if changed:
+        raise RunError(
+            f"cannot resume {run.run_id}: the configuration changed:\n  "
+            + "\n  ".join(changed),
+            hint="only training.epochs and output options may change on resume; "
+            "start a new run for anything else",
+        )
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is None:
+        raise RunError(
+            f"cannot resume {run.run_id}: it has no checkpoint "
+            f"(looked in {run.path / 'checkpoints'})",
+            hint="runs saved with output.save_checkpoints: false cannot be resumed",
+        )
+    return run, config, checkpoint
+
+
+def _stored_config(run: Any) -> ExperimentConfig:
+    from mlx.config import load_config
+
+    return load_config(run.path / "config.yaml")
+
+
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    changes = []
+    for path, before, after in _diff(old, new):
+        if any(path == f or path.startswith(f + ".") for f in _RESUMABLE_FIELDS):
+            continue
+        changes.append(f"{path}: {before!r} -> {after!r}")
+    return changes
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield from _diff(old.get(key), new.get(key), path)
+    elif old != new:
+        yield prefix, old, new
+
+
+def _data_record(splits: Any) -> dict[str, Any]:
+    """A cheap fingerprint of each split, to notice when eval would see other data."""
+    record: dict[str, Any] = {
+        "task": splits.task,
+        "n_features": splits.n_features,
+        "n_classes": splits.n_classes,
+        "preprocessing": splits.preprocessing,
+    }
+    for name in ("train", "val", "test"):
+        X, y = getattr(splits, name)
+        record[name] = {"shape": list(X.shape), "sha256": _fingerprint(X, y)}
+    return record
+
+
+def _fingerprint(X: Any, y: Any) -> str:
+    import numpy as np
+
+    # hash up to 1024 evenly spaced rows and every label: cheap, yet a changed file,
+    # seed or split shows up
+    rows = np.linspace(0, len(X) - 1, num=min(len(X), 1024)).astype(np.int64)
+    digest = hashlib.sha256()
+    digest.update(str((X.shape, X.dtype.str, y.shape, y.dtype.str)).encode())
+    digest.update(np.ascontiguousarray(X[rows]).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()
+
+
+def _write_data_record(run: Any, splits: Any) -> None:
+    from mlx.utils.atomic import write_json_atomic
+
+    write_json_atomic(run.path / "data.json", _data_record(splits))
+
+
+def _check_data_record(run: Any, splits: Any) -> None:
+    import json
+
+    path = run.path / "data.json"
+    try:
+        stored = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    current = json.loads(json.dumps(_data_record(splits)))
+    for name in ("train", "val", "test"):
+        if stored.get(name) != current[name]:
+            raise RunError(
+                f"the {name} split of run {run.run_id} is not what it was when the "
+                f"run started (stored {stored.get(name)}, now {current[name]})",
+                hint="the dataset files or the seed changed since the run began",
+            )
+
+
+class _SignalStopper:
+    """SIGINT/SIGTERM stop the loop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.signal_number = 0
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
+    def requested(self) -> bool:
+        return self.signal_number != 0
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal_number:
+            raise KeyboardInterrupt
+        self.signal_number = signum
+
+    def __enter__(self) -> _SignalStopper:
+        # signal handlers can only be installed from the main thread
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

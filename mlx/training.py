@@ -1,0 +1,278 @@
+"""The training loop: shuffled mini-batches, validation, checkpoints, one function.
+
+:func:`train` reads top to bottom. It is called with a model whose optimizer is already
+installed and a :class:`TrainerState` (fresh, or restored from a checkpoint), and it
+writes everything a run records per epoch (``metrics.jsonl``, checkpoints, log lines)
+through the run directory it is given.
+
+Reproducibility: the order of the batches in epoch ``k`` is a permutation drawn from
+``(training.seed, k)`` alone, so a run resumed from any checkpoint sees exactly the
+batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from mlx.errors import DivergenceError
+
+__all__ = [
+    "TrainerState",
+    "TrainingStopped",
+    "batch_order",
+    "train",
+    "validation_metrics",
+]
+
+
+@dataclasses.dataclass
+class TrainerState:
+    """Where training stands; saved as ``trainer_state.json`` in every checkpoint.
+
+    ``batch`` counts the batches already done in epoch ``epoch + 1``: it is 0 at an
+    epoch boundary and positive only in a checkpoint written on interruption.
+    ``loss_sum``/``loss_count`` carry that unfinished epoch's running training loss so
+    the resumed epoch reports the same value an uninterrupted one would.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class TrainingStopped(Exception):
+    """Raised by :func:`train` once it saved a checkpoint because ``stop()`` said so."""
+
+    def __init__(self, state: TrainerState) -> None:
+        super().__init__("training stopped")
+        self.state = state
+
+
+def batch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
+    """The sample order of ``epoch`` (1-based): depends only on ``(seed, epoch)``."""
+    return np.random.default_rng([seed, epoch]).permutation(n_samples)
+
+
+def validation_metrics(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``val_loss`` plus ``val_accuracy`` (classification) or ``val_r2`` (regression).
+
+    ``val_loss`` is the log-loss of the predicted probabilities for classifiers and the
+    mean squared error for regressors, so it is comparable with the training loss.
+    """
+    from mlx.evaluation import model_outputs
+    from mlx.metrics import compute_metrics
+
+    if len(X) == 0:
+        return {}
+    y_pred, proba = model_outputs(model, X)
+    if model.task == "classification":
+        values = compute_metrics(
+            ["log_loss", "accuracy"], "classification", y, y_pred, proba=proba
+        )
+        return {"val_loss": values["log_loss"], "val_accuracy": values["accuracy"]}
+    values = compute_metrics(["mse", "r2"], "regression", y, y_pred)
+    return {"val_loss": values["mse"], "val_r2": values["r2"]}
+
+
+def train(
+    model: Any,
+    splits: Any,
+    config: Any,
+    run: Any,
+    state: TrainerState,
+    *,
+    learning_rate: Callable[[int], float],
+    log: Callable[[str], None],
+    stop: Callable[[], bool] = lambda: False,
+    progress: Callable[..., Any] | None = None,
+) -> TrainerState:
+    """Train ``model`` on ``splits.train`` from ``state`` to ``config.training.epochs``.
+
+    Parameters
+    ----------
+    model : BaseModel with its optimizer installed (and restored, when resuming).
+    splits : mlx.datasets.Splits
+    config : ExperimentConfig
+    run : the run directory (metrics, checkpoints).
+    state : where to start; updated in place and returned.
+    learning_rate : the schedule the optimizer follows, ``step -> value``, for the log.
+    log : writes one line to the console and ``train.log``.
+    stop : polled after every step; when it returns True the loop saves a checkpoint
+        and raises :class:`TrainingStopped`.
+    progress : optional ``(epoch, total_batches) -> bar`` factory with ``update(n,
+        loss)`` and ``close()``, for a terminal progress bar.
+
+    Raises
+    ------
+    DivergenceError
+        The training loss became NaN or infinite; the last good checkpoint is kept.
+    TrainingStopped
+        ``stop()`` returned True; a checkpoint of the exact current state was written.
+    """
+    training, output = config.training, config.output
+    X_val, y_val = splits.val
+
+    if getattr(model, "closed_form", False):
+        return _fit_closed_form(model, splits, config, run, state, log)
+
+    # the model's dtype end to end: one conversion now, none per step
+    dtype = np.dtype(getattr(model, "dtype", np.float64))
+    X = np.ascontiguousarray(splits.train[0], dtype=dtype)
+    y = np.ascontiguousarray(splits.train[1])
+    n_samples = len(X)
+    batch_size = min(training.batch_size, n_samples)
+    n_batches = math.ceil(n_samples / batch_size)
+    # batches are gathered into these buffers, so a step allocates no new arrays
+    X_batch = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+    y_batch = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+
+    for epoch in range(state.epoch + 1, training.epochs + 1):
+        started = time.perf_counter()
+        order = batch_order(training.seed, epoch, n_samples)
+        bar = progress(epoch, n_batches) if progress else None
+        for batch in range(state.batch, n_batches):
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            size = len(index)
+            xb, yb = X_batch[:size], y_batch[:size]
+            np.take(X, index, axis=0, out=xb)
+            np.take(y, index, axis=0, out=yb)
+
+            loss = float(model.train_step(xb, yb)["loss"])
+            if not math.isfinite(loss):
+                if bar:
+                    bar.close()
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch}, step {state.step + 1}: "
+                    f"the loss is {loss}",
+                    hint="lower training.learning_rate (e.g. by 10x) "
+                    "or standardize the inputs",
+                )
+            state.step += 1
+            state.batch = batch + 1
+            state.loss_sum += loss * size
+            state.loss_count += size
+            if bar:
+                bar.update(1, loss)
+
+            if stop():
+                if bar:
+                    bar.close()
+                _save_checkpoint(run, model, state, partial=True)
+                raise TrainingStopped(state)
+        if bar:
+            bar.close()
+
+        # end of epoch: record, validate, checkpoint
+        train_loss = state.loss_sum / max(state.loss_count, 1)
+        seconds = time.perf_counter() - started
+        state.epoch, state.batch, state.loss_sum, state.loss_count = epoch, 0, 0.0, 0
+        val = validation_metrics(model, X_val, y_val)
+        key = val.get("val_loss", train_loss)
+        if state.best_metric is None or key < state.best_metric:
+            state.best_metric, state.best_epoch = key, epoch
+        record = {
+            "epoch": epoch,
+            "step": state.step,
+            "train_loss": train_loss,
+            **val,
+            "learning_rate": learning_rate(max(state.step - 1, 0)),
+            "seconds": seconds,
+        }
+        run.append_metrics(record)
+        log(_epoch_line(record, training.epochs, n_samples))
+        if output.save_checkpoints and (
+            epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
+        ):
+            _save_checkpoint(run, model, state)
+    return state
+
+
+def _fit_closed_form(
+    model: Any,
+    splits: Any,
+    config: Any,
+    run: Any,
+    state: TrainerState,
+    log: Callable[[str], None],
+) -> TrainerState:
+    # a closed-form model has nothing to iterate: epochs and batch_size do not apply
+    if state.epoch >= 1:
+        return state
+    log(
+        "closed-form fit on the whole training split "
+        "(training.epochs and training.batch_size do not apply)"
+    )
+    started = time.perf_counter()
+    X, y = splits.train
+    model.fit(X, y)
+    from mlx.evaluation import model_outputs
+    from mlx.metrics import mse
+
+    train_loss = float(mse(y, model_outputs(model, X)[0]))
+    val = validation_metrics(model, *splits.val)
+    state.epoch, state.step = 1, 1
+    state.best_metric = val.get("val_loss", train_loss)
+    state.best_epoch = 1
+    record = {
+        "epoch": 1,
+        "step": 1,
+        "train_loss": train_loss,
+        **val,
+        "learning_rate": None,
+        "seconds": time.perf_counter() - started,
+    }
+    run.append_metrics(record)
+    log(_epoch_line(record, 1, len(X)))
+    if config.output.save_checkpoints:
+        _save_checkpoint(run, model, state)
+    return state
+
+
+def _save_checkpoint(
+    run: Any, model: Any, state: TrainerState, *, partial: bool = False
+) -> None:
+    from mlx.utils.atomic import write_json_atomic
+
+    def write(directory: Any) -> None:
+        model.save(directory)
+        write_json_atomic(directory / "trainer_state.json", state.to_dict())
+
+    # an interrupted epoch is saved under its own name; `epoch-NNNN` always means
+    # "after NNNN complete epochs"
+    name = f"epoch-{state.epoch:04d}"
+    if partial:
+        name += f"-step-{state.step:08d}"
+    run.save_checkpoint(name, write)
+
+
+def _epoch_line(record: dict[str, Any], epochs: int, n_samples: int) -> str:
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"train_loss {record['train_loss']:.6g}",
+    ]
+    parts += [
+        f"{k} {v:.6g}"
+        for k, v in record.items()
+        if k.startswith("val_") and isinstance(v, float)
+    ]
+    seconds = record["seconds"]
+    if seconds > 0:
+        parts.append(f"{n_samples / seconds:,.0f} samples/s")
+    return "  ".join(parts)
