@@ -41,9 +41,9 @@ def _as_utc(moment: _dt.datetime) -> _dt.datetime:
 
 def safe_run_name(name: str) -> str:
     """``name`` made safe as a directory name: runs of characters other than letters,
-    digits, ``.``, ``_`` and ``-`` become ``-``; leading dots and dashes are dropped.
-    An empty result becomes ``run``."""
-    cleaned = _UNSAFE.sub("-", str(name)).strip("-").lstrip(".")
+    digits, ``.``, ``_`` and ``-`` become ``-``; dots and dashes at either end are
+    dropped; an empty result becomes ``run``."""
+    cleaned = _UNSAFE.sub("-", str(name)).strip("-.")
     return cleaned or "run"
 
 

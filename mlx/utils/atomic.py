@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -77,10 +78,21 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_temp(directory: Path, prefix: str, data: bytes) -> Path:
+def _mode_for(target: Path) -> int:
+    # keep the permissions of the file being replaced; new files get the usual
+    # rw-r--r-- rather than mkstemp's private rw-------
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o644
+
+
+def _write_temp(directory: Path, prefix: str, data: bytes, mode: int) -> Path:
     """Write ``data`` to a new fsynced temporary file in ``directory``."""
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         _write_all(fd, data)
         os.fsync(fd)
     except BaseException:
@@ -105,7 +117,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     is untouched and no temporary file is left behind.
     """
     target = Path(path)
-    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data))
+    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), _mode_for(target))
     try:
         os.replace(tmp, target)
     except BaseException:
@@ -152,7 +164,7 @@ def write_bytes_exclusive(path: PathLike, data: bytes) -> Path:
     crash mid-write could leave a short file.
     """
     target = Path(path)
-    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data))
+    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), 0o644)
     try:
         try:
             os.link(tmp, target)
