@@ -212,8 +212,14 @@ def _prf(
             f"({', '.join(map(str, labels.tolist()))}). Use 'macro', 'micro' or "
             "'weighted'."
         )
-    where = np.flatnonzero(labels == pos_label)
-    return float(scores[where[0]]) if where.size else 0.0
+    where = [i for i, label in enumerate(labels.tolist()) if label == pos_label]
+    if not where and k == 2:
+        raise ModelError(
+            f"pos_label={pos_label!r} is not one of the labels "
+            f"{', '.join(map(repr, labels.tolist()))}."
+        )
+    # a positive class that never occurs scores 0 (zero_division)
+    return float(scores[where[0]]) if where else 0.0
 
 
 def precision(
@@ -595,7 +601,7 @@ def validate_metric_names(names: str | Iterable[str], task: str) -> list[str]:
                 difflib.get_close_matches(name, valid, n=1)
                 or [v for v in valid if v.startswith(name.lower())][:1]
             )
-            hint = f"; did you mean {near[0]!r}?" if near else ""
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
             problems.append(f"unknown metric {name!r}{hint}")
         elif METRICS[name].task != task:
             problems.append(

@@ -106,6 +106,16 @@ def test_binary_average_matches_sklearn_default(ours, theirs, rng):
     assert ours(t, p, average="binary") == pytest.approx(theirs(t, p), abs=TOL)
 
 
+def test_binary_average_without_positive_class_matches_sklearn():
+    t = np.zeros(5, dtype=int)
+    p = np.array([0, 0, 0, 0, 0])
+    for ours, theirs in (
+        (M.precision, skm.precision_score),
+        (M.f1_score, skm.f1_score),
+    ):
+        assert ours(t, p, average="binary") == theirs(t, p, zero_division=0)
+
+
 def test_zero_division_is_zero_without_warnings():
     # class 1 never predicted (precision 0/0), class 2 never present (recall 0/0)
     t = np.array([0, 0, 1, 1])
@@ -253,6 +263,7 @@ def test_r2_single_sample_is_nan():
         (lambda: M.accuracy([], []), "at least one sample"),
         (lambda: M.precision([0, 1], [0, 1], average="samples"), "average must be"),
         (lambda: M.f1_score([0, 1, 2], [0, 1, 2], average="binary"), "at most two"),
+        (lambda: M.recall(["a", "b"], ["a", "a"], average="binary"), "pos_label=1"),
         (lambda: M.accuracy([0, 5], [0, 1], n_classes=3), r"y_true must hold .*got 5"),
         (lambda: M.log_loss([0, 1], [[0.5, 0.5, 0.0]] * 2, n_classes=2), "3 columns"),
         (lambda: M.log_loss([0, 3], [[0.5, 0.5]] * 2), r"0\.\.1"),
@@ -267,6 +278,7 @@ def test_r2_single_sample_is_nan():
         "empty",
         "average",
         "binary-multiclass",
+        "binary-pos-label",
         "label-range",
         "proba-columns",
         "log-loss-label",
@@ -358,7 +370,7 @@ def test_compute_metrics_regression(rng):
 @pytest.mark.parametrize(
     ("names", "task", "match"),
     [
-        (["f1"], "classification", "unknown metric 'f1'; did you mean 'f1_score'"),
+        (["f1"], "classification", r"metric 'f1' \(did you mean 'f1_score'\?\)"),
         (["mse"], "classification", "'mse' is a regression metric"),
         (["accuracy"], "regression", "'accuracy' is a classification metric"),
         ([], "regression", "no metric named"),
