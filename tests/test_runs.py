@@ -466,6 +466,8 @@ def test_effective_status_stale_heartbeat_is_lost():
     assert effective_status(slow) == "running"
     assert effective_status(slow, now + dt.timedelta(seconds=30)) == "lost"
     assert effective_status(_summary(heartbeat_at=None, updated_at=None)) == "lost"
+    # any later summary write counts as a sign of life
+    assert effective_status(_summary(heartbeat_at=old, updated_at=recent)) == "running"
 
 
 def test_finished_runs_are_never_lost():
@@ -521,7 +523,9 @@ def test_open_run_errors(tmp_path):
 
 
 def test_heartbeat_thread_refreshes_and_stops(run):
-    run.update_summary(heartbeat_at="2000-01-01T00:00:00+00:00")
+    old = "2000-01-01T00:00:00+00:00"
+    summary = {**run.read_summary(), "heartbeat_at": old, "updated_at": old}
+    run.summary_path.write_text(json.dumps(summary))
     assert run.status() == "lost"
     with Heartbeat(run, interval=0.01) as beat:
         assert run.status() == "running"  # the first beat happens on start

@@ -143,7 +143,7 @@ def effective_status(
     that says ``running`` but whose process is gone.
 
     A running run is lost when its ``pid`` is dead on this host (same ``host``), or
-    when its last heartbeat (``heartbeat_at``, else ``updated_at``) is older than
+    when its last sign of life (``heartbeat_at`` or ``updated_at``) is older than
     :func:`stale_after` (three heartbeat intervals, at least 60 s).
     """
     status = summary.get("status")
@@ -153,9 +153,9 @@ def effective_status(
     if summary.get("host") == socket.gethostname() and isinstance(pid, int):
         if _pid_alive(pid) is False:
             return "lost"
-    beat = parse_timestamp(summary.get("heartbeat_at")) or parse_timestamp(
-        summary.get("updated_at")
-    )
+    # any summary write shows the process was alive then
+    beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at", "updated_at")]
+    beat = max((b for b in beats if b is not None), default=None)
     moment = _as_utc(now) if now is not None else utc_now()
     if beat is None or (moment - beat).total_seconds() > stale_after(summary):
         return "lost"
