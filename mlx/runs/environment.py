@@ -1,0 +1,122 @@
+"""What a run ran on: versions, platform, BLAS, command line and git state.
+
+Everything here is best effort: a missing piece (no git, an old NumPy without
+``show_config(mode="dicts")``, no threadpoolctl) is recorded as ``null``, never an
+error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["collect_environment", "git_state"]
+
+_GIT_TIMEOUT_S = 5.0
+
+
+def git_state(directory: Path | None = None) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` for the git checkout holding ``directory``.
+
+    None when git is not installed, ``directory`` is not inside a repository, or git
+    does not answer within a few seconds. ``dirty`` considers tracked files only, so
+    untracked outputs do not mark every run dirty.
+    """
+    cwd = os.fspath(directory) if directory is not None else None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty: bool | None = None
+    if status.returncode == 0:
+        dirty = bool(status.stdout.strip())
+    return {"commit": commit.stdout.strip(), "dirty": dirty}
+
+
+def _numpy_info() -> dict[str, Any]:
+    try:
+        import numpy as np
+    except ImportError:
+        return {"numpy": None, "blas": None}
+    blas: Any = None
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config.get("Build Dependencies") if isinstance(config, dict) else None
+    except TypeError:
+        # NumPy < 1.25 only prints its configuration
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            np.show_config()
+        blas = buffer.getvalue()
+    except Exception:  # an informational extra must never fail a run
+        blas = None
+    return {"numpy": np.__version__, "blas": blas}
+
+
+def _threadpools() -> Any:
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    try:
+        return threadpoolctl.threadpool_info()
+    except Exception:  # an informational extra must never fail a run
+        return None
+
+
+def collect_environment(
+    extra: Mapping[str, Any] | None = None,
+    repository: Path | None = None,
+) -> dict[str, Any]:
+    """A JSON-serialisable description of the running environment.
+
+    Keys: ``mlx``, ``python``, ``python_executable``, ``platform``, ``machine``,
+    ``numpy``, ``blas`` (NumPy's build configuration), ``threadpools`` (threadpoolctl,
+    if installed), ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for
+    ``repository`` or the repository root), ``hostname``, ``cpu_count``, and every key
+    of ``extra`` (which wins on clashes).
+    """
+    from mlx import __version__
+    from mlx.utils.paths import repository_root
+
+    info: dict[str, Any] = {
+        "mlx": __version__,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu_count": os.cpu_count(),
+    }
+    info.update(_numpy_info())
+    info["threadpools"] = _threadpools()
+    info["argv"] = list(sys.argv)
+    info["cwd"] = os.getcwd()
+    info["git"] = git_state(repository if repository is not None else repository_root())
+    if extra:
+        info.update(extra)
+    return info

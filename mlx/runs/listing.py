@@ -1,0 +1,338 @@
+"""Finding, listing and showing runs (``mlx runs``, ``mlx runs show RUN``).
+
+Runs are looked for under an outputs root (default ``<repository root>/outputs``) at
+depth 1 (``outputs/<run_id>``) and depth 2 (``outputs/<experiment dir>/<run_id>``).
+Reading takes no lock and never blocks a running writer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import difflib
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+from mlx.errors import DataWarning, RunError
+from mlx.runs.ids import parse_run_id, utc_now
+from mlx.runs.store import RunDir, effective_status, open_run, parse_timestamp
+
+__all__ = [
+    "RunInfo",
+    "default_runs_root",
+    "find_run",
+    "format_run",
+    "format_runs_table",
+    "iter_run_dirs",
+    "list_runs",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Which final metric stands for a run in a listing, when no best_metric is recorded.
+_KEY_METRICS = ("accuracy", "f1_score", "r2", "rmse", "mse", "mae", "log_loss", "loss")
+_MAX_LISTED = 10
+_EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """One line of ``mlx runs``.
+
+    ``status`` is the effective status (``lost`` included); ``metric_name`` and
+    ``metric_value`` are the run's best metric, else its main final metric, else None.
+    ``started_at``/``finished_at`` are aware UTC datetimes (None if unknown).
+    """
+
+    run_id: str
+    name: str
+    status: str
+    epochs_completed: int | None
+    metric_name: str | None
+    metric_value: float | None
+    started_at: _dt.datetime | None
+    finished_at: _dt.datetime | None
+    path: Path
+
+    @classmethod
+    def from_summary(
+        cls, path: Path, summary: Mapping[str, Any], now: _dt.datetime | None = None
+    ) -> RunInfo:
+        metric_name, metric_value = _key_metric(summary)
+        epochs = summary.get("epochs_completed")
+        started = parse_timestamp(summary.get("started_at"))
+        if started is None:
+            parsed = parse_run_id(path.name)
+            started = parsed.started if parsed else None
+        return cls(
+            run_id=str(summary.get("run_id") or path.name),
+            name=str(summary.get("name") or path.name),
+            status=effective_status(summary, now),
+            epochs_completed=epochs if isinstance(epochs, int) else None,
+            metric_name=metric_name,
+            metric_value=metric_value,
+            started_at=started,
+            finished_at=parse_timestamp(summary.get("finished_at")),
+            path=path,
+        )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _key_metric(summary: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    best = summary.get("best_metric")
+    if isinstance(best, Mapping) and _number(best.get("value")) is not None:
+        return str(best.get("name", "metric")), _number(best.get("value"))
+    final = summary.get("final_metrics")
+    if isinstance(final, Mapping):
+        for name in _KEY_METRICS:
+            for key in (name, f"val_{name}", f"test_{name}"):
+                if _number(final.get(key)) is not None:
+                    return key, _number(final[key])
+        for key, value in final.items():
+            if _number(value) is not None:
+                return str(key), _number(value)
+    return None, None
+
+
+def default_runs_root() -> Path:
+    """``<repository root>/outputs``, where runs are looked for by default."""
+    from mlx.utils.paths import repository_root
+
+    return repository_root() / "outputs"
+
+
+def _looks_like_run(path: Path) -> bool:
+    return (path / "summary.json").is_file() or parse_run_id(path.name) is not None
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return []
+    return sorted(
+        Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()
+    )
+
+
+def iter_run_dirs(root: PathLike | None = None) -> Iterator[Path]:
+    """Directories under ``root`` (depth 1 and 2) that are, or claim to be, runs:
+    they hold a ``summary.json`` or are named like a run ID."""
+    base = Path(root) if root is not None else default_runs_root()
+    for child in _subdirs(base):
+        if _looks_like_run(child):
+            yield child
+            continue
+        for grandchild in _subdirs(child):
+            if _looks_like_run(grandchild):
+                yield grandchild
+
+
+def _id_time(path: Path) -> _dt.datetime:
+    parsed = parse_run_id(path.name)
+    return parsed.started if parsed else _EPOCH_UTC
+
+
+def list_runs(
+    root: PathLike | None = None, *, now: _dt.datetime | None = None
+) -> list[RunInfo]:
+    """Every run under ``root`` (default ``<repository root>/outputs``), newest first.
+
+    A run whose summary is missing or corrupt is skipped with a
+    :class:`~mlx.errors.DataWarning`; a missing ``root`` gives an empty list.
+    """
+    moment = now if now is not None else utc_now()
+    infos = []
+    for path in iter_run_dirs(root):
+        try:
+            summary = RunDir(path).read_summary()
+        except RunError as exc:
+            warnings.warn(f"Skipped a run: {exc}", DataWarning, stacklevel=2)
+            continue
+        infos.append(RunInfo.from_summary(path, summary, moment))
+    infos.sort(key=lambda i: (i.started_at or _EPOCH_UTC, i.run_id), reverse=True)
+    return infos
+
+
+def _listing(paths: Sequence[Path]) -> str:
+    ordered = sorted(paths, key=lambda p: (_id_time(p), p.name), reverse=True)
+    lines = [f"  {p.name}  ({os.fspath(p)})" for p in ordered[:_MAX_LISTED]]
+    if len(ordered) > _MAX_LISTED:
+        lines.append(f"  ... and {len(ordered) - _MAX_LISTED} more")
+    return "\n".join(lines)
+
+
+def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
+    """The run that ``ref`` names: a run directory path, or a run ID (or a unique
+    prefix of one, such as ``mnist-20240501``) searched under ``root`` (default
+    ``<repository root>/outputs``, depth 2).
+
+    Raises RunError when nothing matches (listing near matches) or when several runs
+    match (listing them, newest first).
+    """
+    text = os.fspath(ref)
+    candidate = Path(text).expanduser()
+    base = Path(root) if root is not None else default_runs_root()
+    is_pathlike = os.sep in text or "/" in text or text in (".", "..")
+    if candidate.is_dir() and (is_pathlike or (candidate / "summary.json").is_file()):
+        return open_run(candidate)
+    if is_pathlike:
+        raise RunError(f"No run directory at {text!r}.")
+    if not text:
+        raise RunError("The run to open must be a run ID or a path; got ''.")
+    runs = list(iter_run_dirs(base))
+    exact = [p for p in runs if p.name == text]
+    matches = exact or [p for p in runs if p.name.startswith(text)]
+    if len(matches) == 1:
+        return open_run(matches[0])
+    if len(matches) > 1:
+        raise RunError(
+            f"{text!r} matches {len(matches)} runs under {os.fspath(base)!r}:\n"
+            + _listing(matches),
+            hint="give the full run ID or the run directory path",
+        )
+    ids = sorted({p.name for p in runs})
+    near = difflib.get_close_matches(text, ids, n=5, cutoff=0.5)
+    near += [i for i in ids if text in i and i not in near][: 5 - len(near)]
+    message = f"No run {text!r} under {os.fspath(base)!r}"
+    if not base.is_dir():
+        message += " (the directory does not exist)"
+    if near:
+        message += "; did you mean:\n" + "\n".join(f"  {n}" for n in near)
+    else:
+        message += "."
+    raise RunError(message, hint="`mlx runs` lists the runs")
+
+
+# -- formatting --------------------------------------------------------------------
+
+
+def _fmt_time(moment: _dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "-"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def format_runs_table(runs: Sequence[RunInfo]) -> str:
+    """Plain-text table of ``runs`` (no colours), one run per line, columns aligned:
+    RUN ID, STATUS, EPOCHS, METRIC, STARTED (UTC)."""
+    if not runs:
+        return "No runs found."
+    rows = []
+    for info in runs:
+        metric = "-"
+        if info.metric_name is not None and info.metric_value is not None:
+            metric = f"{info.metric_name}={_fmt_value(info.metric_value)}"
+        rows.append(
+            [
+                info.run_id,
+                info.status,
+                "-" if info.epochs_completed is None else str(info.epochs_completed),
+                metric,
+                _fmt_time(info.started_at),
+            ]
+        )
+    return _table(["RUN ID", "STATUS", "EPOCHS", "METRIC", "STARTED (UTC)"], rows)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return 0
+
+
+def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> str:
+    """Plain-text description of one run for ``mlx runs show RUN``."""
+    run = run if isinstance(run, RunDir) else open_run(run)
+    summary = run.read_summary()
+    moment = now if now is not None else utc_now()
+    info = RunInfo.from_summary(run.path, summary, moment)
+    fields: list[tuple[str, str]] = [
+        ("Run", info.run_id),
+        ("Name", info.name),
+        ("Status", info.status),
+        ("Path", os.fspath(run.path)),
+        ("Process", f"pid {summary.get('pid', '?')} on {summary.get('host', '?')}"),
+        ("Started", _fmt_time(info.started_at) + " UTC" if info.started_at else "-"),
+    ]
+    if info.finished_at is not None:
+        fields.append(("Finished", _fmt_time(info.finished_at) + " UTC"))
+    if info.started_at is not None:
+        end = info.finished_at or moment
+        fields.append(
+            ("Duration", _fmt_duration((end - info.started_at).total_seconds()))
+        )
+    if info.status in ("running", "lost"):
+        fields.append(("Heartbeat", str(summary.get("heartbeat_at") or "-")))
+    fields.append(
+        ("Epochs", "-" if info.epochs_completed is None else str(info.epochs_completed))
+    )
+    best = summary.get("best_metric")
+    if isinstance(best, Mapping) and "value" in best:
+        text = f"{best.get('name', 'metric')} = {_fmt_value(best.get('value'))}"
+        if best.get("epoch") is not None:
+            text += f" (epoch {best['epoch']})"
+        fields.append(("Best metric", text))
+    if summary.get("error"):
+        fields.append(("Error", str(summary["error"])))
+    checkpoint = run.latest_checkpoint()
+    fields.append(
+        (
+            "Checkpoint",
+            os.fspath(checkpoint.relative_to(run.path)) if checkpoint else "none",
+        )
+    )
+    fields.append(("Model", "model/" if run.model_dir.is_dir() else "not saved"))
+    evals = run.list_evals()
+    fields.append(
+        (
+            "Evaluations",
+            f"{len(evals)} (latest evals/{evals[-1].name})" if evals else "0",
+        )
+    )
+    fields.append(("Metrics log", f"{_count_lines(run.metrics_path)} records"))
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{(k + ':').ljust(width)}{v}" for k, v in fields]
+    for title, key in (("Final metrics", "final_metrics"), ("Timings", "timings")):
+        section = summary.get(key)
+        if isinstance(section, Mapping) and section:
+            lines.append(f"{title}:")
+            inner = max(len(str(k)) for k in section) + 2
+            lines.extend(
+                f"  {str(k).ljust(inner)}{_fmt_value(v)}" for k, v in section.items()
+            )
+    return "\n".join(lines)

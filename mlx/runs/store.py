@@ -1,0 +1,796 @@
+"""One experiment run on disk: :class:`RunDir`.
+
+Layout of a run directory (its name is the run ID)::
+
+    <output_directory>/<run_id>/
+        summary.json         status, pid/host, heartbeat, final metrics (replaced
+                             atomically on every update)
+        config.yaml          the fully resolved configuration
+        original_config.*    byte copy of the file the run was started from
+        environment.json     versions, platform, BLAS, command line, git commit
+        metrics.jsonl        one JSON object per line, appended (one line per epoch)
+        train.log            the training log (written by the trainer)
+        checkpoints/
+            epoch-0001/      one directory per saved epoch, published by one rename
+            epoch-0002/
+            last -> epoch-0002   symlink (or a text file holding the name)
+        model/               the final model, published by one rename
+        evals/
+            20240501T120003.123456Z.json   one file per evaluation, never overwritten
+
+Writers never leave a torn file: whole files are replaced with ``os.replace``, lines
+are appended with one ``os.write``, directories are published with one rename
+(:mod:`mlx.utils.atomic`). Readers therefore need no lock and never block the writer.
+
+Epoch numbers are 1-based: epoch ``N`` is the state after ``N`` completed epochs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Union
+
+from mlx.errors import DataWarning, RunError
+from mlx.runs.ids import _as_utc, new_run_id, utc_now
+from mlx.utils.atomic import (
+    append_line,
+    read_pointer,
+    replace_dir_atomic,
+    to_json,
+    update_symlink_atomic,
+    write_bytes_atomic,
+    write_bytes_exclusive,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "FINISHED_STATUSES",
+    "MIN_STALE_SECONDS",
+    "STATUSES",
+    "Heartbeat",
+    "RunDir",
+    "effective_status",
+    "open_run",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Statuses written to ``summary.json``.
+STATUSES = ("running", "completed", "failed", "interrupted")
+#: Statuses after which a run no longer changes on its own.
+FINISHED_STATUSES = ("completed", "failed", "interrupted")
+#: Seconds between heartbeats of :class:`Heartbeat` (and assumed when none recorded).
+DEFAULT_HEARTBEAT_INTERVAL = 10.0
+#: A running run whose heartbeat is older than max(3 x interval, this) is ``lost``.
+MIN_STALE_SECONDS = 60.0
+
+SUMMARY_FORMAT = 1
+_EPOCH_DIR_RE = re.compile(r"^epoch-(\d+)$")
+_EVAL_STAMP = "%Y%m%dT%H%M%S.%fZ"
+_MAX_CREATE_ATTEMPTS = 64
+
+# One lock per run directory, shared by every RunDir object of this process, so the
+# heartbeat thread and the training loop never interleave a read-modify-write.
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.RLock:
+    key = os.path.normcase(os.path.abspath(path))
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = threading.RLock()
+        return lock
+
+
+def _timestamp(moment: _dt.datetime | None = None) -> str:
+    return _as_utc(moment if moment is not None else utc_now()).isoformat()
+
+
+def parse_timestamp(value: Any) -> _dt.datetime | None:
+    """A summary timestamp (ISO 8601) as an aware UTC datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        return _as_utc(_dt.datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` exists on this host; None when it cannot be told."""
+    if sys.platform.startswith("win"):
+        # os.kill on Windows terminates the process: never probe with it
+        return None
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return None
+    return True
+
+
+def stale_after(summary: Mapping[str, Any]) -> float:
+    """Seconds without a heartbeat after which a running run counts as lost."""
+    interval = summary.get("heartbeat_interval")
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool):
+        interval = DEFAULT_HEARTBEAT_INTERVAL
+    return max(3.0 * float(interval), MIN_STALE_SECONDS)
+
+
+def effective_status(
+    summary: Mapping[str, Any], now: _dt.datetime | None = None
+) -> str:
+    """The status to show for ``summary``: its ``status``, or ``lost`` for a run
+    that says ``running`` but whose process is gone.
+
+    A running run is lost when its ``pid`` is dead on this host (same ``host``), or
+    when its last sign of life (``heartbeat_at`` or ``updated_at``) is older than
+    :func:`stale_after` (three heartbeat intervals, at least 60 s).
+    """
+    status = summary.get("status")
+    if status != "running":
+        return str(status)
+    pid = summary.get("pid")
+    if summary.get("host") == socket.gethostname() and isinstance(pid, int):
+        if _pid_alive(pid) is False:
+            return "lost"
+    # any summary write shows the process was alive then
+    beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at", "updated_at")]
+    beat = max((b for b in beats if b is not None), default=None)
+    moment = _as_utc(now) if now is not None else utc_now()
+    if beat is None or (moment - beat).total_seconds() > stale_after(summary):
+        return "lost"
+    return "running"
+
+
+def _plain(value: Any) -> Any:
+    """Config data as plain dicts, lists and scalars (read-only mappings, tuples,
+    paths and NumPy scalars are converted) so yaml.safe_dump accepts it."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _plain(value.tolist())
+    return value
+
+
+def _error_message(error: BaseException | str) -> tuple[str, str | None]:
+    if isinstance(error, BaseException):
+        text = str(error)
+        return (f"{type(error).__name__}: {text}" if text else type(error).__name__), (
+            type(error).__name__
+        )
+    return str(error), None
+
+
+class RunDir:
+    """A run directory: paths to its parts and crash-safe writers for them.
+
+    Create a new run with :meth:`create`; open an existing one with :func:`open_run`
+    or :func:`mlx.runs.find_run`. Constructing ``RunDir(path)`` does no I/O.
+
+    Attributes
+    ----------
+    path : Path
+        The run directory; its name is the run ID.
+    run_id : str
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        self.run_id = self.path.name
+        self._lock = _lock_for(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({os.fspath(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunDir):
+            return NotImplemented
+        return os.path.abspath(self.path) == os.path.abspath(other.path)
+
+    def __hash__(self) -> int:
+        return hash(os.path.abspath(self.path))
+
+    # -- creation ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        output_directory: PathLike,
+        name: str,
+        *,
+        now: _dt.datetime | None = None,
+    ) -> RunDir:
+        """Create a new run directory ``<output_directory>/<run_id>`` and its summary.
+
+        The directory is claimed with ``os.mkdir`` (never ``exist_ok``): if the ID is
+        taken, by another process starting in the same second, a new random suffix is
+        drawn, so no two runs ever share a directory. ``output_directory`` is created
+        if needed. The new run starts as ``running``, owned by this process; finish it
+        with :meth:`mark_completed`, :meth:`mark_failed` or :meth:`mark_interrupted`.
+        """
+        root = Path(output_directory)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(
+                f"Cannot create the output directory {os.fspath(root)!r}: {exc}."
+            ) from exc
+        moment = _as_utc(now if now is not None else utc_now())
+        for _ in range(_MAX_CREATE_ATTEMPTS):
+            path = root / new_run_id(name, moment)
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise RunError(
+                    f"Cannot create the run directory {os.fspath(path)!r}: {exc}."
+                ) from exc
+            run = cls(path)
+            stamp = _timestamp(moment)
+            run._write_summary(
+                {
+                    "format": SUMMARY_FORMAT,
+                    "run_id": run.run_id,
+                    "name": name,
+                    "status": "running",
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started_at": stamp,
+                    "updated_at": stamp,
+                    "heartbeat_at": stamp,
+                    "heartbeat_interval": DEFAULT_HEARTBEAT_INTERVAL,
+                    "finished_at": None,
+                    "epochs_completed": 0,
+                    "final_metrics": None,
+                    "best_metric": None,
+                    "timings": {},
+                    "error": None,
+                }
+            )
+            return run
+        raise RunError(
+            f"Could not find a free run ID for {name!r} in {os.fspath(root)!r} after "
+            f"{_MAX_CREATE_ATTEMPTS} attempts."
+        )
+
+    # -- paths ---------------------------------------------------------------------
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def environment_path(self) -> Path:
+        return self.path / "environment.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        """``train.log``; the trainer writes it (e.g. with a logging.FileHandler)."""
+        return self.path / "train.log"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model_dir(self) -> Path:
+        """``model/``: the final model, written with :meth:`save_model`."""
+        return self.path / "model"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.path / "evals"
+
+    # -- config and environment ----------------------------------------------------
+
+    def write_config(self, config: Any, original_path: PathLike | None = None) -> Path:
+        """Write ``config.yaml`` and, if given, a byte copy of the original file.
+
+        ``config`` is the fully resolved configuration: a mapping, or an object with
+        ``to_dict()`` (such as :class:`mlx.config.ExperimentConfig`). Keys keep their
+        order. The copy is named ``original_config`` plus the original's suffix
+        (``original_config.json``, ``original_config.yaml``). Returns the path of
+        ``config.yaml``.
+        """
+        import yaml
+
+        data = config.to_dict() if hasattr(config, "to_dict") else config
+        if not isinstance(data, Mapping):
+            raise RunError(
+                "write_config expects a mapping or an object with to_dict(); "
+                f"got {type(config).__name__}."
+            )
+        text = yaml.safe_dump(
+            _plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True
+        )
+        write_text_atomic(self.config_path, text)
+        if original_path is not None:
+            source = Path(original_path)
+            try:
+                content = source.read_bytes()
+            except OSError as exc:
+                raise RunError(
+                    f"Cannot copy the original config file {os.fspath(source)!r}: "
+                    f"{exc}."
+                ) from exc
+            suffix = source.suffix.lower() or ".txt"
+            write_bytes_atomic(self.path / f"original_config{suffix}", content)
+        return self.config_path
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved configuration from ``config.yaml`` as plain data."""
+        import yaml
+
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(
+                f"Run {self.run_id!r} has no config.yaml at "
+                f"{os.fspath(self.config_path)!r}."
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RunError(
+                f"{os.fspath(self.config_path)}: not valid YAML: {exc}."
+            ) from exc
+        if not isinstance(data, dict):
+            raise RunError(
+                f"{os.fspath(self.config_path)}: expected a mapping at the top level; "
+                f"got {type(data).__name__}."
+            )
+        return data
+
+    def write_environment(self, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write ``environment.json`` (see :func:`mlx.runs.collect_environment`)."""
+        from mlx.runs.environment import collect_environment
+
+        return write_json_atomic(self.environment_path, collect_environment(extra))
+
+    # -- metrics -------------------------------------------------------------------
+
+    def append_metrics(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` as one JSON line to ``metrics.jsonl``.
+
+        The keys are the caller's (e.g. ``epoch``, ``step``, ``train_loss``,
+        ``val_accuracy``, ``learning_rate``, ``seconds``); NumPy scalars are converted.
+        """
+        if not isinstance(record, Mapping):
+            raise RunError(
+                f"append_metrics expects a mapping; got {type(record).__name__}."
+            )
+        append_line(self.metrics_path, to_json(dict(record), indent=None))
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every record of ``metrics.jsonl``, in order ([] if there is none yet).
+
+        A torn or unparsable line (left by a crash mid-write) is skipped with a
+        :class:`~mlx.errors.DataWarning` naming the file and line number.
+        """
+        try:
+            raw = self.metrics_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        records: list[dict[str, Any]] = []
+        # split on "\n" only: str.splitlines would also split on U+2028 in strings
+        for number, line in enumerate(raw.decode("utf-8", "replace").split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                warnings.warn(
+                    f"{os.fspath(self.metrics_path)}:{number}: skipped a torn or "
+                    "unparsable line (expected one JSON object).",
+                    DataWarning,
+                    stacklevel=2,
+                )
+                continue
+            records.append(record)
+        return records
+
+    def truncate_metrics(self, n_epochs: int, *, key: str = "epoch") -> int:
+        """Keep only records with ``record[key] <= n_epochs`` (for resuming after
+        epoch ``n_epochs``); records without a numeric ``key`` are kept. Torn lines
+        are dropped. ``metrics.jsonl`` is rewritten atomically. Returns the number of
+        records kept.
+        """
+        kept = []
+        for record in self.read_metrics():
+            value = record.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if value > n_epochs:
+                    continue
+            kept.append(record)
+        text = "".join(to_json(r, indent=None) + "\n" for r in kept)
+        write_text_atomic(self.metrics_path, text)
+        return len(kept)
+
+    # -- checkpoints and the final model -------------------------------------------
+
+    def checkpoint_dir(self, epoch: int) -> Path:
+        """``checkpoints/epoch-NNNN`` for ``epoch`` (it need not exist)."""
+        return self.checkpoints_dir / f"epoch-{_check_epoch(epoch):04d}"
+
+    def save_checkpoint(self, epoch: int, write_fn: Callable[[Path], Any]) -> Path:
+        """Write the checkpoint of ``epoch`` crash-safely; returns its directory.
+
+        ``write_fn(tmp_path)`` writes the checkpoint's files (weights, optimizer
+        state, ``trainer_state.json``, ...) into the empty directory
+        ``checkpoints/.tmp-epoch-NNNN-<hex>``. Then that directory is renamed to
+        ``checkpoints/epoch-NNNN`` and ``checkpoints/last`` is pointed at it. If
+        ``write_fn`` raises, or the process dies inside it, the previous checkpoint
+        and ``last`` stay as they were; leftovers are removed by the next save.
+        """
+        final = self.checkpoint_dir(epoch)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(self.checkpoints_dir)
+        published = _publish_dir(self.checkpoints_dir, final.name, write_fn)
+        update_symlink_atomic(self.checkpoints_dir / "last", final.name)
+        return published
+
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        """``(epoch, directory)`` of every complete checkpoint, oldest first."""
+        found = []
+        try:
+            entries = list(os.scandir(self.checkpoints_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for entry in entries:
+            match = _EPOCH_DIR_RE.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False):
+                found.append((int(match.group(1)), Path(entry.path)))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The directory ``checkpoints/last`` points at; if that is missing or
+        broken, the highest complete ``epoch-NNNN``; None when there is none."""
+        target = read_pointer(self.checkpoints_dir / "last")
+        if target and _EPOCH_DIR_RE.match(target):
+            candidate = self.checkpoints_dir / target
+            if candidate.is_dir():
+                return candidate
+        found = self.list_checkpoints()
+        return found[-1][1] if found else None
+
+    def save_model(self, write_fn: Callable[[Path], Any]) -> Path:
+        """Write the final model into ``model/`` crash-safely; returns ``model_dir``.
+
+        ``write_fn(tmp_path)`` fills the empty directory ``.tmp-model-<hex>``, which
+        is then renamed to ``model/`` (replacing an older one).
+        """
+        _remove_leftovers(self.path, prefix=".tmp-model-")
+        return _publish_dir(self.path, self.model_dir.name, write_fn)
+
+    # -- evaluations ---------------------------------------------------------------
+
+    def write_eval(
+        self, result: Mapping[str, Any], *, now: _dt.datetime | None = None
+    ) -> Path:
+        """Write ``result`` to ``evals/<UTC timestamp>.json``; returns the path.
+
+        The name is the UTC time with microseconds (``20240501T120003.123456Z.json``),
+        so files sort by time. An existing file is never overwritten: on a clash the
+        timestamp moves on by a microsecond.
+        """
+        self.evals_dir.mkdir(parents=True, exist_ok=True)
+        moment = _as_utc(now if now is not None else utc_now())
+        data = (to_json(dict(result)) + "\n").encode("utf-8")
+        for _ in range(10_000):
+            path = self.evals_dir / (moment.strftime(_EVAL_STAMP) + ".json")
+            try:
+                return write_bytes_exclusive(path, data)
+            except FileExistsError:
+                moment += _dt.timedelta(microseconds=1)
+        raise RunError(
+            f"Could not find a free evaluation file name in {self.evals_dir}."
+        )
+
+    def list_evals(self) -> list[Path]:
+        """Evaluation result files, oldest first."""
+        try:
+            names = os.listdir(self.evals_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [
+            self.evals_dir / n
+            for n in sorted(names)
+            if n.endswith(".json") and not n.startswith(".")
+        ]
+
+    # -- summary and status --------------------------------------------------------
+
+    def read_summary(self) -> dict[str, Any]:
+        """The content of ``summary.json``; RunError if it is missing or corrupt."""
+        try:
+            text = self.summary_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(
+                f"{os.fspath(self.path)!r} is not a run directory: it has no "
+                "summary.json (the run may have failed while being created)."
+            ) from None
+        except OSError as exc:
+            raise RunError(
+                f"Cannot read {os.fspath(self.summary_path)!r}: {exc}."
+            ) from exc
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RunError(
+                f"{os.fspath(self.summary_path)}: corrupt summary, not valid JSON "
+                f"({exc})."
+            ) from exc
+        if not isinstance(data, dict) or "status" not in data:
+            raise RunError(
+                f"{os.fspath(self.summary_path)}: corrupt summary, expected a JSON "
+                "object with a 'status' key."
+            )
+        return data
+
+    @property
+    def name(self) -> str:
+        """The experiment name the run was created with."""
+        return str(self.read_summary().get("name", self.run_id))
+
+    def status(self, now: _dt.datetime | None = None) -> str:
+        """``running``, ``completed``, ``failed``, ``interrupted`` or ``lost``
+        (see :func:`effective_status`)."""
+        return effective_status(self.read_summary(), now)
+
+    def _write_summary(self, summary: Mapping[str, Any]) -> None:
+        with self._lock:
+            write_json_atomic(self.summary_path, summary)
+
+    def update_summary(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``summary.json`` (and set ``updated_at``); returns the
+        new summary. Thread-safe within this process."""
+        with self._lock:
+            summary = self.read_summary()
+            summary.update(fields)
+            summary["updated_at"] = _timestamp()
+            self._write_summary(summary)
+            return summary
+
+    def heartbeat(self, **fields: Any) -> dict[str, Any]:
+        """Record that the run is alive (``heartbeat_at``), plus any ``fields`` such
+        as ``epochs_completed=3`` or ``best_metric={...}``. Never changes ``status``."""
+        fields.pop("status", None)
+        return self.update_summary(heartbeat_at=_timestamp(), **fields)
+
+    def mark_running(self, **fields: Any) -> dict[str, Any]:
+        """Take the run over in this process (e.g. to resume it): status ``running``,
+        this pid and host, ``finished_at``/``error`` cleared. Each takeover of a run
+        that had ended is recorded in ``resumed_at``.
+
+        Raises RunError if another live process still runs it.
+        """
+        with self._lock:
+            summary = self.read_summary()
+            pid, host = os.getpid(), socket.gethostname()
+            owned = summary.get("pid") == pid and summary.get("host") == host
+            state = effective_status(summary)
+            if state == "running" and not owned:
+                raise RunError(
+                    f"Run {self.run_id!r} is still running (pid {summary.get('pid')} "
+                    f"on {summary.get('host')}, last heartbeat "
+                    f"{summary.get('heartbeat_at')}).",
+                    hint="wait for it to finish, or stop that process first",
+                )
+            if not (owned and summary.get("status") == "running"):
+                summary["resumed_at"] = list(summary.get("resumed_at") or []) + [
+                    _timestamp()
+                ]
+            stamp = _timestamp()
+            summary.update(
+                status="running",
+                pid=pid,
+                host=host,
+                heartbeat_at=stamp,
+                finished_at=None,
+                error=None,
+                error_type=None,
+            )
+            summary.update(fields)
+            summary["updated_at"] = stamp
+            self._write_summary(summary)
+            return summary
+
+    def _finish(self, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+        stamp = _timestamp()
+        return self.update_summary(
+            status=status, finished_at=stamp, heartbeat_at=stamp, **fields
+        )
+
+    def mark_completed(
+        self,
+        final_metrics: Mapping[str, Any] | None = None,
+        *,
+        best_metric: Mapping[str, Any] | None = None,
+        epochs_completed: int | None = None,
+        timings: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Status ``completed``, with the final metrics (name -> value), the best
+        metric (``{"name": ..., "value": ..., "epoch": ...}``), the number of epochs
+        and timings (e.g. ``{"total_seconds": 12.3}``); None leaves a field as is."""
+        _put(fields, "final_metrics", final_metrics)
+        _put(fields, "best_metric", best_metric)
+        _put(fields, "epochs_completed", epochs_completed)
+        _put(fields, "timings", timings)
+        return self._finish("completed", fields)
+
+    def mark_failed(self, error: BaseException | str, **fields: Any) -> dict[str, Any]:
+        """Status ``failed``; ``error`` (an exception or a message) is stored as
+        ``error`` (``"Type: message"``) and ``error_type``."""
+        message, kind = _error_message(error)
+        fields.setdefault("error", message)
+        fields.setdefault("error_type", kind)
+        return self._finish("failed", fields)
+
+    def mark_interrupted(
+        self, message: str | None = "interrupted by the user", **fields: Any
+    ) -> dict[str, Any]:
+        """Status ``interrupted`` (Ctrl-C, SIGTERM); ``message`` goes to ``error``."""
+        fields.setdefault("error", message)
+        return self._finish("interrupted", fields)
+
+    def heartbeat_thread(
+        self, interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    ) -> Heartbeat:
+        """A :class:`Heartbeat` for this run (use it as a context manager)."""
+        return Heartbeat(self, interval)
+
+
+def _put(fields: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        fields[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _check_epoch(epoch: Any) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise RunError(f"A checkpoint epoch must be an integer >= 0; got {epoch!r}.")
+    return epoch
+
+
+def _remove_leftovers(directory: Path, prefix: str | None = None) -> None:
+    """Remove temporary entries a crashed save left behind (``.tmp-*``, ``.old-*``)."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    prefixes = (prefix,) if prefix else (".tmp-", ".old-")
+    for entry in entries:
+        if entry.name.startswith(prefixes):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
+def _publish_dir(parent: Path, name: str, write_fn: Callable[[Path], Any]) -> Path:
+    tmp = parent / f".tmp-{name}-{os.urandom(4).hex()}"
+    os.mkdir(tmp)
+    try:
+        write_fn(tmp)
+        return replace_dir_atomic(tmp, parent / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def open_run(path: PathLike) -> RunDir:
+    """The run in directory ``path``; RunError if it is not a readable run."""
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise RunError(f"No run directory at {os.fspath(run.path)!r}.")
+    run.read_summary()
+    return run
+
+
+class Heartbeat:
+    """Refresh a run's heartbeat from a daemon thread every ``interval`` seconds.
+
+    ::
+
+        with Heartbeat(run, interval=10):
+            train(...)
+
+    Records ``heartbeat_interval`` in the summary so readers know when the run is
+    stale. Summary writes share the run's lock with the training thread, and every
+    write is an atomic replace, so the file is never torn. A failing heartbeat write
+    (disk full, ...) never stops training: the exception is kept in ``last_error``.
+    """
+
+    def __init__(
+        self, run: RunDir, interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    ) -> None:
+        number = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+        if not number or not interval > 0:
+            raise RunError(
+                "The 'interval' parameter of Heartbeat must be a number of seconds "
+                f"> 0; got {interval!r}."
+            )
+        self.run = run
+        self.interval = float(interval)
+        self.last_error: BaseException | None = None
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Heartbeat:
+        """Beat once now, then start the thread. Returns self."""
+        if self._thread is not None:
+            return self
+        self._stop.clear()
+        self._beat(heartbeat_interval=self.interval)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-{self.run.run_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (at most one pending write)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _beat(self, **fields: Any) -> None:
+        try:
+            self.run.heartbeat(**fields)
+            self.beats += 1
+        except Exception as exc:  # never let bookkeeping kill a training run
+            self.last_error = exc
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()

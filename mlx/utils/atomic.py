@@ -1,0 +1,305 @@
+"""Crash-safe file and directory updates.
+
+Every writer here leaves, after a crash at any instant, either the old version or the
+new one on disk, never a torn mix:
+
+* :func:`write_bytes_atomic`, :func:`write_text_atomic`, :func:`write_json_atomic`
+  write a temporary file in the same directory, flush and fsync it, ``os.replace`` it
+  over the target and fsync the directory, so the rename itself is durable. The
+  temporary file is removed when anything fails.
+* :func:`write_bytes_exclusive` does the same but never overwrites: it publishes the
+  finished file with ``os.link``, which fails if the name is taken.
+* :func:`append_line` appends one whole line with a single ``os.write`` on an
+  ``O_APPEND`` descriptor, then fsyncs. A crash can only cut the last line short;
+  readers skip such a line, and the next append starts on a fresh line.
+* :func:`replace_dir_atomic` publishes a fully written temporary directory under its
+  final name with one rename.
+* :func:`update_symlink_atomic` repoints a symlink with a temporary link and
+  ``os.replace``. Where symlinks are unavailable (some Windows setups) the "link" is a
+  small text file holding the target's name instead; :func:`read_pointer` reads either.
+
+Readers never need a lock: every name always refers to a complete file or directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+__all__ = [
+    "append_line",
+    "fsync_dir",
+    "read_pointer",
+    "replace_dir_atomic",
+    "to_json",
+    "update_symlink_atomic",
+    "write_bytes_atomic",
+    "write_bytes_exclusive",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate newlines
+
+
+def fsync_dir(directory: PathLike) -> None:
+    """Flush a directory entry change (create, rename, unlink) to disk.
+
+    A no-op where directories cannot be opened (Windows), where renames are durable
+    once the call returns.
+    """
+    if sys.platform.startswith("win"):
+        return
+    try:
+        fd = os.open(os.fspath(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        # some file systems (e.g. certain network mounts) refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _mode_for(target: Path) -> int:
+    # keep the permissions of the file being replaced; new files get the usual
+    # rw-r--r-- rather than mkstemp's private rw-------
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o644
+
+
+def _write_temp(directory: Path, prefix: str, data: bytes, mode: int) -> Path:
+    """Write ``data`` to a new fsynced temporary file in ``directory``."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(name)
+        raise
+    os.close(fd)
+    return Path(name)
+
+
+def _unlink_quietly(path: PathLike) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically; returns ``path`` as a Path.
+
+    Parent directories must exist. On any failure the previous content of ``path``
+    is untouched and no temporary file is left behind.
+    """
+    target = Path(path)
+    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), _mode_for(target))
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(target.parent)
+    return target
+
+
+def write_text_atomic(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Replace ``path`` with ``text`` atomically (see :func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, text.encode(encoding))
+
+
+def _json_default(obj: Any) -> Any:
+    # NumPy scalars and arrays, without importing NumPy here
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text of ``obj``; NumPy scalars/arrays and paths are converted.
+
+    Non-finite floats are written as ``NaN``/``Infinity`` (Python's JSON dialect), so a
+    diverged loss is recorded rather than lost.
+    """
+    return json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False)
+
+
+def write_json_atomic(path: PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Replace ``path`` with ``obj`` as JSON (plus a final newline) atomically."""
+    return write_text_atomic(path, to_json(obj, indent=indent) + "\n")
+
+
+def write_bytes_exclusive(path: PathLike, data: bytes) -> Path:
+    """Create ``path`` holding ``data``; raise FileExistsError if it exists.
+
+    The content is written and fsynced under a temporary name first, then published
+    with ``os.link`` (atomic, never overwrites), so a reader never sees a partial
+    file. File systems without hard links fall back to ``O_CREAT | O_EXCL``, where a
+    crash mid-write could leave a short file.
+    """
+    target = Path(path)
+    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), 0o644)
+    try:
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise
+        except (OSError, NotImplementedError):
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o644)
+            try:
+                _write_all(fd, bytes(data))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    finally:
+        _unlink_quietly(tmp)
+    fsync_dir(target.parent)
+    return target
+
+
+def append_line(path: PathLike, line: str, encoding: str = "utf-8") -> None:
+    """Append ``line`` plus a newline to ``path`` (created if missing), durably.
+
+    The line goes out in one ``os.write`` on an ``O_APPEND`` descriptor, so it lands
+    whole at the end of the file. If a previous crash left the file without a final
+    newline, a newline is written first so the torn fragment stays on its own line
+    instead of corrupting this one. ``line`` must not contain a newline.
+    """
+    if "\n" in line or "\r" in line:
+        raise ValueError(
+            f"append_line writes one line; got text with a newline: {line!r}"
+        )
+    data = (line + "\n").encode(encoding)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _BINARY
+    fd = os.open(os.fspath(path), flags, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size > 0:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":
+                data = b"\n" + data
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (its content must be durable
+    before the rename that publishes it)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for filename in filenames:
+            file_path = os.path.join(dirpath, filename)
+            if os.path.islink(file_path):
+                continue
+            fd = os.open(file_path, os.O_RDONLY | _BINARY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(dirpath)
+
+
+def replace_dir_atomic(tmp_dir: PathLike, final_dir: PathLike) -> Path:
+    """Publish the fully written directory ``tmp_dir`` as ``final_dir``.
+
+    Both must be on the same file system (put ``tmp_dir`` next to ``final_dir``).
+    Its files are fsynced, then it is renamed in one step. If ``final_dir`` already
+    exists it is first renamed aside to ``.old-<name>-<hex>`` and removed afterwards;
+    a crash in that short window leaves the old copy under the ``.old-`` name, never a
+    half-written ``final_dir``.
+    """
+    tmp = Path(tmp_dir)
+    final = Path(final_dir)
+    _fsync_tree(tmp)
+    old: Path | None = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".old-{final.name}-{os.urandom(4).hex()}")
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    fsync_dir(final.parent)
+    if old is not None:
+        _remove_tree(old)
+    return final
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        _unlink_quietly(path)
+
+
+def update_symlink_atomic(link: PathLike, target: str) -> bool:
+    """Point ``link`` at ``target`` (a name relative to the link's directory).
+
+    A temporary symlink is created and ``os.replace``-d over ``link``, so ``link``
+    always resolves to the old or the new target. Where symlinks cannot be created,
+    ``link`` becomes a text file holding ``target`` (written atomically); read either
+    form with :func:`read_pointer`. Returns True for a symlink, False for the file.
+    """
+    link_path = Path(link)
+    tmp = link_path.with_name(f".tmp-{link_path.name}-{os.urandom(4).hex()}")
+    try:
+        os.symlink(target, tmp)
+    except (OSError, NotImplementedError):
+        write_text_atomic(link_path, target + "\n")
+        return False
+    try:
+        os.replace(tmp, link_path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(link_path.parent)
+    return True
+
+
+def read_pointer(link: PathLike) -> str | None:
+    """The target name stored by :func:`update_symlink_atomic`, or None if absent.
+
+    Reads the symlink's target, or the first line of the fallback text file.
+    """
+    link_path = Path(link)
+    if link_path.is_symlink():
+        try:
+            return os.readlink(link_path)
+        except OSError:
+            return None
+    if link_path.is_file():
+        try:
+            text = link_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text.splitlines()[0] if text else None
+    return None
