@@ -178,11 +178,10 @@ def _execute(
         run.mark_interrupted(epochs_completed=state.epoch)
         raise
     except DivergenceError as exc:
-        run.mark_failed(str(exc), epochs_completed=state.epoch)
-        console(f"error: {exc}")
+        run.mark_failed(exc, epochs_completed=state.epoch)
         raise
     except BaseException as exc:
-        run.mark_failed(f"{type(exc).__name__}: {exc}", epochs_completed=state.epoch)
+        run.mark_failed(exc, epochs_completed=state.epoch)
         raise
 
     metrics = run.read_metrics()
@@ -195,8 +194,11 @@ def _execute(
     run.mark_completed(
         final_metrics=final,
         epochs_completed=state.epoch,
-        best_metric=state.best_metric,
-        best_epoch=state.best_epoch,
+        best_metric={
+            "name": "val_loss" if splits.val[0].shape[0] else "train_loss",
+            "value": state.best_metric,
+            "epoch": state.best_epoch,
+        },
         timings={
             "data_seconds": loaded - started,
             "total_seconds": finished - started,

@@ -256,10 +256,7 @@ def _save_checkpoint(
 
     # an interrupted epoch is saved under its own name; `epoch-NNNN` always means
     # "after NNNN complete epochs"
-    name = f"epoch-{state.epoch:04d}"
-    if partial:
-        name += f"-step-{state.step:08d}"
-    run.save_checkpoint(name, write)
+    run.save_checkpoint(state.epoch, write, step=state.step if partial else None)
 
 
 def _epoch_line(record: dict[str, Any], epochs: int, n_samples: int) -> str:

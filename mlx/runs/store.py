@@ -76,7 +76,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 MIN_STALE_SECONDS = 60.0
 
 SUMMARY_FORMAT = 1
-_EPOCH_DIR_RE = re.compile(r"^epoch-(\d+)$")
+# `epoch-NNNN` after NNNN complete epochs; `epoch-NNNN-step-SSSSSSSS` when a run was
+# stopped inside epoch NNNN+1, after SSSSSSSS optimizer steps in all
+_EPOCH_DIR_RE = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
 _EVAL_STAMP = "%Y%m%dT%H%M%S.%fZ"
 _MAX_CREATE_ATTEMPTS = 64
 
@@ -443,12 +445,21 @@ class RunDir:
 
     # -- checkpoints and the final model -------------------------------------------
 
-    def checkpoint_dir(self, epoch: int) -> Path:
-        """``checkpoints/epoch-NNNN`` for ``epoch`` (it need not exist)."""
-        return self.checkpoints_dir / f"epoch-{_check_epoch(epoch):04d}"
+    def checkpoint_dir(self, epoch: int, step: int | None = None) -> Path:
+        """``checkpoints/epoch-NNNN`` for ``epoch`` (it need not exist); with ``step``,
+        ``checkpoints/epoch-NNNN-step-SSSSSSSS``, a checkpoint taken mid-epoch."""
+        name = f"epoch-{_check_epoch(epoch):04d}"
+        if step is not None:
+            name += f"-step-{step:08d}"
+        return self.checkpoints_dir / name
 
-    def save_checkpoint(self, epoch: int, write_fn: Callable[[Path], Any]) -> Path:
+    def save_checkpoint(
+        self, epoch: int, write_fn: Callable[[Path], Any], *, step: int | None = None
+    ) -> Path:
         """Write the checkpoint of ``epoch`` crash-safely; returns its directory.
+
+        ``step`` names a checkpoint taken inside the epoch after ``epoch`` (on
+        interruption), see :meth:`checkpoint_dir`.
 
         ``write_fn(tmp_path)`` writes the checkpoint's files (weights, optimizer
         state, ``trainer_state.json``, ...) into the empty directory
@@ -457,7 +468,7 @@ class RunDir:
         ``write_fn`` raises, or the process dies inside it, the previous checkpoint
         and ``last`` stay as they were; leftovers are removed by the next save.
         """
-        final = self.checkpoint_dir(epoch)
+        final = self.checkpoint_dir(epoch, step)
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(self.checkpoints_dir)
         published = _publish_dir(self.checkpoints_dir, final.name, write_fn)
@@ -465,7 +476,8 @@ class RunDir:
         return published
 
     def list_checkpoints(self) -> list[tuple[int, Path]]:
-        """``(epoch, directory)`` of every complete checkpoint, oldest first."""
+        """``(epoch, directory)`` of every complete checkpoint, oldest first (a
+        mid-epoch one sorts after its epoch's)."""
         found = []
         try:
             entries = list(os.scandir(self.checkpoints_dir))
@@ -474,8 +486,9 @@ class RunDir:
         for entry in entries:
             match = _EPOCH_DIR_RE.match(entry.name)
             if match and entry.is_dir(follow_symlinks=False):
-                found.append((int(match.group(1)), Path(entry.path)))
-        return sorted(found)
+                step = int(match.group(2)) if match.group(2) else -1
+                found.append((int(match.group(1)), step, Path(entry.path)))
+        return [(epoch, path) for epoch, _, path in sorted(found)]
 
     def latest_checkpoint(self) -> Path | None:
         """The directory ``checkpoints/last`` points at; if that is missing or
