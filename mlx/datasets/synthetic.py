@@ -236,8 +236,10 @@ class SyntheticClassification(_Synthetic):
     The ``n_informative`` informative columns (drawn from the seed) hold
     ``class_sep * vertex[label] + N(0, 1)``; the other columns are pure N(0, 1) noise.
     Class vertices are distinct points of the grid {-1, ..., 1}^d (the corners of a
-    hypercube whenever ``2 ** n_informative >= n_classes``), so the distance between
-    two class means grows linearly with ``class_sep``: larger is easier. Labels are
+    hypercube whenever ``2 ** n_informative >= n_classes``), and the informative
+    columns beyond d split the classes into two halves, so every informative column
+    carries class signal. The distance between two class means grows linearly with
+    ``class_sep``: larger is easier. Labels are
     balanced (counts differ by at most one) and shuffled.
 
     Parameters
@@ -322,6 +324,9 @@ class SyntheticClassification(_Synthetic):
         vertices = np.empty((n_classes, k), dtype=np.float64)
         vertices[:, :d] = digits * (2.0 / (levels - 1)) - 1.0
         if k > d:
-            extra = rng.integers(0, 2, size=(n_classes, k - d))
-            vertices[:, d:] = extra * 2.0 - 1.0
+            # Each extra column splits the classes in two halves, shuffled per
+            # column, so it separates some classes and carries signal.
+            half = np.where(np.arange(n_classes) < n_classes // 2, -1.0, 1.0)
+            extra = rng.permuted(np.tile(half, (k - d, 1)), axis=1)
+            vertices[:, d:] = extra.T
         return vertices * float(self.class_sep)
