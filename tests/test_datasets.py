@@ -164,7 +164,11 @@ _CSV_ERRORS = [
     ("a,b\n", {}, r"data\.csv: the file has a header but no data rows"),
     ("a,b,t\n1,2,0\n1,2\n", {}, r"data\.csv:3: expected 3 fields .* got 2"),
     ("a,b,t\n1,2,0\n1,2,0,4\n", {}, r"data\.csv:3: expected 3 fields .* got 4"),
-    ("a,b,t\n1,2,0\n\n1,x,1\n", {}, r"data\.csv:4: column 'b' .*'x'; expected a"),
+    (
+        "a,b,t\n1,2,0\n\n1,x,1\n",
+        {},
+        r"data\.csv:4: column 'b' \(column 2\) holds 'x'; expected a",
+    ),
     ("a,b,t\n1,,0\n", {}, r"data\.csv:2: column 'b' .*an empty cell"),
     ("a,b,t\n1,2,0\n1,nan,1\n", {}, r"data\.csv:3: column 'b' \(column 2\) is nan"),
     ("a,b,t\n1,2,0\n-inf,2,1\n", {}, r"data\.csv:3: column 'a' .* is -inf.*allow_nan"),
@@ -176,6 +180,11 @@ _CSV_ERRORS = [
     ("a,t\n1,0\n2,nan\n", {}, r"data\.csv:3: column 't'.*labels must be finite"),
     ("a,t\n1,0\n2,\n", {}, r"data\.csv:3: column 't'.*the label is empty"),
     ("a,t\n1,0\n2,0\n", {"task": "classification"}, r"at least 2 classes"),
+    (
+        "t,a,b\n0,1,2\n1,2,?\n",
+        {"target": "t"},
+        r":3: column 'b' \(column 3\) holds '\?'",
+    ),
 ]
 
 
@@ -199,12 +208,25 @@ _CSV_ERRORS = [
         "nan-label",
         "empty-label",
         "one-class",
+        "target-first",
     ],
 )
 def test_csv_errors_name_file_line_and_column(tmp_path, text, params, match):
     path = _csv(tmp_path, text)
     with pytest.raises(DatasetError, match=match):
         load(_cfg("custom", path, **params), seed=0)
+
+
+def test_csv_line_numbers_hold_across_parse_blocks(tmp_path):
+    rows = ["a,t"] + [f"{i},{i % 2}" for i in range(20000)]
+    rows[15001] = "oops,1"  # line 15002 of the file, in the second block
+    path = _csv(tmp_path, "\n".join(rows))
+    with pytest.raises(DatasetError, match=r"data\.csv:15002: column 'a'"):
+        load(_cfg("custom", path), seed=0)
+    rows[15001] = "5,1"
+    _csv(tmp_path, "\n".join(rows))
+    splits = load(_cfg("custom", path, validation_split=0, test_split=0), seed=0)
+    assert splits.sizes == (20000, 0, 0) and splits.train[0][15000, 0] == 5
 
 
 def test_allow_nan_keeps_nan_and_inf(tmp_path):

@@ -241,7 +241,11 @@ def _read_csv(
                 labels.append(row[target_index].strip())
                 lines.append(line)
                 if len(block) == _CSV_BLOCK_ROWS:
-                    blocks.append(_csv_block(file, block, block_lines, feature_names))
+                    blocks.append(
+                        _csv_block(
+                            file, block, block_lines, feature_names, feature_columns
+                        )
+                    )
                     block, block_lines = [], []
         except csv.Error as exc:
             raise DatasetError(
@@ -250,7 +254,9 @@ def _read_csv(
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{file}: not UTF-8 text ({exc}).") from None
     if block:
-        blocks.append(_csv_block(file, block, block_lines, feature_names))
+        blocks.append(
+            _csv_block(file, block, block_lines, feature_names, feature_columns)
+        )
     if not labels:
         raise DatasetError(f"{file}: the file has a header but no data rows.")
     X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
@@ -270,7 +276,11 @@ def _read_csv(
 
 
 def _csv_block(
-    file: Path, block: list[list[str]], lines: list[int], names: list[str]
+    file: Path,
+    block: list[list[str]],
+    lines: list[int],
+    names: list[str],
+    columns: list[int],
 ) -> np.ndarray:
     try:
         return np.array(block, dtype=np.float64)
@@ -284,8 +294,8 @@ def _csv_block(
             except ValueError:
                 shown = "an empty cell" if not cell.strip() else repr(cell)
                 raise DatasetError(
-                    f"{file}:{line}: column {names[column]!r} (field "
-                    f"{column + 1} of the features) holds {shown}; expected a number."
+                    f"{file}:{line}: column {names[column]!r} (column "
+                    f"{columns[column] + 1}) holds {shown}; expected a number."
                 ) from None
     raise AssertionError("a cell failed to convert but none was found")
 
