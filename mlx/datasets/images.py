@@ -49,8 +49,14 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 _IDX_UBYTE = 0x08
-_IDX_TYPES = {0x08: "ubyte", 0x09: "byte", 0x0B: "short", 0x0C: "int", 0x0D: "float"}
-_IDX_TYPES[0x0E] = "double"
+_IDX_TYPES = {
+    0x08: "ubyte",
+    0x09: "byte",
+    0x0B: "short",
+    0x0C: "int",
+    0x0D: "float",
+    0x0E: "double",
+}
 
 
 @dataclasses.dataclass(frozen=True)
