@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+from pathlib import Path
 from typing import Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
 
-__all__ = ["DatasetInfo", "describe"]
+__all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES", "DatasetInfo", "describe"]
 
-# (n_samples, n_features, n_classes) of the standard image sets, flattened.
+KNOWN_DATASETS = (
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "imagenet",
+    "custom",
+    "synthetic_regression",
+    "synthetic_classification",
+)
+
+#: Datasets whose arrays would exceed this many bytes are rejected (1 GiB).
+MEMORY_LIMIT_BYTES = 1 << 30
+
+# (n_train, n_test, n_features, n_classes) of the standard image sets, flattened.
 _IMAGE_SETS = {
-    "mnist": (70_000, 784, 10),
-    "cifar10": (60_000, 3072, 10),
-    "cifar100": (60_000, 3072, 100),
+    "mnist": (60_000, 10_000, 784, 10),
+    "cifar10": (50_000, 10_000, 3072, 10),
+    "cifar100": (50_000, 10_000, 3072, 100),
 }
 _FLOAT64 = 8
+_FLOAT32 = 4
+_LABEL = 8  # int64 or float64 per label
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """Shape, task and memory estimate of a dataset; ``None`` where unknown."""
+    """Shape, task and memory estimate of a dataset; ``None`` where unknown.
+
+    ``memory_bytes`` is the size of the loaded arrays (features in
+    ``feature_dtype`` plus 8 bytes per label): what the 1 GiB guard checks.
+    ``split_sizes`` is (n_train, n_val, n_test) under the configured fractions.
+    ``source`` is the file or directory the data is read from, if any.
+    """
 
     name: str
     task: str | None
@@ -29,40 +52,173 @@ class DatasetInfo:
     n_classes: int | None
     memory_bytes: int | None
     notes: tuple[str, ...] = ()
+    feature_dtype: str = "float64"
+    split_sizes: tuple[int, int, int] | None = None
+    source: str | None = None
 
 
 def describe(dataset: DatasetConfig) -> DatasetInfo:
-    """Describe ``dataset`` from its configuration alone: no file is read."""
+    """Describe ``dataset`` cheaply: headers and directory listings at most.
+
+    Never raises for bad parameters or missing files; those show up as ``None``
+    fields and ``notes`` (validation and :func:`mlx.datasets.load` report them).
+    """
     params: Mapping[str, Any] = dataset.params
     if dataset.name in ("synthetic_regression", "synthetic_classification"):
-        n_samples = int(params.get("n_samples", 1000))
-        n_features = int(params.get("n_features", 10))
-        regression = dataset.name == "synthetic_regression"
-        return DatasetInfo(
-            name=dataset.name,
-            task="regression" if regression else "classification",
-            n_samples=n_samples,
-            n_features=n_features,
-            n_classes=None if regression else int(params.get("n_classes", 2)),
-            # X plus y, both 8 bytes per value
-            memory_bytes=n_samples * (n_features + 1) * _FLOAT64,
-        )
+        return _describe_synthetic(dataset.name, params)
     if dataset.name in _IMAGE_SETS:
-        n_samples, n_features, n_classes = _IMAGE_SETS[dataset.name]
-        return DatasetInfo(
-            name=dataset.name,
-            task="classification",
-            n_samples=n_samples,
-            n_features=n_features,
-            n_classes=n_classes,
-            memory_bytes=n_samples * (n_features + 1) * _FLOAT64,
-        )
+        return _describe_image_set(dataset)
+    if dataset.name == "imagenet":
+        return _describe_imagenet(dataset)
+    if dataset.name == "custom":
+        return _describe_custom(dataset)
     return DatasetInfo(
         name=dataset.name,
-        task=params.get("task"),
+        task=None,
         n_samples=None,
         n_features=None,
         n_classes=None,
         memory_bytes=None,
-        notes=("shape is known once the files are read",),
+        notes=(f"unknown dataset {dataset.name!r}",),
+    )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _fraction(params: Mapping[str, Any], key: str, default: float) -> float | None:
+    value = params.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if 0.0 <= value < 1.0 else None
+
+
+def _splits(
+    params: Mapping[str, Any], n_samples: int | None, n_test: int | None = None
+) -> tuple[int, int, int] | None:
+    """(train, val, test) sizes as :func:`mlx.datasets.splits.split_indices` cuts."""
+    if n_samples is None:
+        return None
+    val_fraction = _fraction(params, "validation_split", 0.1)
+    if val_fraction is None:
+        return None
+    if n_test is not None:  # official test set: val comes out of train
+        n_val = int(round(n_samples * val_fraction))
+        return (n_samples - n_val, n_val, n_test)
+    test_fraction = _fraction(params, "test_split", 0.1)
+    if test_fraction is None:
+        return None
+    n_val = int(round(n_samples * val_fraction))
+    n_test = int(round(n_samples * test_fraction))
+    return (n_samples - n_val - n_test, n_val, n_test)
+
+
+def _describe_synthetic(name: str, params: Mapping[str, Any]) -> DatasetInfo:
+    n_samples = _int(params.get("n_samples", 1000))
+    n_features = _int(params.get("n_features", 10))
+    regression = name == "synthetic_regression"
+    memory = None
+    if n_samples is not None and n_features is not None:
+        # X float64 plus y, both 8 bytes per value
+        memory = n_samples * (n_features + 1) * _FLOAT64
+    return DatasetInfo(
+        name=name,
+        task="regression" if regression else "classification",
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=None if regression else _int(params.get("n_classes", 2)),
+        memory_bytes=memory,
+        split_sizes=_splits(params, n_samples),
+    )
+
+
+def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
+    from mlx.datasets import download, images
+
+    name = dataset.name
+    n_train, n_test, n_features, n_classes = _IMAGE_SETS[name]
+    root = download.dataset_dir(name, dataset.path)
+    if name == "mnist":
+        present = not images.find_mnist(root)[1]
+    else:
+        present = images.find_cifar(name, root)[0] is not None
+    note = (
+        f"files found in {root}"
+        if present
+        else f"files not in {root} yet (set download: true to fetch them)"
+    )
+    n_samples = n_train + n_test
+    return DatasetInfo(
+        name=name,
+        task="classification",
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=n_classes,
+        memory_bytes=n_samples * (n_features * _FLOAT32 + _LABEL),
+        notes=(note,),
+        feature_dtype="float32",
+        split_sizes=_splits(dataset.params, n_train, n_test),
+        source=str(root),
+    )
+
+
+def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
+    from mlx.datasets import download, images
+    from mlx.errors import DatasetError
+
+    root = download.dataset_dir("imagenet", dataset.path)
+    size = _int(dataset.params.get("image_size", 64))
+    n_features = None if size is None or size < 1 else size * size * 3
+    n_classes: int | None = None
+    sizes: tuple[int, int] | None = None
+    notes: tuple[str, ...] = ()
+    try:
+        classes, train, val = images.image_folder_files(Path(root))
+    except (DatasetError, OSError) as exc:
+        notes = (str(exc),)
+    else:
+        n_classes, sizes = len(classes), (len(train), len(val))
+    n_samples = None if sizes is None else sum(sizes)
+    memory = None
+    if n_samples is not None and n_features is not None:
+        memory = n_samples * (n_features * _FLOAT32 + _LABEL)
+    return DatasetInfo(
+        name="imagenet",
+        task="classification",
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=n_classes,
+        memory_bytes=memory,
+        notes=notes,
+        feature_dtype="float32",
+        split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
+        source=str(root),
+    )
+
+
+def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
+    from mlx.datasets import tabular
+
+    n_samples, n_features, task, notes = tabular.custom_shape(
+        dataset.path, dataset.params
+    )
+    memory = None
+    if n_samples is not None and n_features is not None:
+        memory = n_samples * (n_features * _FLOAT64 + _LABEL)
+    return DatasetInfo(
+        name="custom",
+        task=task,
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=None,
+        memory_bytes=memory,
+        notes=notes,
+        split_sizes=_splits(dataset.params, n_samples),
+        source=dataset.path,
     )

@@ -1,0 +1,291 @@
+"""Fetch the standard MNIST and CIFAR archives into the dataset cache.
+
+Downloads go through pooch (``pip install 'model-harness[data]'``), which streams to
+a temporary file beside the target, checks the SHA-256 and only then renames it into
+place: a killed or corrupt download never leaves a file that passes for data. CIFAR
+tarballs are extracted member by member into a temporary directory (links, absolute
+names and ``..`` are refused) that is renamed into place once complete.
+
+The cache is ``$MLX_DATA_DIR`` (default ``~/.cache/mlx/datasets``)``/<name>/``; the
+base URL of every archive is ``$MLX_DATA_URL`` when set (a mirror holding the
+archives under their standard file names), else the official location.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Iterator
+
+from mlx.errors import BackendUnavailableError, DownloadError
+
+__all__ = [
+    "cache_dir",
+    "dataset_dir",
+    "download",
+    "manual_instructions",
+    "safe_extract",
+]
+
+_DATA_EXTRA = "pip install 'model-harness[data]'"
+_TIMEOUT_S = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class _Archive:
+    filename: str
+    sha256: str
+    size: int
+    # directory the tarball unpacks to; None for files used as they are
+    extracts_to: str | None = None
+
+
+# Sizes and SHA-256 digests as published in TensorFlow Datasets' checksum files
+# (tensorflow_datasets/url_checksums/mnist.txt, cifar10.txt, cifar100.txt).
+_ARCHIVES: dict[str, tuple[_Archive, ...]] = {
+    "mnist": (
+        _Archive(
+            "train-images-idx3-ubyte.gz",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            9912422,
+        ),
+        _Archive(
+            "train-labels-idx1-ubyte.gz",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            28881,
+        ),
+        _Archive(
+            "t10k-images-idx3-ubyte.gz",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            1648877,
+        ),
+        _Archive(
+            "t10k-labels-idx1-ubyte.gz",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            4542,
+        ),
+    ),
+    "cifar10": (
+        _Archive(
+            "cifar-10-binary.tar.gz",
+            "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+            170052171,
+            extracts_to="cifar-10-batches-bin",
+        ),
+    ),
+    "cifar100": (
+        _Archive(
+            "cifar-100-binary.tar.gz",
+            "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+            168513733,
+            extracts_to="cifar-100-binary",
+        ),
+    ),
+}
+
+# Official locations (the MNIST mirror is the one TensorFlow Datasets uses).
+_BASE_URLS = {
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/",
+}
+
+
+def cache_dir() -> Path:
+    """``$MLX_DATA_DIR``, else ``~/.cache/mlx/datasets``."""
+    override = os.environ.get("MLX_DATA_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "mlx" / "datasets"
+
+
+def dataset_dir(name: str, path: str | None) -> Path:
+    """Where dataset ``name`` lives: ``path`` if given, else the cache's ``<name>/``."""
+    return Path(path) if path else cache_dir() / name
+
+
+def _base_url(name: str) -> str:
+    base = os.environ.get("MLX_DATA_URL") or _BASE_URLS[name]
+    return base if base.endswith("/") else base + "/"
+
+
+def manual_instructions(name: str, root: Path) -> str:
+    """How to put the files of ``name`` in place by hand."""
+    archives = _ARCHIVES[name]
+    urls = ", ".join(_base_url(name) + a.filename for a in archives)
+    if name == "mnist":
+        what = "the four MNIST files (.gz or uncompressed)"
+    else:
+        what = f"the extracted {archives[0].extracts_to}/ directory"
+    return (
+        f"Download {urls} and put {what} in {root}, or set 'download: true' "
+        "(dataset.params) on a machine with network access."
+    )
+
+
+def download(name: str, root: Path) -> None:
+    """Fetch (and for CIFAR extract) the archives of ``name`` into ``root``.
+
+    Raises DownloadError (offline, HTTP error, interrupted transfer, checksum
+    mismatch) with the manual alternative in the message, and
+    BackendUnavailableError when pooch is not installed.
+    """
+    try:
+        import pooch
+    except ImportError:
+        raise BackendUnavailableError(
+            "Downloading datasets needs pooch, which is not installed; install it "
+            f"with: {_DATA_EXTRA}. {manual_instructions(name, root)}",
+            hint=_DATA_EXTRA,
+        ) from None
+    import requests
+
+    root.mkdir(parents=True, exist_ok=True)
+    for archive in _ARCHIVES[name]:
+        url = _base_url(name) + archive.filename
+        bar = _ProgressBar(archive.filename) if sys.stderr.isatty() else False
+        try:
+            with _quiet(pooch.get_logger()):
+                pooch.retrieve(
+                    url,
+                    known_hash="sha256:" + archive.sha256,
+                    fname=archive.filename,
+                    path=root,
+                    downloader=pooch.HTTPDownloader(
+                        progressbar=bar, timeout=_TIMEOUT_S
+                    ),
+                )
+        except requests.exceptions.RequestException as exc:
+            raise DownloadError(
+                f"Could not download {url}: {_reason(exc)}. "
+                + manual_instructions(name, root)
+            ) from None
+        except ValueError as exc:
+            # pooch reports a SHA-256 mismatch as ValueError; the bad file is gone.
+            raise DownloadError(
+                f"{archive.filename} from {url} failed its SHA-256 check, so it was "
+                f"discarded ({exc}). The transfer was corrupted or the mirror serves "
+                f"a different file. {manual_instructions(name, root)}"
+            ) from None
+        if archive.extracts_to is not None:
+            tarball = root / archive.filename
+            safe_extract(tarball, root, archive.extracts_to)
+            tarball.unlink()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    # pooch logs every download to stderr; our progress bar (on a TTY) says enough
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def safe_extract(tarball: Path, root: Path, top: str) -> None:
+    """Extract ``tarball`` into ``root/top`` atomically, refusing unsafe members.
+
+    Only regular files and directories under ``top/`` are written; absolute names,
+    ``..`` components, links and devices raise DownloadError. The members go to a
+    temporary directory first, renamed to ``root/top`` only when all are written.
+    """
+    target = root / top
+    staging = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=root))
+    try:
+        with tarfile.open(tarball, "r:*") as tar:
+            for member in tar:
+                relative = _member_path(tarball, member, top)
+                if relative is None:
+                    continue
+                destination = staging.joinpath(*relative.parts)
+                if member.isdir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:  # pragma: no cover - regular files always have one
+                    continue
+                with source, open(destination, "wb") as out:
+                    _copy(source, out)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DownloadError(f"Cannot extract {tarball}: {exc}.") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _member_path(
+    tarball: Path, member: tarfile.TarInfo, top: str
+) -> PurePosixPath | None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts or "\\" in member.name:
+        raise DownloadError(
+            f"{tarball} holds an unsafe member name {member.name!r}; refusing to "
+            "extract it."
+        )
+    if not (member.isfile() or member.isdir()):
+        raise DownloadError(
+            f"{tarball} holds {member.name!r}, which is not a regular file or "
+            "directory (links and devices are refused)."
+        )
+    parts = [p for p in name.parts if p not in ("", ".")]
+    if not parts or parts[0] != top:
+        raise DownloadError(
+            f"{tarball} holds {member.name!r} outside the expected {top}/ directory."
+        )
+    if len(parts) == 1:
+        return None
+    return PurePosixPath(*parts[1:])
+
+
+def _copy(source: IO[bytes], out: IO[bytes]) -> None:
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        out.write(chunk)
+
+
+class _ProgressBar:
+    """The small progress-bar protocol pooch drives: total, update, reset, close."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.total = 0
+        self.n = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._shown = -1
+
+    def update(self, n: int) -> None:
+        self.n += n
+        percent = min(100, self.n * 100 // self.total) if self.total else 0
+        if percent != self._shown:
+            self._shown = percent
+            done = min(self.n, self.total) if self.total else self.n
+            self._stream.write(
+                f"\r{self.label}: {percent:3d}% ({done / 1e6:.1f}/"
+                f"{self.total / 1e6:.1f} MB)"
+            )
+            self._stream.flush()
+
+    def reset(self) -> None:
+        self.n = 0
+        self._shown = -1
+
+    def close(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()

@@ -1,0 +1,341 @@
+"""Readers for the standard image sets in their original binary formats.
+
+``mnist``
+    The IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, raw or gzipped (the
+    ``.gz`` name, or gzip content under the plain name).
+``cifar10``
+    ``cifar-10-batches-bin/data_batch_{1..5}.bin`` and ``test_batch.bin``: records of
+    1 label byte + 3072 pixel bytes (1024 red, 1024 green, 1024 blue, row-major).
+``cifar100``
+    ``cifar-100-binary/train.bin`` and ``test.bin``: records of 1 coarse label byte,
+    1 fine label byte and 3072 pixel bytes; the fine label (100 classes) is used.
+``imagenet``
+    An ImageFolder tree ``train/<class>/*.jpg|jpeg|png`` and ``val/<class>/...``,
+    decoded with Pillow, resized to ``image_size`` squared, RGB, row-major (H, W, C).
+
+Readers return raw ``uint8`` pixels flattened to (n_samples, n_features) and int64
+labels; scaling to floats happens after splitting, so only one float copy exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import struct
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mlx.errors import BackendUnavailableError, DatasetError
+
+__all__ = [
+    "RawImages",
+    "find_cifar",
+    "find_mnist",
+    "image_folder_files",
+    "read_cifar",
+    "read_idx",
+    "read_image_folder",
+    "read_mnist",
+]
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_IDX_UBYTE = 0x08
+_IDX_TYPES = {
+    0x08: "ubyte",
+    0x09: "byte",
+    0x0B: "short",
+    0x0C: "int",
+    0x0D: "float",
+    0x0E: "double",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _CifarLayout:
+    directory: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_bytes: int
+    n_classes: int
+    names_file: str
+
+
+CIFAR_LAYOUTS = {
+    "cifar10": _CifarLayout(
+        "cifar-10-batches-bin",
+        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        ("test_batch.bin",),
+        1,
+        10,
+        "batches.meta.txt",
+    ),
+    "cifar100": _CifarLayout(
+        "cifar-100-binary",
+        ("train.bin",),
+        ("test.bin",),
+        2,
+        100,
+        "fine_label_names.txt",
+    ),
+}
+_CIFAR_PIXELS = 3072
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class RawImages:
+    """An image set with its official train/test split, pixels as uint8.
+
+    train_X : ndarray of shape (n_train, n_features), uint8
+    train_y : ndarray of shape (n_train,), int64
+    test_X, test_y : the same for the official test set
+    """
+
+    train_X: np.ndarray
+    train_y: np.ndarray
+    test_X: np.ndarray
+    test_y: np.ndarray
+    n_classes: int
+    class_names: tuple[str, ...] | None
+
+
+# -- MNIST --------------------------------------------------------------------------
+
+
+def find_mnist(root: Path) -> tuple[list[Path], list[str]]:
+    """The four MNIST files in ``root`` (plain, else ``.gz``) and the missing names."""
+    found, missing = [], []
+    for name in MNIST_FILES:
+        plain, packed = root / name, root / (name + ".gz")
+        if plain.is_file():
+            found.append(plain)
+        elif packed.is_file():
+            found.append(packed)
+        else:
+            missing.append(name)
+    return found, missing
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes with ``ndim`` dimensions (gzip or raw).
+
+    Validates the magic number (two zero bytes, type 0x08, the dimension count)
+    and that the payload is exactly as long as the header's dimensions say.
+    """
+    data = _read_maybe_gzip(path)
+    if len(data) < 4:
+        raise DatasetError(f"{path}: {len(data)} bytes, too short for an IDX header.")
+    zero, dtype_code, dims = data[0:2], data[2], data[3]
+    if zero != b"\x00\x00":
+        raise DatasetError(
+            f"{path}: bad IDX magic number 0x{data[:4].hex()}; expected "
+            f"0x000008{ndim:02x} (is this an MNIST file?)."
+        )
+    if dtype_code != _IDX_UBYTE or dims != ndim:
+        kind = _IDX_TYPES.get(dtype_code, f"unknown type 0x{dtype_code:02x}")
+        raise DatasetError(
+            f"{path}: IDX magic number 0x{data[:4].hex()} says {dims}-D {kind}; "
+            f"expected 0x000008{ndim:02x} ({ndim}-D unsigned bytes)."
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DatasetError(f"{path}: truncated IDX header.")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = header + int(np.prod(shape, dtype=np.int64))
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DatasetError(
+            f"{path}: {problem}: the header gives shape {shape}, i.e. {expected} "
+            f"bytes, but the file holds {len(data)}."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc}).") from None
+    return data
+
+
+def read_mnist(root: Path, files: Sequence[Path]) -> RawImages:
+    """Read the four MNIST files (as found by :func:`find_mnist`)."""
+    train_images, train_labels, test_images, test_labels = files
+    parts = []
+    for images_path, labels_path in (
+        (train_images, train_labels),
+        (test_images, test_labels),
+    ):
+        images = read_idx(images_path, 3)
+        labels = read_idx(labels_path, 1)
+        if images.shape[0] != labels.shape[0]:
+            raise DatasetError(
+                f"{images_path} holds {images.shape[0]} images but {labels_path} "
+                f"holds {labels.shape[0]} labels."
+            )
+        _check_labels(labels_path, labels, 10)
+        parts.append((images.reshape(images.shape[0], -1), labels.astype(np.int64)))
+    (train_X, train_y), (test_X, test_y) = parts
+    if train_X.shape[1] != test_X.shape[1]:
+        raise DatasetError(
+            f"MNIST images in {root} differ in size between train "
+            f"({train_X.shape[1]} pixels) and test ({test_X.shape[1]} pixels)."
+        )
+    names = tuple(str(d) for d in range(10))
+    return RawImages(train_X, train_y, test_X, test_y, 10, names)
+
+
+def _check_labels(path: Path, labels: np.ndarray, n_classes: int) -> None:
+    bad = np.flatnonzero(labels >= n_classes)
+    if bad.size:
+        raise DatasetError(
+            f"{path}: label {int(labels[bad[0]])} of record {int(bad[0])} is outside "
+            f"[0, {n_classes})."
+        )
+
+
+# -- CIFAR --------------------------------------------------------------------------
+
+
+def find_cifar(name: str, root: Path) -> tuple[Path | None, list[str]]:
+    """The CIFAR batch directory under ``root`` and the missing file names.
+
+    ``root`` may hold the standard directory (``cifar-10-batches-bin``) or be it.
+    """
+    layout = CIFAR_LAYOUTS[name]
+    wanted = layout.train_files + layout.test_files
+    for candidate in (root / layout.directory, root):
+        missing = [f for f in wanted if not (candidate / f).is_file()]
+        if not missing:
+            return candidate, []
+    return None, [f"{layout.directory}/{f}" for f in wanted]
+
+
+def read_cifar(name: str, directory: Path) -> RawImages:
+    """Read the binary CIFAR-10 or CIFAR-100 batches in ``directory``."""
+    layout = CIFAR_LAYOUTS[name]
+    train = [_read_cifar_file(directory / f, layout) for f in layout.train_files]
+    test = [_read_cifar_file(directory / f, layout) for f in layout.test_files]
+    train_X = np.concatenate([x for x, _ in train])
+    train_y = np.concatenate([y for _, y in train])
+    test_X = np.concatenate([x for x, _ in test])
+    test_y = np.concatenate([y for _, y in test])
+    names = _class_names(directory / layout.names_file, layout.n_classes)
+    return RawImages(train_X, train_y, test_X, test_y, layout.n_classes, names)
+
+
+def _read_cifar_file(path: Path, layout: _CifarLayout) -> tuple[np.ndarray, np.ndarray]:
+    record = layout.label_bytes + _CIFAR_PIXELS
+    data = path.read_bytes()
+    if not data or len(data) % record:
+        raise DatasetError(
+            f"{path}: {len(data)} bytes is not a whole number of {record}-byte "
+            f"records ({layout.label_bytes} label byte(s) + {_CIFAR_PIXELS} pixels); "
+            "is this the binary (not the Python) version, and complete?"
+        )
+    records = np.frombuffer(data, dtype=np.uint8).reshape(-1, record)
+    # CIFAR-100 records start with the coarse label; the fine label comes last.
+    labels = records[:, layout.label_bytes - 1].astype(np.int64)
+    _check_labels(path, labels, layout.n_classes)
+    return records[:, layout.label_bytes :], labels
+
+
+def _class_names(path: Path, n_classes: int) -> tuple[str, ...] | None:
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+    names = [n for n in names if n]
+    return tuple(names) if len(names) == n_classes else None
+
+
+# -- ImageFolder (imagenet) ---------------------------------------------------------
+
+
+def image_folder_files(
+    root: Path,
+) -> tuple[tuple[str, ...], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """Classes and sorted (file, label) lists of ``root/train`` and ``root/val``."""
+    train_dir, val_dir = root / "train", root / "val"
+    for directory in (train_dir, val_dir):
+        if not directory.is_dir():
+            raise DatasetError(
+                f"imagenet: {directory} does not exist; expected an ImageFolder tree "
+                f"{root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg."
+            )
+    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    if len(classes) < 2:
+        raise DatasetError(
+            f"imagenet: {train_dir} must hold at least 2 class directories; "
+            f"found {len(classes)}."
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    extra = sorted(
+        p.name for p in val_dir.iterdir() if p.is_dir() and p.name not in index
+    )
+    if extra:
+        raise DatasetError(
+            f"imagenet: {val_dir} has class directories that {train_dir} lacks: "
+            f"{', '.join(extra[:5])}."
+        )
+    return classes, _images_in(train_dir, classes), _images_in(val_dir, classes)
+
+
+def _images_in(directory: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
+    files = []
+    for label, name in enumerate(classes):
+        folder = directory / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file():
+                files.append((path, label))
+    if not files:
+        raise DatasetError(f"imagenet: no .jpg/.jpeg/.png images under {directory}.")
+    return files
+
+
+def read_image_folder(root: Path, image_size: int) -> RawImages:
+    """Decode the ImageFolder tree at ``root``, each image resized to a square.
+
+    Pixels come out as (n_samples, image_size * image_size * 3) uint8, RGB, (H, W, C)
+    order; the ``val`` directory is the official test set.
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BackendUnavailableError(
+            "Reading imagenet needs Pillow, which is not installed; install it "
+            "with: pip install 'model-harness[data]'",
+            hint="pip install 'model-harness[data]'",
+        ) from None
+    classes, train_files, val_files = image_folder_files(root)
+    bilinear = getattr(Image, "Resampling", Image).BILINEAR
+    parts = []
+    for files in (train_files, val_files):
+        X = np.empty((len(files), image_size * image_size * 3), dtype=np.uint8)
+        for row, (path, _) in enumerate(files):
+            try:
+                with Image.open(path) as image:
+                    rgb = image.convert("RGB").resize(
+                        (image_size, image_size), bilinear
+                    )
+                    X[row] = np.asarray(rgb, dtype=np.uint8).reshape(-1)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                raise DatasetError(f"imagenet: cannot decode {path} ({exc}).") from None
+        y = np.array([label for _, label in files], dtype=np.int64)
+        parts.append((X, y))
+    (train_X, train_y), (test_X, test_y) = parts
+    return RawImages(train_X, train_y, test_X, test_y, len(classes), classes)

@@ -1,0 +1,270 @@
+"""``load(dataset_config, seed)``: any known dataset, as deterministic splits."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from mlx.config.experiment import DatasetConfig
+from mlx.datasets import download as _download
+from mlx.datasets import images as _images
+from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
+from mlx.datasets.info import KNOWN_DATASETS, MEMORY_LIMIT_BYTES, describe
+from mlx.datasets.splits import Splits, split_indices, standardize
+from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
+from mlx.datasets.tabular import load_custom
+from mlx.errors import DatasetError, DataWarning
+
+__all__ = ["load"]
+
+_DEFAULT_SPLIT = 0.1
+_DEFAULT_IMAGE_SIZE = 64
+
+
+def load(dataset: DatasetConfig, seed: int) -> Splits:
+    """Load ``dataset`` and split it with a permutation seeded by ``seed``.
+
+    ``seed`` is ``training.seed``. Synthetic data is generated with
+    ``params.seed`` when given, else with ``seed``. Data sets with an official test
+    set (mnist, cifar10, cifar100, imagenet) keep it as the test split and carve
+    ``validation_split`` from their training set; the others are cut into
+    train/val/test by ``validation_split`` and ``test_split`` (both default 0.1).
+    """
+    seed = check_seed("load", "seed", seed)
+    loader = _LOADERS.get(dataset.name)
+    if loader is None:
+        raise DatasetError(
+            f"unknown dataset {dataset.name!r}; known datasets are "
+            f"{', '.join(KNOWN_DATASETS)}."
+        )
+    if dataset.name not in ("synthetic_regression", "synthetic_classification"):
+        _check_memory(dataset)
+    return loader(dataset, seed)
+
+
+def _check_memory(dataset: DatasetConfig) -> None:
+    info = describe(dataset)
+    if info.memory_bytes is not None and info.memory_bytes > MEMORY_LIMIT_BYTES:
+        raise DatasetError(
+            f"dataset {dataset.name!r} would need about "
+            f"{format_bytes(info.memory_bytes)} in memory, above the "
+            f"{format_bytes(MEMORY_LIMIT_BYTES)} limit."
+        )
+
+
+def _fractions(params: Mapping[str, Any]) -> tuple[float, float]:
+    return (
+        param(params, "validation_split", _DEFAULT_SPLIT),
+        param(params, "test_split", _DEFAULT_SPLIT),
+    )
+
+
+# -- synthetic ----------------------------------------------------------------------
+
+
+def _synthetic(dataset: DatasetConfig, seed: int) -> Splits:
+    params = dataset.params
+    common = {
+        "n_samples": param(params, "n_samples", 1000),
+        "n_features": param(params, "n_features", 10),
+        "n_informative": params.get("n_informative"),
+        "seed": params.get("seed"),
+    }
+    generator: Any
+    if dataset.name == "synthetic_regression":
+        generator = SyntheticRegression(
+            noise_std=param(params, "noise_std", 0.1), **common
+        )
+    else:
+        generator = SyntheticClassification(
+            n_classes=param(params, "n_classes", 2),
+            class_sep=param(params, "class_sep", 1.0),
+            **common,
+        )
+    data_seed = seed if generator.seed is None else generator.seed
+    X, y = generator.generate(seed=data_seed)
+    task = "regression" if dataset.name == "synthetic_regression" else "classification"
+    n_classes = None if task == "regression" else int(generator.n_classes)
+    return _tabular_splits(
+        dataset, seed, X, y, task, n_classes, None, {"generator_seed": data_seed}
+    )
+
+
+# -- custom -------------------------------------------------------------------------
+
+
+def _custom(dataset: DatasetConfig, seed: int) -> Splits:
+    data = load_custom(dataset.path, dataset.params)
+    extra: dict[str, Any] = {"source": dataset.path}
+    if data.class_names is not None:
+        extra["labels"] = {"classes": list(data.class_names)}
+    return _tabular_splits(
+        dataset,
+        seed,
+        data.X,
+        data.y,
+        data.task,
+        data.n_classes,
+        data.class_names,
+        extra,
+    )
+
+
+def _tabular_splits(
+    dataset: DatasetConfig,
+    seed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    n_classes: int | None,
+    class_names: tuple[Any, ...] | None,
+    extra: dict[str, Any],
+) -> Splits:
+    params = dataset.params
+    do_standardize = check_bool(
+        dataset.name, "standardize", param(params, "standardize", False)
+    )
+    validation_split, test_split = _fractions(params)
+    train, val, test = split_indices(len(y), validation_split, test_split, seed)
+    parts = [(X[i], y[i]) for i in (train, val, test)]
+    preprocessing: dict[str, Any] = {
+        "dataset": dataset.name,
+        "feature_dtype": "float64",
+        "split": _split_record(seed, parts, official_test=False),
+    }
+    preprocessing.update(extra)
+    if do_standardize:
+        stats, scaled = standardize(*(x for x, _ in parts))
+        parts = [(x, y_) for x, (_, y_) in zip(scaled, parts)]
+        preprocessing["standardize"] = stats
+    return Splits(
+        train=parts[0],
+        val=parts[1],
+        test=parts[2],
+        task=task,
+        n_features=int(X.shape[1]),
+        n_classes=n_classes,
+        class_names=class_names,
+        preprocessing=preprocessing,
+    )
+
+
+def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "n_train": len(parts[0][1]),
+        "n_val": len(parts[1][1]),
+        "n_test": len(parts[2][1]),
+        "official_test": official_test,
+    }
+
+
+# -- image sets ---------------------------------------------------------------------
+
+
+def _image_set(dataset: DatasetConfig, seed: int) -> Splits:
+    name, params = dataset.name, dataset.params
+    normalize = check_bool(name, "normalize", param(params, "normalize", True))
+    fetch = check_bool(name, "download", param(params, "download", False))
+    root = _download.dataset_dir(name, dataset.path)
+    raw = _read_image_set(name, root, fetch, params)
+    validation_split, _ = _fractions(params)
+    # A validation split carved from the official training set only.
+    train, val, _ = split_indices(len(raw.train_y), validation_split, 0.0, seed)
+    scale = 1.0 / 255.0 if normalize else None
+    parts = [
+        (_to_float(raw.train_X[train], scale), raw.train_y[train]),
+        (_to_float(raw.train_X[val], scale), raw.train_y[val]),
+        (_to_float(raw.test_X, scale), raw.test_y.copy()),
+    ]
+    preprocessing: dict[str, Any] = {
+        "dataset": name,
+        "feature_dtype": "float32",
+        "pixel_scale": scale,
+        "split": _split_record(seed, parts, official_test=True),
+        "source": str(root),
+    }
+    if raw.class_names is not None:
+        preprocessing["labels"] = {"classes": list(raw.class_names)}
+    return Splits(
+        train=parts[0],
+        val=parts[1],
+        test=parts[2],
+        task="classification",
+        n_features=int(raw.train_X.shape[1]),
+        n_classes=raw.n_classes,
+        class_names=raw.class_names,
+        preprocessing=preprocessing,
+    )
+
+
+def _to_float(pixels: np.ndarray, scale: float | None) -> np.ndarray:
+    # float32 halves the memory of the image sets (CIFAR in float64 is 1.4 GiB)
+    out = pixels.astype(np.float32)
+    if scale is not None:
+        out *= np.float32(scale)
+    return out
+
+
+def _read_image_set(
+    name: str, root: Path, fetch: bool, params: Mapping[str, Any]
+) -> _images.RawImages:
+    if name == "imagenet":
+        size = check_int(
+            name,
+            "image_size",
+            param(params, "image_size", _DEFAULT_IMAGE_SIZE),
+            minimum=1,
+        )
+        if fetch:
+            warnings.warn(
+                "imagenet cannot be downloaded automatically (its licence requires "
+                "registration); 'download' is ignored.",
+                DataWarning,
+                stacklevel=4,
+            )
+        if not (root / "train").is_dir():
+            raise DatasetError(
+                f"imagenet not found: expected {root}/train/<class>/*.jpg and "
+                f"{root}/val/<class>/*.jpg. Download it from image-net.org, arrange "
+                "it as ImageFolder directories, and set dataset.path (or put it in "
+                f"{root})."
+            )
+        return _images.read_image_folder(root, size)
+    if name == "mnist":
+        files, missing = _images.find_mnist(root)
+        if missing and fetch:
+            _download.download(name, root)
+            files, missing = _images.find_mnist(root)
+        if missing:
+            raise _not_found(name, root, missing)
+        return _images.read_mnist(root, files)
+    directory, missing = _images.find_cifar(name, root)
+    if directory is None and fetch:
+        _download.download(name, root)
+        directory, missing = _images.find_cifar(name, root)
+    if directory is None:
+        raise _not_found(name, root, missing)
+    return _images.read_cifar(name, directory)
+
+
+def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+    return DatasetError(
+        f"{name} files not found in {root} (missing: {', '.join(missing)}). "
+        + _download.manual_instructions(name, root),
+        hint="set 'download: true' in dataset.params to fetch them",
+    )
+
+
+_LOADERS: dict[str, Callable[[DatasetConfig, int], Splits]] = {
+    "synthetic_regression": _synthetic,
+    "synthetic_classification": _synthetic,
+    "custom": _custom,
+    "mnist": _image_set,
+    "cifar10": _image_set,
+    "cifar100": _image_set,
+    "imagenet": _image_set,
+}

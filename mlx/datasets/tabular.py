@@ -1,0 +1,620 @@
+"""The ``custom`` dataset: features and labels from CSV, NPZ, NPY or Parquet files.
+
+Formats, chosen by the file suffix of ``dataset.path``:
+
+``.csv``
+    A header row, then one sample per row. The ``target`` parameter names the label
+    column (default: the last column); every other column is a numeric feature.
+``.npz``
+    Arrays ``X`` (n_samples, n_features) and ``y`` (n_samples,), read with
+    ``allow_pickle=False``.
+``.npy``
+    ``dataset.path`` is the features file, whose name ends in ``X`` (``X.npy``,
+    ``train_X.npy``); the labels are the file beside it with that final ``X``
+    replaced by ``y`` (``y.npy``, ``train_y.npy``).
+``.parquet`` / ``.pq``
+    Like CSV, read with pyarrow (``pip install 'model-harness[data]'``).
+
+Labels: strings always mean classification; numbers are classification when the
+``task`` parameter says so, or when it is absent and the labels are integers with at
+most 20 distinct values and at most half as many distinct values as rows. Class
+labels are mapped to 0..n_classes-1 in sorted order; the originals are kept as
+``class_names``. Features are float64; NaN and infinite features are rejected unless
+``allow_nan`` is true; labels must always be finite.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import zipfile
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping
+
+import numpy as np
+
+from mlx.datasets._checks import check_bool, param
+from mlx.errors import BackendUnavailableError, DatasetError
+
+__all__ = ["TabularData", "custom_shape", "features_path_to_labels", "load_custom"]
+
+_MAX_CLASSES_INFERRED = 20
+_CSV_BLOCK_ROWS = 8192
+_EXACT_COUNT_LIMIT = 256 * 1024 * 1024
+_SUFFIXES = (".csv", ".npz", ".npy", ".parquet", ".pq")
+_TASKS = ("classification", "regression")
+_DATA_EXTRA = "pip install 'model-harness[data]'"
+
+# Describes where a label is, for error messages: index -> "file:line" etc.
+Locator = Callable[[int], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularData:
+    """A custom dataset after reading and label encoding.
+
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), int64 (classification) or float64 (regression)
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str
+    n_classes: int | None
+    class_names: tuple[Any, ...] | None
+    feature_names: tuple[str, ...]
+
+
+# -- entry points -------------------------------------------------------------------
+
+
+def load_custom(path: str | None, params: Mapping[str, Any]) -> TabularData:
+    """Read the custom dataset at ``path`` according to ``params``."""
+    file = _existing_file(path)
+    task = _task_param(params)
+    allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
+    target = _target_param(params)
+    suffix = file.suffix.lower()
+    if suffix == ".csv":
+        X, labels, names, where = _read_csv(file, target, allow_nan)
+    elif suffix == ".npz":
+        X, labels, names, where = _read_npz(file, allow_nan)
+    elif suffix == ".npy":
+        X, labels, names, where = _read_npy_pair(file, allow_nan)
+    else:
+        X, labels, names, where = _read_parquet(file, target, allow_nan)
+    y, task, n_classes, class_names = encode_labels(labels, task, where)
+    return TabularData(X, y, task, n_classes, class_names, names)
+
+
+def custom_shape(
+    path: str | None, params: Mapping[str, Any]
+) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    """Cheap (n_samples, n_features, task, notes) of a custom dataset.
+
+    Reads headers only (plus the label column when that is small), never raises:
+    problems are returned as notes, and unknown values as None.
+    """
+    task = params.get("task") if params.get("task") in _TASKS else None
+    try:
+        file = _existing_file(path)
+        suffix = file.suffix.lower()
+        if suffix == ".csv":
+            return _csv_shape(file, params, task)
+        if suffix == ".npz":
+            with zipfile.ZipFile(file) as archive:
+                x_shape, _ = _npy_header_in_zip(archive, "X", file)
+                with archive.open("y.npy") as handle:
+                    y = np.lib.format.read_array(handle, allow_pickle=False)
+            return _array_shape(x_shape, y, task)
+        if suffix == ".npy":
+            x_shape, _ = _npy_file_header(file)
+            y_file = features_path_to_labels(file)
+            y = np.load(y_file, allow_pickle=False)
+            return _array_shape(x_shape, y, task)
+        pq = _import_parquet()
+        meta = pq.read_metadata(file)
+        n_features = meta.num_columns - 1
+        return (meta.num_rows, n_features, task, ())
+    except (DatasetError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        return (None, None, task, (str(exc),))
+
+
+# -- parameters and paths -----------------------------------------------------------
+
+
+def _existing_file(path: str | None) -> Path:
+    if not path:
+        raise DatasetError(
+            "The custom dataset needs 'dataset.path': a .csv, .npz, X .npy or "
+            ".parquet file."
+        )
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"custom dataset file not found: {file}")
+    if file.suffix.lower() not in _SUFFIXES:
+        raise DatasetError(
+            f"custom dataset file {file} has an unsupported suffix "
+            f"{file.suffix!r}; expected one of {', '.join(_SUFFIXES)}."
+        )
+    return file
+
+
+def _task_param(params: Mapping[str, Any]) -> str | None:
+    task = params.get("task")
+    if task is not None and task not in _TASKS:
+        raise DatasetError(
+            "The 'task' parameter of custom must be 'classification' or "
+            f"'regression'; got {task!r}."
+        )
+    return task
+
+
+def _target_param(params: Mapping[str, Any]) -> str | None:
+    target = params.get("target")
+    if target is not None and not isinstance(target, str):
+        raise DatasetError(
+            f"The 'target' parameter of custom must be a column name; got {target!r}."
+        )
+    return target
+
+
+def features_path_to_labels(x_file: Path) -> Path:
+    """The labels file of a ``.npy`` features file: final ``X`` of the name -> ``y``."""
+    stem = x_file.stem
+    if not stem or stem[-1] not in "Xx":
+        raise DatasetError(
+            f"{x_file}: a .npy custom dataset is given by its features file, whose "
+            "name ends in 'X' (X.npy, train_X.npy); the labels are read from the "
+            "same name ending in 'y' beside it."
+        )
+    return x_file.with_name(stem[:-1] + "y" + x_file.suffix)
+
+
+# -- CSV ----------------------------------------------------------------------------
+
+
+def _open_csv(file: Path) -> IO[str]:
+    # utf-8-sig: spreadsheets often write a byte-order mark before the header
+    return open(file, newline="", encoding="utf-8-sig")
+
+
+def _csv_header(file: Path, reader: Any, target: str | None) -> tuple[list[str], int]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DatasetError(
+            f"{file}: the file is empty; expected a header row."
+        ) from None
+    names = [cell.strip() for cell in header]
+    if not any(names):
+        raise DatasetError(f"{file}:1: the header row is empty.")
+    seen = set()
+    for column, name in enumerate(names, start=1):
+        if not name:
+            raise DatasetError(f"{file}:1: column {column} has an empty header name.")
+        if name in seen:
+            raise DatasetError(f"{file}:1: column name {name!r} appears twice.")
+        seen.add(name)
+    if target is None:
+        target_index = len(names) - 1
+    elif target in names:
+        target_index = names.index(target)
+    else:
+        raise DatasetError(
+            f"{file}: target column {target!r} not found; the header has "
+            f"{', '.join(repr(n) for n in names)}."
+        )
+    if len(names) < 2:
+        raise DatasetError(
+            f"{file}:1: the header has only the target column {names[0]!r}; "
+            "at least one feature column is needed."
+        )
+    return names, target_index
+
+
+def _read_csv(
+    file: Path, target: str | None, allow_nan: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    with _open_csv(file) as handle:
+        reader = csv.reader(handle)
+        try:
+            names, target_index = _csv_header(file, reader, target)
+            feature_names = [n for i, n in enumerate(names) if i != target_index]
+            feature_columns = [i for i in range(len(names)) if i != target_index]
+            blocks: list[np.ndarray] = []
+            block: list[list[str]] = []
+            block_lines: list[int] = []
+            labels: list[str] = []
+            lines: list[int] = []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank line
+                line = reader.line_num
+                if len(row) != len(names):
+                    raise DatasetError(
+                        f"{file}:{line}: expected {len(names)} fields as in the "
+                        f"header, got {len(row)}."
+                    )
+                block.append([row[i] for i in feature_columns])
+                block_lines.append(line)
+                labels.append(row[target_index].strip())
+                lines.append(line)
+                if len(block) == _CSV_BLOCK_ROWS:
+                    blocks.append(
+                        _csv_block(
+                            file, block, block_lines, feature_names, feature_columns
+                        )
+                    )
+                    block, block_lines = [], []
+        except csv.Error as exc:
+            raise DatasetError(
+                f"{file}:{reader.line_num}: malformed CSV: {exc}."
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{file}: not UTF-8 text ({exc}).") from None
+    if block:
+        blocks.append(
+            _csv_block(file, block, block_lines, feature_names, feature_columns)
+        )
+    if not labels:
+        raise DatasetError(f"{file}: the file has a header but no data rows.")
+    X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+
+    def where(index: int) -> str:
+        return f"{file}:{lines[index]}: column {names[target_index]!r}"
+
+    def where_x(row: int, column: int) -> str:
+        return (
+            f"{file}:{lines[row]}: column {feature_names[column]!r} "
+            f"(column {feature_columns[column] + 1})"
+        )
+
+    if not allow_nan:
+        _check_finite_features(X, where_x)
+    return X, np.array(labels), tuple(feature_names), where
+
+
+def _csv_block(
+    file: Path,
+    block: list[list[str]],
+    lines: list[int],
+    names: list[str],
+    columns: list[int],
+) -> np.ndarray:
+    try:
+        return np.array(block, dtype=np.float64)
+    except ValueError:
+        pass
+    # slow path, only to say exactly which cell is wrong
+    for row, line in zip(block, lines):
+        for column, cell in enumerate(row):
+            try:
+                float(cell)
+            except ValueError:
+                shown = "an empty cell" if not cell.strip() else repr(cell)
+                raise DatasetError(
+                    f"{file}:{line}: column {names[column]!r} (column "
+                    f"{columns[column] + 1}) holds {shown}; expected a number."
+                ) from None
+    raise AssertionError("a cell failed to convert but none was found")
+
+
+def _csv_shape(
+    file: Path, params: Mapping[str, Any], task: str | None
+) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    target = _target_param(params)
+    with _open_csv(file) as handle:
+        names, _ = _csv_header(file, csv.reader(handle), target)
+    size = file.stat().st_size
+    notes: tuple[str, ...] = ()
+    if size <= _EXACT_COUNT_LIMIT:
+        n_rows = _count_data_lines(file)
+    else:
+        n_rows = _estimate_data_lines(file, size)
+        notes = ("n_samples estimated from the file size",)
+    return (n_rows, len(names) - 1, task, notes)
+
+
+def _count_data_lines(file: Path) -> int:
+    newlines = 0
+    last = b"\n"
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = newlines + (0 if last == b"\n" else 1)
+    return max(lines - 1, 0)
+
+
+def _estimate_data_lines(file: Path, size: int) -> int:
+    with open(file, "rb") as handle:
+        sample = handle.read(1 << 20)
+    per_line = len(sample) / max(sample.count(b"\n"), 1)
+    return max(int(size / per_line) - 1, 0)
+
+
+# -- NumPy files --------------------------------------------------------------------
+
+
+def _npy_file_header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
+    with open(file, "rb") as handle:
+        return _npy_header(handle, str(file))
+
+
+def _npy_header(handle: IO[bytes], name: str) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except ValueError as exc:
+        raise DatasetError(f"{name}: not a valid .npy array ({exc}).") from None
+    return tuple(shape), dtype
+
+
+def _npy_header_in_zip(
+    archive: zipfile.ZipFile, key: str, file: Path
+) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        handle = archive.open(key + ".npy")
+    except KeyError:
+        raise DatasetError(
+            f"{file}: no array {key!r}; a .npz custom dataset holds arrays 'X' and 'y'."
+        ) from None
+    with handle:
+        return _npy_header(handle, f"{file}[{key}]")
+
+
+def _array_shape(
+    x_shape: tuple[int, ...], y: np.ndarray, task: str | None
+) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    if len(x_shape) != 2:
+        return (None, None, task, (f"X has shape {x_shape}; expected 2-D",))
+    if task is None:
+        task = _infer_task(np.asarray(y).ravel())
+    return (x_shape[0], x_shape[1], task, ())
+
+
+def _read_npz(
+    file: Path, allow_nan: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            missing = [k for k in ("X", "y") if k not in archive.files]
+            if missing:
+                raise DatasetError(
+                    f"{file}: missing array {missing[0]!r}; a .npz custom dataset "
+                    f"holds arrays 'X' and 'y' (found: {', '.join(archive.files)})."
+                )
+            X = archive["X"]
+            y = archive["y"]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{file}: cannot read as .npz ({exc}).") from None
+    return _check_arrays(file, f"{file}[X]", X, f"{file}[y]", y, allow_nan)
+
+
+def _read_npy_pair(
+    file: Path, allow_nan: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    y_file = features_path_to_labels(file)
+    if not y_file.is_file():
+        raise DatasetError(
+            f"{file}: the labels file {y_file.name} is missing beside it "
+            f"(expected {y_file})."
+        )
+    arrays = []
+    for f in (file, y_file):
+        try:
+            arrays.append(np.load(f, allow_pickle=False))
+        except (OSError, ValueError, EOFError) as exc:
+            raise DatasetError(f"{f}: cannot read as .npy ({exc}).") from None
+    return _check_arrays(file, str(file), arrays[0], str(y_file), arrays[1], allow_nan)
+
+
+def _check_arrays(
+    file: Path,
+    x_name: str,
+    X: np.ndarray,
+    y_name: str,
+    y: np.ndarray,
+    allow_nan: bool,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    if X.ndim != 2:
+        raise DatasetError(
+            f"{x_name} must have shape (n_samples, n_features); got shape {X.shape}."
+        )
+    if X.dtype.kind not in "biuf":
+        raise DatasetError(f"{x_name} must be numeric; got dtype {X.dtype}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(f"{y_name} must have shape (n_samples,); got {y.shape}.")
+    if y.shape[0] != X.shape[0]:
+        raise DatasetError(
+            f"{y_name} has {y.shape[0]} labels but {x_name} has {X.shape[0]} rows."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DatasetError(f"{x_name} is empty (shape {X.shape}).")
+    if y.dtype.kind not in "biufUS":
+        raise DatasetError(
+            f"{y_name} must hold numbers or strings; got dtype {y.dtype}."
+        )
+    X = np.asarray(X, dtype=np.float64)
+    if not allow_nan:
+        _check_finite_features(X, lambda r, c: f"{x_name}[{r}, {c}]")
+    if y.dtype.kind == "S":
+        y = y.astype(str)
+    names = tuple(f"x{j}" for j in range(X.shape[1]))
+    return X, y, names, lambda i: f"{y_name}[{i}]"
+
+
+# -- Parquet ------------------------------------------------------------------------
+
+
+def _import_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise BackendUnavailableError(
+            "Reading Parquet files needs pyarrow, which is not installed; "
+            f"install it with: {_DATA_EXTRA}",
+            hint=_DATA_EXTRA,
+        ) from None
+    return pq
+
+
+def _read_parquet(
+    file: Path, target: str | None, allow_nan: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    pq = _import_parquet()
+    import pyarrow as pa
+
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"{file}: cannot read as Parquet ({exc}).") from None
+    names = list(table.column_names)
+    if target is None:
+        target = names[-1] if names else None
+    if target is None or target not in names:
+        raise DatasetError(
+            f"{file}: target column {target!r} not found; the columns are "
+            f"{', '.join(repr(n) for n in names)}."
+        )
+    if len(names) < 2:
+        raise DatasetError(f"{file}: at least one feature column is needed.")
+    if table.num_rows == 0:
+        raise DatasetError(f"{file}: the table has no rows.")
+    feature_names = [n for n in names if n != target]
+    X = np.empty((table.num_rows, len(feature_names)), dtype=np.float64)
+    for j, name in enumerate(feature_names):
+        column = table.column(name)
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            if not pa.types.is_boolean(column.type):
+                raise DatasetError(
+                    f"{file}: column {name!r} has type {column.type}; "
+                    "feature columns must be numeric."
+                )
+        X[:, j] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    label_column = table.column(target)
+    if label_column.null_count:
+        first = label_column.to_pylist().index(None)
+        raise DatasetError(f"{file}: row {first}: target {target!r} is missing.")
+    if pa.types.is_string(label_column.type) or pa.types.is_large_string(
+        label_column.type
+    ):
+        labels = np.array(label_column.to_pylist(), dtype=str)
+    else:
+        labels = label_column.to_numpy(zero_copy_only=False)
+
+    def where_x(row: int, column: int) -> str:
+        return f"{file}: row {row}: column {feature_names[column]!r}"
+
+    if not allow_nan:
+        _check_finite_features(X, where_x)
+    return X, labels, tuple(feature_names), lambda i: f"{file}: row {i}: {target!r}"
+
+
+# -- labels and checks --------------------------------------------------------------
+
+
+def _check_finite_features(X: np.ndarray, where: Callable[[int, int], str]) -> None:
+    finite = np.isfinite(X)
+    if finite.all():
+        return
+    row, column = np.argwhere(~finite)[0]
+    raise DatasetError(
+        f"{where(int(row), int(column))} is {X[row, column]}; NaN and infinite "
+        "features are rejected unless the dataset parameter 'allow_nan' is true."
+    )
+
+
+def _infer_task(y: np.ndarray) -> str:
+    if y.dtype.kind in "USO":
+        return "classification"
+    if y.dtype.kind == "b":
+        return "classification"
+    y = y.astype(np.float64)
+    if y.size == 0 or not np.isfinite(y).all() or not np.all(y == np.round(y)):
+        return "regression"
+    n_distinct = np.unique(y).size
+    if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= y.size:
+        return "classification"
+    return "regression"
+
+
+def encode_labels(
+    labels: np.ndarray, task: str | None, where: Locator
+) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
+    """Turn raw labels into model targets.
+
+    labels : ndarray of shape (n_samples,), numbers or strings.
+    Returns ``(y, task, n_classes, class_names)``: ``y`` is int64 in
+    [0, n_classes) for classification (sorted original labels are ``class_names``)
+    and float64 for regression.
+    """
+    if labels.dtype.kind in "US":
+        empty = np.flatnonzero(labels == "")
+        if empty.size:
+            raise DatasetError(f"{where(int(empty[0]))}: the label is empty.")
+        numeric = _try_numeric(labels)
+        if numeric is None:
+            if task == "regression":
+                first = _first_non_numeric(labels)
+                raise DatasetError(
+                    f"{where(first)}: label {labels[first]!r} is not a number, but "
+                    "task is 'regression'."
+                )
+            classes, y = np.unique(labels, return_inverse=True)
+            _check_two_classes(classes)
+            names = tuple(str(c) for c in classes)
+            return y.astype(np.int64), "classification", len(names), names
+        labels = numeric
+    values = labels.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DatasetError(
+            f"{where(int(bad[0]))}: label is {values[bad[0]]}; labels must be finite."
+        )
+    if task is None:
+        task = _infer_task(values)
+    if task == "regression":
+        return values, task, None, None
+    fractional = np.flatnonzero(values != np.round(values))
+    if fractional.size:
+        raise DatasetError(
+            f"{where(int(fractional[0]))}: label {values[fractional[0]]} is not an "
+            "integer; classification needs integer or string labels (set task: "
+            "regression for continuous targets)."
+        )
+    classes, y = np.unique(values.astype(np.int64), return_inverse=True)
+    _check_two_classes(classes)
+    names_int = tuple(int(c) for c in classes)
+    return y.astype(np.int64), "classification", len(names_int), names_int
+
+
+def _check_two_classes(classes: np.ndarray) -> None:
+    if classes.size < 2:
+        raise DatasetError(
+            f"classification needs at least 2 classes; every label is {classes[0]!r}."
+        )
+
+
+def _try_numeric(labels: np.ndarray) -> np.ndarray | None:
+    try:
+        return labels.astype(np.float64)
+    except ValueError:
+        return None
+
+
+def _first_non_numeric(labels: np.ndarray) -> int:
+    for i, value in enumerate(labels):
+        try:
+            float(value)
+        except ValueError:
+            return i
+    return 0
