@@ -175,7 +175,12 @@ def parse_value(text: str, source: str) -> Any:
     """
     if not text.strip():
         return None
-    doc = _parse_yaml(text, source)
+    try:
+        doc = _parse_yaml(text, source)
+    except ConfigError as exc:
+        # a one-line value: the override itself is the location
+        issues = [dataclasses.replace(i, line=None, column=None) for i in exc.errors]
+        raise ConfigError("\n".join(str(i) for i in issues), errors=issues) from None
     if isinstance(doc.data, (dict, list)) and not text.lstrip().startswith(("{", "[")):
         return text
     return doc.data
