@@ -278,6 +278,14 @@ def test_deep_nesting(tmp_path: Path, name: str) -> None:
         load_config(write(tmp_path, text, name))
 
 
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_our_own_depth_limit(tmp_path: Path, fmt: str) -> None:
+    text = "[" * 100 + "]" * 100
+    text = f"a: {text}" if fmt == "yaml" else f'{{"a": {text}}}'
+    with pytest.raises(ConfigError, match=r":1:\d+: nesting is deeper than 64 levels"):
+        load_config(write(tmp_path, text, f"deep.{fmt}"))
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -290,14 +298,6 @@ def test_deep_nesting(tmp_path: Path, name: str) -> None:
     ],
     ids=["apply", "name", "object", "binary", "custom", "set"],
 )
-@pytest.mark.parametrize("fmt", ["yaml", "json"])
-def test_our_own_depth_limit(tmp_path: Path, fmt: str) -> None:
-    text = "[" * 100 + "]" * 100
-    text = f"a: {text}" if fmt == "yaml" else f'{{"a": {text}}}'
-    with pytest.raises(ConfigError, match=r":1:\d+: nesting is deeper than 64 levels"):
-        load_config(write(tmp_path, text, f"deep.{fmt}"))
-
-
 def test_object_tags_are_rejected(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match=r"exp.yaml:1:7: YAML tag '.*' is not allowed"):
         load_config(write(tmp_path, text))
