@@ -141,7 +141,9 @@ output:
 
 
 def test_unknown_name_aborts_validation(tmp_path: Path) -> None:
-    text = "name: x\ndataset: {name: mnsit}\nmodel: {name: mlp}\ntraining: {epochs: 0}\n"
+    text = (
+        "name: x\ndataset: {name: mnsit}\nmodel: {name: mlp}\ntraining: {epochs: 0}\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), root=tmp_path)
     assert [issue.path for issue in caught.value.errors] == ["dataset.name"]
@@ -179,9 +181,9 @@ def test_syntax_errors_give_line_and_column(
 @pytest.mark.parametrize(
     ("name", "text", "line", "match"),
     [
-        ("dup.yaml", "name: a\ndataset: {}\nname: b\n", 3, r"duplicate key 'name' \(first at line 1, column 1; again at line 3"),
-        ("dup.json", '{"name": "a",\n "name": "b"}', 2, r"duplicate key 'name' \(first at line 1, column 2; again at line 2"),
-        ("nested.yaml", "training:\n  epochs: 1\n  epochs: 2\n", 3, r"training.epochs: duplicate key 'epochs'"),
+        ("dup.yaml", "name: a\ndataset: {}\nname: b\n", 3, r"duplicate key 'name' \(first at line 1, column 1; again at line 3"),  # noqa: E501
+        ("dup.json", '{"name": "a",\n "name": "b"}', 2, r"duplicate key 'name' \(first at line 1, column 2; again at line 2"),  # noqa: E501
+        ("nested.yaml", "training:\n  epochs: 1\n  epochs: 2\n", 3, r"training.epochs: duplicate key 'epochs'"),  # noqa: E501
     ],
     ids=["yaml", "json", "nested"],
 )  # fmt: skip
@@ -214,7 +216,9 @@ def test_bad_files(tmp_path: Path, name: str, content: str, match: str) -> None:
 
 
 def test_missing_file_is_actionable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope.yaml: config file not found") as caught:
+    with pytest.raises(
+        ConfigError, match=r"nope.yaml: config file not found"
+    ) as caught:
         load_config(tmp_path / "nope.yaml")
     assert str(tmp_path / "nope.yaml") in caught.value.message
     assert caught.value.hint
@@ -299,7 +303,9 @@ def test_our_own_depth_limit(tmp_path: Path, fmt: str) -> None:
     ids=["apply", "name", "object", "binary", "custom", "set"],
 )
 def test_object_tags_are_rejected(tmp_path: Path, text: str) -> None:
-    with pytest.raises(ConfigError, match=r"exp.yaml:1:7: YAML tag '.*' is not allowed"):
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml:1:7: YAML tag '.*' is not allowed"
+    ):
         load_config(write(tmp_path, text))
 
 
@@ -314,7 +320,10 @@ def test_huge_file_is_rejected_before_parsing(tmp_path: Path) -> None:
 
 def test_huge_integer_is_a_config_error(tmp_path: Path) -> None:
     digits = "9" * 5000
-    for name, text in (("big.yaml", f"name: {digits}\n"), ("big.json", f'{{"a": {digits}}}')):
+    for name, text in (
+        ("big.yaml", f"name: {digits}\n"),
+        ("big.json", f'{{"a": {digits}}}'),
+    ):
         with pytest.raises(ConfigError):
             load_config(write(tmp_path, text, name))
 
@@ -360,7 +369,9 @@ def test_overrides_set_values(tmp_path: Path) -> None:
 
 
 def test_override_list_value(tmp_path: Path) -> None:
-    text = VALID_YAML.replace("linear_regression", "mlp\n  params: {layer_sizes: [3, 1]}")
+    text = VALID_YAML.replace(
+        "linear_regression", "mlp\n  params: {layer_sizes: [3, 1]}"
+    )
     config = load_config(
         write(tmp_path, text), ["model.params.layer_sizes=[3,10,1]"], root=tmp_path
     )
@@ -370,7 +381,9 @@ def test_override_list_value(tmp_path: Path) -> None:
 def test_override_errors_name_the_override(tmp_path: Path) -> None:
     path = write(tmp_path, VALID_YAML)
     with pytest.raises(ConfigError) as caught:
-        load_config(path, ["training.epochs=-3", "training.batch_size=big"], root=tmp_path)
+        load_config(
+            path, ["training.epochs=-3", "training.batch_size=big"], root=tmp_path
+        )
     assert [str(e) for e in caught.value.errors] == [
         "--set training.epochs=-3: training.epochs must be an integer >= 1, got -3",
         "--set training.batch_size=big: training.batch_size must be an integer >= 1, "
@@ -439,7 +452,9 @@ def test_parse_config_from_python(tmp_path: Path) -> None:
 
 
 def test_parse_config_rejects_non_mapping() -> None:
-    with pytest.raises(ConfigError, match=r"<dict>: config must be a mapping, got list"):
+    with pytest.raises(
+        ConfigError, match=r"<dict>: config must be a mapping, got list"
+    ):
         parse_config([1, 2])  # type: ignore[arg-type]
 
 

@@ -934,6 +934,8 @@ def _drop_absent(section: Mapping[str, Any]) -> dict[str, Any]:
 
 def format_bytes(n: int) -> str:
     """``1536`` -> ``1.5 KiB``."""
+    if n.bit_length() > 60:  # beyond an exbibyte; float() would overflow eventually
+        return f"about 2^{n.bit_length() - 1} bytes"
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":
