@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,6 +82,7 @@ def mutated(draw: st.DrawFn) -> Any:
     return data
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(data=mutated(), fmt=st.sampled_from(["yaml", "json"]))
 def test_mutated_configs_load_or_raise_config_error(data: Any, fmt: str) -> None:

@@ -414,7 +414,7 @@ _IMAGE_SET_FIELDS = {
     "validation_split": _SPLITS["validation_split"],
     "augmentation": _Field(None, ignored="not supported and ignored"),
 }
-DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
+_DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
     "synthetic_regression": {
         **_SYNTHETIC_FIELDS,
         "noise_std": _Field(_Float(0), 0.1),
@@ -481,7 +481,7 @@ _CLIP = {
     "weight_clip": _Field(_Float(0, lo_open=True, nullable=True), 10.0),
     "activation_clip": _Field(_Float(0, lo_open=True, nullable=True), 50.0),
 }
-MODEL_FIELDS: Mapping[str, _Section] = {
+_MODEL_FIELDS: Mapping[str, _Section] = {
     "linear_regression": _Section(
         {
             "seed": _SEED,
@@ -700,7 +700,7 @@ class _Validator:
                 (*base, "path"),
             )
             path = _BAD
-        params = _Section(DATASET_FIELDS[name]).check(
+        params = _Section(_DATASET_FIELDS[name]).check(
             self, (*base, "params"), raw.get("params")
         )
         if isinstance(path, str):
@@ -754,7 +754,7 @@ class _Validator:
         architecture = _Str(nullable=True).check(
             self, (*base, "architecture"), raw.get("architecture")
         )
-        section = MODEL_FIELDS.get(name, _Section({}, free=True))
+        section = _MODEL_FIELDS.get(name, _Section({}, free=True))
         params = section.check(self, (*base, "params"), raw.get("params"))
         if architecture is _BAD or _has_bad(params):
             return _BAD
