@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Sequence
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from mlx import DISTRIBUTION, __version__
-from mlx.errors import MLXError
+from mlx.errors import MLXError, MLXWarning
+
+if TYPE_CHECKING:  # the config package imports YAML: load it only when a command runs
+    from mlx.config import ExperimentConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -116,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_error(exc: MLXError) -> None:
-    print(f"error: {exc.message}", file=sys.stderr)
+    # a ConfigError's message holds one problem per line
+    for line in exc.message.splitlines() or [""]:
+        print(f"error: {line}", file=sys.stderr)
     if exc.hint:
         print(f"hint: {exc.hint}", file=sys.stderr)
 
@@ -128,8 +134,57 @@ def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             "run-experiment: the following arguments are required: "
             "experiment_name (or --config CONFIG)",
         )
+    config = _with_warnings_printed(lambda: _resolve_config(args))
+    if args.dry_run:
+        from mlx.plan import render_dry_run
+
+        sys.stdout.write(render_dry_run(config))
+        return EXIT_OK
+    return _execute(config, args)
+
+
+def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The config the command line asks for: file or built-in default, overridden."""
+    from mlx.config import Override, default_config, load_config
+
+    overrides: list[Any] = []
+    if args.experiment_name and args.config:
+        name = args.experiment_name
+        overrides.append(Override("name", name, f"experiment name {name!r}"))
+    overrides += args.overrides
+    if args.config:
+        return load_config(args.config, overrides)
+    name = args.experiment_name or "default"
+    print(
+        f"note: no --config given; using the built-in default experiment "
+        f"(synthetic classification + MLP) named {name!r}",
+        file=sys.stderr,
+    )
+    return default_config(name, overrides=overrides)
+
+
+def _with_warnings_printed(load: Callable[[], ExperimentConfig]) -> ExperimentConfig:
+    """Run ``load``, printing each mlx warning it issues once, as ``warning: ...``.
+
+    Warnings are printed even when ``load`` fails, before its error.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MLXWarning)
+        try:
+            return load()
+        finally:
+            seen = set()
+            for record in caught:
+                text = str(record.message)
+                if issubclass(record.category, MLXWarning) and text not in seen:
+                    seen.add(text)
+                    print(f"warning: {text}", file=sys.stderr)
+
+
+def _execute(config: ExperimentConfig, args: argparse.Namespace) -> int:
+    """Run the fully resolved experiment ``config``: the single call point of runs."""
     raise MLXError(
-        "running experiments is not available yet; use --dry-run to validate",
+        "running experiments is not available in this build yet; use --dry-run"
     )
 
 

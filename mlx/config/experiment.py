@@ -12,6 +12,8 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from mlx.config.issues import ConfigIssue
+
 __all__ = [
     "DatasetConfig",
     "ExperimentConfig",
@@ -88,7 +90,12 @@ class OutputConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole, validated experiment. ``source`` is the file it came from, if any."""
+    """A whole, validated experiment.
+
+    ``source`` is the file it came from, if any; ``warnings`` are the problems that
+    did not stop validation (unknown keys, suspicious values), in file order. Neither
+    takes part in equality or in :meth:`to_dict`.
+    """
 
     name: str
     dataset: DatasetConfig
@@ -97,6 +104,9 @@ class ExperimentConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     source: str | None = dataclasses.field(default=None, compare=False)
+    warnings: tuple[ConfigIssue, ...] = dataclasses.field(
+        default=(), compare=False, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved configuration, defaults included, as plain data."""

@@ -1,17 +1,25 @@
-"""Where relative paths in a config resolve to.
+"""Where relative paths in a config resolve to, and which paths may be written.
 
 The repository root is ``$MLX_ROOT`` when set, else the nearest ancestor of the current
 directory that holds ``.git`` or ``pyproject.toml``, else the current directory.
+Relative config paths resolve against that root (not against the config file), and
+everything mlx writes must stay inside it: :func:`resolve_inside_root` follows
+symlinks before it checks, so neither ``..`` nor a link pointing elsewhere escapes.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
-__all__ = ["repository_root"]
+from mlx.errors import ConfigError
+
+__all__ = ["is_within", "repository_root", "resolve_inside_root", "resolve_path"]
 
 _ROOT_MARKERS = (".git", "pyproject.toml")
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def repository_root(start: Path | None = None) -> Path:
@@ -24,3 +32,50 @@ def repository_root(start: Path | None = None) -> Path:
         if any((candidate / marker).exists() for marker in _ROOT_MARKERS):
             return candidate
     return here
+
+
+def resolve_path(path: PathLike, root: PathLike | None = None) -> Path:
+    """``path`` made absolute: ``~`` expanded, relative paths joined to ``root``.
+
+    ``root`` defaults to :func:`repository_root`. Symlinks along the existing part
+    of the path are followed; the path itself need not exist.
+
+    Raises
+    ------
+    ConfigError
+        When the path cannot be resolved (a symlink loop, for instance).
+    """
+    base = Path(root) if root is not None else repository_root()
+    candidate = Path(os.fspath(path)).expanduser()
+    if not candidate.is_absolute():
+        candidate = base / candidate
+    try:
+        return candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop before 3.13
+        raise ConfigError(f"cannot resolve path {os.fspath(path)!r}: {exc}") from exc
+
+
+def is_within(path: PathLike, root: PathLike) -> bool:
+    """Whether resolved ``path`` is ``root`` or lies below it (both resolved)."""
+    child = Path(os.fspath(path))
+    parent = Path(os.fspath(root))
+    return child == parent or parent in child.parents
+
+
+def resolve_inside_root(path: PathLike, root: PathLike | None = None) -> Path:
+    """Resolve ``path`` like :func:`resolve_path` and require it to stay in ``root``.
+
+    Raises
+    ------
+    ConfigError
+        When the resolved path (after ``..`` and symlinks) lies outside the root;
+        the message names the resolved path.
+    """
+    base = Path(root).resolve() if root is not None else repository_root()
+    resolved = resolve_path(path, base)
+    if not is_within(resolved, base):
+        raise ConfigError(
+            f"path {os.fspath(path)!r} resolves to {resolved}, which is outside "
+            f"the repository root {base}"
+        )
+    return resolved
