@@ -116,7 +116,7 @@ def test_dry_run_writes_nothing(
     [
         (["eval", "no-such-run"], "no-such-run"),
         (["eval", "RUN", "--metrics", "acuracy"], "accuracy"),
-        (["eval", "RUN", "--metrics", "mse"], "not a classification metric"),
+        (["eval", "RUN", "--metrics", "mse"], "is a regression metric"),
         (["eval", "RUN", "--split", "holdout"], "invalid choice"),
         (["eval", "RUN", "--checkpoint", "epoch-99"], "epoch-99"),
         (["eval", "RUN", "--checkpoint", "best"], "'final' or 'epoch-N'"),

@@ -64,10 +64,10 @@ def test_custom_model_without_class_path(tmp_path: Path) -> None:
 
 
 def test_unknown_shape_is_said_plainly(tmp_path: Path) -> None:
-    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    # a data file that does not exist yet: nothing to read the shape from
     config = _config(
         tmp_path,
-        {"name": "custom", "path": "d.csv"},
+        {"name": "custom", "path": "later.csv"},
         {"name": "mlp", "params": {"layer_sizes": [1, 1]}},
     )
     text = render_dry_run(config)
