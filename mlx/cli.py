@@ -1,4 +1,4 @@
-"""Command-line interface: ``mlx run-experiment``, ``mlx eval``.
+"""Command-line interface: ``mlx run-experiment``, ``mlx eval``, ``mlx runs``.
 
 Only the standard library is imported at module level so that ``mlx --help`` and
 ``mlx --version`` start fast; each command imports what it needs when it runs.
@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config field by dotted path, e.g. training.epochs=5 "
         "(repeatable; VALUE is parsed as YAML)",
     )
+    run.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a stopped run (ID or directory) from its last checkpoint; "
+        "only training.epochs and output options may change with --set",
+    )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress output on stderr (train.log is still written)",
+    )
 
     ev = commands.add_parser(
         "eval",
@@ -88,11 +99,48 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="run ID or run directory (required unless --dry-run)",
     )
-    ev.add_argument("--metrics", nargs="+", metavar="METRIC", help="metrics to compute")
+    ev.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help="metrics to compute (default: the task's standard set)",
+    )
+    ev.add_argument(
+        "--split",
+        choices=("test", "val", "train"),
+        default="test",
+        help="which split to evaluate on (default: test)",
+    )
+    ev.add_argument(
+        "--checkpoint",
+        default="final",
+        metavar="final|epoch-N",
+        help="which weights to evaluate (default: final)",
+    )
+    ev.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="also write predictions.csv in the run directory",
+    )
     ev.add_argument(
         "--dry-run",
         action="store_true",
-        help="check that the run can be evaluated without computing anything",
+        help="check that the run can be evaluated, without computing or writing; "
+        "without a run, list the runs that can be evaluated",
+    )
+
+    runs = commands.add_parser(
+        "runs",
+        help="list runs, newest first, or show one",
+        description="List the runs under the outputs directory, newest first "
+        "(`mlx runs`), or show one run (`mlx runs show RUN`).",
+    )
+    runs.add_argument("action", nargs="?", choices=("show",), help="show one run")
+    runs.add_argument("run", nargs="?", metavar="RUN", help="run ID or directory")
+    runs.add_argument(
+        "--root",
+        metavar="DIR",
+        help="where to look for runs (default: <repository root>/outputs)",
     )
     return parser
 
@@ -103,9 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
+    warnings.showwarning = _show_warning
     try:
         if args.command == "run-experiment":
             return _run_experiment(parser, args)
+        if args.command == "runs":
+            return _runs(parser, args)
         return _eval(parser, args)
     except MLXError as exc:
         if args.debug:
@@ -119,6 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    # our own warnings read like our errors; anything else keeps Python's format
+    if issubclass(category, MLXWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
 def _print_error(exc: MLXError) -> None:
     # a ConfigError's message holds one problem per line
     for line in exc.message.splitlines() or [""]:
@@ -128,6 +190,14 @@ def _print_error(exc: MLXError) -> None:
 
 
 def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.resume:
+        if args.config or args.experiment_name or args.dry_run:
+            _usage_error(
+                parser,
+                "run-experiment: --resume takes the run's own config; it cannot be "
+                "combined with --config, a name or --dry-run",
+            )
+        return _execute(None, args)
     if not args.experiment_name and not args.config and not args.dry_run:
         _usage_error(
             parser,
@@ -181,11 +251,26 @@ def _with_warnings_printed(load: Callable[[], ExperimentConfig]) -> ExperimentCo
                     print(f"warning: {text}", file=sys.stderr)
 
 
-def _execute(config: ExperimentConfig, args: argparse.Namespace) -> int:
-    """Run the fully resolved experiment ``config``: the single call point of runs."""
-    raise MLXError(
-        "running experiments is not available in this build yet; use --dry-run"
-    )
+def _execute(config: ExperimentConfig | None, args: argparse.Namespace) -> int:
+    """Run the fully resolved experiment ``config``, or resume ``args.resume``."""
+    from mlx.errors import RunInterrupted
+    from mlx.experiment import run_experiment
+
+    try:
+        if config is None:
+            run = run_experiment(
+                resume=args.resume, overrides=args.overrides, quiet=args.quiet
+            )
+        else:
+            run = run_experiment(config, quiet=args.quiet)
+    except RunInterrupted as exc:
+        _print_error(exc)
+        return exc.exit_code
+    rows = [("run", run.run_id), ("directory", str(run.directory))]
+    rows += [("status", run.status)]
+    rows += [(k, _format_value(v)) for k, v in run.final_metrics.items()]
+    print(_table(rows))
+    return EXIT_OK
 
 
 def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -193,7 +278,83 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _usage_error(
             parser, "eval: the following arguments are required: experiment_id"
         )
-    raise MLXError("evaluation is not available yet")
+    from mlx.evaluation import evaluate
+
+    if args.dry_run and not args.experiment_id:
+        return _list_evaluable()
+    result = evaluate(
+        args.experiment_id,
+        metrics=args.metrics,
+        split=args.split,
+        checkpoint=args.checkpoint,
+        save_predictions=args.save_predictions,
+        dry_run=args.dry_run,
+    )
+    if args.dry_run:
+        print(
+            f"run {result['run_id']} can be evaluated: checkpoint "
+            f"{result['checkpoint']!r} loads; metrics on the {result['split']} "
+            f"split: {', '.join(result['metric_names'])}"
+        )
+        return EXIT_OK
+    rows = [
+        ("run", result["run_id"]),
+        ("split", f"{result['split']} ({result['n_samples']} samples)"),
+        ("checkpoint", result["checkpoint"]),
+    ]
+    rows += [(k, _format_value(v)) for k, v in result["metrics"].items()]
+    rows.append(("saved", result["path"]))
+    if "predictions" in result:
+        rows.append(("predictions", result["predictions"]))
+    print(_table(rows))
+    return EXIT_OK
+
+
+def _list_evaluable() -> int:
+    from mlx.runs import format_runs_table, list_runs
+
+    runs = [r for r in list_runs() if (r.path / "model").is_dir()]
+    if not runs:
+        print("no runs with a final model to evaluate")
+        return EXIT_OK
+    print(format_runs_table(runs))
+    return EXIT_OK
+
+
+def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlx.runs import find_run, format_run, format_runs_table, list_runs
+
+    root = Path(args.root) if args.root else None
+    if args.action == "show":
+        if not args.run:
+            _usage_error(parser, "runs show: the following arguments are required: RUN")
+        print(format_run(find_run(args.run, root)))
+        return EXIT_OK
+    if args.run:
+        _usage_error(parser, "runs: did you mean `mlx runs show RUN`?")
+    runs = list_runs(root)
+    print(format_runs_table(runs) if runs else "no runs yet")
+    return EXIT_OK
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):  # a confusion matrix: one row per line
+        return "\n".join(" ".join(str(v) for v in row) for row in value)
+    return str(value)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = []
+    for key, value in rows:
+        first, *rest = value.splitlines() or [""]
+        lines.append(f"{key.ljust(width)}  {first}")
+        lines += [f"{' ' * width}  {line}" for line in rest]
+    return "\n".join(lines)
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
