@@ -18,7 +18,7 @@ averages over the samples (``CrossEntropyLoss``).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -31,10 +31,10 @@ class Loss(NamedTuple):
     name: str
     forward: Callable[[np.ndarray, np.ndarray], float]
     backward: Callable[..., np.ndarray]
-    value_and_grad: Callable[..., Tuple[float, np.ndarray]]
+    value_and_grad: Callable[..., tuple[float, np.ndarray]]
 
 
-def _grad_buffer(output: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+def _grad_buffer(output: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return np.empty_like(output) if out is None else out
 
 
@@ -42,8 +42,8 @@ def _grad_buffer(output: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
 
 
 def _mse_value_and_grad(
-    output: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
-) -> Tuple[float, np.ndarray]:
+    output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """``mean((output - target) ** 2)`` and its gradient ``2 (output - target) / size``.
 
     output : ndarray of shape (n_samples,) or (n_samples, n_outputs)
@@ -60,7 +60,7 @@ def _mse_forward(output: np.ndarray, target: np.ndarray) -> float:
 
 
 def _mse_backward(
-    output: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
+    output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     return _mse_value_and_grad(output, target, out)[1]
 
@@ -72,8 +72,8 @@ mse = Loss("mse", _mse_forward, _mse_backward, _mse_value_and_grad)
 
 
 def _bce_value_and_grad(
-    logits: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
-) -> Tuple[float, np.ndarray]:
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """Binary cross-entropy of ``sigmoid(logits)`` against targets in [0, 1].
 
     Fused with the sigmoid, as ``BCEWithLogitsLoss``: the loss is computed as
@@ -107,7 +107,7 @@ def _bce_forward(logits: np.ndarray, target: np.ndarray) -> float:
 
 
 def _bce_backward(
-    logits: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     return _bce_value_and_grad(logits, target, out)[1]
 
@@ -121,8 +121,8 @@ binary_cross_entropy = Loss(
 
 
 def _softmax_ce_value_and_grad(
-    logits: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
-) -> Tuple[float, np.ndarray]:
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """Cross-entropy of ``softmax(logits)`` against labels, averaged over samples.
 
     logits : ndarray of shape (n_samples, n_classes)
@@ -148,7 +148,7 @@ def _softmax_ce_value_and_grad(
 
 
 def _pick(shifted: np.ndarray, target: np.ndarray) -> float:
-    """Sum over samples of the shifted logit of the target class (or its expectation)."""
+    """Sum over samples of the shifted logit of the target class (or its mean)."""
     if target.ndim == 1:
         return float(shifted[np.arange(shifted.shape[0]), target].sum())
     return float(np.vdot(shifted, target))
@@ -159,7 +159,7 @@ def _softmax_ce_forward(logits: np.ndarray, target: np.ndarray) -> float:
 
 
 def _softmax_ce_backward(
-    logits: np.ndarray, target: np.ndarray, out: Optional[np.ndarray] = None
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     return _softmax_ce_value_and_grad(logits, target, out)[1]
 

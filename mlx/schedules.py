@@ -106,7 +106,11 @@ def get_schedule(
         schedule = constant(learning_rate)
     elif kind == "step":
         step_size = training_params.get("step_size", 1)
-        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size < 1:
+        if (
+            not isinstance(step_size, int)
+            or isinstance(step_size, bool)
+            or step_size < 1
+        ):
             raise ConfigError(
                 f"training.params.step_size must be an integer >= 1; got {step_size!r}."
             )

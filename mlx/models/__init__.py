@@ -16,7 +16,7 @@ import os
 import re
 import sys
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Mapping
 
 from mlx.errors import BackendUnavailableError, ModelError
 from mlx.models.base import BaseModel
@@ -34,13 +34,13 @@ __all__ = [
 ]
 
 #: Built-in model names and their classes.
-MODELS: Mapping[str, Type[BaseModel]] = MappingProxyType(
+MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {"linear_regression": LinearRegression, "mlp": MLP}
 )
 
 #: Image-model families and their variants. They are known names, but building one
 #: needs a deep-learning backend that this package does not ship.
-IMAGE_FAMILIES: Mapping[str, Tuple[str, ...]] = MappingProxyType(
+IMAGE_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
         "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
@@ -52,7 +52,7 @@ IMAGE_FAMILIES: Mapping[str, Tuple[str, ...]] = MappingProxyType(
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-def _image_family(name: str) -> Optional[str]:
+def _image_family(name: str) -> str | None:
     for family, variants in IMAGE_FAMILIES.items():
         if name == family or name in variants:
             return family
@@ -68,7 +68,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def get_model(name: str, params: Optional[Mapping[str, Any]] = None) -> BaseModel:
+def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
     """Build a model from its config name and ``model.params``.
 
     name : "linear_regression", "mlp", "custom" (``params.class_path`` names a
@@ -76,7 +76,7 @@ def get_model(name: str, params: Optional[Mapping[str, Any]] = None) -> BaseMode
         its constructor), or an image family/variant (raises
         BackendUnavailableError).
     """
-    kwargs: Dict[str, Any] = _plain(params or {})
+    kwargs: dict[str, Any] = _plain(params or {})
     family = _image_family(name)
     if family is not None:
         raise BackendUnavailableError(
@@ -105,10 +105,11 @@ def get_model(name: str, params: Optional[Mapping[str, Any]] = None) -> BaseMode
     return _construct(cls, kwargs)
 
 
-def _construct(cls: Type[BaseModel], kwargs: Dict[str, Any]) -> BaseModel:
+def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
     accepted = cls._param_names()
     takes_any = any(
-        p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()
+        p.kind == p.VAR_KEYWORD
+        for p in inspect.signature(cls.__init__).parameters.values()
     )
     unknown = [key for key in kwargs if key not in accepted]
     if unknown and not takes_any:
@@ -122,7 +123,7 @@ def _construct(cls: Type[BaseModel], kwargs: Dict[str, Any]) -> BaseModel:
     return cls(**kwargs)
 
 
-def import_model_class(class_path: Any) -> Type[BaseModel]:
+def import_model_class(class_path: Any) -> type[BaseModel]:
     """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
     return it, refusing anything that is not a BaseModel subclass."""
     from mlx.utils.paths import repository_root
@@ -160,7 +161,7 @@ def import_model_class(class_path: Any) -> Type[BaseModel]:
     return obj
 
 
-def load_model(path: "str | os.PathLike[str]") -> BaseModel:
+def load_model(path: str | os.PathLike[str]) -> BaseModel:
     """Rebuild the model saved at ``path`` from its ``config.json`` and restore its
     weights and optimizer state.
 
@@ -174,18 +175,22 @@ def load_model(path: "str | os.PathLike[str]") -> BaseModel:
     config = _checkpoint.read_config(path)
     model_type = config.get("model_type")
     if model_type in MODELS:
-        cls: Type[BaseModel] = MODELS[str(model_type)]
+        cls: type[BaseModel] = MODELS[str(model_type)]
     elif model_type == "custom":
         cls = import_model_class(config.get("class_path"))
     else:
-        raise CheckpointError(f"The checkpoint has an unknown model type {model_type!r}.")
+        raise CheckpointError(
+            f"The checkpoint has an unknown model type {model_type!r}."
+        )
     hyperparameters = config.get("hyperparameters")
     if not isinstance(hyperparameters, dict):
         raise CheckpointError("The checkpoint's config.json has no hyperparameters.")
     try:
         model = _construct(cls, hyperparameters)
     except ModelError as exc:
-        raise CheckpointError(f"The checkpoint's hyperparameters are invalid: {exc}") from exc
+        raise CheckpointError(
+            f"The checkpoint's hyperparameters are invalid: {exc}"
+        ) from exc
     optimizer = config.get("optimizer")
     if isinstance(optimizer, dict) and isinstance(
         optimizer.get("learning_rate"), (int, float)

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -43,8 +43,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_checkpoint(
-    path: "str | os.PathLike[str]",
-    config: Dict[str, Any],
+    path: str | os.PathLike[str],
+    config: dict[str, Any],
     tensors: Mapping[str, np.ndarray],
     optimizer_tensors: Mapping[str, np.ndarray],
     optimizer_metadata: Mapping[str, str],
@@ -76,7 +76,7 @@ def write_checkpoint(
     return directory
 
 
-def read_config(path: "str | os.PathLike[str]") -> Dict[str, Any]:
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``config.json`` of a checkpoint directory."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
@@ -99,8 +99,8 @@ def read_config(path: "str | os.PathLike[str]") -> Dict[str, Any]:
 
 
 def read_tensors(
-    path: "str | os.PathLike[str]", name: str, config: Mapping[str, Any]
-) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
+    path: str | os.PathLike[str], name: str, config: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors and metadata of one safetensors file, checked against its hash."""
     from safetensors.numpy import load
 
@@ -109,7 +109,7 @@ def read_tensors(
         data = file.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"Cannot read {file}: {exc.strerror or exc}.") from exc
-    expected: Optional[str] = (config.get("files") or {}).get(name, {}).get("sha256")
+    expected: str | None = (config.get("files") or {}).get(name, {}).get("sha256")
     if expected is None:
         raise CheckpointError(f"{Path(path) / CONFIG_FILE} does not list {name}.")
     if hashlib.sha256(data).hexdigest() != expected:
@@ -121,14 +121,18 @@ def read_tensors(
         tensors = load(data)
         metadata = _metadata(data)
     except Exception as exc:  # safetensors raises its own error type
-        raise CheckpointError(f"{file} is not a valid safetensors file: {exc}.") from exc
+        raise CheckpointError(
+            f"{file} is not a valid safetensors file: {exc}."
+        ) from exc
     for key, value in tensors.items():
         if value.dtype != np.float64:
-            raise CheckpointError(f"{file}: tensor {key!r} is {value.dtype}, not float64.")
+            raise CheckpointError(
+                f"{file}: tensor {key!r} is {value.dtype}, not float64."
+            )
     return tensors, metadata
 
 
-def _metadata(data: bytes) -> Dict[str, str]:
+def _metadata(data: bytes) -> dict[str, str]:
     header_len = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + header_len])
     return dict(header.get("__metadata__") or {})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import inspect
 import os
-from typing import Any, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -43,8 +43,7 @@ class BaseModel(abc.ABC):
     ----------
     task : "regression" or "classification"
     closed_form : bool
-        True when the model fits in one call on the whole training set
-        (:class:`~mlx.models.LinearRegression` without gradient descent).
+        True when the model fits in one call on the whole training split.
     is_trained : bool
         False until a training step, a fit or a load.
     params_ : dict of str to ndarray
@@ -57,11 +56,10 @@ class BaseModel(abc.ABC):
     #: Name under which :func:`mlx.models.get_model` knows the class.
     model_type: ClassVar[str] = "custom"
     task: str = "regression"
-    closed_form: bool = False
     #: Float dtype of inputs, weights and computations.
     _dtype: Any = np.float64
 
-    params_: Dict[str, np.ndarray]
+    params_: dict[str, np.ndarray]
     optimizer_: Optimizer
     optimizer_state_: Any
     is_trained: bool
@@ -83,14 +81,14 @@ class BaseModel(abc.ABC):
         self.is_trained = False
         self._initialize()
 
-    def _validate_params(self) -> None:
+    def _validate_params(self) -> None:  # noqa: B027 - optional hook
         """Raise ModelError for invalid hyperparameters (subclasses extend this)."""
 
-    def _initialize(self) -> None:
+    def _initialize(self) -> None:  # noqa: B027 - optional hook
         """Build ``params_`` from the hyperparameters (empty until fit by default)."""
 
     @classmethod
-    def _param_names(cls) -> List[str]:
+    def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
         return [
             name
@@ -98,11 +96,11 @@ class BaseModel(abc.ABC):
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def get_params(self) -> Dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         """The hyperparameters: constructor arguments by name."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def architecture(self) -> Dict[str, Any]:
+    def architecture(self) -> dict[str, Any]:
         """What a checkpoint must match to load into this model (default: nothing)."""
         return {}
 
@@ -117,7 +115,7 @@ class BaseModel(abc.ABC):
         """Predictions for validated input ``X`` of shape (n_samples, n_features)."""
 
     @abc.abstractmethod
-    def train_step(self, X: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+    def train_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """One training step on a batch; returns at least ``{"loss": float}``, the
         batch loss computed before the update."""
 
@@ -131,12 +129,18 @@ class BaseModel(abc.ABC):
         return self.forward(self._check_X(X))
 
     @property
+    def closed_form(self) -> bool:
+        """True when the model fits in one call on the whole training split
+        (:class:`~mlx.models.LinearRegression` without gradient descent)."""
+        return False
+
+    @property
     def n_parameters(self) -> int:
         """Number of learned scalars."""
         return int(sum(value.size for value in self.params_.values()))
 
     @property
-    def n_features_in_(self) -> Optional[int]:
+    def n_features_in_(self) -> int | None:
         """Number of input features, once known (None before)."""
         return getattr(self, "_n_features", None)
 
@@ -145,7 +149,9 @@ class BaseModel(abc.ABC):
     def set_optimizer(self, optimizer: Optimizer) -> None:
         """Install ``optimizer`` (e.g. with a learning-rate schedule); its state
         starts afresh."""
-        if not (callable(getattr(optimizer, "init", None)) and callable(optimizer.update)):
+        if not (
+            callable(getattr(optimizer, "init", None)) and callable(optimizer.update)
+        ):
             raise ModelError(
                 "set_optimizer needs an mlx.optim.Optimizer (with init and update); "
                 f"got {optimizer!r}."
@@ -153,7 +159,7 @@ class BaseModel(abc.ABC):
         self.optimizer_ = optimizer
         self.optimizer_state_ = None
 
-    def _apply_gradients(self, grads: Dict[str, np.ndarray]) -> None:
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
         """Update ``params_`` in place from ``grads`` with the installed optimizer."""
         if self.optimizer_state_ is None:
             self.optimizer_state_ = self.optimizer_.init(self.params_)
@@ -218,7 +224,7 @@ class BaseModel(abc.ABC):
             )
 
     def _check_y_regression(
-        self, X: np.ndarray, y: Any, n_outputs: Optional[int]
+        self, X: np.ndarray, y: Any, n_outputs: int | None
     ) -> np.ndarray:
         """Regression targets as an (n_samples, n_outputs) float array.
 
@@ -232,7 +238,11 @@ class BaseModel(abc.ABC):
         if target.ndim == 1:
             target = target.reshape(-1, 1)
         if target.ndim != 2 or (n_outputs is not None and target.shape[1] != n_outputs):
-            want = "(n_samples,)" if n_outputs in (None, 1) else f"(n_samples, {n_outputs})"
+            want = (
+                "(n_samples,)"
+                if n_outputs in (None, 1)
+                else f"(n_samples, {n_outputs})"
+            )
             raise ModelError(f"{name} expects y of shape {want}; got {np.shape(y)}.")
         target = np.ascontiguousarray(target, dtype=self._dtype)
         _check_finite(target, name, "y")
@@ -240,11 +250,13 @@ class BaseModel(abc.ABC):
 
     # --- checkpoints -------------------------------------------------------------
 
-    def _config_document(self) -> Dict[str, Any]:
+    def _config_document(self) -> dict[str, Any]:
         import mlx
 
         cls = type(self)
-        optimizer_config = dict(self.optimizer_.config) if self.optimizer_.config else None
+        optimizer_config = (
+            dict(self.optimizer_.config) if self.optimizer_.config else None
+        )
         return {
             "library_version": mlx.__version__,
             "model_type": cls.model_type,
@@ -257,7 +269,7 @@ class BaseModel(abc.ABC):
             "is_trained": bool(self.is_trained),
         }
 
-    def save(self, path: "str | os.PathLike[str]") -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint directory at ``path``.
 
         Files: ``config.json`` (model type, architecture, hyperparameters, optimizer
@@ -283,7 +295,7 @@ class BaseModel(abc.ABC):
         )
 
     def load(
-        self, path: "str | os.PathLike[str]", restore_optimizer: Optional[bool] = None
+        self, path: str | os.PathLike[str], restore_optimizer: bool | None = None
     ) -> None:
         """Restore the weights (and optimizer state) saved at ``path``.
 
@@ -316,10 +328,17 @@ class BaseModel(abc.ABC):
             cls.model_type == "custom"
             and config.get("class_path") != f"{cls.__module__}:{cls.__qualname__}"
         ):
-            saved = config.get("class_path") or saved_type
+
+            def describe(model_type: Any, class_path: Any) -> str:
+                return f"{model_type!r}" + (
+                    f" ({class_path})" if model_type == "custom" else ""
+                )
+
+            here = f"{cls.__module__}:{cls.__qualname__}"
             raise CheckpointError(
-                f"The checkpoint holds a {saved} model; this model is a "
-                f"{cls.__module__}:{cls.__qualname__}."
+                "The checkpoint holds a "
+                f"{describe(saved_type, config.get('class_path'))} model; this model "
+                f"is a {describe(cls.model_type, here)}."
             )
         saved_arch = config.get("architecture") or {}
         for key, value in self.architecture().items():

@@ -1,10 +1,10 @@
-"""Linear regression (optionally ridge), solved in closed form or by gradient descent."""
+"""Linear regression (optionally ridge), in closed form or by gradient descent."""
 
 from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -49,10 +49,10 @@ class LinearRegression(BaseModel):
 
     def __init__(
         self,
-        seed: Optional[int] = None,
+        seed: int | None = None,
         use_gradient_descent: bool = False,
         l2_regularization: float = 0.0,
-        optimizer_config: Optional[Dict[str, Any]] = None,
+        optimizer_config: dict[str, Any] | None = None,
     ) -> None:
         self.seed = seed
         self.use_gradient_descent = use_gradient_descent
@@ -60,8 +60,8 @@ class LinearRegression(BaseModel):
         self.optimizer_config = optimizer_config
         self._setup()
 
-    @property  # type: ignore[override]
-    def closed_form(self) -> bool:  # noqa: D401
+    @property
+    def closed_form(self) -> bool:
         """True unless ``use_gradient_descent``: the trainer then fits once."""
         return not self.use_gradient_descent
 
@@ -91,7 +91,7 @@ class LinearRegression(BaseModel):
             )
 
     @property
-    def n_outputs_(self) -> Optional[int]:
+    def n_outputs_(self) -> int | None:
         weight = self.params_.get("linear.weight")
         return None if weight is None else int(weight.shape[0])
 
@@ -106,7 +106,7 @@ class LinearRegression(BaseModel):
 
     # --- closed form ---------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> "LinearRegression":
+    def fit(self, X: Any, y: Any) -> LinearRegression:
         """Solve for the weights on all of ``X`` at once.
 
         X : array-like of shape (n_samples, n_features)
@@ -129,7 +129,7 @@ class LinearRegression(BaseModel):
 
     # --- training ------------------------------------------------------------------
 
-    def train_step(self, X: Any, y: Any) -> Dict[str, float]:
+    def train_step(self, X: Any, y: Any) -> dict[str, float]:
         """One gradient step, or the closed-form fit when not ``use_gradient_descent``.
 
         Gradient descent minimises the closed-form objective divided by
@@ -155,7 +155,7 @@ class LinearRegression(BaseModel):
         residual -= Y
         scale = 1.0 / residual.size
         l2 = float(self.l2_regularization)
-        loss = (float(np.vdot(residual, residual)) + l2 * float(np.vdot(weight, weight)))
+        loss = float(np.vdot(residual, residual)) + l2 * float(np.vdot(weight, weight))
         grads = {
             "linear.weight": (residual.T @ X + l2 * weight) * (2.0 * scale),
             "linear.bias": residual.sum(axis=0) * (2.0 * scale),
@@ -176,7 +176,7 @@ class LinearRegression(BaseModel):
         self.optimizer_state_ = None
 
 
-def _solve(X: np.ndarray, Y: np.ndarray, l2: float) -> Tuple[np.ndarray, np.ndarray]:
+def _solve(X: np.ndarray, Y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
     """Weights (n_outputs, n_features) and bias (n_outputs,) of the ridge problem."""
     n, p = X.shape
     y_mean = Y.mean(axis=0)
@@ -214,7 +214,7 @@ def _solve(X: np.ndarray, Y: np.ndarray, l2: float) -> Tuple[np.ndarray, np.ndar
 
 def _cholesky_solve(
     gram: np.ndarray, rhs: np.ndarray
-) -> Tuple[Optional[np.ndarray], float]:
+) -> tuple[np.ndarray | None, float]:
     """Solve ``gram w = rhs`` for a symmetric positive (semi)definite ``gram``.
 
     Returns (w, condition number), with w None when the system is too ill-conditioned
@@ -249,13 +249,11 @@ def _cholesky_solve(
 
 def _eigen_solve(
     scaled: np.ndarray, b: np.ndarray, scale: np.ndarray
-) -> Tuple[Optional[np.ndarray], float]:
+) -> tuple[np.ndarray | None, float]:
     """NumPy-only fallback of :func:`_cholesky_solve`, slower but exact."""
     eigenvalues = np.linalg.eigvalsh(scaled)
     condition = (
-        float("inf")
-        if eigenvalues[0] <= 0
-        else float(eigenvalues[-1] / eigenvalues[0])
+        float("inf") if eigenvalues[0] <= 0 else float(eigenvalues[-1] / eigenvalues[0])
     )
     if condition > _MAX_CONDITION:
         return None, condition

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -30,7 +30,22 @@ _MAX_CACHED_BATCH_SIZES = 4
 # --- activations: forward in place, backward multiplies the upstream gradient -------
 
 
-class _ReLU:
+class _Activation:
+    """``forward(z)`` overwrites z with f(z); ``backward(grad, out)`` multiplies
+    grad in place by f'(z), given the cached output ``out`` of forward."""
+
+    saturating = False
+
+    @staticmethod
+    def forward(z: np.ndarray) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(grad: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class _ReLU(_Activation):
     saturating = False
 
     @staticmethod
@@ -45,7 +60,7 @@ class _ReLU:
         grad *= out
 
 
-class _Tanh:
+class _Tanh(_Activation):
     saturating = True
 
     @staticmethod
@@ -60,7 +75,7 @@ class _Tanh:
         grad *= out
 
 
-class _Sigmoid:
+class _Sigmoid(_Activation):
     saturating = True
 
     @staticmethod
@@ -79,7 +94,11 @@ class _Sigmoid:
         grad *= out
 
 
-_ACTIVATION_RULES = {"relu": _ReLU, "tanh": _Tanh, "sigmoid": _Sigmoid}
+_ACTIVATION_RULES: dict[str, type[_Activation]] = {
+    "relu": _ReLU,
+    "tanh": _Tanh,
+    "sigmoid": _Sigmoid,
+}
 
 
 # --- the dense layer ---------------------------------------------------------------
@@ -107,7 +126,7 @@ class _Dense:
         out += self.bias
 
     def backward(
-        self, delta: np.ndarray, a: np.ndarray, delta_in: Optional[np.ndarray]
+        self, delta: np.ndarray, a: np.ndarray, delta_in: np.ndarray | None
     ) -> None:
         """Accumulate nothing: overwrite the gradients from ``delta`` (dL/dz) and the
         cached input ``a``; write dL/da into ``delta_in`` unless it is None."""
@@ -165,14 +184,14 @@ class MLP(BaseModel):
 
     def __init__(
         self,
-        layer_sizes: Optional[Sequence[int]] = None,
+        layer_sizes: Sequence[int] | None = None,
         activation: str = "relu",
-        output_activation: Optional[str] = None,
-        seed: Optional[int] = None,
-        optimizer_config: Optional[Dict[str, Any]] = None,
-        gradient_clip: Optional[float] = 10.0,
-        weight_clip: Optional[float] = 10.0,
-        activation_clip: Optional[float] = 50.0,
+        output_activation: str | None = None,
+        seed: int | None = None,
+        optimizer_config: dict[str, Any] | None = None,
+        gradient_clip: float | None = 10.0,
+        weight_clip: float | None = 10.0,
+        activation_clip: float | None = 50.0,
         dtype: str = "float64",
     ) -> None:
         self.layer_sizes = layer_sizes
@@ -194,7 +213,9 @@ class MLP(BaseModel):
             not isinstance(sizes, (list, tuple))
             or len(sizes) < 2
             or not all(
-                isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                isinstance(s, numbers.Integral)
+                and not isinstance(s, bool)
+                and int(s) >= 1
                 for s in sizes
             )
         ):
@@ -221,14 +242,15 @@ class MLP(BaseModel):
             not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool)
         ):
             raise ModelError(
-                f"The 'seed' parameter of MLP must be an integer or None; got {self.seed!r}."
+                "The 'seed' parameter of MLP must be an integer or None; "
+                f"got {self.seed!r}."
             )
         for name in ("gradient_clip", "weight_clip", "activation_clip"):
             value = getattr(self, name)
             if value is not None and (
                 not isinstance(value, numbers.Real)
                 or isinstance(value, bool)
-                or not value > 0
+                or not float(value) > 0
             ):
                 raise ModelError(
                     f"The '{name}' parameter of MLP must be a number > 0 or None; "
@@ -258,14 +280,16 @@ class MLP(BaseModel):
         self._flat = np.zeros(total, self._dtype)
         self._grad_flat = np.zeros(total, self._dtype)
         self.params_ = {}
-        self._grads: Dict[str, np.ndarray] = {}
-        self._layers: List[_Dense] = []
+        self._grads: dict[str, np.ndarray] = {}
+        self._layers: list[_Dense] = []
         rng = np.random.default_rng(self.seed)
         offset = 0
         for i, (fan_in, fan_out) in enumerate(pairs):
             views = []
             for flat in (self._flat, self._grad_flat):
-                weight = flat[offset : offset + fan_out * fan_in].reshape(fan_out, fan_in)
+                weight = flat[offset : offset + fan_out * fan_in].reshape(
+                    fan_out, fan_in
+                )
                 bias = flat[offset + fan_out * fan_in : offset + fan_out * (fan_in + 1)]
                 views.append((weight, bias))
             offset += fan_out * (fan_in + 1)
@@ -283,9 +307,9 @@ class MLP(BaseModel):
             self._grads[f"layers.{i}.weight"] = grad_weight
             self._grads[f"layers.{i}.bias"] = grad_bias
             self._layers.append(_Dense(weight, bias, grad_weight, grad_bias))
-        self._buffers: "OrderedDict[int, _Buffers]" = OrderedDict()
+        self._buffers: OrderedDict[int, _Buffers] = OrderedDict()
 
-    def architecture(self) -> Dict[str, Any]:
+    def architecture(self) -> dict[str, Any]:
         return {
             "layer_sizes": list(self._sizes),
             "activation": self.activation,
@@ -316,13 +340,12 @@ class MLP(BaseModel):
     def _activate(self, z: np.ndarray) -> None:
         clip = self.activation_clip
         if clip is not None and self._activation_rule.saturating:
-            np.minimum(z, clip, out=z)
-            np.maximum(z, -clip, out=z)
+            np.clip(z, -clip, clip, out=z)
         self._activation_rule.forward(z)
 
     # --- training ---------------------------------------------------------------------
 
-    def train_step(self, X: Any, y: Any) -> Dict[str, float]:
+    def train_step(self, X: Any, y: Any) -> dict[str, float]:
         """One optimizer step on the batch; returns ``{"loss": loss before the step}``.
 
         X : array-like of shape (n_samples, n_features)
@@ -391,14 +414,14 @@ class MLP(BaseModel):
             one_hot = np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()
             if not one_hot:
                 raise ModelError(
-                    "An MLP with a softmax output expects 2-D labels to be one-hot rows "
-                    "(a single 1 per row, zeros elsewhere)."
+                    "An MLP with a softmax output expects 2-D labels to be one-hot "
+                    "rows (a single 1 per row, zeros elsewhere)."
                 )
             return np.argmax(labels, axis=1)
         if labels.ndim != 1:
             raise ModelError(
-                f"An MLP with a softmax output over {k} classes expects labels of shape "
-                f"(n_samples,) or one-hot (n_samples, {k}); got {labels.shape}."
+                f"An MLP with a softmax output over {k} classes expects labels of "
+                f"shape (n_samples,) or one-hot (n_samples, {k}); got {labels.shape}."
             )
         if labels.dtype.kind == "f" and not (
             np.isfinite(labels).all() and (labels == np.round(labels)).all()
@@ -414,5 +437,7 @@ class MLP(BaseModel):
 
 
 def _clip(array: np.ndarray, bound: float) -> None:
-    np.minimum(array, bound, out=array)
-    np.maximum(array, -bound, out=array)
+    # two read-only reductions cost less than rewriting the array, and clipping is
+    # rarely needed
+    if array.max() > bound or array.min() < -bound:
+        np.clip(array, -bound, bound, out=array)
