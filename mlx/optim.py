@@ -144,12 +144,15 @@ class _Scratch:
 
 
 def _pieces(*arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
-    """The same piece of each array as 1-D views, piece by piece (whole arrays when
-    one is not C-contiguous, since reshaping those would copy)."""
-    if not all(a.flags.c_contiguous for a in arrays):
+    """The same piece of each array as 1-D views, piece by piece; whole arrays when
+    they do not share one contiguous memory order (flattening would copy)."""
+    if not (
+        all(a.flags.c_contiguous for a in arrays)
+        or all(a.flags.f_contiguous for a in arrays)
+    ):
         yield list(arrays)
         return
-    flats = [a.reshape(-1) for a in arrays]
+    flats = [a.ravel(order="K") for a in arrays]
     size = flats[0].size
     if size <= _PIECE:
         yield flats
@@ -161,7 +164,7 @@ def _pieces(*arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
 def _copy_state(state: Any) -> Any:
     return type(state)(
         *(
-            {k: v.copy() for k, v in field.items()}
+            {k: v.copy(order="K") for k, v in field.items()}
             if isinstance(field, dict)
             else field
             for field in state
@@ -175,7 +178,7 @@ def _make(
     config: Mapping[str, Any],
 ) -> Optimizer:
     def update(grads: Params, state: Any, params: Params) -> tuple[Params, Any]:
-        fresh = {name: value.copy() for name, value in params.items()}
+        fresh = {name: value.copy(order="K") for name, value in params.items()}
         return update_inplace(grads, _copy_state(state), fresh)
 
     return Optimizer(init, update, update_inplace, MappingProxyType(dict(config)))
@@ -624,7 +627,9 @@ def state_from_tensors(
                     f"Optimizer tensor {key!r} should have shape {list(array.shape)}; "
                     f"the checkpoint has {got}."
                 )
-            restored[name] = saved.astype(array.dtype)
+            # keep the template's dtype and memory order
+            restored[name] = np.empty_like(array)
+            np.copyto(restored[name], saved, casting="unsafe")
         fields.append(restored)
     extra = sorted(set(tensors) - expected)
     if extra:

@@ -254,3 +254,12 @@ def test_save_leaves_no_temporary_files(tmp_path, rng):
     model.save(tmp_path / "ck")
     model.save(tmp_path / "ck")  # overwrite in place
     assert not [p for p in (tmp_path / "ck").iterdir() if p.name.startswith(".")]
+
+
+def test_restored_optimizer_state_keeps_the_parameter_layout(tmp_path, rng):
+    model, _, _ = _trained_mlp(rng)
+    model.save(tmp_path / "ck")
+    loaded = load_model(tmp_path / "ck")
+    for name, value in loaded.params_.items():
+        restored = loaded.optimizer_state_.exp_avg[name]
+        assert restored.flags.f_contiguous == value.flags.f_contiguous
