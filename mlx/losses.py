@@ -1,0 +1,172 @@
+"""Loss functions with their gradients, averaged like PyTorch's default reduction.
+
+Each loss is a :class:`Loss` with three pure functions over NumPy arrays:
+
+- ``forward(output, target) -> float``: the loss value;
+- ``backward(output, target, out=None) -> ndarray``: the gradient with respect to
+  ``output`` (the model's raw output: predictions for :data:`mse`, logits for the two
+  cross-entropies), same shape and dtype as ``output``;
+- ``value_and_grad(output, target, out=None) -> (float, ndarray)``: both at once,
+  sharing the work (the models call this one).
+
+``out`` lets a caller pass a preallocated gradient buffer, written in place.
+
+Reductions match PyTorch: :data:`mse` and :data:`binary_cross_entropy` average over
+every element (``MSELoss``, ``BCEWithLogitsLoss``), :data:`softmax_cross_entropy`
+averages over the samples (``CrossEntropyLoss``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["Loss", "binary_cross_entropy", "mse", "softmax_cross_entropy"]
+
+
+class Loss(NamedTuple):
+    """A loss: its name, value, gradient, and both at once."""
+
+    name: str
+    forward: Callable[[np.ndarray, np.ndarray], float]
+    backward: Callable[..., np.ndarray]
+    value_and_grad: Callable[..., tuple[float, np.ndarray]]
+
+
+def _grad_buffer(output: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    return np.empty_like(output) if out is None else out
+
+
+# --- mean squared error -----------------------------------------------------------
+
+
+def _mse_value_and_grad(
+    output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """``mean((output - target) ** 2)`` and its gradient ``2 (output - target) / size``.
+
+    output : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    target : ndarray of the same shape
+    """
+    grad = np.subtract(output, target, out=_grad_buffer(output, out))
+    loss = float(np.vdot(grad, grad)) / grad.size
+    grad *= 2.0 / grad.size
+    return loss, grad
+
+
+def _mse_forward(output: np.ndarray, target: np.ndarray) -> float:
+    return _mse_value_and_grad(output, target)[0]
+
+
+def _mse_backward(
+    output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    return _mse_value_and_grad(output, target, out)[1]
+
+
+mse = Loss("mse", _mse_forward, _mse_backward, _mse_value_and_grad)
+
+
+# --- binary cross-entropy on logits --------------------------------------------------
+
+
+def _bce_value_and_grad(
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of ``sigmoid(logits)`` against targets in [0, 1].
+
+    Fused with the sigmoid, as ``BCEWithLogitsLoss``: the loss is computed as
+    ``max(z, 0) - z * t + log1p(exp(-|z|))``, which never overflows, and the gradient
+    is ``(sigmoid(z) - t) / size``.
+
+    logits : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    target : ndarray of the same shape, values in [0, 1]
+    """
+    z = logits
+    softplus = np.log1p(np.exp(-np.abs(z)))
+    softplus += np.maximum(z, 0)
+    loss = float(softplus.sum() - np.vdot(z, target)) / z.size
+    grad = _sigmoid(z, out=_grad_buffer(z, out))
+    grad -= target
+    grad *= 1.0 / z.size
+    return loss, grad
+
+
+def _sigmoid(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(z / 2)) equals 1 / (1 + exp(-z)) and cannot overflow
+    np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def _bce_forward(logits: np.ndarray, target: np.ndarray) -> float:
+    return _bce_value_and_grad(logits, target)[0]
+
+
+def _bce_backward(
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    return _bce_value_and_grad(logits, target, out)[1]
+
+
+binary_cross_entropy = Loss(
+    "binary_cross_entropy", _bce_forward, _bce_backward, _bce_value_and_grad
+)
+
+
+# --- softmax cross-entropy on logits -------------------------------------------------
+
+
+def _softmax_ce_value_and_grad(
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Cross-entropy of ``softmax(logits)`` against labels, averaged over samples.
+
+    logits : ndarray of shape (n_samples, n_classes)
+    target : integer labels of shape (n_samples,), or class probabilities (one-hot or
+        soft) of shape (n_samples, n_classes)
+    """
+    n = logits.shape[0]
+    # Softmax and cross-entropy are fused: shifting by the row maximum keeps exp()
+    # finite, log-softmax is z - logsumexp(z), and the gradient is (probs - onehot)/n.
+    probs = _grad_buffer(logits, out)
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=probs)
+    shifted_at_target = _pick(probs, target)
+    np.exp(probs, out=probs)
+    sums = probs.sum(axis=1, keepdims=True)
+    loss = float(np.log(sums).sum() - shifted_at_target) / n
+    probs /= sums
+    if target.ndim == 1:
+        probs[np.arange(n), target] -= 1.0
+    else:
+        probs -= target
+    probs *= 1.0 / n
+    return loss, probs
+
+
+def _pick(shifted: np.ndarray, target: np.ndarray) -> float:
+    """Sum over samples of the shifted logit of the target class (or its mean)."""
+    if target.ndim == 1:
+        return float(shifted[np.arange(shifted.shape[0]), target].sum())
+    return float(np.vdot(shifted, target))
+
+
+def _softmax_ce_forward(logits: np.ndarray, target: np.ndarray) -> float:
+    return _softmax_ce_value_and_grad(logits, target)[0]
+
+
+def _softmax_ce_backward(
+    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    return _softmax_ce_value_and_grad(logits, target, out)[1]
+
+
+softmax_cross_entropy = Loss(
+    "softmax_cross_entropy",
+    _softmax_ce_forward,
+    _softmax_ce_backward,
+    _softmax_ce_value_and_grad,
+)
