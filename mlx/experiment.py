@@ -108,6 +108,8 @@ def _execute(
     checkpoint: Path | None,
     quiet: bool,
 ) -> Run:
+    import numpy as np
+
     from mlx import datasets, models
     from mlx.console import Console
     from mlx.runs import Heartbeat, RunDir
@@ -123,7 +125,9 @@ def _execute(
 
     if run is None:
         run = RunDir.create(config.output.directory, config.name)
-        run.write_config(config.to_dict(), original_path=config.source)
+        source = config.source
+        original = source if source and Path(source).is_file() else None
+        run.write_config(config.to_dict(), original_path=original)
         run.write_environment()
         _write_data_record(run, splits)
     else:
@@ -147,8 +151,11 @@ def _execute(
 
     run.mark_running()
     stopper = _SignalStopper()
+    # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
+    # overflow warnings on the way there would only be noise
+    quiet_overflow = np.errstate(over="ignore", invalid="ignore")
     try:
-        with stopper, Heartbeat(run):
+        with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
                 splits,

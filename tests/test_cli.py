@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "examples").glob("*.*"))
+EXAMPLES = sorted(
+    p for p in (REPO / "examples").iterdir() if p.suffix in (".json", ".yaml")
+)
 
 
 def mlx(*args: str, cwd: Path, root: Path | None = None) -> subprocess.CompletedProcess:
@@ -91,14 +94,14 @@ def test_dry_run_without_anything_uses_builtin_default(work: Path) -> None:
     assert snapshot(work) == before
 
 
-def test_legacy_name_without_config_reaches_the_run_call_point(work: Path) -> None:
-    result = mlx("run-experiment", "legacy", cwd=work)
-    assert result.returncode == 1
+def test_legacy_name_without_config_runs_the_built_in_experiment(work: Path) -> None:
+    result = mlx("run-experiment", "legacy", "--quiet", cwd=work)
+    assert result.returncode == 0, result.stderr
     assert "using the built-in default experiment" in result.stderr
     assert "'legacy'" in result.stderr
-    assert (
-        "error: running experiments is not available in this build yet" in result.stderr
-    )
+    (run_dir,) = (work / "outputs").iterdir()
+    assert run_dir.name.startswith("legacy-")
+    assert run_dir.name in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -202,14 +205,15 @@ def test_output_escape_is_rejected(work: Path) -> None:
     assert str(work.resolve().parent / "elsewhere") in result.stderr
 
 
-def test_non_dry_run_with_config_reaches_the_run_call_point(work: Path) -> None:
+def test_non_dry_run_with_config_trains_and_reports(work: Path) -> None:
     config = str(REPO / "examples" / "regression.yaml")
     result = mlx("run-experiment", "--config", config, cwd=work)
-    assert result.returncode == 1
-    assert (
-        "error: running experiments is not available in this build yet" in result.stderr
-    )
-    assert not (work / "outputs").exists()
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (work / "outputs" / "regression").iterdir()
+    # the run ID and directory at start and end, on stderr; the summary on stdout
+    assert result.stderr.count(str(run_dir)) == 2
+    assert re.search(r"^status +completed$", result.stdout, re.MULTILINE)
+    assert "val_r2" in result.stdout
 
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])

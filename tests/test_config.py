@@ -24,7 +24,9 @@ from mlx.config import (
 from mlx.errors import MLXError
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "examples").glob("*.*"))
+EXAMPLES = sorted(
+    p for p in (REPO / "examples").iterdir() if p.suffix in (".json", ".yaml")
+)
 
 VALID_YAML = """\
 name: api

@@ -52,8 +52,17 @@ def test_classifier_metrics_equal_sklearn_from_predictions_csv(
     root: Path, classifier_run: mlx.experiment.Run
 ) -> None:
     done = run_cli(
-        ["eval", classifier_run.run_id, "--save-predictions", "--metrics",
-         "accuracy", "f1_score", "precision_weighted", "log_loss", "roc_auc"],
+        [
+            "eval",
+            classifier_run.run_id,
+            "--save-predictions",
+            "--metrics",
+            "accuracy",
+            "f1_score",
+            "precision_weighted",
+            "log_loss",
+            "roc_auc",
+        ],
         root,
     )
     assert done.returncode == 0, done.stderr
@@ -100,9 +109,7 @@ def test_each_evaluation_is_kept(classifier_run: mlx.experiment.Run) -> None:
     assert first["metrics"] != second["metrics"]
 
 
-def test_dry_run_writes_nothing(
-    root: Path, classifier_run: mlx.experiment.Run
-) -> None:
+def test_dry_run_writes_nothing(root: Path, classifier_run: mlx.experiment.Run) -> None:
     before = sorted(p for p in root.rglob("*"))
     done = run_cli(["eval", "--dry-run", classifier_run.run_id], root)
     assert done.returncode == 0, done.stderr
@@ -122,8 +129,15 @@ def test_dry_run_writes_nothing(
         (["eval", "RUN", "--checkpoint", "best"], "'final' or 'epoch-N'"),
         (["eval"], "experiment_id"),
     ],
-    ids=["unknown-run", "unknown-metric", "wrong-task-metric", "bad-split",
-         "missing-checkpoint", "bad-checkpoint-name", "missing-argument"],
+    ids=[
+        "unknown-run",
+        "unknown-metric",
+        "wrong-task-metric",
+        "bad-split",
+        "missing-checkpoint",
+        "bad-checkpoint-name",
+        "missing-argument",
+    ],
 )
 def test_eval_errors(
     root: Path, classifier_run: mlx.experiment.Run, args: list, message: str
@@ -140,16 +154,22 @@ def test_eval_refuses_changed_data(root: Path) -> None:
     X = rng.normal(size=(200, 3))
     y = X @ np.array([1.0, -2.0, 0.5])
     data = root / "data.csv"
-    np.savetxt(data, np.column_stack([X, y]), delimiter=",", header="a,b,c,target",
-               comments="")
+    np.savetxt(
+        data, np.column_stack([X, y]), delimiter=",", header="a,b,c,target", comments=""
+    )
     config = {
         "name": "csv",
         "dataset": {"name": "custom", "path": "data.csv"},
         "model": {"name": "linear_regression"},
     }
     run = mlx.run_experiment(config, quiet=True)
-    np.savetxt(data, np.column_stack([X, y + 1]), delimiter=",",
-               header="a,b,c,target", comments="")
+    np.savetxt(
+        data,
+        np.column_stack([X, y + 1]),
+        delimiter=",",
+        header="a,b,c,target",
+        comments="",
+    )
     with pytest.raises(RunError, match="differs from the one it was trained with"):
         mlx.evaluate(run.run_id)
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_config
 
 import mlx
-from mlx.errors import DivergenceError, MLXError, RunError
+from mlx.errors import DivergenceError, MLXError, MLXWarning, RunError
 
 pytestmark = pytest.mark.slow
 
@@ -341,14 +341,14 @@ def test_divergence_error_through_the_api(root: Path) -> None:
     config["dataset"]["name"] = "synthetic_regression"
     config["dataset"]["params"].pop("n_classes")
     config["model"]["params"].update(layer_sizes=[8, 16, 1], output_activation=None)
-    with pytest.raises(DivergenceError, match="diverged"):
+    with pytest.raises(DivergenceError, match="diverged"), pytest.warns(MLXWarning):
         mlx.run_experiment(config, quiet=True)
 
 
 def test_bad_dataset_leaves_nothing_on_disk(root: Path) -> None:
     config = small_classification()
     config["dataset"] = {"name": "custom", "path": str(root / "missing.csv")}
-    with pytest.raises(MLXError):
+    with pytest.raises(MLXError, match="missing.csv"), pytest.warns(MLXWarning):
         mlx.run_experiment(config, quiet=True)
     assert _run_dirs(root) == []
 

@@ -103,7 +103,8 @@ def _splits(
     params: Mapping[str, Any], n_samples: int | None, n_test: int | None = None
 ) -> tuple[int, int, int] | None:
     """(train, val, test) sizes as :func:`mlx.datasets.splits.split_indices` cuts."""
-    if n_samples is None:
+    if n_samples is None or n_samples >= 2**63:
+        # no array that large exists; the memory guard refuses it before any split
         return None
     val_fraction = _fraction(params, "validation_split", 0.1)
     if val_fraction is None:
