@@ -119,7 +119,7 @@ def _execute(
     # everything that can fail on bad input happens before the run directory exists
     splits = datasets.load(config.dataset, config.training.seed)
     loaded = time.perf_counter()
-    model = models.get_model(config.model.name, dict(config.model.params))
+    model = models.get_model(config.model.name, _model_params(config))
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
     state = TrainerState()
 
@@ -219,6 +219,15 @@ def _execute(
         final_metrics=final,
         config=config,
     )
+
+
+def _model_params(config: ExperimentConfig) -> dict[str, Any]:
+    params = dict(config.model.params)
+    if config.model.name in ("mlp", "linear_regression") and params.get("seed") is None:
+        # a model without a seed of its own draws from training.seed, so every random
+        # number of a run derives from the config and runs repeat to the bit
+        params["seed"] = config.training.seed
+    return params
 
 
 def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> Any:

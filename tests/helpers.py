@@ -57,7 +57,6 @@ def small_classification(**training: Any) -> dict[str, Any]:
             "params": {
                 "layer_sizes": [8, 16, 3],
                 "output_activation": "softmax",
-                "seed": 1,
             },
         },
         "training": {
