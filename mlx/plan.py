@@ -88,7 +88,7 @@ def render_plan(plan: Plan) -> str:
     memory = (
         _UNKNOWN
         if info.memory_bytes is None
-        else f"about {format_bytes(info.memory_bytes)} (float64)"
+        else f"about {format_bytes(info.memory_bytes)} ({info.feature_dtype} features)"
     )
     count = plan.parameter_count
     model = plan.config.model.name
