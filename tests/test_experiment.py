@@ -237,6 +237,27 @@ def test_kill_and_resume_equals_uninterrupted(
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+def test_a_second_ctrl_c_aborts_at_once_and_leaves_whole_files(root: Path) -> None:
+    write_config(root / "exp.yaml", _slow_config())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlx", "run-experiment", "--config", "exp.yaml",
+         "--quiet"],
+        cwd=root, env=cli_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    run_dir = _wait_for_metrics_lines(root, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    _metrics(run_dir)  # every line parses
+    for checkpoint in (run_dir / "checkpoints").glob("epoch-*"):
+        assert (checkpoint / "trainer_state.json").is_file()
+
+
 def test_resume_refuses_a_changed_config(root: Path) -> None:
     run = mlx.run_experiment(small_classification(), quiet=True)
     with pytest.raises(RunError, match=r"training.learning_rate: 0.01 -> 0.02"):
