@@ -8,18 +8,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
+from mlx.config.schema import KNOWN_DATASETS  # the config schema is the one list
 
 __all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES", "DatasetInfo", "describe"]
 
-KNOWN_DATASETS = (
-    "mnist",
-    "cifar10",
-    "cifar100",
-    "imagenet",
-    "custom",
-    "synthetic_regression",
-    "synthetic_classification",
-)
 
 #: Datasets whose arrays would exceed this many bytes are rejected (1 GiB).
 MEMORY_LIMIT_BYTES = 1 << 30
