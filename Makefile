@@ -17,9 +17,10 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,torch]'
 	touch $@ $(VENV)/.demo-installed
 
-## demo: install mlx and run the quickstart experiment end to end
+## demo: install mlx, train the quickstart experiment, then evaluate it on its test split
 demo: $(VENV)/.demo-installed
-	$(BIN)/mlx run-experiment --config examples/quickstart.yaml
+	$(BIN)/mlx run-experiment --config examples/quickstart.yaml | tee $(VENV)/demo-run.txt
+	$(BIN)/mlx eval $$(awk '$$1 == "run" {print $$2}' $(VENV)/demo-run.txt)
 
 ## lint: ruff and mypy
 lint: $(VENV)/.test-installed
