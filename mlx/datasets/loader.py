@@ -129,7 +129,7 @@ def _tabular_splits(
     )
     validation_split, test_split = _fractions(params)
     train, val, test = split_indices(len(y), validation_split, test_split, seed)
-    parts = [(X[i], y[i]) for i in (train, val, test)]
+    parts = _split_rows(X, y, train, val, test)
     preprocessing: dict[str, Any] = {
         "dataset": dataset.name,
         "feature_dtype": "float64",
@@ -150,6 +150,34 @@ def _tabular_splits(
         class_names=class_names,
         preprocessing=preprocessing,
     )
+
+
+#: Rows moved at a time when the training split is compacted inside X.
+_CHUNK_ROWS = 4096
+
+
+def _split_rows(
+    X: np.ndarray, y: np.ndarray, *indices: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(X[i], y[i])`` for the train, val and test indices, without holding the
+    data twice.
+
+    X was just loaded or generated and nothing else refers to it, so when it is
+    writeable and C-contiguous the (much smaller) val and test rows are copied out
+    and the training rows are moved to the front of X in place: the training split
+    is then a view of X, and peak memory stays near the size of the data set.
+    """
+    train, val, test = indices
+    if not (X.flags.writeable and X.flags.c_contiguous):
+        return [(X[i], y[i]) for i in indices]
+    parts = [(X[val], y[val]), (X[test], y[test])]
+    y_train = y[train]
+    # train is sorted, so train[k] >= k: a chunk only reads rows at or after its
+    # own position, which no earlier chunk has overwritten
+    for start in range(0, len(train), _CHUNK_ROWS):
+        rows = train[start : start + _CHUNK_ROWS]
+        X[start : start + len(rows)] = X[rows]
+    return [(X[: len(train)], y_train), *parts]
 
 
 def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, Any]:
