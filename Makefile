@@ -32,5 +32,9 @@ lint: $(VENV)/.test-installed
 test: lint
 	$(BIN)/python -m pytest -q
 
+## bench: benchmark suite against PyTorch, scikit-learn and other CLIs (see benchmarks/)
+bench: $(VENV)/.test-installed
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
