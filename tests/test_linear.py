@@ -136,12 +136,24 @@ def test_rejects_bad_hyperparameters(kwargs, match):
         (np.ones(3), np.ones(3), "2-D array; got shape"),
         (np.ones((0, 2)), np.ones(0), "non-empty"),
         (np.array([[1.0, np.nan]] * 3), np.ones(3), "finite values in X"),
+        (np.array([[np.inf, 1.0], [2.0, -np.inf]]), np.ones(2), "finite values in X"),
+        (np.full((3, 2), 1e308), np.ones(3), "overflow float64; rescale X"),
         (np.ones((3, 2)), np.array([1.0, np.inf, 2.0]), "finite values in y"),
         (np.ones((3, 2)), np.ones(4), "one row per sample"),
         (np.ones((3, 2)), np.ones((3, 2, 1)), "shape"),
         (np.array([["a", "b"]] * 3), np.ones(3), "numeric"),
     ],
-    ids=["1d", "empty", "nan-x", "inf-y", "n-mismatch", "y-3d", "strings"],
+    ids=[
+        "1d",
+        "empty",
+        "nan-x",
+        "inf-x",
+        "overflow-x",
+        "inf-y",
+        "n-mismatch",
+        "y-3d",
+        "strings",
+    ],
 )
 def test_rejects_bad_inputs(X, y, match):
     with pytest.raises(ModelError, match=match):

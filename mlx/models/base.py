@@ -185,11 +185,15 @@ class BaseModel(abc.ABC):
                 "fit) or load a checkpoint before predicting."
             )
 
-    def _check_X(self, X: Any, reset: bool = False) -> np.ndarray:
+    def _check_X(
+        self, X: Any, reset: bool = False, check_finite: bool = True
+    ) -> np.ndarray:
         """``X`` as a C-contiguous 2-D array of the model's float dtype, or a
         ModelError saying why not.
 
         X : array-like of shape (n_samples, n_features)
+        check_finite : False leaves the NaN/inf check to a caller whose own pass over
+            ``X`` reveals them (then calls :meth:`_check_X_finite`).
         """
         name = type(self).__name__
         try:
@@ -213,8 +217,13 @@ class BaseModel(abc.ABC):
                 f"{name} expects X with {expected} features; got {array.shape[1]}."
             )
         array = np.ascontiguousarray(array, dtype=self._dtype)
-        _check_finite(array, name, "X")
+        if check_finite:
+            _check_finite(array, name, "X")
         return array
+
+    def _check_X_finite(self, X: np.ndarray) -> None:
+        """ModelError when ``X`` holds NaN or inf."""
+        _check_finite(X, type(self).__name__, "X")
 
     def _check_n_samples(self, X: np.ndarray, y: np.ndarray) -> None:
         if y.ndim == 0 or y.shape[0] != X.shape[0]:
