@@ -146,6 +146,10 @@ class _Scratch:
 def _pieces(*arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
     """The same piece of each array as 1-D views, piece by piece; whole arrays when
     they do not share one contiguous memory order (flattening would copy)."""
+    if arrays[0].size <= _PIECE:
+        # small arrays fit the cache whole; elementwise rules need no flattening
+        yield list(arrays)
+        return
     if not (
         all(a.flags.c_contiguous for a in arrays)
         or all(a.flags.f_contiguous for a in arrays)
