@@ -85,6 +85,11 @@ class Row:
         return data
 
 
+#: Untimed idle time before each timed call; longer than OpenBLAS's default spin
+#: (THREAD_TIMEOUT, 2**28 cycles: about 0.1 s) before a worker thread sleeps.
+SETTLE_SECONDS = 0.25
+
+
 def paired_medians(
     ours: Callable[[], Any],
     peer: Callable[[], Any] | None,
@@ -93,9 +98,13 @@ def paired_medians(
     """Median wall time (s) of each callable, run alternately after warm-ups.
 
     Alternating the two keeps slow drifts of a shared machine (other processes,
-    clock changes) from favouring one side.
+    clock changes) from favouring one side. Between timings the process idles for
+    :data:`SETTLE_SECONDS`, untimed: BLAS worker threads busy-wait for a while after
+    a call, and threads left spinning by one library (SciPy and NumPy each ship an
+    OpenBLAS) would otherwise slow whichever side runs next.
     """
     repeats = 1 if settings.quick else settings.repeats
+    settle = 0.0 if settings.quick else SETTLE_SECONDS
     for _ in range(settings.warmups):
         ours()
         if peer is not None:
@@ -103,16 +112,17 @@ def paired_medians(
     ours_times: list[float] = []
     peer_times: list[float] = []
     for _ in range(repeats):
-        ours_times.append(_timed(ours))
+        ours_times.append(_timed(ours, settle))
         if peer is not None:
-            peer_times.append(_timed(peer))
+            peer_times.append(_timed(peer, settle))
     return (
         statistics.median(ours_times),
         statistics.median(peer_times) if peer_times else None,
     )
 
 
-def _timed(fn: Callable[[], Any]) -> float:
+def _timed(fn: Callable[[], Any], settle: float = 0.0) -> float:
+    time.sleep(settle)
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started

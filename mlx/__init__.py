@@ -6,7 +6,12 @@ The distribution is named ``model-harness``; the import package and the command 
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; only type checkers need it here
+    from typing import Any
+
+    from mlx.evaluation import evaluate
+    from mlx.experiment import run_experiment
 
 __version__ = "0.1.0"
 DISTRIBUTION = "model-harness"

@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from mlx import DISTRIBUTION, __version__
 from mlx.errors import MLXError, MLXWarning
 
-if TYPE_CHECKING:  # the config package imports YAML: load it only when a command runs
+# typing costs a few milliseconds of start-up, and the config package imports YAML:
+# both are for type checkers only here
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Sequence
+
     from mlx.config import ExperimentConfig
 
 __all__ = ["build_parser", "main"]

@@ -9,7 +9,6 @@ silently scores a different dataset. Each evaluation is kept as its own
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,6 +61,7 @@ def evaluate(
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
     """
     from mlx import datasets
+    from mlx.experiment import check_data_record
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models import load_model
 
@@ -85,7 +85,7 @@ def evaluate(
         return result
 
     splits = datasets.load(config.dataset, config.training.seed)
-    _check_fingerprint(run, splits, split)
+    check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:
         raise RunError(
@@ -146,24 +146,6 @@ def _available_checkpoints(run: Any) -> list[str]:
             if p.is_dir() and p.name[6:].isdigit() and p.name.startswith("epoch-")
         )
     return names
-
-
-def _check_fingerprint(run: Any, splits: Any, split: str) -> None:
-    from mlx.experiment import _data_record
-
-    path = run.path / "data.json"
-    try:
-        stored = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
-    current = json.loads(json.dumps(_data_record(splits)))
-    if stored.get(split) != current[split]:
-        raise RunError(
-            f"the {split} split rebuilt for run {run.run_id} differs from the one it "
-            "was trained with",
-            hint="the dataset files changed since the run; evaluating would score "
-            "other data",
-        )
 
 
 def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path:

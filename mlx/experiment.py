@@ -131,9 +131,10 @@ def _execute(
         run.write_environment()
         _write_data_record(run, splits)
     else:
-        _check_data_record(run, splits)
-        state = _restore(model, checkpoint, run)
+        check_data_record(run, splits)
+        state = _restore(model, checkpoint, run, _config_fingerprint(config))
         run.write_config(config.to_dict())
+    state.config_fingerprint = _config_fingerprint(config)
     console = Console(
         quiet=quiet, log_file=run.log_path if config.output.save_logs else None
     )
@@ -249,7 +250,7 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
     return schedule
 
 
-def _restore(model: Any, checkpoint: Path | None, run: Any) -> Any:
+def _restore(model: Any, checkpoint: Path | None, run: Any, fingerprint: str) -> Any:
     import json
 
     from mlx.errors import CheckpointError
@@ -263,6 +264,13 @@ def _restore(model: Any, checkpoint: Path | None, run: Any) -> Any:
         raise CheckpointError(
             f"cannot resume {run.run_id}: {state_file} is missing or corrupt ({exc})"
         ) from exc
+    if state.config_fingerprint != fingerprint:
+        raise CheckpointError(
+            f"cannot resume {run.run_id}: checkpoint {checkpoint.name} was written "
+            "for another configuration (its config fingerprint "
+            f"{state.config_fingerprint} differs from the run's {fingerprint})",
+            hint="the checkpoint does not belong to this run's config.yaml",
+        )
     model.load(checkpoint)
     run.truncate_metrics(state.epoch)
     return state
@@ -302,6 +310,19 @@ def _stored_config(run: Any) -> ExperimentConfig:
     return load_config(run.path / "config.yaml")
 
 
+def _config_fingerprint(config: ExperimentConfig) -> str:
+    """SHA-256 of what decides the computation: dataset, model, training but epochs."""
+    import json
+
+    relevant = config.to_dict()
+    relevant = {k: relevant[k] for k in ("dataset", "model", "training")}
+    relevant["training"] = {
+        k: v for k, v in relevant["training"].items() if k != "epochs"
+    }
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     changes = []
     for path, before, after in _diff(old, new):
@@ -320,7 +341,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]
         yield prefix, old, new
 
 
-def _data_record(splits: Any) -> dict[str, Any]:
+def data_record(splits: Any) -> dict[str, Any]:
     """A cheap fingerprint of each split, to notice when eval would see other data."""
     record: dict[str, Any] = {
         "task": splits.task,
@@ -350,10 +371,13 @@ def _fingerprint(X: Any, y: Any) -> str:
 def _write_data_record(run: Any, splits: Any) -> None:
     from mlx.utils.atomic import write_json_atomic
 
-    write_json_atomic(run.path / "data.json", _data_record(splits))
+    write_json_atomic(run.path / "data.json", data_record(splits))
 
 
-def _check_data_record(run: Any, splits: Any) -> None:
+def check_data_record(
+    run: Any, splits: Any, names: Sequence[str] = ("train", "val", "test")
+) -> None:
+    """RunError unless ``splits`` still match what the run recorded in data.json."""
     import json
 
     path = run.path / "data.json"
@@ -361,13 +385,14 @@ def _check_data_record(run: Any, splits: Any) -> None:
         stored = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise RunError(f"{path} is missing or corrupt ({exc})") from exc
-    current = json.loads(json.dumps(_data_record(splits)))
-    for name in ("train", "val", "test"):
+    current = json.loads(json.dumps(data_record(splits)))
+    for name in names:
         if stored.get(name) != current[name]:
             raise RunError(
-                f"the {name} split of run {run.run_id} is not what it was when the "
-                f"run started (stored {stored.get(name)}, now {current[name]})",
-                hint="the dataset files or the seed changed since the run began",
+                f"the {name} split rebuilt for run {run.run_id} differs from the one "
+                f"it was trained with (stored {stored.get(name)}, now {current[name]})",
+                hint="the dataset files or the seed changed since the run began; "
+                "using it would train or score other data",
             )
 
 

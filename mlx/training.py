@@ -38,6 +38,8 @@ class TrainerState:
     epoch boundary and positive only in a checkpoint written on interruption.
     ``loss_sum``/``loss_count`` carry that unfinished epoch's running training loss so
     the resumed epoch reports the same value an uninterrupted one would.
+    ``config_fingerprint`` identifies the configuration that wrote the checkpoint;
+    resume refuses a checkpoint whose fingerprint differs from the run's.
     """
 
     epoch: int = 0
@@ -47,6 +49,7 @@ class TrainerState:
     loss_count: int = 0
     best_metric: float | None = None
     best_epoch: int | None = None
+    config_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -295,6 +295,19 @@ def test_resume_with_a_corrupt_checkpoint_fails_loudly(root: Path) -> None:
         mlx.run_experiment(resume=run.run_id, overrides=["training.epochs=6"])
 
 
+def test_resume_refuses_a_checkpoint_from_another_config(root: Path) -> None:
+    from mlx.errors import CheckpointError
+
+    run = mlx.run_experiment(small_classification(), quiet=True)
+    state_file = (run.directory / "checkpoints" / "last").resolve()
+    state_file = state_file / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["config_fingerprint"] = "0" * 64
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="written for another configuration"):
+        mlx.run_experiment(resume=run.run_id, overrides=["training.epochs=6"])
+
+
 def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
