@@ -232,3 +232,18 @@ def test_help_and_version_do_not_import_numpy_or_yaml(work: Path, flag: str) -> 
     assert "mlx.cli" in imported
     heavy = [m for m in imported if m.split(".")[0] in ("numpy", "yaml", "_yaml")]
     assert heavy == []
+
+
+def test_dry_run_of_a_synthetic_config_does_not_import_numpy(work: Path) -> None:
+    # describing a dataset needs no array: the dry run stays fast
+    config = str(REPO / "examples" / "quickstart.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlx", "run-experiment",
+         "--dry-run", "--config", config],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert "mlx.plan" in imported
+    assert [m for m in imported if m.split(".")[0] == "numpy"] == []
