@@ -130,15 +130,15 @@ def train(
         ``stop()`` returned True; a checkpoint of the exact current state was written.
     """
     training, output = config.training, config.output
-    X_val, y_val = splits.val
 
     if getattr(model, "closed_form", False):
         return _fit_closed_form(model, splits, config, run, state, log)
 
-    # the model's dtype end to end: one conversion now, none per step
+    # the model's dtype end to end: one conversion now, none per step or epoch
     dtype = np.dtype(getattr(model, "dtype", np.float64))
     X = np.ascontiguousarray(splits.train[0], dtype=dtype)
     y = np.ascontiguousarray(splits.train[1])
+    X_val, y_val = np.ascontiguousarray(splits.val[0], dtype=dtype), splits.val[1]
     n_samples = len(X)
     batch_size = min(training.batch_size, n_samples)
     n_batches = math.ceil(n_samples / batch_size)
