@@ -6,10 +6,10 @@ The distribution is named ``model-harness``; the import package and the command 
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time; only type checkers need it here
-    from typing import Any
+from mlx.utils.lazy import lazy_attributes
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from mlx.evaluation import evaluate
     from mlx.experiment import run_experiment
 
@@ -18,22 +18,7 @@ DISTRIBUTION = "model-harness"
 
 __all__ = ["DISTRIBUTION", "__version__", "evaluate", "run_experiment"]
 
-_LAZY = {
-    "run_experiment": "mlx.experiment",
-    "evaluate": "mlx.evaluation",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # the public API loads on first use, which keeps `mlx --help` free of NumPy
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlx' has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted([*globals(), *_LAZY])
+# the public API loads on first use, which keeps `mlx --help` free of NumPy
+__getattr__, __dir__ = lazy_attributes(
+    globals(), {"run_experiment": "mlx.experiment", "evaluate": "mlx.evaluation"}
+)

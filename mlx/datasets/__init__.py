@@ -14,39 +14,27 @@ from mlx.datasets.info import (
     DatasetInfo,
     describe,
 )
+from mlx.utils.lazy import lazy_attributes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from mlx.datasets.loader import load
     from mlx.datasets.splits import Splits, apply_preprocessing, split_indices
     from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
 
 # Loading data needs NumPy; describing it does not. The loaders are imported on
 # first use, so a dry run (which only describes) starts without NumPy.
-_LAZY = {
-    "load": "mlx.datasets.loader",
-    "Splits": "mlx.datasets.splits",
-    "apply_preprocessing": "mlx.datasets.splits",
-    "split_indices": "mlx.datasets.splits",
-    "SyntheticClassification": "mlx.datasets.synthetic",
-    "SyntheticRegression": "mlx.datasets.synthetic",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlx.datasets' has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(
+    globals(),
+    {
+        "load": "mlx.datasets.loader",
+        "Splits": "mlx.datasets.splits",
+        "apply_preprocessing": "mlx.datasets.splits",
+        "split_indices": "mlx.datasets.splits",
+        "SyntheticClassification": "mlx.datasets.synthetic",
+        "SyntheticRegression": "mlx.datasets.synthetic",
+    },
+)
 
 __all__ = [
     "KNOWN_DATASETS",
