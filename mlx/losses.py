@@ -34,6 +34,20 @@ class Loss(NamedTuple):
     value_and_grad: Callable[..., tuple[float, np.ndarray]]
 
 
+def _loss(name: str, value_and_grad: Callable[..., tuple[float, np.ndarray]]) -> Loss:
+    """A :class:`Loss` whose forward and backward are halves of ``value_and_grad``."""
+
+    def forward(output: np.ndarray, target: np.ndarray) -> float:
+        return value_and_grad(output, target)[0]
+
+    def backward(
+        output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        return value_and_grad(output, target, out)[1]
+
+    return Loss(name, forward, backward, value_and_grad)
+
+
 def _grad_buffer(output: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return np.empty_like(output) if out is None else out
 
@@ -55,17 +69,7 @@ def _mse_value_and_grad(
     return loss, grad
 
 
-def _mse_forward(output: np.ndarray, target: np.ndarray) -> float:
-    return _mse_value_and_grad(output, target)[0]
-
-
-def _mse_backward(
-    output: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    return _mse_value_and_grad(output, target, out)[1]
-
-
-mse = Loss("mse", _mse_forward, _mse_backward, _mse_value_and_grad)
+mse = _loss("mse", _mse_value_and_grad)
 
 
 # --- binary cross-entropy on logits --------------------------------------------------
@@ -102,19 +106,7 @@ def _sigmoid(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bce_forward(logits: np.ndarray, target: np.ndarray) -> float:
-    return _bce_value_and_grad(logits, target)[0]
-
-
-def _bce_backward(
-    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    return _bce_value_and_grad(logits, target, out)[1]
-
-
-binary_cross_entropy = Loss(
-    "binary_cross_entropy", _bce_forward, _bce_backward, _bce_value_and_grad
-)
+binary_cross_entropy = _loss("binary_cross_entropy", _bce_value_and_grad)
 
 
 # --- softmax cross-entropy on logits -------------------------------------------------
@@ -154,19 +146,4 @@ def _pick(shifted: np.ndarray, target: np.ndarray) -> float:
     return float(np.vdot(shifted, target))
 
 
-def _softmax_ce_forward(logits: np.ndarray, target: np.ndarray) -> float:
-    return _softmax_ce_value_and_grad(logits, target)[0]
-
-
-def _softmax_ce_backward(
-    logits: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    return _softmax_ce_value_and_grad(logits, target, out)[1]
-
-
-softmax_cross_entropy = Loss(
-    "softmax_cross_entropy",
-    _softmax_ce_forward,
-    _softmax_ce_backward,
-    _softmax_ce_value_and_grad,
-)
+softmax_cross_entropy = _loss("softmax_cross_entropy", _softmax_ce_value_and_grad)
