@@ -323,3 +323,52 @@ def test_rejects_bad_inputs(output, k, X, y, match):
     model = MLP(layer_sizes=[4, k], output_activation=output, seed=0)
     with pytest.raises(ModelError, match=match):
         model.train_step(X, y)
+
+
+@pytest.mark.parametrize(
+    ("optimizer_type", "extra", "torch_name"),
+    [
+        ("sgd", {"momentum": 0.9, "nesterov": True}, "SGD"),
+        ("adam", {}, "Adam"),
+        ("adamw", {"weight_decay": 0.05}, "AdamW"),
+        ("rmsprop", {"momentum": 0.5, "centered": True}, "RMSprop"),
+    ],
+    ids=["sgd-nesterov", "adam", "adamw", "rmsprop-centered"],
+)
+def test_training_matches_torch_step_for_step(rng, optimizer_type, extra, torch_name):
+    # the whole train_step (forward, backward, optimizer state) against torch.optim
+    torch = pytest.importorskip("torch")
+    model = MLP(
+        layer_sizes=[6, 8, 5, 3],
+        activation="tanh",
+        output_activation="softmax",
+        seed=3,
+        gradient_clip=None,
+        weight_clip=None,
+        activation_clip=None,
+        optimizer_config={"optimizer_type": optimizer_type, "learning_rate": 0.05,
+                          **extra},
+    )  # fmt: skip
+    tparams = {
+        k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params_.items()
+    }
+    options = {k: v for k, v in extra.items()}
+    toptim = getattr(torch.optim, torch_name)(
+        list(tparams.values()), lr=0.05, foreach=False, **options
+    )
+    for _ in range(25):
+        X = rng.standard_normal((7, 6))
+        y = rng.integers(0, 3, 7)
+        model.train_step(X, y)
+        toptim.zero_grad()
+        a = torch.tensor(X)
+        for i in range(3):
+            a = a @ tparams[f"layers.{i}.weight"].T + tparams[f"layers.{i}.bias"]
+            if i < 2:
+                a = torch.tanh(a)
+        torch.nn.functional.cross_entropy(a, torch.tensor(y)).backward()
+        toptim.step()
+    for name, tensor in tparams.items():
+        np.testing.assert_allclose(
+            model.params_[name], tensor.detach().numpy(), rtol=1e-10, atol=1e-12
+        )
