@@ -61,14 +61,14 @@ def evaluate(
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record
+    from mlx.experiment import check_data_record, stored_config
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models import load_model
 
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     run = _open(run)
-    config = _stored_config(run)
+    config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
     model = load_model(model_path)
     task = model.task
@@ -107,17 +107,10 @@ def evaluate(
 
 def _open(run: Any) -> Any:
     from mlx.runs import find_run
-    from mlx.utils.paths import repository_root
 
     if hasattr(run, "run_id") and hasattr(run, "path"):
         return run
-    return find_run(str(run), repository_root() / "outputs")
-
-
-def _stored_config(run: Any) -> Any:
-    from mlx.config import load_config
-
-    return load_config(run.path / "config.yaml")
+    return find_run(str(run))
 
 
 def _checkpoint_path(run: Any, checkpoint: str) -> Path:

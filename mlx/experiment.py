@@ -281,11 +281,10 @@ def _prepare_resume(
 ) -> tuple[Any, ExperimentConfig, Path]:
     """The run to continue, its config (with overrides) and its newest checkpoint."""
     from mlx.runs import find_run
-    from mlx.utils.paths import repository_root
 
-    run = find_run(str(ref), repository_root() / "outputs")
-    stored = _stored_config(run)
-    config = _as_config(stored.to_dict(), overrides)
+    run = find_run(str(ref))
+    stored = stored_config(run)
+    config = stored_config(run, overrides)
     changed = _changed_fields(stored.to_dict(), config.to_dict())
     if changed:
         raise RunError(
@@ -304,10 +303,23 @@ def _prepare_resume(
     return run, config, checkpoint
 
 
-def _stored_config(run: Any) -> ExperimentConfig:
-    from mlx.config import load_config
+def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The run's resolved ``config.yaml`` (with ``overrides``), validated again.
 
-    return load_config(run.path / "config.yaml")
+    Its paths are absolute already. They are checked against the run's own output
+    directory rather than the current repository root, so a run can be resumed or
+    evaluated from any working directory.
+    """
+    from mlx.config import parse_config
+
+    data = run.read_config()
+    try:
+        root = data["output"]["directory"]
+    except (KeyError, TypeError):
+        raise RunError(f"{run.config_path} has no output.directory") from None
+    return parse_config(
+        data, source=str(run.config_path), overrides=overrides, root=root
+    )
 
 
 def _config_fingerprint(config: ExperimentConfig) -> str:

@@ -188,3 +188,25 @@ def test_eval_of_a_run_directory_path(
     write_config(root / "x.yaml", {})  # unrelated file, ignored
     result = mlx.evaluate(classifier_run.directory, metrics=["accuracy"])
     assert 0.0 <= result["metrics"]["accuracy"] <= 1.0
+
+
+def test_a_run_is_evaluated_and_resumed_from_another_repository(
+    classifier_run: mlx.experiment.Run,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the run's stored paths lie outside this other root; they must still validate
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "pyproject.toml").write_text("")
+    monkeypatch.setenv("MLX_ROOT", str(elsewhere))
+    monkeypatch.chdir(elsewhere)
+    result = mlx.evaluate(classifier_run.directory, metrics=["accuracy"])
+    assert result["n_samples"] == 60
+    resumed = mlx.run_experiment(
+        resume=classifier_run.directory, overrides=["training.epochs=9"], quiet=True
+    )
+    assert resumed.directory == classifier_run.directory
+    assert (
+        json.loads((resumed.directory / "summary.json").read_text())["epochs_completed"]
+        == 9
+    )
