@@ -323,25 +323,33 @@ def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:
 
 
 def _config_fingerprint(config: ExperimentConfig) -> str:
-    """SHA-256 of what decides the computation: dataset, model, training but epochs."""
+    """SHA-256 of every field that decides what a run computes."""
     import json
 
-    relevant = config.to_dict()
-    relevant = {k: relevant[k] for k in ("dataset", "model", "training")}
-    relevant["training"] = {
-        k: v for k, v in relevant["training"].items() if k != "epochs"
-    }
-    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(
+        _relevant(config.to_dict()), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    changes = []
-    for path, before, after in _diff(old, new):
-        if any(path == f or path.startswith(f + ".") for f in _RESUMABLE_FIELDS):
+    return [
+        f"{path}: {before!r} -> {after!r}"
+        for path, before, after in _diff(_relevant(old), _relevant(new))
+    ]
+
+
+def _relevant(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` without the fields that may change on resume."""
+    kept: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if path in _RESUMABLE_FIELDS:
             continue
-        changes.append(f"{path}: {before!r} -> {after!r}")
-    return changes
+        kept[key] = (
+            _relevant(value, path + ".") if isinstance(value, Mapping) else value
+        )
+    return kept
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
