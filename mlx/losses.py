@@ -121,29 +121,35 @@ def _softmax_ce_value_and_grad(
     target : integer labels of shape (n_samples,), or class probabilities (one-hot or
         soft) of shape (n_samples, n_classes)
     """
-    n = logits.shape[0]
+    n, k = logits.shape
     # Softmax and cross-entropy are fused: shifting by the row maximum keeps exp()
     # finite, log-softmax is z - logsumexp(z), and the gradient is (probs - onehot)/n.
-    probs = _grad_buffer(logits, out)
+    # work in a C-contiguous array, so that `flat` below is a view of it
+    probs = out if out is not None and out.flags.c_contiguous else None
+    if probs is None:
+        probs = np.empty(logits.shape, logits.dtype)
     np.subtract(logits, logits.max(axis=1, keepdims=True), out=probs)
-    shifted_at_target = _pick(probs, target)
+    flat = probs.reshape(-1)
+    if target.ndim == 1:
+        at_target = np.arange(0, n * k, k) + target  # flat index of each label
+        shifted_at_target = float(flat[at_target].sum())
+    else:
+        shifted_at_target = float(np.vdot(probs, target))
     np.exp(probs, out=probs)
     sums = probs.sum(axis=1, keepdims=True)
     loss = float(np.log(sums).sum() - shifted_at_target) / n
-    probs /= sums
+    # normalising and averaging in one pass: probs * (1 / (n * sums))
+    sums *= n
+    np.reciprocal(sums, out=sums)
+    probs *= sums
     if target.ndim == 1:
-        probs[np.arange(n), target] -= 1.0
+        flat[at_target] -= 1.0 / n
     else:
-        probs -= target
-    probs *= 1.0 / n
+        probs -= np.multiply(target, 1.0 / n, dtype=probs.dtype)
+    if out is not None and probs is not out:
+        out[...] = probs
+        probs = out
     return loss, probs
-
-
-def _pick(shifted: np.ndarray, target: np.ndarray) -> float:
-    """Sum over samples of the shifted logit of the target class (or its mean)."""
-    if target.ndim == 1:
-        return float(shifted[np.arange(shifted.shape[0]), target].sum())
-    return float(np.vdot(shifted, target))
 
 
 softmax_cross_entropy = _loss("softmax_cross_entropy", _softmax_ce_value_and_grad)

@@ -385,9 +385,11 @@ class BaseModel(abc.ABC):
 
 
 def _check_finite(array: np.ndarray, model: str, what: str) -> None:
-    # one cheap reduction; the full elementwise check only runs to confirm a problem
+    # The sum of squares is NaN or inf whenever a value is (or when it overflows),
+    # and BLAS computes it ~4x faster than NumPy sums the values: the train step
+    # runs this on every batch. The elementwise check only confirms a problem.
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(array, axis=None)
+        total = np.vdot(array, array)
     if not np.isfinite(total) and not np.isfinite(array).all():
         raise ModelError(f"{model} expects finite values in {what}; got NaN or inf.")
 
