@@ -12,9 +12,11 @@ batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -146,64 +148,69 @@ def train(
     X_batch = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
     y_batch = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
 
-    for epoch in range(state.epoch + 1, training.epochs + 1):
-        started = time.perf_counter()
-        order = batch_order(training.seed, epoch, n_samples)
-        bar = progress(epoch, n_batches) if progress else None
-        for batch in range(state.batch, n_batches):
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            size = len(index)
-            xb, yb = X_batch[:size], y_batch[:size]
-            np.take(X, index, axis=0, out=xb)
-            np.take(y, index, axis=0, out=yb)
+    # epoch checkpoints are written in the background while the next epoch trains
+    with _CheckpointWriter(run) as checkpoints:
+        for epoch in range(state.epoch + 1, training.epochs + 1):
+            started = time.perf_counter()
+            order = batch_order(training.seed, epoch, n_samples)
+            bar = progress(epoch, n_batches) if progress else None
+            for batch in range(state.batch, n_batches):
+                index = order[batch * batch_size : (batch + 1) * batch_size]
+                size = len(index)
+                xb, yb = X_batch[:size], y_batch[:size]
+                np.take(X, index, axis=0, out=xb)
+                np.take(y, index, axis=0, out=yb)
 
-            loss = float(model.train_step(xb, yb)["loss"])
-            if not math.isfinite(loss):
+                loss = float(model.train_step(xb, yb)["loss"])
+                if not math.isfinite(loss):
+                    if bar:
+                        bar.close()
+                    # leaving the `with` waits for the last good checkpoint
+                    raise DivergenceError(
+                        f"training diverged at epoch {epoch}, step {state.step + 1}: "
+                        f"the loss is {loss}",
+                        hint="lower training.learning_rate (e.g. by 10x) "
+                        "or standardize the inputs",
+                    )
+                state.step += 1
+                state.batch = batch + 1
+                state.loss_sum += loss * size
+                state.loss_count += size
                 if bar:
-                    bar.close()
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}, step {state.step + 1}: "
-                    f"the loss is {loss}",
-                    hint="lower training.learning_rate (e.g. by 10x) "
-                    "or standardize the inputs",
-                )
-            state.step += 1
-            state.batch = batch + 1
-            state.loss_sum += loss * size
-            state.loss_count += size
+                    bar.update(1, loss)
+
+                if stop():
+                    if bar:
+                        bar.close()
+                    # the exact state now, written before the loop lets go
+                    checkpoints.save(model, state, partial=True, background=False)
+                    raise TrainingStopped(state)
             if bar:
-                bar.update(1, loss)
+                bar.close()
 
-            if stop():
-                if bar:
-                    bar.close()
-                _save_checkpoint(run, model, state, partial=True)
-                raise TrainingStopped(state)
-        if bar:
-            bar.close()
-
-        # end of epoch: record, validate, checkpoint
-        train_loss = state.loss_sum / max(state.loss_count, 1)
-        seconds = time.perf_counter() - started
-        state.epoch, state.batch, state.loss_sum, state.loss_count = epoch, 0, 0.0, 0
-        val = validation_metrics(model, X_val, y_val)
-        key = val.get("val_loss", train_loss)
-        if state.best_metric is None or key < state.best_metric:
-            state.best_metric, state.best_epoch = key, epoch
-        record = {
-            "epoch": epoch,
-            "step": state.step,
-            "train_loss": train_loss,
-            **val,
-            "learning_rate": learning_rate(max(state.step - 1, 0)),
-            "seconds": seconds,
-        }
-        run.append_metrics(record)
-        log(_epoch_line(record, training.epochs, n_samples))
-        if output.save_checkpoints and (
-            epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
-        ):
-            _save_checkpoint(run, model, state)
+            # end of epoch: record, validate, checkpoint
+            train_loss = state.loss_sum / max(state.loss_count, 1)
+            seconds = time.perf_counter() - started
+            state.epoch, state.batch = epoch, 0
+            state.loss_sum, state.loss_count = 0.0, 0
+            val = validation_metrics(model, X_val, y_val)
+            key = val.get("val_loss", train_loss)
+            if state.best_metric is None or key < state.best_metric:
+                state.best_metric, state.best_epoch = key, epoch
+            record = {
+                "epoch": epoch,
+                "step": state.step,
+                "train_loss": train_loss,
+                **val,
+                "learning_rate": learning_rate(max(state.step - 1, 0)),
+                "seconds": seconds,
+            }
+            run.append_metrics(record)
+            log(_epoch_line(record, training.epochs, n_samples))
+            if output.save_checkpoints and (
+                epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
+            ):
+                checkpoints.save(model, state)
     return state
 
 
@@ -244,22 +251,97 @@ def _fit_closed_form(
     run.append_metrics(record)
     log(_epoch_line(record, 1, len(X)))
     if config.output.save_checkpoints:
-        _save_checkpoint(run, model, state)
+        _checkpoint_job(run, model, state, partial=False)()
     return state
 
 
-def _save_checkpoint(
-    run: Any, model: Any, state: TrainerState, *, partial: bool = False
-) -> None:
+class _CheckpointWriter:
+    """Writes checkpoints on one worker thread, one at a time, as a context manager.
+
+    :meth:`save` copies the model's state and the trainer state on the calling
+    thread, then hands the file work (serialising, fsyncing, publishing the
+    directory) to the worker, so the next epoch trains meanwhile. A save waits for
+    the previous one; leaving the ``with`` block waits for the last, so a finished,
+    diverged or stopped run has every checkpoint it announced on disk. A failed
+    write raises on the training thread at the next save or on exit. Models that
+    replace :meth:`~mlx.models.base.BaseModel.save` without providing
+    ``snapshot()`` are saved on the calling thread.
+    """
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[Any] | None = None
+
+    def save(
+        self,
+        model: Any,
+        state: TrainerState,
+        *,
+        partial: bool = False,
+        background: bool = True,
+    ) -> None:
+        self.wait()
+        job = _checkpoint_job(self._run, model, state, partial=partial)
+        if not background or not _snapshots(model):
+            job()
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlx-checkpoint")
+        self._pending = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Block until the save in flight (if any) is on disk; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _CheckpointWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            else:
+                # the exception already on its way matters more than a failed write
+                with contextlib.suppress(Exception):
+                    self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+
+def _snapshots(model: Any) -> bool:
+    """True when ``model.snapshot()`` writes what ``model.save`` would."""
+    from mlx.models.base import BaseModel
+
+    cls = type(model)
+    save = getattr(cls, "save", None)
+    snapshot = getattr(cls, "snapshot", None)
+    return snapshot is not None and (
+        save is BaseModel.save or snapshot is not BaseModel.snapshot
+    )
+
+
+def _checkpoint_job(
+    run: Any, model: Any, state: TrainerState, *, partial: bool
+) -> Callable[[], Any]:
+    """The work of saving a checkpoint of ``model`` and ``state`` as they are now."""
     from mlx.utils.atomic import write_json_atomic
 
-    def write(directory: Any) -> None:
-        model.save(directory)
-        write_json_atomic(directory / "trainer_state.json", state.to_dict())
-
+    write_model = model.snapshot() if _snapshots(model) else model.save
+    state_record = state.to_dict()
+    step = state.step if partial else None
     # an interrupted epoch is saved under its own name; `epoch-NNNN` always means
     # "after NNNN complete epochs"
-    run.save_checkpoint(state.epoch, write, step=state.step if partial else None)
+    epoch = state.epoch
+
+    def write(directory: Any) -> None:
+        write_model(directory)
+        write_json_atomic(directory / "trainer_state.json", state_record)
+
+    return lambda: run.save_checkpoint(epoch, write, step=step)
 
 
 def _epoch_line(record: dict[str, Any], epochs: int, n_samples: int) -> str:

@@ -263,3 +263,39 @@ def test_restored_optimizer_state_keeps_the_parameter_layout(tmp_path, rng):
     for name, value in loaded.params_.items():
         restored = loaded.optimizer_state_.exp_avg[name]
         assert restored.flags.f_contiguous == value.flags.f_contiguous
+
+
+def _checkpoint_contents(path):
+    """Tensors and metadata of a checkpoint's two files (safetensors may order
+    metadata keys differently from one save to the next)."""
+    from safetensors import safe_open
+
+    contents = {}
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        with safe_open(path / name, framework="numpy") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            contents[name] = (handle.metadata(), tensors)
+    return contents
+
+
+def _same_contents(a, b):
+    for name, (metadata, tensors) in a.items():
+        other_metadata, other_tensors = b[name]
+        if metadata != other_metadata or tensors.keys() != other_tensors.keys():
+            return False
+        if any(not np.array_equal(v, other_tensors[k]) for k, v in tensors.items()):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_snapshot_writes_the_model_as_it_was_when_taken(tmp_path, rng, dtype):
+    model, X, y = _trained_mlp(rng, dtype=dtype)
+    model.save(tmp_path / "then")
+    write = model.snapshot()
+    model.train_step(X, y)  # weights and Adam moments move on
+    write(tmp_path / "snapshot")
+    model.save(tmp_path / "now")
+    snapshot = _checkpoint_contents(tmp_path / "snapshot")
+    assert _same_contents(snapshot, _checkpoint_contents(tmp_path / "then"))
+    assert not _same_contents(snapshot, _checkpoint_contents(tmp_path / "now"))

@@ -333,6 +333,56 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(
     assert summary["status"] == "failed" and "disk full" in summary["error"]
 
 
+def test_a_failed_background_checkpoint_write_fails_the_run(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # epoch checkpoints are written on a worker thread; its error must still end
+    # the run, on the training thread, with the previous checkpoint intact
+    from mlx.models import _checkpoint, load_model
+
+    original = _checkpoint.write_checkpoint
+    calls = {"n": 0}
+
+    def failing_write(path: object, *args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return original(path, *args)
+
+    monkeypatch.setattr(_checkpoint, "write_checkpoint", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        mlx.run_experiment(small_classification(), quiet=True)
+    (run_dir,) = _run_dirs(root)
+    last = (run_dir / "checkpoints" / "last").resolve()
+    assert last.name == "epoch-0001"
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name[0] == "."]
+    load_model(last)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "disk full" in summary["error"]
+
+
+def test_each_checkpoint_holds_the_weights_of_its_epoch(root: Path) -> None:
+    # written in the background while later epochs train, yet equal to a run that
+    # stops after that epoch
+    from safetensors import safe_open
+
+    long = mlx.run_experiment(small_classification(epochs=4), quiet=True)
+    for epoch in (1, 2):
+        short = mlx.run_experiment(small_classification(epochs=epoch), quiet=True)
+        checkpoint = long.directory / "checkpoints" / f"epoch-{epoch:04d}"
+        expected = (short.directory / "model" / "model.safetensors").read_bytes()
+        assert (checkpoint / "model.safetensors").read_bytes() == expected
+        # (its metadata keys may come in another order: compare the contents)
+        with safe_open(checkpoint / "optimizer.safetensors", "numpy") as got:
+            with safe_open(
+                short.directory / "model" / "optimizer.safetensors", "numpy"
+            ) as want:
+                assert got.metadata() == want.metadata()
+                assert sorted(got.keys()) == sorted(want.keys())
+                for key in want.keys():
+                    assert np.array_equal(got.get_tensor(key), want.get_tensor(key))
+
+
 def test_divergence_marks_the_run_failed_and_keeps_the_last_good_checkpoint(
     root: Path,
 ) -> None:

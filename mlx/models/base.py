@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import inspect
 import os
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -286,6 +286,16 @@ class BaseModel(abc.ABC):
         weights shaped (out_features, in_features) like ``torch.nn.Linear``) and
         ``optimizer.safetensors`` (the optimizer state, step count in its metadata).
         """
+        self.snapshot()(path)
+
+    def snapshot(self) -> Callable[[str | os.PathLike[str]], None]:
+        """A function that writes the checkpoint of the model as it is now.
+
+        The weights and optimizer state are copied at once; the returned function
+        does the file work (what :meth:`save` does) whenever it is called, from any
+        thread, whatever training did to the model in between. The trainer uses it
+        to write checkpoints in the background.
+        """
         if not self.params_:
             raise NotTrainedError(
                 f"This {type(self).__name__} has no weights to save yet: train or "
@@ -299,9 +309,16 @@ class BaseModel(abc.ABC):
         except (AttributeError, TypeError):
             # a user optimizer whose state is not a NamedTuple of arrays
             opt_tensors, opt_metadata = {}, {"state": "unsupported", "count": "0"}
-        _checkpoint.write_checkpoint(
-            path, self._config_document(), self.params_, opt_tensors, opt_metadata
-        )
+        config = self._config_document()
+        tensors = _float64_copies(self.params_)
+        opt_tensors = _float64_copies(opt_tensors)
+
+        def write(path: str | os.PathLike[str]) -> None:
+            _checkpoint.write_checkpoint(
+                path, config, tensors, opt_tensors, opt_metadata
+            )
+
+        return write
 
     def load(
         self, path: str | os.PathLike[str], restore_optimizer: bool | None = None
@@ -382,6 +399,11 @@ class BaseModel(abc.ABC):
                 )
         for key, value in self.params_.items():
             np.copyto(value, tensors[key], casting="unsafe")
+
+
+def _float64_copies(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # checkpoints hold float64; np.array copies even when the dtype already matches
+    return {name: np.array(value, dtype=np.float64) for name, value in arrays.items()}
 
 
 def _check_finite(array: np.ndarray, model: str, what: str) -> None:
