@@ -10,12 +10,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 __all__ = [
     "REPO_ROOT",
     "Row",
     "Settings",
+    "Timing",
     "environment",
     "paired_medians",
     "pinned_threads",
@@ -34,7 +35,7 @@ class Settings:
     """How hard to measure: ``quick`` shrinks every size and repeats once."""
 
     quick: bool = False
-    repeats: int = 5
+    repeats: int = 7
     threads: int = 1
 
     @property
@@ -47,8 +48,10 @@ class Row:
     """One figure: ours against the peer on one setting.
 
     ``ratio`` is ours / peer in the unit of the row (samples/s: higher is better for
-    us; seconds: lower is better). ``target`` reads like ``">= 1.0"`` or ``"<= 0.5"``
-    and ``meets`` says whether the ratio (or, without a peer, ``ours``) satisfies it.
+    us; seconds: lower is better): the median of the ratios of adjacent timings
+    (``paired_ratio``) when the row has them, else the ratio of the two medians.
+    ``target`` reads like ``">= 1.0"`` or ``"<= 0.5"`` and ``meets`` says whether
+    the ratio (or, without a peer, ``ours``) satisfies it.
     """
 
     group: str
@@ -60,11 +63,14 @@ class Row:
     target: str = ""
     note: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paired_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
         if self.ours is None or not self.peer:
             return None
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         return self.ours / self.peer
 
     @property
@@ -85,6 +91,16 @@ class Row:
         return data
 
 
+class Timing(NamedTuple):
+    """Median seconds of each side, and the median of ``ours / peer`` over the
+    repetitions (each pair timed back to back, so a slow phase of the machine
+    weighs on both halves of a ratio alike)."""
+
+    ours: float
+    peer: float | None
+    ratio: float | None
+
+
 #: Untimed idle time before each timed call; longer than OpenBLAS's default spin
 #: (THREAD_TIMEOUT, 2**28 cycles: about 0.1 s) before a worker thread sleeps.
 SETTLE_SECONDS = 0.25
@@ -94,7 +110,7 @@ def paired_medians(
     ours: Callable[[], Any],
     peer: Callable[[], Any] | None,
     settings: Settings,
-) -> tuple[float, float | None]:
+) -> Timing:
     """Median wall time (s) of each callable, run alternately after warm-ups.
 
     Alternating the two keeps slow drifts of a shared machine (other processes,
@@ -115,9 +131,12 @@ def paired_medians(
         ours_times.append(_timed(ours, settle))
         if peer is not None:
             peer_times.append(_timed(peer, settle))
-    return (
+    if not peer_times:
+        return Timing(statistics.median(ours_times), None, None)
+    return Timing(
         statistics.median(ours_times),
-        statistics.median(peer_times) if peer_times else None,
+        statistics.median(peer_times),
+        statistics.median(o / p for o, p in zip(ours_times, peer_times)),
     )
 
 

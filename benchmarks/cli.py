@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="threads for both sides (default: the number of usable cores)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=5, help="repetitions per figure (default 5)"
+        "--repeats", type=int, default=7, help="repetitions per figure (default 7)"
     )
     return parser
 

@@ -71,7 +71,7 @@ def run(settings: Settings) -> list[Row]:
         X, y = _data(n, p, ill)
         for alpha in (0.0, ALPHA):
             ours, peer = _ours(X, y, alpha), _peer(X, y, alpha)
-            ours_s, peer_s = paired_medians(ours, peer, settings)
+            timing = paired_medians(ours, peer, settings)
             name = "Ridge" if alpha else "LinearRegression"
             target = "" if ill else ("<= 0.5" if alpha else "<= 0.2")
             extra = {}
@@ -88,12 +88,13 @@ def run(settings: Settings) -> list[Row]:
                     "linear",
                     setting,
                     "s",
-                    ours_s,
-                    peer_s,
+                    timing.ours,
+                    timing.peer,
                     f"sklearn {name}" if peer is not None else "",
                     target if peer is not None else "",
                     note=note,
                     extra=extra,
+                    paired_ratio=timing.ratio,
                 )
             )
     return rows

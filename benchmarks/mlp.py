@@ -57,9 +57,10 @@ def matmul_peak(dtype: str, settings: Settings) -> tuple[float, float | None]:
         def peer() -> None:
             torch.matmul(ta, tb, out=tout)
 
-    ours_s, peer_s = paired_medians(lambda: np.matmul(a, b, out=out), peer, settings)
+    timing = paired_medians(lambda: np.matmul(a, b, out=out), peer, settings)
     flops = 2.0 * n**3
-    return flops / ours_s / 1e9, None if peer_s is None else flops / peer_s / 1e9
+    peer_rate = None if timing.peer is None else flops / timing.peer / 1e9
+    return flops / timing.ours / 1e9, peer_rate
 
 
 def _data(sizes: Sequence[int], n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,15 +172,15 @@ def _throughput(
     if settings.quick:
         n = 8 * batch
     else:
-        n = 32768 if small else 8192
+        n = 32768 if small else 16384
     X, y = _data(sizes, n, dtype)
-    ours_s, peer_s = paired_medians(
+    timing = paired_medians(
         _ours_epoch(sizes, dtype, X, y, batch, clip=clip),
         None if clip else _torch_epoch(sizes, dtype, X, y, batch),
         settings,
     )
-    ours = n / ours_s
-    peer = None if peer_s is None else n / peer_s
+    ours = n / timing.ours
+    peer = None if timing.peer is None else n / timing.peer
     flops = 6.0 * _n_parameters(sizes) * ours
     efficiency = flops / (peaks["float32"] * 1e9)
     if sizes == BIG and batch == 512 and dtype == "float32":
@@ -209,4 +210,6 @@ def _throughput(
             "gflops": flops / 1e9,
             "samples_per_repeat": n,
         },
+        # throughputs: ours / peer is peer time / our time
+        paired_ratio=None if timing.ratio is None else 1.0 / timing.ratio,
     )

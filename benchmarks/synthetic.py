@@ -42,16 +42,17 @@ def run(settings: Settings) -> list[Row]:
     rows: list[Row] = []
     for name, ours, peer in cases:
         peer_fn: Callable[[], Any] | None = peer
-        ours_s, peer_s = paired_medians(ours, peer_fn, settings)
+        timing = paired_medians(ours, peer_fn, settings)
         rows.append(
             Row(
                 "synthetic",
                 f"{name.replace('make_', '')} ({n}, {p})",
                 "s",
-                ours_s,
-                peer_s,
-                f"sklearn {name}" if peer_s is not None else "",
-                "<= 0.5" if peer_s is not None else "",
+                timing.ours,
+                timing.peer,
+                f"sklearn {name}" if timing.peer is not None else "",
+                "<= 0.5" if timing.peer is not None else "",
+                paired_ratio=timing.ratio,
             )
         )
     return rows
