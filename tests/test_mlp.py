@@ -372,3 +372,26 @@ def test_training_matches_torch_step_for_step(rng, optimizer_type, extra, torch_
         np.testing.assert_allclose(
             model.params_[name], tensor.detach().numpy(), rtol=1e-10, atol=1e-12
         )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_non_finite_input_is_refused_before_any_update(bad, dtype):
+    # the check looks at the first layer's output first; a -inf input there is
+    # -inf or NaN, never a finite value that ReLU would turn into a plain 0
+    model = MLP(layer_sizes=[3, 4, 2], output_activation="softmax", seed=0, dtype=dtype)
+    before = model._flat.copy()
+    X = np.ones((5, 3))
+    X[2, 1] = bad
+    with pytest.raises(ModelError, match="finite values in X"):
+        model.train_step(X, np.array([0, 1, 0, 1, 0]))
+    assert np.array_equal(model._flat, before)
+
+
+def test_huge_but_finite_input_is_not_mistaken_for_a_bad_one():
+    # the first layer's output overflows to inf: X itself is checked and passes
+    model = MLP(layer_sizes=[2, 3, 1], seed=0, gradient_clip=None, weight_clip=None)
+    X = np.full((4, 2), 1e308)
+    with np.errstate(all="ignore"):  # later layers overflow too
+        loss = model.train_step(X, np.zeros(4))["loss"]
+    assert not np.isfinite(loss)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -129,25 +129,33 @@ class _Dense:
         out += self.bias
 
     def backward(
-        self, delta: np.ndarray, a: np.ndarray, delta_in: np.ndarray | None
+        self,
+        delta: np.ndarray,
+        a: np.ndarray,
+        delta_in: np.ndarray | None,
+        ones: np.ndarray,
     ) -> None:
         """Accumulate nothing: overwrite the gradients from ``delta`` (dL/dz) and the
-        cached input ``a``; write dL/da into ``delta_in`` unless it is None."""
+        cached input ``a``; write dL/da into ``delta_in`` unless it is None.
+        ``ones`` holds one 1 per sample: the bias gradient, the column sums of
+        delta, is ``ones @ delta``, which BLAS computes ~2x faster than a NumPy sum
+        over axis 0."""
         np.matmul(a.T, delta, out=self.grad_weight.T)
-        np.add.reduce(delta, axis=0, out=self.grad_bias)
+        np.matmul(ones, delta, out=self.grad_bias)
         if delta_in is not None:
             np.matmul(delta, self.weight, out=delta_in)
 
 
 class _Buffers:
     """Per-batch-size work arrays: each layer's output (pre-activation, then
-    activation, in place) and each layer's dL/dz."""
+    activation, in place), each layer's dL/dz, and a vector of n ones."""
 
-    __slots__ = ("outputs", "deltas")
+    __slots__ = ("outputs", "deltas", "ones")
 
     def __init__(self, n: int, sizes: Sequence[int], dtype: np.dtype) -> None:
         self.outputs = [np.empty((n, size), dtype) for size in sizes[1:]]
         self.deltas = [np.empty((n, size), dtype) for size in sizes[1:]]
+        self.ones = np.ones(n, dtype)
 
 
 class MLP(BaseModel):
@@ -361,27 +369,30 @@ class MLP(BaseModel):
         X : array-like of shape (n_samples, n_features)
         y : targets, see the class docstring for their shape per output activation
         """
-        X = self._check_X(X)
+        X = self._check_X(X, check_finite=False)
         target = self._check_target(X, y)
         buffers = self._buffers_for(X.shape[0])
         outputs, deltas, layers = buffers.outputs, buffers.deltas, self._layers
         last = len(layers) - 1
 
         # forward, caching every layer's output in the buffers
-        a = X
+        with np.errstate(over="ignore", invalid="ignore"):
+            layers[0].forward(X, outputs[0])
+            _check_first_layer(outputs[0], X, self._check_X_finite)
         for i in range(last + 1):
-            layers[i].forward(a, outputs[i])
+            if i > 0:
+                layers[i].forward(outputs[i - 1], outputs[i])
             if i < last:
                 self._activate(outputs[i])
-            a = outputs[i]
-        loss, _ = self._loss.value_and_grad(a, target, out=deltas[last])
+        loss, _ = self._loss.value_and_grad(outputs[last], target, out=deltas[last])
 
         # backward: each layer turns dL/dz into its gradients and the dL/dz below
+        ones = buffers.ones
         for i in range(last, -1, -1):
             if i == 0:
-                layers[0].backward(deltas[0], X, None)
+                layers[0].backward(deltas[0], X, None, ones)
             else:
-                layers[i].backward(deltas[i], outputs[i - 1], deltas[i - 1])
+                layers[i].backward(deltas[i], outputs[i - 1], deltas[i - 1], ones)
                 self._activation_rule.backward(deltas[i - 1], outputs[i - 1])
 
         # the safeguards, then the update
@@ -485,6 +496,22 @@ class MLP(BaseModel):
                 f"[0, {k - 1}]; got labels in [{low:g}, {high:g}]."
             )
         return labels.astype(np.intp, copy=False)
+
+
+def _check_first_layer(
+    z: np.ndarray, X: np.ndarray, check_X_finite: Callable[[np.ndarray], None]
+) -> None:
+    """Raise the ModelError for NaN or inf in X, looking at the first layer's
+    pre-activation ``z = X W^T + b`` first.
+
+    A NaN or infinite input makes its whole row of z NaN or infinite (inf * 0 is
+    NaN), so z is finite whenever X is, unless it overflowed. z has fewer columns
+    than a wide X and was just written, so checking it instead of X saves most of
+    the cost of the check; X itself is only scanned when z is not finite. The
+    caller silences NumPy's floating-point warnings around both.
+    """
+    if not np.isfinite(np.vdot(z, z)):
+        check_X_finite(X)
 
 
 def _clip(array: np.ndarray, bound: float) -> None:
