@@ -76,12 +76,17 @@ class Optimizer(NamedTuple):
 
     ``update_inplace`` (optional) is the same rule writing into ``params`` and the
     state's arrays; ``config`` is the JSON-ready description saved with checkpoints.
+    ``plain_sgd_lr`` (optional) marks plain gradient descent, ``p -= lr * g`` with
+    only ``count`` in the state: ``plain_sgd_lr(state)`` is the ``lr`` of the next
+    update, so a model may fold it into its gradients and update in one pass (it
+    then advances ``count`` itself).
     """
 
     init: Callable[[Params], Any]
     update: Callable[[Params, Any, Params], tuple[Params, Any]]
     update_inplace: Callable[[Params, Any, Params], tuple[Params, Any]] | None = None
     config: Mapping[str, Any] = MappingProxyType({})
+    plain_sgd_lr: Callable[[Any], float] | None = None
 
 
 class SGDState(NamedTuple):
@@ -180,12 +185,15 @@ def _make(
     init: Callable[[Params], Any],
     update_inplace: Callable[[Params, Any, Params], tuple[Params, Any]],
     config: Mapping[str, Any],
+    plain_sgd_lr: Callable[[Any], float] | None = None,
 ) -> Optimizer:
     def update(grads: Params, state: Any, params: Params) -> tuple[Params, Any]:
         fresh = {name: value.copy(order="K") for name, value in params.items()}
         return update_inplace(grads, _copy_state(state), fresh)
 
-    return Optimizer(init, update, update_inplace, MappingProxyType(dict(config)))
+    return Optimizer(
+        init, update, update_inplace, MappingProxyType(dict(config)), plain_sgd_lr
+    )
 
 
 def _config(optimizer_type: str, learning_rate: LearningRate, **hyper: Any) -> dict:
@@ -257,7 +265,9 @@ def sgd(
         nesterov=nesterov,
         weight_decay=weight_decay,
     )
-    return _make(init, update_inplace, config)
+    plain = not momentum and not weight_decay
+    plain_sgd_lr = (lambda state: lr_at(state.count)) if plain else None
+    return _make(init, update_inplace, config, plain_sgd_lr)
 
 
 def _adam_rule(

@@ -328,12 +328,13 @@ def test_rejects_bad_inputs(output, k, X, y, match):
 @pytest.mark.parametrize(
     ("optimizer_type", "extra", "torch_name"),
     [
+        ("sgd", {}, "SGD"),
         ("sgd", {"momentum": 0.9, "nesterov": True}, "SGD"),
         ("adam", {}, "Adam"),
         ("adamw", {"weight_decay": 0.05}, "AdamW"),
         ("rmsprop", {"momentum": 0.5, "centered": True}, "RMSprop"),
     ],
-    ids=["sgd-nesterov", "adam", "adamw", "rmsprop-centered"],
+    ids=["sgd-plain", "sgd-nesterov", "adam", "adamw", "rmsprop-centered"],
 )
 def test_training_matches_torch_step_for_step(rng, optimizer_type, extra, torch_name):
     # the whole train_step (forward, backward, optimizer state) against torch.optim
@@ -395,3 +396,52 @@ def test_huge_but_finite_input_is_not_mistaken_for_a_bad_one():
     with np.errstate(all="ignore"):  # later layers overflow too
         loss = model.train_step(X, np.zeros(4))["loss"]
     assert not np.isfinite(loss)
+
+
+def test_plain_sgd_one_pass_update_equals_the_general_path(rng):
+    # plain SGD folds the learning rate into the gradients and updates in one
+    # subtraction; with a schedule that reaches 0 and both clips active it must
+    # train like the optimizer's own update rule
+    from mlx.optim import sgd
+
+    def schedule(step):
+        return max(0.0, 0.3 - 0.05 * step)
+
+    def make(optimizer):
+        model = MLP(
+            layer_sizes=[4, 6, 3],
+            output_activation="softmax",
+            seed=0,
+            gradient_clip=0.05,
+            weight_clip=0.4,
+        )
+        model.set_optimizer(optimizer)
+        return model
+
+    fast = make(sgd(schedule))
+    general = make(sgd(schedule)._replace(plain_sgd_lr=None))
+    assert fast.optimizer_.plain_sgd_lr is not None
+    for _ in range(10):
+        X = rng.standard_normal((8, 4)) * 3
+        y = rng.integers(0, 3, 8)
+        loss = fast.train_step(X, y)["loss"]
+        assert loss == pytest.approx(general.train_step(X, y)["loss"], rel=1e-12)
+        assert np.abs(fast._grad_flat).max() <= 0.05 * schedule(0) + 1e-15
+    for name, value in general.params_.items():
+        np.testing.assert_allclose(fast.params_[name], value, rtol=1e-12, atol=1e-15)
+    assert fast.optimizer_state_.count == general.optimizer_state_.count == 10
+    assert max(np.abs(v).max() for v in fast.params_.values()) == 0.4  # clipped
+
+
+def test_only_plain_sgd_takes_the_one_pass_update():
+    from mlx.optim import get_optimizer
+
+    def plain(config):
+        return get_optimizer(config).plain_sgd_lr is not None
+
+    assert plain({"optimizer_type": "sgd", "learning_rate": 0.1})
+    assert not plain({"optimizer_type": "sgd", "learning_rate": 0.1, "momentum": 0.9})
+    assert not plain(
+        {"optimizer_type": "sgd", "learning_rate": 0.1, "weight_decay": 1e-4}
+    )
+    assert not plain({"optimizer_type": "adam", "learning_rate": 0.1})

@@ -386,6 +386,13 @@ class MLP(BaseModel):
                 self._activate(outputs[i])
         loss, _ = self._loss.value_and_grad(outputs[last], target, out=deltas[last])
 
+        # Plain SGD: backpropagation is linear in dL/dz, so scaling the output's by
+        # the learning rate makes every gradient lr * g, and the update is then one
+        # subtraction (instead of scaling 10^5-10^6 gradients, then subtracting).
+        lr = self._plain_sgd_lr()
+        if lr is not None:
+            deltas[last] *= lr
+
         # backward: each layer turns dL/dz into its gradients and the dL/dz below
         ones = buffers.ones
         for i in range(last, -1, -1):
@@ -397,8 +404,15 @@ class MLP(BaseModel):
 
         # the safeguards, then the update
         if self.gradient_clip is not None:
-            _clip(self._grad_flat, self.gradient_clip)
-        self._apply_gradients(self._grads)
+            scale = 1.0 if lr is None else lr
+            _clip(self._grad_flat, self.gradient_clip * scale)
+        if lr is None:
+            self._apply_gradients(self._grads)
+        else:
+            self._flat -= self._grad_flat
+            self.optimizer_state_ = self.optimizer_state_._replace(
+                count=self.optimizer_state_.count + 1
+            )
         if self.weight_clip is not None:
             _clip(self._flat, self.weight_clip)
         self.is_trained = True
@@ -424,6 +438,16 @@ class MLP(BaseModel):
         # only the step count is not shared memory
         self.optimizer_state_ = named._replace(count=flat.count)
         self._flat_state = (self.optimizer_state_, flat)
+
+    def _plain_sgd_lr(self) -> float | None:
+        """The learning rate of this step when the optimizer is plain SGD (see
+        :class:`mlx.optim.Optimizer`), with its state initialised; else None."""
+        rate = getattr(self.optimizer_, "plain_sgd_lr", None)
+        if rate is None:
+            return None
+        if self.optimizer_state_ is None:
+            self.optimizer_state_ = self.optimizer_.init(self.params_)
+        return float(rate(self.optimizer_state_))
 
     def _flatten_optimizer_state(self) -> None:
         state = self.optimizer_state_
