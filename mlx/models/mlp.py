@@ -386,9 +386,9 @@ class MLP(BaseModel):
                 self._activate(outputs[i])
         loss, _ = self._loss.value_and_grad(outputs[last], target, out=deltas[last])
 
-        # Plain SGD: backpropagation is linear in dL/dz, so scaling the output's by
-        # the learning rate makes every gradient lr * g, and the update is then one
-        # subtraction (instead of scaling 10^5-10^6 gradients, then subtracting).
+        # Plain SGD: backpropagation is linear in dL/dz, so scaling the output
+        # layer's dL/dz by the learning rate makes every gradient lr * g, and the
+        # update is then one subtraction (not a scaling pass, then a subtraction).
         lr = self._plain_sgd_lr()
         if lr is not None:
             deltas[last] *= lr
