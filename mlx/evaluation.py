@@ -61,7 +61,7 @@ def evaluate(
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record, stored_config
+    from mlx.experiment import check_data_record, feature_dtype, stored_config
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models import load_model
 
@@ -84,7 +84,9 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    splits = datasets.load(config.dataset, config.training.seed)
+    splits = datasets.load(
+        config.dataset, config.training.seed, feature_dtype(config, run)
+    )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:

@@ -117,7 +117,9 @@ def _execute(
 
     started = time.perf_counter()
     # everything that can fail on bad input happens before the run directory exists
-    splits = datasets.load(config.dataset, config.training.seed)
+    splits = datasets.load(
+        config.dataset, config.training.seed, feature_dtype(config, run)
+    )
     loaded = time.perf_counter()
     model = models.get_model(config.model.name, _model_params(config))
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
@@ -359,6 +361,24 @@ def _diff(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]
             yield from _diff(old.get(key), new.get(key), path)
     elif old != new:
         yield prefix, old, new
+
+
+def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
+    """The dtype to load a run's features in: float32 for a float32 MLP, so its
+    data is never held in float64 as well; for an existing ``run``, the dtype its
+    ``data.json`` recorded (float64 when it predates the record), so the data it
+    rebuilds matches the fingerprints."""
+    if run is not None:
+        import json
+
+        try:
+            stored = json.loads((run.path / "data.json").read_text("utf-8"))
+            return str(stored["preprocessing"]["feature_dtype"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "float64"  # check_data_record reports a missing or corrupt file
+    if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
+        return "float32"
+    return "float64"
 
 
 def data_record(

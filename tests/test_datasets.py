@@ -618,3 +618,48 @@ def test_exports():
         "split_indices",
     }
     assert set(datasets.KNOWN_DATASETS) == set(loader_module._LOADERS)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("synthetic_classification", {"n_informative": 3, "n_classes": 3}),
+        ("synthetic_classification", {}),
+        ("synthetic_regression", {"n_informative": 2}),
+    ],
+)
+def test_float32_features_are_the_float64_ones_rounded(name, params):
+    # a float32 model's data is generated or converted once, straight to float32
+    config = _cfg(name, n_samples=3001, n_features=7, seed=4, **params)
+    wide = load(config, 5)
+    narrow = load(config, 5, feature_dtype="float32")
+    for part in ("train", "val", "test"):
+        X64, y64 = getattr(wide, part)
+        X32, y32 = getattr(narrow, part)
+        assert X32.dtype == np.float32 and X32.flags.c_contiguous
+        np.testing.assert_array_equal(X32, X64.astype(np.float32))
+        np.testing.assert_array_equal(y32, y64)
+    assert narrow.preprocessing["feature_dtype"] == "float32"
+    assert wide.preprocessing["feature_dtype"] == "float64"
+
+
+def test_float32_csv_features_and_standardized_ones(tmp_path, rng):
+    X = rng.standard_normal((50, 3))
+    lines = ["a,b,c,target"] + [
+        ",".join(repr(float(v)) for v in row) + f",{i % 2}" for i, row in enumerate(X)
+    ]
+    path = _csv(tmp_path, "\n".join(lines) + "\n")
+    plain = _cfg("custom", path)
+    wide, narrow = load(plain, 1), load(plain, 1, feature_dtype="float32")
+    np.testing.assert_array_equal(narrow.train[0], wide.train[0].astype(np.float32))
+    # standardization is computed in float64, and the features stay float64
+    scaled = _cfg("custom", path, standardize=True)
+    kept = load(scaled, 1, feature_dtype="float32")
+    assert kept.train[0].dtype == np.float64
+    assert kept.preprocessing["feature_dtype"] == "float64"
+    np.testing.assert_array_equal(kept.train[0], load(scaled, 1).train[0])
+
+
+def test_unknown_feature_dtype_is_refused():
+    with pytest.raises(DatasetError, match="feature_dtype must be"):
+        load(_cfg("synthetic_regression", n_samples=20, seed=0), 0, "float16")

@@ -454,3 +454,31 @@ def test_examples_run_end_to_end(tmp_path: Path, example: str) -> None:
     assert done.returncode == 0, done.stderr
     (summary,) = (tmp_path / "outputs").glob("**/summary.json")
     assert json.loads(summary.read_text())["status"] == "completed"
+
+
+def test_float32_run_keeps_its_data_in_float32_through_eval_and_resume(
+    root: Path,
+) -> None:
+    config = small_classification(epochs=2)
+    config["model"]["params"]["dtype"] = "float32"
+    run = mlx.run_experiment(config, quiet=True)
+    record = json.loads((run.directory / "data.json").read_text())
+    assert record["preprocessing"]["feature_dtype"] == "float32"
+    result = mlx.evaluate(run.run_id)  # rebuilds the splits in float32: they match
+    assert result["n_samples"] == 60
+    longer = dict(config, training={**config["training"], "epochs": 4})
+    straight = mlx.run_experiment(longer, quiet=True)
+    mlx.run_experiment(resume=run.run_id, overrides=["training.epochs=4"], quiet=True)
+    assert (run.directory / "model" / "model.safetensors").read_bytes() == (
+        straight.directory / "model" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_a_data_record_without_feature_dtype_is_read_as_float64(root: Path) -> None:
+    # runs recorded before feature_dtype was honoured have float64 fingerprints
+    run = mlx.run_experiment(small_classification(epochs=1), quiet=True)
+    path = run.directory / "data.json"
+    record = json.loads(path.read_text())
+    del record["preprocessing"]["feature_dtype"]
+    path.write_text(json.dumps(record))
+    assert mlx.evaluate(run.run_id)["n_samples"] == 60

@@ -8,6 +8,7 @@ NumPy supports. The memory guard runs before anything is allocated.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -105,26 +106,44 @@ class _Synthetic:
         return check_seed(owner, "seed", seed)
 
     def _fill(
-        self, seed: int, finish: Callable[[np.ndarray, slice], None]
+        self,
+        seed: int,
+        finish: Callable[[np.ndarray, slice], None],
+        dtype: str = "float64",
     ) -> np.ndarray:
-        """X of standard normals, filled block by block, then ``finish(X, rows)``.
+        """X of standard normals, filled block by block, ``finish(block, rows)``
+        applied to each block of rows.
 
         Each block of about 2**20 values has its own stream, spawned from
         ``SeedSequence(seed)``; the blocks depend only on the shape, so the result
         is the same whatever the number of threads that fill them. NumPy releases
-        the GIL while drawing, so threads use all cores; X is written in place.
+        the GIL while drawing, so threads use all cores. Values are always drawn
+        and finished in float64; with ``dtype="float32"`` each block goes through a
+        per-thread float64 buffer and is stored rounded, which equals converting
+        the float64 result afterwards.
         """
         n_samples, n_features = int(self.n_samples), int(self.n_features)
-        X = np.empty((n_samples, n_features), dtype=np.float64)
+        X = np.empty((n_samples, n_features), dtype=dtype)
         step = max(1, _BLOCK_VALUES // n_features)
         starts = range(0, n_samples, step)
         streams = np.random.SeedSequence(seed).spawn(len(starts))
+        in_place = X.dtype == np.float64
+        buffers = threading.local()  # one float64 block per thread otherwise
 
         def fill(i: int) -> None:
-            rows = slice(starts[i], starts[i] + step)
+            start, stop = starts[i], min(starts[i] + step, n_samples)
+            rows = slice(start, stop)
             rng = np.random.default_rng(streams[i])
-            rng.standard_normal(dtype=np.float64, out=X[rows])
-            finish(X, rows)
+            if in_place:
+                block = X[rows]
+            else:
+                if getattr(buffers, "block", None) is None:
+                    buffers.block = np.empty((step, n_features))
+                block = buffers.block[: stop - start]
+            rng.standard_normal(dtype=np.float64, out=block)
+            finish(block, rows)
+            if not in_place:
+                X[rows] = block
 
         workers = min(_cpu_count(), len(starts))
         if workers <= 1:
@@ -224,7 +243,7 @@ class SyntheticRegression(_Synthetic):
         y *= float(self.noise_std)
 
         # one BLAS call after the fill: BLAS threads inside fill threads would fight
-        X = self._fill(seed, lambda X, rows: None)
+        X = self._fill(seed, lambda block, rows: None)
         y += X @ weights
         return X, y, weights
 
@@ -281,14 +300,24 @@ class SyntheticClassification(_Synthetic):
             "seed": self.seed,
         }
 
-    def generate(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def generate(
+        self, seed: int | None = None, dtype: str = "float64"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Draw the data set.
+
+        ``dtype="float32"`` stores X in float32: the float64 data rounded, without
+        a float64 copy of X ever existing.
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features), float64
+        X : ndarray of shape (n_samples, n_features), float64 (or ``dtype``)
         y : ndarray of shape (n_samples,), int64 labels in [0, n_classes)
         """
+        if dtype not in ("float64", "float32"):
+            raise DatasetError(
+                f"{type(self).__name__}.generate() needs dtype 'float64' or "
+                f"'float32'; got {dtype!r}."
+            )
         seed = self._seed(seed)
         rng = np.random.default_rng(seed)
         # Fixed draw order from `rng`: informative columns, class vertices, labels;
@@ -299,13 +328,13 @@ class SyntheticClassification(_Synthetic):
         rng.shuffle(y)
         every_column = columns.size == self.n_features
 
-        def finish(X: np.ndarray, rows: slice) -> None:
+        def finish(block: np.ndarray, rows: slice) -> None:
             if every_column:
-                X[rows] += means[y[rows]]
+                block += means[y[rows]]
             else:
-                X[rows, columns] += means[y[rows]]
+                block[:, columns] += means[y[rows]]
 
-        X = self._fill(seed, finish)
+        X = self._fill(seed, finish, dtype)
         return X, y
 
     def _class_means(self, rng: np.random.Generator, k: int) -> np.ndarray:
