@@ -67,6 +67,7 @@ def run(settings: Settings) -> list[Row]:
 
     from mlx import datasets, models, run_experiment
     from mlx.config import parse_config
+    from mlx.experiment import feature_dtype
     from mlx.optim import get_optimizer
     from mlx.training import batch_order
 
@@ -77,7 +78,11 @@ def run(settings: Settings) -> list[Row]:
     try:
         raw = _config(settings, tmp)
         config = parse_config(raw)
-        splits = datasets.load(config.dataset, config.training.seed)
+        # the arrays the run trains on: float32, as the run loads them for its
+        # float32 model
+        splits = datasets.load(
+            config.dataset, config.training.seed, feature_dtype(config)
+        )
         X_train, y_train = splits.train
         params = dict(raw["model"]["params"])
         epochs = config.training.epochs
