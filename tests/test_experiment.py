@@ -308,55 +308,48 @@ def test_resume_refuses_a_checkpoint_from_another_config(root: Path) -> None:
         mlx.run_experiment(resume=run.run_id, overrides=["training.epochs=6"])
 
 
-def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+def _fail_second_call(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str
 ) -> None:
-    from mlx.models import MLP, load_model
-
-    original = MLP.save
+    """Make ``owner.name`` raise OSError("disk full") on its second call."""
+    original = getattr(owner, name)
     calls = {"n": 0}
 
-    def failing_save(self: MLP, path: object) -> None:
-        calls["n"] += 1
-        original(self, path)
-        if calls["n"] == 2:
-            raise OSError("disk full")
-
-    monkeypatch.setattr(MLP, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
-        mlx.run_experiment(small_classification(), quiet=True)
-    (run_dir,) = _run_dirs(root)
-    last = (run_dir / "checkpoints" / "last").resolve()
-    assert last.name == "epoch-0001"
-    load_model(last)  # loads cleanly
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "failed" and "disk full" in summary["error"]
-
-
-def test_a_failed_background_checkpoint_write_fails_the_run(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # epoch checkpoints are written on a worker thread; its error must still end
-    # the run, on the training thread, with the previous checkpoint intact
-    from mlx.models import _checkpoint, load_model
-
-    original = _checkpoint.write_checkpoint
-    calls = {"n": 0}
-
-    def failing_write(path: object, *args: object) -> object:
+    def failing(*args: object) -> object:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return original(path, *args)
+        return original(*args)
 
-    monkeypatch.setattr(_checkpoint, "write_checkpoint", failing_write)
+    monkeypatch.setattr(owner, name, failing)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        # a model class that replaces save(): saved on the training thread
+        "MLP.save",
+        # the default: the checkpoint files are written on a worker thread, whose
+        # error must still end the run on the training thread
+        "write_checkpoint",
+    ],
+)
+def test_a_failed_checkpoint_write_fails_the_run_and_keeps_the_previous_one(
+    root: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    from mlx.models import MLP, _checkpoint, load_model
+
+    if where == "MLP.save":
+        _fail_second_call(monkeypatch, MLP, "save")
+    else:
+        _fail_second_call(monkeypatch, _checkpoint, "write_checkpoint")
     with pytest.raises(OSError, match="disk full"):
         mlx.run_experiment(small_classification(), quiet=True)
     (run_dir,) = _run_dirs(root)
     last = (run_dir / "checkpoints" / "last").resolve()
     assert last.name == "epoch-0001"
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name[0] == "."]
-    load_model(last)
+    load_model(last)  # loads cleanly
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "disk full" in summary["error"]
 
