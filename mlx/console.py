@@ -37,9 +37,12 @@ class Console:
         if not self.quiet:
             print(message, file=self.stream, flush=True)
         if self.log_file is not None:
+            from mlx.utils.safe_io import append_line_guarded
+
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
-            with open(self.log_file, "a", encoding="utf-8") as handle:
-                handle.write(f"{stamp} {message}\n")
+            # never through a symlink or a hard link: the log stays inside the run
+            for line in message.splitlines() or [""]:
+                append_line_guarded(self.log_file, f"{stamp} {line}", "the run log")
 
     def progress(self, epoch: int, total: int) -> _Bar | None:
         """A progress bar for one epoch of ``total`` batches, or None if unwanted."""

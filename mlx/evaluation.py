@@ -9,6 +9,7 @@ silently scores a different dataset. Each evaluation is kept as its own
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -118,11 +119,11 @@ def _open(run: Any) -> Any:
 def _checkpoint_path(run: Any, checkpoint: str) -> Path:
     if checkpoint == "final":
         path = run.path / "model"
-    elif checkpoint.startswith("epoch-") and checkpoint[6:].isdigit():
+    elif re.fullmatch(r"epoch-[0-9]{1,18}", checkpoint):
         path = run.path / "checkpoints" / f"epoch-{int(checkpoint[6:]):04d}"
     else:
         raise RunError(f"unknown checkpoint {checkpoint!r}; use 'final' or 'epoch-N'")
-    if not path.is_dir():
+    if not path.is_dir() or path.is_symlink():
         available = _available_checkpoints(run)
         raise RunError(
             f"run {run.run_id} has no checkpoint {checkpoint!r} ({path} is missing)",
@@ -132,14 +133,14 @@ def _checkpoint_path(run: Any, checkpoint: str) -> Path:
 
 
 def _available_checkpoints(run: Any) -> list[str]:
+    """``final`` (if saved), then ``epoch-N`` of every epoch checkpoint, in epoch
+    order (``epoch-9`` before ``epoch-10``)."""
     names = ["final"] if (run.path / "model").is_dir() else []
-    directory = run.path / "checkpoints"
-    if directory.is_dir():
-        names += sorted(
-            f"epoch-{int(p.name[6:])}"
-            for p in directory.iterdir()
-            if p.is_dir() and p.name[6:].isdigit() and p.name.startswith("epoch-")
-        )
+    names += [
+        f"epoch-{epoch}"
+        for epoch, path in run.list_checkpoints()
+        if "-step-" not in path.name  # mid-epoch ones cannot be named on the CLI
+    ]
     return names
 
 
@@ -149,6 +150,7 @@ def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path
     import numpy as np
 
     from mlx.utils.atomic import write_text_atomic
+    from mlx.utils.safe_io import check_inside
 
     buffer = io.StringIO()
     y2 = np.asarray(y).reshape(len(y), -1)
@@ -170,7 +172,7 @@ def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path
     buffer.write(",".join(columns) + "\n")
     for row in zip(*(b.tolist() for b in blocks)):
         buffer.write(",".join(_csv_cell(v) for part in row for v in part) + "\n")
-    path = run.path / "predictions.csv"
+    path = check_inside(run.path, run.path / "predictions.csv")
     write_text_atomic(path, buffer.getvalue())
     return path
 

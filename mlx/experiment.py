@@ -253,7 +253,6 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
 
 
 def _restore(model: Any, checkpoint: Path | None, run: Any, fingerprint: str) -> Any:
-    import json
 
     from mlx.errors import CheckpointError
     from mlx.training import TrainerState
@@ -261,7 +260,7 @@ def _restore(model: Any, checkpoint: Path | None, run: Any, fingerprint: str) ->
     assert checkpoint is not None
     state_file = checkpoint / "trainer_state.json"
     try:
-        state = TrainerState.from_dict(json.loads(state_file.read_text("utf-8")))
+        state = TrainerState.from_dict(_read_json(state_file, CheckpointError))
     except (OSError, ValueError, TypeError) as exc:
         raise CheckpointError(
             f"cannot resume {run.run_id}: {state_file} is missing or corrupt ({exc})"
@@ -369,12 +368,10 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
     ``data.json`` recorded (float64 when it predates the record), so the data it
     rebuilds matches the fingerprints."""
     if run is not None:
-        import json
-
         try:
-            stored = json.loads((run.path / "data.json").read_text("utf-8"))
+            stored = _read_json(run.path / "data.json", RunError)
             return str(stored["preprocessing"]["feature_dtype"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (RunError, KeyError, TypeError):
             return "float64"  # check_data_record reports a missing or corrupt file
     if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
         return "float32"
@@ -414,7 +411,7 @@ def _fingerprint(X: Any, y: Any) -> str:
 def _write_data_record(run: Any, splits: Any) -> None:
     from mlx.utils.atomic import write_json_atomic
 
-    write_json_atomic(run.path / "data.json", data_record(splits))
+    write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
 
 
 def check_data_record(
@@ -425,8 +422,8 @@ def check_data_record(
 
     path = run.path / "data.json"
     try:
-        stored = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        stored = _read_json(path, RunError)
+    except RunError as exc:
         raise RunError(f"{path} is missing or corrupt ({exc})") from exc
     # only the splits asked about are hashed: eval checks just the one it scores
     current = json.loads(json.dumps(data_record(splits, names)))
@@ -438,6 +435,13 @@ def check_data_record(
                 hint="the dataset files or the seed changed since the run began; "
                 "using it would train or score other data",
             )
+
+
+def _read_json(path: Path, error: Any) -> Any:
+    """A run's JSON file, through the size and type guard of mlx.utils.safe_io."""
+    from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+
+    return read_json_guarded(path, DOCUMENT_LIMIT, path.name, error=error)
 
 
 class _SignalStopper:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mlx.errors import CheckpointError
+from mlx.utils.safe_io import open_regular, parse_json, read_fd, read_json_guarded
 
 __all__: list = []
 
@@ -26,6 +27,10 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
+# a checkpoint's config.json: hyperparameters and architecture, a few KiB
+CONFIG_LIMIT = 16 * 1024 * 1024
+# the safetensors format's own limit on its JSON header
+_MAX_HEADER = 100 * 1024 * 1024
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -79,21 +84,28 @@ def write_checkpoint(
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``config.json`` of a checkpoint directory."""
     file = Path(path) / CONFIG_FILE
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise CheckpointError(
             f"No checkpoint at {str(path)!r}: {CONFIG_FILE} is missing."
         )
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{file} is corrupted: {exc}.") from exc
+    config = read_json_guarded(
+        file, CONFIG_LIMIT, "the checkpoint's config", error=CheckpointError
+    )
     if not isinstance(config, dict):
         raise CheckpointError(f"{file} is corrupted: expected a JSON object.")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{file} has checkpoint format version {version!r}; this version of mlx "
-            f"reads version {FORMAT_VERSION}."
+            f"{file} has checkpoint format version {_short(version)}; this version "
+            f"of mlx reads version {FORMAT_VERSION}."
+        )
+    files = config.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()
+    ):
+        raise CheckpointError(
+            f"{file} is corrupted: 'files' must map each file name to its "
+            '{"sha256": ...}.'
         )
     return config
 
@@ -105,13 +117,11 @@ def read_tensors(
     from safetensors.numpy import load
 
     file = Path(path) / name
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"Cannot read {file}: {exc.strerror or exc}.") from exc
-    expected: str | None = (config.get("files") or {}).get(name, {}).get("sha256")
-    if expected is None:
+    entry = (config.get("files") or {}).get(name)
+    expected = entry.get("sha256") if isinstance(entry, Mapping) else None
+    if not isinstance(expected, str):
         raise CheckpointError(f"{Path(path) / CONFIG_FILE} does not list {name}.")
+    data, metadata = read_safetensors(file)
     if hashlib.sha256(data).hexdigest() != expected:
         raise CheckpointError(
             f"{file} is corrupted or truncated: its SHA-256 does not match "
@@ -119,7 +129,6 @@ def read_tensors(
         )
     try:
         tensors = load(data)
-        metadata = _metadata(data)
     except Exception as exc:  # safetensors raises its own error type
         raise CheckpointError(
             f"{file} is not a valid safetensors file: {exc}."
@@ -132,7 +141,109 @@ def read_tensors(
     return tensors, metadata
 
 
-def _metadata(data: bytes) -> dict[str, str]:
-    header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + header_len])
-    return dict(header.get("__metadata__") or {})
+def weights_limit() -> int:
+    """The largest weights file read: this machine's physical memory (64 GiB when
+    it cannot be told), since the whole file is held in memory."""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        page_size = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 64 * 1024**3
+    if pages <= 0 or page_size <= 0:
+        return 64 * 1024**3
+    return int(pages) * int(page_size)
+
+
+def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
+    """The bytes of the safetensors file ``file`` and its ``__metadata__``.
+
+    Before the tensor data is read, the file must be a regular file no larger than
+    :func:`weights_limit`, and its header (an 8-byte length, then JSON) must fit the
+    file and describe exactly the bytes that follow it; so a device, a FIFO, a
+    truncated file or a header that claims terabytes fails at once, in bounded
+    memory and time.
+    """
+    fd = open_regular(file, "weights", error=CheckpointError)
+    assert fd is not None
+    try:
+        size = os.fstat(fd).st_size
+        limit = weights_limit()
+        if size > limit:
+            raise CheckpointError(
+                f"{file}: the weights file is {size} bytes, more than this machine's "
+                f"memory ({limit} bytes); it cannot be loaded."
+            )
+        if size < 8:
+            raise CheckpointError(
+                f"{file} is corrupted or truncated: {size} bytes, too short for a "
+                "safetensors header."
+            )
+        head = read_fd(fd, 8)
+        header_len = int.from_bytes(head, "little")
+        if header_len < 2 or header_len > min(size - 8, _MAX_HEADER):
+            raise CheckpointError(
+                f"{file} is corrupted or truncated: its header claims "
+                f"{header_len} bytes, but the file holds {size - 8} after the length "
+                f"(and a header may hold at most {_MAX_HEADER})."
+            )
+        header_bytes = read_fd(fd, header_len)
+        header = parse_json(
+            header_bytes, os.fspath(file), "the header", CheckpointError
+        )
+        end = _data_end(file, header)
+        if 8 + header_len + end != size:
+            raise CheckpointError(
+                f"{file} is corrupted or truncated: its header describes "
+                f"{8 + header_len + end} bytes, but the file has {size}."
+            )
+        body = read_fd(fd, size - 8 - header_len)
+    except OSError as exc:
+        raise CheckpointError(
+            f"Cannot read {file} (weights): {exc.strerror or exc}."
+        ) from exc
+    finally:
+        os.close(fd)
+    data = head + header_bytes + body
+    if len(data) != size:
+        raise CheckpointError(
+            f"{file} changed while it was read ({len(data)} of {size} bytes)."
+        )
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(v, str) for v in metadata.values()
+    ):
+        raise CheckpointError(
+            f"{file} is not a valid safetensors file: its __metadata__ must map "
+            "names to strings."
+        )
+    return data, dict(metadata)
+
+
+def _data_end(file: Path, header: Any) -> int:
+    """Where the last tensor of a parsed safetensors header ends (0 for none)."""
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{file} is not a valid safetensors file: its header is not a JSON object."
+        )
+    end = 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(type(o) is int for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
+            raise CheckpointError(
+                f"{file} is not a valid safetensors file: tensor {_short(key)} has "
+                f"no valid data_offsets."
+            )
+        end = max(end, offsets[1])
+    return end
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -367,6 +367,11 @@ class BaseModel(abc.ABC):
                 f"is a {describe(cls.model_type, here)}."
             )
         saved_arch = config.get("architecture") or {}
+        if not isinstance(saved_arch, Mapping):
+            raise CheckpointError(
+                "The checkpoint's config.json is corrupted: 'architecture' must be "
+                f"a mapping; got {type(saved_arch).__name__}."
+            )
         for key, value in self.architecture().items():
             if saved_arch.get(key) != _jsonable(value):
                 raise CheckpointError(
@@ -382,7 +387,12 @@ class BaseModel(abc.ABC):
             self.params_ = {k: v.copy() for k, v in tensors.items()}
             n_features = config.get("n_features")
             if n_features is not None:
-                self._n_features = int(n_features)
+                if isinstance(n_features, bool) or not isinstance(n_features, int):
+                    raise CheckpointError(
+                        "The checkpoint's config.json is corrupted: 'n_features' "
+                        f"must be an integer; got {n_features!r:.60}."
+                    )
+                self._n_features = n_features
             return
         missing = sorted(set(self.params_) - set(tensors))
         extra = sorted(set(tensors) - set(self.params_))

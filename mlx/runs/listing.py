@@ -11,13 +11,20 @@ import dataclasses
 import datetime as _dt
 import difflib
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import parse_run_id, utc_now
-from mlx.runs.store import RunDir, effective_status, open_run, parse_timestamp
+from mlx.runs.store import (
+    RunDir,
+    effective_status,
+    open_run,
+    parse_timestamp,
+    summary_problems,
+)
 
 __all__ = [
     "RunInfo",
@@ -35,6 +42,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 _KEY_METRICS = ("accuracy", "f1_score", "r2", "rmse", "mse", "mae", "log_loss", "loss")
 _MAX_LISTED = 10
 _EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+# control characters (and DEL) in a summary's text would move a terminal's cursor
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MAX_TEXT = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +70,11 @@ class RunInfo:
     def from_summary(
         cls, path: Path, summary: Mapping[str, Any], now: _dt.datetime | None = None
     ) -> RunInfo:
+        """The listing line of the run at ``path``. Any mapping is accepted: a field
+        of the wrong type or range (see :func:`mlx.runs.store.summary_problems`)
+        counts as missing, and a status that is none of the known ones as
+        ``unknown``."""
+        summary = _sound_fields(summary)
         metric_name, metric_value = _key_metric(summary)
         epochs = summary.get("epochs_completed")
         started = parse_timestamp(summary.get("started_at"))
@@ -67,10 +82,10 @@ class RunInfo:
             parsed = parse_run_id(path.name)
             started = parsed.started if parsed else None
         return cls(
-            run_id=str(summary.get("run_id") or path.name),
-            name=str(summary.get("name") or path.name),
+            run_id=_text(summary.get("run_id")) or path.name,
+            name=_text(summary.get("name")) or path.name,
             status=effective_status(summary, now),
-            epochs_completed=epochs if isinstance(epochs, int) else None,
+            epochs_completed=epochs if type(epochs) is int else None,
             metric_name=metric_name,
             metric_value=metric_value,
             started_at=started,
@@ -79,16 +94,43 @@ class RunInfo:
         )
 
 
+def _sound_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary`` without the fields :func:`summary_problems` objects to."""
+    if not isinstance(summary, Mapping):
+        return {"status": "unknown"}
+    sound = {str(k): v for k, v in summary.items()}
+    for key, _problem in summary_problems(sound):
+        sound.pop(key, None)
+    sound.setdefault("status", "unknown")
+    return sound
+
+
+def _text(value: Any, keep_newlines: bool = False) -> str:
+    """``value`` as one safe line of text ('' for None): control characters become
+    '?', and long text is cut."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > _MAX_TEXT:
+        text = text[: _MAX_TEXT - 3] + "..."
+    if keep_newlines:
+        return "\n".join(_CONTROL.sub("?", line) for line in text.split("\n"))
+    return _CONTROL.sub("?", text)
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
 
 
 def _key_metric(summary: Mapping[str, Any]) -> tuple[str | None, float | None]:
     best = summary.get("best_metric")
     if isinstance(best, Mapping) and _number(best.get("value")) is not None:
-        return str(best.get("name", "metric")), _number(best.get("value"))
+        return _text(best.get("name")) or "metric", _number(best.get("value"))
     final = summary.get("final_metrics")
     if isinstance(final, Mapping):
         for name in _KEY_METRICS:
@@ -97,7 +139,7 @@ def _key_metric(summary: Mapping[str, Any]) -> tuple[str | None, float | None]:
                     return key, _number(final[key])
         for key, value in final.items():
             if _number(value) is not None:
-                return str(key), _number(value)
+                return _text(key), _number(value)
     return None, None
 
 
@@ -145,8 +187,10 @@ def list_runs(
 ) -> list[RunInfo]:
     """Every run under ``root`` (default ``<repository root>/outputs``), newest first.
 
-    A run whose summary is missing or corrupt is skipped with a
-    :class:`~mlx.errors.DataWarning`; a missing ``root`` gives an empty list.
+    A run whose summary is missing, unreadable (a directory, a FIFO, too large, not
+    UTF-8 JSON) or corrupt (a field of the wrong type or range) is skipped with a
+    :class:`~mlx.errors.DataWarning` naming it, and the listing goes on; a missing
+    ``root`` gives an empty list.
     """
     moment = now if now is not None else utc_now()
     infos = []
@@ -154,7 +198,9 @@ def list_runs(
         try:
             summary = RunDir(path).read_summary()
         except RunError as exc:
-            warnings.warn(f"Skipped a run: {exc}", DataWarning, stacklevel=2)
+            warnings.warn(
+                f"Skipped a run: {_text(str(exc))}", DataWarning, stacklevel=2
+            )
             continue
         infos.append(RunInfo.from_summary(path, summary, moment))
     infos.sort(key=lambda i: (i.started_at or _EPOCH_UTC, i.run_id), reverse=True)
@@ -223,7 +269,10 @@ def _fmt_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    if isinstance(value, int) and abs(value) >= 10**18:
+        number = _number(value)
+        return "(huge)" if number is None else f"{number:.6g}"
+    return _text(value)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -267,18 +316,33 @@ def format_runs_table(runs: Sequence[RunInfo]) -> str:
     return _table(["RUN ID", "STATUS", "EPOCHS", "METRIC", "STARTED (UTC)"], rows)
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError:
-        return 0
+def _count_records(run: RunDir) -> int:
+    from mlx.utils.safe_io import METRICS_LIMIT, read_bytes_guarded
+
+    raw = read_bytes_guarded(
+        run.metrics_path, METRICS_LIMIT, "the metrics log", missing_ok=True
+    )
+    return sum(1 for line in (raw or b"").split(b"\n") if line.strip())
+
+
+def _checkpoint_names(run: RunDir) -> str:
+    """The run's checkpoints in epoch order (``3 (epoch-2, epoch-9, epoch-10)``)."""
+    names = [_short_name(path.name) for _epoch, path in run.list_checkpoints()]
+    if not names:
+        return "none"
+    shown = names if len(names) <= 8 else [*names[:3], "...", *names[-3:]]
+    return f"{len(names)} ({', '.join(shown)})"
+
+
+def _short_name(name: str) -> str:
+    # epoch-0010 -> epoch-10, epoch-0003-step-00000120 -> epoch-3-step-120
+    return re.sub(r"-0*(\d)", r"-\1", name)
 
 
 def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> str:
     """Plain-text description of one run for ``mlx runs show RUN``."""
     run = run if isinstance(run, RunDir) else open_run(run)
-    summary = run.read_summary()
+    summary = _sound_fields(run.read_summary())
     moment = now if now is not None else utc_now()
     info = RunInfo.from_summary(run.path, summary, moment)
     fields: list[tuple[str, str]] = [
@@ -286,7 +350,11 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
         ("Name", info.name),
         ("Status", info.status),
         ("Path", os.fspath(run.path)),
-        ("Process", f"pid {summary.get('pid', '?')} on {summary.get('host', '?')}"),
+        (
+            "Process",
+            f"pid {_text(summary.get('pid')) or '?'} on "
+            f"{_text(summary.get('host')) or '?'}",
+        ),
         ("Started", _fmt_time(info.started_at) + " UTC" if info.started_at else "-"),
     ]
     if info.finished_at is not None:
@@ -297,18 +365,19 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
             ("Duration", _fmt_duration((end - info.started_at).total_seconds()))
         )
     if info.status in ("running", "lost"):
-        fields.append(("Heartbeat", str(summary.get("heartbeat_at") or "-")))
+        fields.append(("Heartbeat", _text(summary.get("heartbeat_at")) or "-"))
     fields.append(
         ("Epochs", "-" if info.epochs_completed is None else str(info.epochs_completed))
     )
     best = summary.get("best_metric")
     if isinstance(best, Mapping) and "value" in best:
-        text = f"{best.get('name', 'metric')} = {_fmt_value(best.get('value'))}"
+        name = _text(best.get("name")) or "metric"
+        text = f"{name} = {_fmt_value(best.get('value'))}"
         if best.get("epoch") is not None:
             text += f" (epoch {best['epoch']})"
         fields.append(("Best metric", text))
     if summary.get("error"):
-        fields.append(("Error", str(summary["error"])))
+        fields.append(("Error", _text(summary["error"], keep_newlines=True)))
     checkpoint = run.latest_checkpoint()
     fields.append(
         (
@@ -316,6 +385,7 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
             os.fspath(checkpoint.relative_to(run.path)) if checkpoint else "none",
         )
     )
+    fields.append(("Checkpoints", _checkpoint_names(run)))
     fields.append(("Model", "model/" if run.model_dir.is_dir() else "not saved"))
     evals = run.list_evals()
     fields.append(
@@ -324,15 +394,15 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
             f"{len(evals)} (latest evals/{evals[-1].name})" if evals else "0",
         )
     )
-    fields.append(("Metrics log", f"{_count_lines(run.metrics_path)} records"))
+    fields.append(("Metrics log", f"{_count_records(run)} records"))
     width = max(len(k) for k, _ in fields) + 2
     lines = [f"{(k + ':').ljust(width)}{v}" for k, v in fields]
     for title, key in (("Final metrics", "final_metrics"), ("Timings", "timings")):
         section = summary.get(key)
         if isinstance(section, Mapping) and section:
             lines.append(f"{title}:")
-            inner = max(len(str(k)) for k in section) + 2
+            inner = max(len(_text(k)) for k in section) + 2
             lines.extend(
-                f"  {str(k).ljust(inner)}{_fmt_value(v)}" for k, v in section.items()
+                f"  {_text(k).ljust(inner)}{_fmt_value(v)}" for k, v in section.items()
             )
     return "\n".join(lines)

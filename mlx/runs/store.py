@@ -42,7 +42,6 @@ from typing import Any, Callable, Mapping, Union
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import _as_utc, new_run_id, utc_now
 from mlx.utils.atomic import (
-    append_line,
     read_pointer,
     replace_dir_atomic,
     to_json,
@@ -51,6 +50,15 @@ from mlx.utils.atomic import (
     write_bytes_exclusive,
     write_json_atomic,
     write_text_atomic,
+)
+from mlx.utils.safe_io import (
+    DOCUMENT_LIMIT,
+    METRICS_LIMIT,
+    SUMMARY_LIMIT,
+    append_line_guarded,
+    check_inside,
+    read_bytes_guarded,
+    read_text_guarded,
 )
 
 __all__ = [
@@ -108,7 +116,7 @@ def parse_timestamp(value: Any) -> _dt.datetime | None:
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     try:
         return _as_utc(_dt.datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # garbage, or a year 1 / 9999 offset
         return None
 
 
@@ -338,36 +346,39 @@ class RunDir:
         text = yaml.safe_dump(
             _plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True
         )
-        write_text_atomic(self.config_path, text)
+        write_text_atomic(self._inside(self.config_path), text)
         if original_path is not None:
             source = Path(original_path)
-            try:
-                content = source.read_bytes()
-            except OSError as exc:
-                raise RunError(
-                    f"Cannot copy the original config file {os.fspath(source)!r}: "
-                    f"{exc}."
-                ) from exc
+            content = read_bytes_guarded(
+                source, DOCUMENT_LIMIT, "the original config file"
+            )
+            assert content is not None
             suffix = source.suffix.lower() or ".txt"
-            write_bytes_atomic(self.path / f"original_config{suffix}", content)
+            copy = self._inside(self.path / f"original_config{suffix}")
+            write_bytes_atomic(copy, content)
         return self.config_path
 
     def read_config(self) -> dict[str, Any]:
         """The resolved configuration from ``config.yaml`` as plain data."""
         import yaml
 
-        try:
-            text = self.config_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = read_text_guarded(
+            self.config_path, DOCUMENT_LIMIT, "the run's config", missing_ok=True
+        )
+        if text is None:
             raise RunError(
                 f"Run {self.run_id!r} has no config.yaml at "
                 f"{os.fspath(self.config_path)!r}."
-            ) from None
+            )
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise RunError(
                 f"{os.fspath(self.config_path)}: not valid YAML: {exc}."
+            ) from exc
+        except RecursionError as exc:
+            raise RunError(
+                f"{os.fspath(self.config_path)}: not valid YAML: nested too deeply."
             ) from exc
         if not isinstance(data, dict):
             raise RunError(
@@ -380,7 +391,9 @@ class RunDir:
         """Write ``environment.json`` (see :func:`mlx.runs.collect_environment`)."""
         from mlx.runs.environment import collect_environment
 
-        return write_json_atomic(self.environment_path, collect_environment(extra))
+        return write_json_atomic(
+            self._inside(self.environment_path), collect_environment(extra)
+        )
 
     # -- metrics -------------------------------------------------------------------
 
@@ -394,7 +407,11 @@ class RunDir:
             raise RunError(
                 f"append_metrics expects a mapping; got {type(record).__name__}."
             )
-        append_line(self.metrics_path, to_json(dict(record), indent=None))
+        append_line_guarded(
+            self._inside(self.metrics_path),
+            to_json(dict(record), indent=None),
+            "the metrics log",
+        )
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every record of ``metrics.jsonl``, in order ([] if there is none yet).
@@ -402,18 +419,19 @@ class RunDir:
         A torn or unparsable line (left by a crash mid-write) is skipped with a
         :class:`~mlx.errors.DataWarning` naming the file and line number.
         """
-        try:
-            raw = self.metrics_path.read_bytes()
-        except FileNotFoundError:
+        raw = read_bytes_guarded(
+            self.metrics_path, METRICS_LIMIT, "the metrics log", missing_ok=True
+        )
+        if raw is None:
             return []
         records: list[dict[str, Any]] = []
         # split on "\n" only: str.splitlines would also split on U+2028 in strings
-        for number, line in enumerate(raw.decode("utf-8", "replace").split("\n"), 1):
+        for number, line in enumerate(raw.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except ValueError:
+                record = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # bad UTF-8 or JSON
                 record = None
             if not isinstance(record, dict):
                 warnings.warn(
@@ -440,7 +458,7 @@ class RunDir:
                     continue
             kept.append(record)
         text = "".join(to_json(r, indent=None) + "\n" for r in kept)
-        write_text_atomic(self.metrics_path, text)
+        write_text_atomic(self._inside(self.metrics_path), text)
         return len(kept)
 
     # -- checkpoints and the final model -------------------------------------------
@@ -469,6 +487,7 @@ class RunDir:
         and ``last`` stay as they were; leftovers are removed by the next save.
         """
         final = self.checkpoint_dir(epoch, step)
+        self._inside(self.checkpoints_dir, kind="dir")
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(self.checkpoints_dir)
         published = _publish_dir(self.checkpoints_dir, final.name, write_fn)
@@ -496,7 +515,7 @@ class RunDir:
         target = read_pointer(self.checkpoints_dir / "last")
         if target and _EPOCH_DIR_RE.match(target):
             candidate = self.checkpoints_dir / target
-            if candidate.is_dir():
+            if candidate.is_dir() and not candidate.is_symlink():
                 return candidate
         found = self.list_checkpoints()
         return found[-1][1] if found else None
@@ -507,6 +526,7 @@ class RunDir:
         ``write_fn(tmp_path)`` fills the empty directory ``.tmp-model-<hex>``, which
         is then renamed to ``model/`` (replacing an older one).
         """
+        self._inside(self.model_dir, kind="dir")
         _remove_leftovers(self.path, prefix=".tmp-model-")
         return _publish_dir(self.path, self.model_dir.name, write_fn)
 
@@ -521,6 +541,7 @@ class RunDir:
         so files sort by time. An existing file is never overwritten: on a clash the
         timestamp moves on by a microsecond.
         """
+        self._inside(self.evals_dir, kind="dir")
         self.evals_dir.mkdir(parents=True, exist_ok=True)
         moment = _as_utc(now if now is not None else utc_now())
         data = (to_json(dict(result)) + "\n").encode("utf-8")
@@ -549,21 +570,20 @@ class RunDir:
     # -- summary and status --------------------------------------------------------
 
     def read_summary(self) -> dict[str, Any]:
-        """The content of ``summary.json``; RunError if it is missing or corrupt."""
-        try:
-            text = self.summary_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        """The content of ``summary.json``; RunError if it is missing, not a regular
+        file, not UTF-8 JSON, or holds a field of the wrong type or range (see
+        :func:`summary_problems`)."""
+        text = read_text_guarded(
+            self.summary_path, SUMMARY_LIMIT, "the run summary", missing_ok=True
+        )
+        if text is None:
             raise RunError(
                 f"{os.fspath(self.path)!r} is not a run directory: it has no "
                 "summary.json (the run may have failed while being created)."
-            ) from None
-        except OSError as exc:
-            raise RunError(
-                f"Cannot read {os.fspath(self.summary_path)!r}: {exc}."
-            ) from exc
+            )
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise RunError(
                 f"{os.fspath(self.summary_path)}: corrupt summary, not valid JSON "
                 f"({exc})."
@@ -573,7 +593,18 @@ class RunDir:
                 f"{os.fspath(self.summary_path)}: corrupt summary, expected a JSON "
                 "object with a 'status' key."
             )
+        problems = summary_problems(data)
+        if problems:
+            key, problem = problems[0]
+            raise RunError(
+                f"{os.fspath(self.summary_path)}: corrupt summary, {key!r} {problem}."
+            )
         return data
+
+    def _inside(self, path: Path, kind: str = "file") -> Path:
+        """``path``, if it resolves inside the run directory; RunError otherwise
+        (see :func:`mlx.utils.safe_io.check_inside`)."""
+        return check_inside(self.path, path, kind=kind)
 
     @property
     def name(self) -> str:
@@ -587,7 +618,7 @@ class RunDir:
 
     def _write_summary(self, summary: Mapping[str, Any]) -> None:
         with self._lock:
-            write_json_atomic(self.summary_path, summary)
+            write_json_atomic(self._inside(self.summary_path), summary)
 
     def update_summary(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into ``summary.json`` (and set ``updated_at``); returns the
@@ -692,6 +723,76 @@ class RunDir:
 def _put(fields: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         fields[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+_MAX_COUNT = 2**63 - 1  # epochs and steps beyond int64 are no counts mlx wrote
+_MAX_PID = 2**31 - 1  # what os.kill accepts
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _is_number(value: Any) -> bool:
+    # NaN and inf are allowed: a diverged loss is recorded, not lost
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_problems(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, what is wrong)`` for each field of ``summary`` that has the wrong type
+    or an impossible value; [] for a sound summary. Unknown keys are ignored."""
+    problems: list[tuple[str, str]] = []
+
+    def check(key: str, ok: bool, want: str) -> None:
+        if key in summary and summary[key] is not None and not ok:
+            problems.append((key, f"must be {want}; got {_short(summary[key])}"))
+
+    get = summary.get
+    status = get("status")
+    if not (isinstance(status, str) and status in STATUSES):
+        problems.append(
+            ("status", f"must be one of {', '.join(STATUSES)}; got {_short(status)}")
+        )
+    for key in ("run_id", "name", "host", "error", "error_type"):
+        check(key, isinstance(get(key), str), "a string")
+    check("pid", _is_int(get("pid"), 0, _MAX_PID), f"an integer in [0, {_MAX_PID}]")
+    for key in ("started_at", "updated_at", "heartbeat_at", "finished_at"):
+        check(key, parse_timestamp(get(key)) is not None, "an ISO 8601 time")
+    interval: Any = get("heartbeat_interval")
+    check(
+        "heartbeat_interval",
+        _is_number(interval) and 0 < interval < float("inf"),
+        "a finite number of seconds > 0",
+    )
+    check(
+        "epochs_completed",
+        _is_int(get("epochs_completed"), 0, _MAX_COUNT),
+        "an integer >= 0",
+    )
+    for key in ("final_metrics", "timings"):
+        check(key, isinstance(get(key), dict), "a JSON object")
+    best = get("best_metric")
+    check(
+        "best_metric",
+        isinstance(best, dict)
+        and isinstance(best.get("name", ""), (str, type(None)))
+        and (best.get("value") is None or _is_number(best.get("value")))
+        and (best.get("epoch") is None or _is_int(best.get("epoch"), 0, _MAX_COUNT)),
+        'a JSON object {"name": text, "value": number, "epoch": integer}',
+    )
+    resumed = get("resumed_at")
+    check(
+        "resumed_at",
+        isinstance(resumed, list)
+        and all(parse_timestamp(moment) is not None for moment in resumed),
+        "a list of ISO 8601 times",
+    )
+    return problems
 
 
 def _check_epoch(epoch: Any) -> int:

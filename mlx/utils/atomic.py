@@ -296,10 +296,13 @@ def read_pointer(link: PathLike) -> str | None:
             return os.readlink(link_path)
         except OSError:
             return None
-    if link_path.is_file():
-        try:
-            text = link_path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        return text.splitlines()[0] if text else None
-    return None
+    from mlx.errors import MLXError
+    from mlx.utils.safe_io import POINTER_LIMIT, read_text_guarded
+
+    try:
+        # a FIFO, a device or a huge file in its place counts as no pointer
+        text = read_text_guarded(link_path, POINTER_LIMIT, "pointer", missing_ok=True)
+    except MLXError:
+        return None
+    text = (text or "").strip()
+    return text.splitlines()[0] if text else None
