@@ -163,7 +163,7 @@ def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
     truncated file or a header that claims terabytes fails at once, in bounded
     memory and time.
     """
-    fd = open_regular(file, "weights", error=CheckpointError)
+    fd = open_regular(file, "the weights file", error=CheckpointError)
     assert fd is not None
     try:
         size = os.fstat(fd).st_size
@@ -199,7 +199,7 @@ def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
         body = read_fd(fd, size - 8 - header_len)
     except OSError as exc:
         raise CheckpointError(
-            f"Cannot read {file} (weights): {exc.strerror or exc}."
+            f"Cannot read {file} (the weights file): {exc.strerror or exc}."
         ) from exc
     finally:
         os.close(fd)
