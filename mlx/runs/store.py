@@ -488,6 +488,7 @@ class RunDir:
         """
         final = self.checkpoint_dir(epoch, step)
         self._inside(self.checkpoints_dir, kind="dir")
+        self._inside(final, kind="dir")
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(self.checkpoints_dir)
         published = _publish_dir(self.checkpoints_dir, final.name, write_fn)

@@ -315,6 +315,8 @@ def append_line_guarded(
             )
         if exc.errno == errno.ENXIO:  # a FIFO nobody reads
             _fail(error, f"Refusing to write {name} ({what}): it is a FIFO.", exc)
+        if exc.errno == errno.EISDIR:
+            _fail(error, f"Refusing to write {name} ({what}): it is a directory.", exc)
         _fail(error, f"Cannot write {name} ({what}): {_reason(exc)}.", exc)
     try:
         info = os.fstat(fd)
