@@ -58,7 +58,7 @@ POINTER_LIMIT = 4096
 #: ``summary.json``: status, times and a few metrics.
 SUMMARY_LIMIT = 16 * _MiB
 #: ``config.yaml``, ``data.json``, ``environment.json``, ``trainer_state.json``, a
-#: checkpoint's ``config.json``, ``evals/*.json`` (a confusion matrix included).
+#: checkpoint's ``config.json``.
 DOCUMENT_LIMIT = 64 * _MiB
 #: ``metrics.jsonl``: a line per epoch, a few hundred bytes each.
 METRICS_LIMIT = 1024 * _MiB
