@@ -57,8 +57,7 @@ _MiB = 1024 * 1024
 POINTER_LIMIT = 4096
 #: ``summary.json``: status, times and a few metrics.
 SUMMARY_LIMIT = 16 * _MiB
-#: ``config.yaml``, ``data.json``, ``environment.json``, ``trainer_state.json``, a
-#: checkpoint's ``config.json``.
+#: ``config.yaml``, ``data.json``, ``trainer_state.json``, the original config file.
 DOCUMENT_LIMIT = 64 * _MiB
 #: ``metrics.jsonl``: a line per epoch, a few hundred bytes each.
 METRICS_LIMIT = 1024 * _MiB
