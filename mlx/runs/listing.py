@@ -216,7 +216,7 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
         raise RunError(f"No run directory at {text!r}.")
     if not text:
         raise RunError("The run to open must be a run ID or a path; got ''.")
-    runs = list(iter_run_dirs(base))
+    runs = list(iter_run_dirs(root))
     exact = [p for p in runs if p.name == text]
     matches = exact or [p for p in runs if p.name.startswith(text)]
     if len(matches) == 1:

@@ -638,6 +638,9 @@ class RunDir:
         another process (or another RunDir of this one) holds it, or if the summary
         shows that a live process without the lock (an older version, another host
         with a fresh heartbeat) still runs it. Changes nothing else."""
+        if not os.path.lexists(self._ownership.path):
+            # a run from before run.lock: refuse a live one before creating the file
+            self._check_unowned(self.read_summary())
         self._ownership.acquire(self.run_id)
         try:
             self._check_unowned(self.read_summary())
