@@ -220,3 +220,20 @@ def test_a_lost_runs_duration_stops_at_its_last_heartbeat(tmp_path):
     assert "Status:" in text and "lost" in text
     assert "Duration:    10m 00s (until its last heartbeat)" in text
     assert "Epochs:      7" in text
+
+
+def test_a_file_system_without_locks_falls_back_to_pid_and_heartbeat(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    from mlx.runs import lock as lock_module
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(lock_module._fcntl, "flock", no_locks)
+    run = RunDir.create(tmp_path, "x", lock=True)  # created all the same
+    assert not run.owned
+    assert lock_state(run.path) is None
+    assert run.status() == "running"  # this live process, by pid

@@ -47,6 +47,12 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 _ATTEMPTS = 20
+# the file system cannot lock (some FUSE and network mounts): go on without the lock
+_NO_LOCKS = tuple(
+    getattr(errno, name)
+    for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+    if hasattr(errno, name)
+)
 
 
 def _lock_exclusive(fd: int) -> None:
@@ -100,6 +106,9 @@ class RunLock:
             try:
                 _lock_exclusive(fd)
             except OSError as exc:
+                if exc.errno in _NO_LOCKS:
+                    os.close(fd)
+                    return self  # readers fall back to the pid and heartbeat too
                 if exc.errno in _BUSY:
                     raise RunError(
                         f"Run {name!r} is still running: another process holds its "
