@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import signal
 import threading
 import time
@@ -18,7 +19,7 @@ from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.config import ExperimentConfig
-from mlx.errors import DivergenceError, RunError, RunInterrupted
+from mlx.errors import RunError, RunInterrupted
 
 __all__ = ["Run", "run_experiment"]
 
@@ -68,19 +69,25 @@ def run_experiment(
     ------
     ConfigError, DatasetError, ModelError
         Before anything is written.
+    RunError, CheckpointError
+        On resume, before anything in the run changes: another process owns the run,
+        the config changed, ``training.epochs`` is below the epochs already done,
+        or the checkpoint, its trainer state or the data do not check out.
     DivergenceError
         The loss became NaN/inf; the run is marked failed.
     RunInterrupted
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
     if resume is not None:
-        run, config, checkpoint = _prepare_resume(resume, overrides)
-    else:
-        if config_or_path is None:
-            raise RunError("run_experiment needs a config or a run to resume")
-        config = _as_config(config_or_path, overrides)
-        run, checkpoint = None, None
-    return _execute(config, run=run, checkpoint=checkpoint, quiet=quiet)
+        prepared = _prepare_resume(resume, overrides)
+        try:
+            return _execute(prepared.config, resume=prepared, quiet=quiet)
+        finally:
+            prepared.run.release()
+    if config_or_path is None:
+        raise RunError("run_experiment needs a config or a run to resume")
+    config = _as_config(config_or_path, overrides)
+    return _execute(config, resume=None, quiet=quiet)
 
 
 def _as_config(
@@ -101,42 +108,123 @@ def _as_config(
     return load_config(config_or_path, overrides=overrides)
 
 
+@dataclasses.dataclass
+class _Resume:
+    """A run about to be resumed: owned (its lock held) and checked, not yet changed."""
+
+    run: Any
+    config: ExperimentConfig
+    checkpoint: Path
+    state: Any  # TrainerState
+    summary: dict[str, Any]  # summary.json as it was before the takeover
+
+
 def _execute(
     config: ExperimentConfig,
     *,
-    run: Any,
-    checkpoint: Path | None,
+    resume: _Resume | None,
     quiet: bool,
 ) -> Run:
-    import numpy as np
-
     from mlx import datasets, models
-    from mlx.console import Console
-    from mlx.runs import Heartbeat, RunDir
-    from mlx.training import TrainerState, TrainingStopped, train
+    from mlx.runs import RunDir
+    from mlx.runs.ids import utc_now
+    from mlx.training import TrainerState
 
     started = time.perf_counter()
+    segment_start = utc_now().isoformat()
     # everything that can fail on bad input happens before the run directory exists
+    # (or, on resume, before anything in it changes)
+    run: Any = resume.run if resume is not None else None
     splits = datasets.load(
         config.dataset, config.training.seed, feature_dtype(config, run)
     )
     loaded = time.perf_counter()
     model = models.get_model(config.model.name, _model_params(config))
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
-    state = TrainerState()
 
-    if run is None:
-        run = RunDir.create(config.output.directory, config.name)
-        source = config.source
-        original = source if source and Path(source).is_file() else None
-        run.write_config(config.to_dict(), original_path=original)
-        run.write_environment()
-        _write_data_record(run, splits)
+    if resume is None:
+        state = TrainerState()
+        previous: list[dict[str, Any]] = []
+        run = RunDir.create(config.output.directory, config.name, lock=True)
+        try:
+            source = config.source
+            original = source if source and Path(source).is_file() else None
+            run.write_config(config.to_dict(), original_path=original)
+            run.write_environment()
+            _write_data_record(run, splits)
+            _record_location(run)
+        except BaseException as exc:
+            run.mark_failed(exc)
+            run.release()
+            raise
     else:
         check_data_record(run, splits)
-        state = _restore(model, checkpoint, run, _config_fingerprint(config))
+        _load_checkpoint(model, resume)
+        state = resume.state
+        previous = _previous_segments(resume.summary)
+        # owned and checked: only now does the run change
+        run.truncate_metrics(state.epoch)
         run.write_config(config.to_dict())
+    try:
+        return _train_run(
+            config,
+            run,
+            model,
+            splits,
+            state,
+            learning_rate,
+            checkpoint=resume.checkpoint if resume is not None else None,
+            quiet=quiet,
+            timing=_Timing(started, loaded, segment_start, previous),
+        )
+    finally:
+        run.release()
+
+
+@dataclasses.dataclass
+class _Timing:
+    """The clock of one segment (one process's share of a run), and the segments
+    before it."""
+
+    started: float
+    loaded: float
+    started_at: str
+    previous: list[dict[str, Any]]
+
+    def timings(self, status: str, first_epoch: int, last_epoch: int) -> dict[str, Any]:
+        from mlx.runs.ids import utc_now
+
+        segment = {
+            "status": status,
+            "started_at": self.started_at,
+            "finished_at": utc_now().isoformat(),
+            "epochs": [first_epoch, last_epoch],
+            "data_seconds": self.loaded - self.started,
+            "total_seconds": time.perf_counter() - self.started,
+        }
+        return _merge_segments([*self.previous, segment])
+
+
+def _train_run(
+    config: ExperimentConfig,
+    run: Any,
+    model: Any,
+    splits: Any,
+    state: Any,
+    learning_rate: Any,
+    *,
+    checkpoint: Path | None,
+    quiet: bool,
+    timing: _Timing,
+) -> Run:
+    import numpy as np
+
+    from mlx.console import Console
+    from mlx.runs import Heartbeat
+    from mlx.training import TrainingStopped, train
+
     state.config_fingerprint = _config_fingerprint(config)
+    first_epoch = state.epoch
     console = Console(
         quiet=quiet, log_file=run.log_path if config.output.save_logs else None
     )
@@ -152,7 +240,7 @@ def _execute(
     )
     console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
 
-    run.mark_running()
+    run.mark_running(epochs_completed=state.epoch)
     stopper = _SignalStopper()
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
@@ -172,26 +260,34 @@ def _execute(
             )
             run.save_model(model.save)
     except TrainingStopped as stopped:
-        run.mark_interrupted(epochs_completed=stopped.state.epoch)
+        run.mark_interrupted(
+            epochs_completed=stopped.state.epoch,
+            timings=timing.timings("interrupted", first_epoch, stopped.state.epoch),
+        )
         console(
             f"interrupted at epoch {stopped.state.epoch}, step {stopped.state.step}"
         )
-        console(f"resume with: mlx run-experiment --resume {run.run_id}")
+        ref = _resume_ref(run)
+        console(f"resume with: mlx run-experiment --resume {ref}")
         raise RunInterrupted(
             f"run {run.run_id} interrupted by {stopper.signal_name}; "
             "a checkpoint was saved",
             exit_code=128 + stopper.signal_number,
-            hint=f"resume with: mlx run-experiment --resume {run.run_id}",
+            hint=f"resume with: mlx run-experiment --resume {ref}",
         ) from None
     except KeyboardInterrupt:
         # a second Ctrl-C: stop at once, every file on disk is still whole
-        run.mark_interrupted(epochs_completed=state.epoch)
+        run.mark_interrupted(
+            epochs_completed=state.epoch,
+            timings=timing.timings("interrupted", first_epoch, state.epoch),
+        )
         raise
-    except DivergenceError as exc:
-        run.mark_failed(exc, epochs_completed=state.epoch)
-        raise
-    except BaseException as exc:
-        run.mark_failed(exc, epochs_completed=state.epoch)
+    except BaseException as exc:  # DivergenceError included
+        run.mark_failed(
+            exc,
+            epochs_completed=state.epoch,
+            timings=timing.timings("failed", first_epoch, state.epoch),
+        )
         raise
 
     metrics = run.read_metrics()
@@ -200,7 +296,6 @@ def _execute(
         for k, v in (metrics[-1] if metrics else {}).items()
         if k not in ("epoch", "step", "seconds", "learning_rate")
     }
-    finished = time.perf_counter()
     run.mark_completed(
         final_metrics=final,
         epochs_completed=state.epoch,
@@ -209,10 +304,7 @@ def _execute(
             "value": state.best_metric,
             "epoch": state.best_epoch,
         },
-        timings={
-            "data_seconds": loaded - started,
-            "total_seconds": finished - started,
-        },
+        timings=timing.timings("completed", first_epoch, state.epoch),
     )
     console(f"completed {run.run_id}: {run.path}")
     return Run(
@@ -222,6 +314,79 @@ def _execute(
         final_metrics=final,
         config=config,
     )
+
+
+def _record_location(run: Any) -> None:
+    """Index a run the default search would not find, so its ID resolves."""
+    from mlx.runs.index import record_run
+
+    record_run(run.path)
+
+
+def _resume_ref(run: Any) -> str:
+    """The run ID when it finds this run again, else the run's directory."""
+    from mlx.runs import find_run
+
+    try:
+        if find_run(run.run_id).path.resolve() == run.path.resolve():
+            return str(run.run_id)
+    except (RunError, OSError):
+        pass
+    return str(run.path)
+
+
+def _merge_segments(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """``timings`` of a run: each segment's figures summed, then the segments."""
+    totals: dict[str, Any] = {}
+    for segment in segments:
+        for key, value in segment.items():
+            if key.endswith("_seconds") and isinstance(value, (int, float)):
+                totals[key] = totals.get(key, 0.0) + float(value)
+    return {**totals, "segments": segments}
+
+
+def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The segments a run recorded before this one; a segment whose process died
+    without a word (the summary still says running) is added as ``lost``, from its
+    start to its last heartbeat."""
+    from mlx.runs.store import parse_timestamp
+
+    timings = summary.get("timings")
+    timings = timings if isinstance(timings, Mapping) else {}
+    recorded = timings.get("segments")
+    if isinstance(recorded, list):
+        segments = [dict(s) for s in recorded if isinstance(s, Mapping)]
+    else:
+        # a run recorded before segments were: its figures are one segment
+        segments = []
+        legacy = {
+            k: v
+            for k, v in timings.items()
+            if k.endswith("_seconds") and isinstance(v, (int, float))
+        }
+        if legacy:
+            segments.append({"status": str(summary.get("status")), **legacy})
+    if summary.get("status") == "running":
+        resumed = summary.get("resumed_at")
+        begin_text = (
+            resumed[-1]
+            if isinstance(resumed, list) and resumed
+            else summary.get("started_at")
+        )
+        begin = parse_timestamp(begin_text)
+        beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at",)]
+        beats.append(parse_timestamp(summary.get("updated_at")))
+        end = max((b for b in beats if b is not None), default=None)
+        lost: dict[str, Any] = {
+            "status": "lost",
+            "started_at": begin_text,
+            "finished_at": end.isoformat() if end else None,
+            "epochs_completed": summary.get("epochs_completed"),
+        }
+        if begin is not None and end is not None:
+            lost["total_seconds"] = max((end - begin).total_seconds(), 0.0)
+        segments.append(lost)
+    return segments
 
 
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
@@ -252,56 +417,165 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
     return schedule
 
 
-def _restore(model: Any, checkpoint: Path | None, run: Any, fingerprint: str) -> Any:
+_CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
+# TrainerState fields and the values each may hold
+_STATE_FIELDS: dict[str, tuple[str, bool]] = {
+    "epoch": ("count", False),
+    "batch": ("count", False),
+    "step": ("count", False),
+    "loss_sum": ("number", False),
+    "loss_count": ("count", False),
+    "best_metric": ("number", True),
+    "best_epoch": ("count", True),
+    "config_fingerprint": ("text", True),
+}
+
+
+def _read_trainer_state(checkpoint: Path, run_id: str) -> Any:
+    """The checkpoint's ``trainer_state.json``, every field checked; CheckpointError
+    naming the file and field otherwise."""
+    import math
 
     from mlx.errors import CheckpointError
     from mlx.training import TrainerState
 
-    assert checkpoint is not None
     state_file = checkpoint / "trainer_state.json"
-    try:
-        state = TrainerState.from_dict(_read_json(state_file, CheckpointError))
-    except (OSError, ValueError, TypeError) as exc:
-        raise CheckpointError(
-            f"cannot resume {run.run_id}: {state_file} is missing or corrupt ({exc})"
-        ) from exc
-    if state.config_fingerprint != fingerprint:
-        raise CheckpointError(
-            f"cannot resume {run.run_id}: checkpoint {checkpoint.name} was written "
-            "for another configuration (its config fingerprint "
-            f"{state.config_fingerprint} differs from the run's {fingerprint})",
-            hint="the checkpoint does not belong to this run's config.yaml",
+
+    def fail(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"cannot resume {run_id}: {state_file} {what}",
+            hint="the checkpoint is damaged; remove it to resume from an earlier one",
         )
-    model.load(checkpoint)
-    run.truncate_metrics(state.epoch)
+
+    try:
+        data = _read_json(state_file, CheckpointError)
+    except (OSError, ValueError) as exc:
+        raise fail(f"is missing or corrupt ({exc})") from exc
+    if not isinstance(data, dict):
+        raise fail(f"must hold a JSON object; got {type(data).__name__}")
+    for name, (kind, optional) in _STATE_FIELDS.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None and optional:
+            continue
+        if kind == "count":
+            ok = type(value) is int and value >= 0
+            expected = "an integer >= 0"
+        elif kind == "number":
+            ok = type(value) in (int, float) and math.isfinite(value)
+            expected = "a finite number"
+        else:
+            ok = isinstance(value, str)
+            expected = "a string"
+        if not ok:
+            raise fail(f"field {name!r} must be {expected}; got {value!r}")
+    state = TrainerState.from_dict(data)
+    match = _CHECKPOINT_NAME.match(checkpoint.name)
+    if match and (
+        int(match.group(1)) != state.epoch
+        or (match.group(2) is not None and int(match.group(2)) != state.step)
+    ):
+        raise fail(
+            f"says epoch {state.epoch}, step {state.step}, which is not the "
+            f"checkpoint it lies in ({checkpoint.name})"
+        )
     return state
 
 
-def _prepare_resume(
-    ref: str | Path, overrides: Sequence[str]
-) -> tuple[Any, ExperimentConfig, Path]:
-    """The run to continue, its config (with overrides) and its newest checkpoint."""
+def _load_checkpoint(model: Any, resume: _Resume) -> None:
+    """Load the checkpoint's weights and optimizer state into ``model``."""
+    from mlx.errors import CheckpointError, MLXError
+
+    try:
+        model.load(resume.checkpoint)
+    except MLXError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"cannot resume {resume.run.run_id}: checkpoint {resume.checkpoint} "
+            f"does not load ({exc})"
+        ) from exc
+
+
+def _epochs_done(run: Any, summary: Mapping[str, Any], state: Any) -> int:
+    """The most epochs the run is known to have completed: its checkpoint, its
+    summary and its metrics log."""
+    import warnings
+
+    from mlx.errors import DataWarning
+
+    done = [state.epoch]
+    recorded = summary.get("epochs_completed")
+    if type(recorded) is int:
+        done.append(recorded)
+    with warnings.catch_warnings():
+        # a torn line is reported when the log is trimmed, not twice
+        warnings.simplefilter("ignore", DataWarning)
+        for record in run.read_metrics():
+            epoch = record.get("epoch")
+            if type(epoch) is int:
+                done.append(epoch)
+    return max(done)
+
+
+def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
+    """Own the run to continue and check all it is resumed from, changing nothing:
+    its config (with overrides), epochs, newest checkpoint and trainer state. The
+    caller releases ``run`` when done."""
+    from mlx.errors import CheckpointError
     from mlx.runs import find_run
 
     run = find_run(str(ref))
-    stored = stored_config(run)
-    config = stored_config(run, overrides)
-    changed = _changed_fields(stored.to_dict(), config.to_dict())
-    if changed:
-        raise RunError(
-            f"cannot resume {run.run_id}: the configuration changed:\n  "
-            + "\n  ".join(changed),
-            hint="only training.epochs and output options may change on resume; "
-            "start a new run for anything else",
-        )
-    checkpoint = run.latest_checkpoint()
-    if checkpoint is None:
-        raise RunError(
-            f"cannot resume {run.run_id}: it has no checkpoint "
-            f"(looked in {run.path / 'checkpoints'})",
-            hint="runs saved with output.save_checkpoints: false cannot be resumed",
-        )
-    return run, config, checkpoint
+    # ownership first: a live run is refused before anything is read or changed
+    run.acquire()
+    try:
+        summary = run.read_summary()
+        stored = stored_config(run)
+        config = stored_config(run, overrides)
+        changed = _changed_fields(stored.to_dict(), config.to_dict())
+        if changed:
+            raise RunError(
+                f"cannot resume {run.run_id}: the configuration changed:\n  "
+                + "\n  ".join(changed),
+                hint="only training.epochs and output options may change on resume; "
+                "start a new run for anything else",
+            )
+        checkpoint = run.latest_checkpoint()
+        if checkpoint is None:
+            hint = (
+                "runs saved with output.save_checkpoints: false cannot be resumed"
+                if not stored.output.save_checkpoints
+                else "its checkpoints were removed, or it stopped before the first"
+            )
+            raise RunError(
+                f"cannot resume {run.run_id}: it has no checkpoint "
+                f"(looked in {run.path / 'checkpoints'})",
+                hint=hint,
+            )
+        state = _read_trainer_state(checkpoint, run.run_id)
+        fingerprint = _config_fingerprint(config)
+        if state.config_fingerprint != fingerprint:
+            raise CheckpointError(
+                f"cannot resume {run.run_id}: checkpoint {checkpoint.name} was written "
+                "for another configuration (its config fingerprint "
+                f"{state.config_fingerprint} differs from the run's {fingerprint})",
+                hint="the checkpoint does not belong to this run's config.yaml",
+            )
+        done = _epochs_done(run, summary, state)
+        if config.training.epochs < done:
+            raise RunError(
+                f"cannot resume {run.run_id}: training.epochs "
+                f"{config.training.epochs} is below the {done} epochs it has "
+                "already completed",
+                hint="training.epochs may stay or grow on resume; for an earlier "
+                f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
+                "epoch-N) or start a new run",
+            )
+    except BaseException:
+        run.release()
+        raise
+    return _Resume(run, config, checkpoint, state, summary)
 
 
 def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:

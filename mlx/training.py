@@ -206,6 +206,7 @@ def train(
                 "seconds": seconds,
             }
             run.append_metrics(record)
+            _record_progress(run, state, "val_loss" if len(X_val) else "train_loss")
             log(_epoch_line(record, training.epochs, n_samples))
             if output.save_checkpoints and (
                 epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
@@ -249,10 +250,27 @@ def _fit_closed_form(
         "seconds": time.perf_counter() - started,
     }
     run.append_metrics(record)
+    _record_progress(run, state, "val_loss" if len(splits.val[0]) else "train_loss")
     log(_epoch_line(record, 1, len(X)))
     if config.output.save_checkpoints:
         _checkpoint_job(run, model, state, partial=False)()
     return state
+
+
+def _record_progress(run: Any, state: TrainerState, metric: str) -> None:
+    """Put the epochs done so far (and the best metric) in the run's summary, so a
+    running or lost run shows its progress, not only a finished one."""
+    heartbeat = getattr(run, "heartbeat", None)
+    if heartbeat is None:
+        return
+    heartbeat(
+        epochs_completed=state.epoch,
+        best_metric={
+            "name": metric,
+            "value": state.best_metric,
+            "epoch": state.best_epoch,
+        },
+    )
 
 
 class _CheckpointWriter:

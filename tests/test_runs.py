@@ -28,6 +28,7 @@ from mlx.runs import (
     parse_run_id,
 )
 from mlx.runs import store as store_module
+from mlx.runs.lock import process_start
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -493,7 +494,8 @@ def test_mark_running_takes_over_a_lost_run(run):
 def test_mark_running_refuses_a_live_run_of_another_process(run):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        run.update_summary(pid=proc.pid)
+        # a live process of its own: the pid and that process's start time
+        run.update_summary(pid=proc.pid, process_start=process_start(proc.pid))
         with pytest.raises(RunError, match="is still running"):
             run.mark_running()
     finally:
@@ -524,7 +526,9 @@ def test_open_run_errors(tmp_path):
 
 def test_heartbeat_thread_refreshes_and_stops(run):
     old = "2000-01-01T00:00:00+00:00"
+    # on this host the live pid would decide; on another only the heartbeat counts
     summary = {**run.read_summary(), "heartbeat_at": old, "updated_at": old}
+    summary["host"] = "elsewhere"
     run.summary_path.write_text(json.dumps(summary))
     assert run.status() == "lost"
     with Heartbeat(run, interval=0.01) as beat:

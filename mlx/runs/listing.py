@@ -1,8 +1,11 @@
 """Finding, listing and showing runs (``mlx runs``, ``mlx runs show RUN``).
 
 Runs are looked for under an outputs root (default ``<repository root>/outputs``) at
-depth 1 (``outputs/<run_id>``) and depth 2 (``outputs/<experiment dir>/<run_id>``).
-Reading takes no lock and never blocks a running writer.
+depth 1 (``outputs/<run_id>``) and depth 2 (``outputs/<experiment dir>/<run_id>``);
+without an explicit root, the runs recorded in the run index (``<repository
+root>/.mlx/runs.jsonl``, see :mod:`mlx.runs.index`) are found too, wherever their
+``output.directory`` put them. Reading never blocks a running writer: a run's lock is
+only tested (see :mod:`mlx.runs.lock`), never waited for.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import parse_run_id, utc_now
+from mlx.runs.lock import lock_state
 from mlx.runs.store import (
     RunDir,
     effective_status,
@@ -68,12 +72,18 @@ class RunInfo:
 
     @classmethod
     def from_summary(
-        cls, path: Path, summary: Mapping[str, Any], now: _dt.datetime | None = None
+        cls,
+        path: Path,
+        summary: Mapping[str, Any],
+        now: _dt.datetime | None = None,
+        *,
+        lock: str | None = None,
     ) -> RunInfo:
         """The listing line of the run at ``path``. Any mapping is accepted: a field
         of the wrong type or range (see :func:`mlx.runs.store.summary_problems`)
         counts as missing, and a status that is none of the known ones as
-        ``unknown``."""
+        ``unknown``. ``lock``: the state of the run's lock (see
+        :func:`effective_status`)."""
         summary = _sound_fields(summary)
         metric_name, metric_value = _key_metric(summary)
         epochs = summary.get("epochs_completed")
@@ -84,7 +94,7 @@ class RunInfo:
         return cls(
             run_id=_text(summary.get("run_id")) or path.name,
             name=_text(summary.get("name")) or path.name,
-            status=effective_status(summary, now),
+            status=effective_status(summary, now, lock=lock),
             epochs_completed=epochs if type(epochs) is int else None,
             metric_name=metric_name,
             metric_value=metric_value,
@@ -166,8 +176,27 @@ def _subdirs(path: Path) -> list[Path]:
 
 def iter_run_dirs(root: PathLike | None = None) -> Iterator[Path]:
     """Directories under ``root`` (depth 1 and 2) that are, or claim to be, runs:
-    they hold a ``summary.json`` or are named like a run ID."""
+    they hold a ``summary.json`` or are named like a run ID. Without ``root``: those
+    under ``<repository root>/outputs``, then the indexed runs found nowhere else."""
+    from mlx.runs.index import indexed_runs
+
     base = Path(root) if root is not None else default_runs_root()
+    seen = set()
+    for path in _search(base):
+        seen.add(_key(path))
+        yield path
+    if root is None:
+        for path in indexed_runs():
+            if _key(path) not in seen:
+                seen.add(_key(path))
+                yield path
+
+
+def _key(path: Path) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _search(base: Path) -> Iterator[Path]:
     for child in _subdirs(base):
         if _looks_like_run(child):
             yield child
@@ -202,7 +231,7 @@ def list_runs(
                 f"Skipped a run: {_text(str(exc))}", DataWarning, stacklevel=2
             )
             continue
-        infos.append(RunInfo.from_summary(path, summary, moment))
+        infos.append(RunInfo.from_summary(path, summary, moment, lock=lock_state(path)))
     infos.sort(key=lambda i: (i.started_at or _EPOCH_UTC, i.run_id), reverse=True)
     return infos
 
@@ -218,7 +247,7 @@ def _listing(paths: Sequence[Path]) -> str:
 def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
     """The run that ``ref`` names: a run directory path, or a run ID (or a unique
     prefix of one, such as ``mnist-20240501``) searched under ``root`` (default
-    ``<repository root>/outputs``, depth 2).
+    ``<repository root>/outputs``, depth 2, and the run index).
 
     Raises RunError when nothing matches (listing near matches) or when several runs
     match (listing them, newest first).
@@ -233,7 +262,7 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
         raise RunError(f"No run directory at {text!r}.")
     if not text:
         raise RunError("The run to open must be a run ID or a path; got ''.")
-    runs = list(iter_run_dirs(base))
+    runs = list(iter_run_dirs(root))
     exact = [p for p in runs if p.name == text]
     matches = exact or [p for p in runs if p.name.startswith(text)]
     if len(matches) == 1:
@@ -250,6 +279,10 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
     message = f"No run {text!r} under {os.fspath(base)!r}"
     if not base.is_dir():
         message += " (the directory does not exist)"
+    if root is None:
+        from mlx.runs.index import index_path
+
+        message += f" nor in the run index {os.fspath(index_path())!r}"
     if near:
         message += "; did you mean:\n" + "\n".join(f"  {n}" for n in near)
     else:
@@ -344,26 +377,26 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
     run = run if isinstance(run, RunDir) else open_run(run)
     summary = _sound_fields(run.read_summary())
     moment = now if now is not None else utc_now()
-    info = RunInfo.from_summary(run.path, summary, moment)
+    lock = lock_state(run.path)
+    info = RunInfo.from_summary(run.path, summary, moment, lock=lock)
+    process = (
+        f"pid {_text(summary.get('pid')) or '?'} on {_text(summary.get('host')) or '?'}"
+    )
+    if info.status == "running" and lock == "held":
+        process += " (holds the run lock)"
     fields: list[tuple[str, str]] = [
         ("Run", info.run_id),
         ("Name", info.name),
         ("Status", info.status),
         ("Path", os.fspath(run.path)),
-        (
-            "Process",
-            f"pid {_text(summary.get('pid')) or '?'} on "
-            f"{_text(summary.get('host')) or '?'}",
-        ),
+        ("Process", process),
         ("Started", _fmt_time(info.started_at) + " UTC" if info.started_at else "-"),
     ]
     if info.finished_at is not None:
         fields.append(("Finished", _fmt_time(info.finished_at) + " UTC"))
-    if info.started_at is not None:
-        end = info.finished_at or moment
-        fields.append(
-            ("Duration", _fmt_duration((end - info.started_at).total_seconds()))
-        )
+    duration = _duration(summary, info, moment)
+    if duration is not None:
+        fields.append(("Duration", duration))
     if info.status in ("running", "lost"):
         fields.append(("Heartbeat", _text(summary.get("heartbeat_at")) or "-"))
     fields.append(
@@ -399,10 +432,82 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
     lines = [f"{(k + ':').ljust(width)}{v}" for k, v in fields]
     for title, key in (("Final metrics", "final_metrics"), ("Timings", "timings")):
         section = summary.get(key)
+        if isinstance(section, Mapping):
+            section = {k: v for k, v in section.items() if k != "segments"}
         if isinstance(section, Mapping) and section:
             lines.append(f"{title}:")
             inner = max(len(_text(k)) for k in section) + 2
             lines.extend(
                 f"  {_text(k).ljust(inner)}{_fmt_value(v)}" for k, v in section.items()
             )
+    segments = _segments(summary)
+    if len(segments) > 1:
+        lines.append("Segments:")
+        for number, segment in enumerate(segments, 1):
+            lines.append(f"  {number}. {_fmt_segment(segment)}")
     return "\n".join(lines)
+
+
+def _segments(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    timings = summary.get("timings")
+    recorded = timings.get("segments") if isinstance(timings, Mapping) else None
+    if not isinstance(recorded, list):
+        return []
+    return [s for s in recorded if isinstance(s, Mapping)]
+
+
+def _fmt_segment(segment: Mapping[str, Any]) -> str:
+    parts = [str(segment.get("status", "?"))]
+    epochs = segment.get("epochs")
+    if isinstance(epochs, list) and len(epochs) == 2:
+        parts.append(f"epochs {epochs[0]} -> {epochs[1]}")
+    seconds = _number(segment.get("total_seconds"))
+    if seconds is not None:
+        parts.append(_fmt_duration(seconds))
+    started = parse_timestamp(segment.get("started_at"))
+    if started is not None:
+        parts.append(f"from {_fmt_time(started)} UTC")
+    return ", ".join(parts)
+
+
+def _current_segment_start(summary: Mapping[str, Any]) -> _dt.datetime | None:
+    resumed = summary.get("resumed_at")
+    if isinstance(resumed, list) and resumed:
+        return parse_timestamp(resumed[-1])
+    return parse_timestamp(summary.get("started_at"))
+
+
+def _duration(
+    summary: Mapping[str, Any], info: RunInfo, now: _dt.datetime
+) -> str | None:
+    """The time the run's processes worked on it: the recorded segments, plus the
+    one going on (up to now) or lost (up to its last heartbeat). Pauses between
+    segments are not counted."""
+    segments = _segments(summary)
+    if info.status in ("running", "lost"):
+        begin = _current_segment_start(summary)
+        if begin is None:
+            return None
+        end = now
+        if info.status == "lost":
+            beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at",)]
+            beats.append(parse_timestamp(summary.get("updated_at")))
+            end = max((b for b in beats if b is not None), default=begin)
+        previous = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
+        seconds = previous + max((end - begin).total_seconds(), 0.0)
+        count = len(segments) + 1
+    elif segments:
+        seconds = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
+        count = len(segments)
+    elif info.started_at is not None:
+        # a run recorded before segments were: first start to last finish
+        seconds = ((info.finished_at or now) - info.started_at).total_seconds()
+        count = 1
+    else:
+        return None
+    text = _fmt_duration(seconds)
+    if info.status == "lost":
+        text += " (until its last heartbeat)"
+    if count > 1:
+        text += f" over {count} segments"
+    return text

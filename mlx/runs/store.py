@@ -5,6 +5,8 @@ Layout of a run directory (its name is the run ID)::
     <output_directory>/<run_id>/
         summary.json         status, pid/host, heartbeat, final metrics (replaced
                              atomically on every update)
+        run.lock             flock'ed by the process that trains the run, for as
+                             long as it does (see mlx.runs.lock)
         config.yaml          the fully resolved configuration
         original_config.*    byte copy of the file the run was started from
         environment.json     versions, platform, BLAS, command line, git commit
@@ -14,7 +16,8 @@ Layout of a run directory (its name is the run ID)::
             epoch-0001/      one directory per saved epoch, published by one rename
             epoch-0002/
             last -> epoch-0002   symlink (or a text file holding the name)
-        model/               the final model, published by one rename
+        model/               the final model, published by one rename (an atomic
+                             exchange when it replaces an older one)
         evals/
             20240501T120003.123456Z.json   one file per evaluation, never overwritten
 
@@ -41,6 +44,7 @@ from typing import Any, Callable, Mapping, Union
 
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import _as_utc, new_run_id, utc_now
+from mlx.runs.lock import RunLock, lock_state, process_start
 from mlx.utils.atomic import (
     read_pointer,
     replace_dir_atomic,
@@ -147,21 +151,44 @@ def stale_after(summary: Mapping[str, Any]) -> float:
 
 
 def effective_status(
-    summary: Mapping[str, Any], now: _dt.datetime | None = None
+    summary: Mapping[str, Any],
+    now: _dt.datetime | None = None,
+    *,
+    lock: str | None = None,
 ) -> str:
     """The status to show for ``summary``: its ``status``, or ``lost`` for a run
     that says ``running`` but whose process is gone.
 
-    A running run is lost when its ``pid`` is dead on this host (same ``host``), or
-    when its last sign of life (``heartbeat_at`` or ``updated_at``) is older than
-    :func:`stale_after` (three heartbeat intervals, at least 60 s).
+    ``lock`` is the state of the run's ``run.lock`` (``"held"``, ``"free"`` or None
+    when unknown, see :func:`mlx.runs.lock.lock_state`). A running run is
+
+    * ``running`` while its lock is held, whatever its heartbeat says;
+    * on this host (same ``host``): ``lost`` when its ``pid`` is dead or is now
+      another process (``process_start`` differs), ``running`` while that very
+      process lives; a free lock with a pid that cannot be checked is ``lost``;
+    * otherwise (another host, or nothing to check): ``lost`` when its last sign of
+      life (``heartbeat_at`` or ``updated_at``) is older than :func:`stale_after`
+      (three heartbeat intervals, at least 60 s).
     """
     status = summary.get("status")
     if status != "running":
         return str(status)
+    if lock == "held":
+        return "running"
     pid = summary.get("pid")
-    if summary.get("host") == socket.gethostname() and isinstance(pid, int):
-        if _pid_alive(pid) is False:
+    if (
+        summary.get("host") == socket.gethostname()
+        and isinstance(pid, int)
+        and not isinstance(pid, bool)
+    ):
+        alive = _pid_alive(pid)
+        if alive is False:
+            return "lost"
+        recorded = summary.get("process_start")
+        current = process_start(pid) if isinstance(recorded, str) else None
+        if alive and current is not None:
+            return "running" if current == recorded else "lost"
+        if lock == "free":
             return "lost"
     # any summary write shows the process was alive then
     beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at", "updated_at")]
@@ -212,6 +239,7 @@ class RunDir:
         self.path = Path(path)
         self.run_id = self.path.name
         self._lock = _lock_for(self.path)
+        self._ownership = RunLock(self.path)
 
     def __repr__(self) -> str:
         return f"RunDir({os.fspath(self.path)!r})"
@@ -233,6 +261,7 @@ class RunDir:
         name: str,
         *,
         now: _dt.datetime | None = None,
+        lock: bool = False,
     ) -> RunDir:
         """Create a new run directory ``<output_directory>/<run_id>`` and its summary.
 
@@ -241,6 +270,10 @@ class RunDir:
         drawn, so no two runs ever share a directory. ``output_directory`` is created
         if needed. The new run starts as ``running``, owned by this process; finish it
         with :meth:`mark_completed`, :meth:`mark_failed` or :meth:`mark_interrupted`.
+
+        With ``lock=True`` the run's ``run.lock`` is taken (see :meth:`acquire`)
+        before its summary is written, so no reader ever sees the new run unowned;
+        :meth:`release` it when done.
         """
         root = Path(output_directory)
         try:
@@ -261,6 +294,12 @@ class RunDir:
                     f"Cannot create the run directory {os.fspath(path)!r}: {exc}."
                 ) from exc
             run = cls(path)
+            if lock:
+                try:
+                    run._ownership.acquire(run.run_id)
+                except BaseException:
+                    shutil.rmtree(path, ignore_errors=True)
+                    raise
             stamp = _timestamp(moment)
             run._write_summary(
                 {
@@ -269,6 +308,7 @@ class RunDir:
                     "name": name,
                     "status": "running",
                     "pid": os.getpid(),
+                    "process_start": process_start(os.getpid()),
                     "host": socket.gethostname(),
                     "started_at": stamp,
                     "updated_at": stamp,
@@ -615,7 +655,50 @@ class RunDir:
     def status(self, now: _dt.datetime | None = None) -> str:
         """``running``, ``completed``, ``failed``, ``interrupted`` or ``lost``
         (see :func:`effective_status`)."""
-        return effective_status(self.read_summary(), now)
+        return effective_status(self.read_summary(), now, lock=lock_state(self.path))
+
+    # -- ownership -----------------------------------------------------------------
+
+    @property
+    def owned(self) -> bool:
+        """Whether this object holds the run's ``run.lock``."""
+        return self._ownership.held
+
+    def acquire(self) -> RunDir:
+        """Take ownership of the run: an exclusive ``flock`` on ``run.lock``, held
+        until :meth:`release` or the end of this process. Never waits; RunError if
+        another process (or another RunDir of this one) holds it, or if the summary
+        shows that a live process without the lock (an older version, another host
+        with a fresh heartbeat) still runs it. Changes nothing else."""
+        if not os.path.lexists(self._ownership.path):
+            # a run from before run.lock: refuse a live one before creating the file
+            self._check_unowned(self.read_summary())
+        self._ownership.acquire(self.run_id)
+        try:
+            self._check_unowned(self.read_summary())
+        except BaseException:
+            self._ownership.release()
+            raise
+        return self
+
+    def release(self) -> None:
+        """Drop the ownership taken by :meth:`acquire` (no-op when not held)."""
+        self._ownership.release()
+
+    def _check_unowned(self, summary: Mapping[str, Any]) -> None:
+        """RunError unless no other live process appears to run this run."""
+        pid, host = os.getpid(), socket.gethostname()
+        if summary.get("pid") == pid and summary.get("host") == host:
+            return
+        lock = "free" if self.owned else lock_state(self.path)
+        if effective_status(summary, lock=lock) == "running":
+            held = " (it holds the run's lock)" if lock == "held" else ""
+            raise RunError(
+                f"Run {self.run_id!r} is still running (pid {summary.get('pid')} "
+                f"on {summary.get('host')}{held}, last heartbeat "
+                f"{summary.get('heartbeat_at')}).",
+                hint="wait for it to finish, or stop that process first",
+            )
 
     def _write_summary(self, summary: Mapping[str, Any]) -> None:
         with self._lock:
@@ -642,20 +725,15 @@ class RunDir:
         this pid and host, ``finished_at``/``error`` cleared. Each takeover of a run
         that had ended is recorded in ``resumed_at``.
 
-        Raises RunError if another live process still runs it.
+        Raises RunError if another live process still runs it (it holds the run's
+        lock, or its pid and heartbeat say so); take the lock first with
+        :meth:`acquire` to keep others out.
         """
         with self._lock:
             summary = self.read_summary()
             pid, host = os.getpid(), socket.gethostname()
             owned = summary.get("pid") == pid and summary.get("host") == host
-            state = effective_status(summary)
-            if state == "running" and not owned:
-                raise RunError(
-                    f"Run {self.run_id!r} is still running (pid {summary.get('pid')} "
-                    f"on {summary.get('host')}, last heartbeat "
-                    f"{summary.get('heartbeat_at')}).",
-                    hint="wait for it to finish, or stop that process first",
-                )
+            self._check_unowned(summary)
             if not (owned and summary.get("status") == "running"):
                 summary["resumed_at"] = list(summary.get("resumed_at") or []) + [
                     _timestamp()
@@ -664,6 +742,7 @@ class RunDir:
             summary.update(
                 status="running",
                 pid=pid,
+                process_start=process_start(pid),
                 host=host,
                 heartbeat_at=stamp,
                 finished_at=None,

@@ -13,7 +13,9 @@ new one on disk, never a torn mix:
   ``O_APPEND`` descriptor, then fsyncs. A crash can only cut the last line short;
   readers skip such a line, and the next append starts on a fresh line.
 * :func:`replace_dir_atomic` publishes a fully written temporary directory under its
-  final name with one rename.
+  final name with one rename, or, when that name is taken, swaps the two names in one
+  step (``renameat2(RENAME_EXCHANGE)``, Linux; elsewhere the old one is renamed aside
+  first, leaving the name briefly unbound).
 * :func:`update_symlink_atomic` repoints a symlink with a temporary link and
   ``os.replace``. Where symlinks are unavailable (some Windows setups) the "link" is a
   small text file holding the target's name instead; :func:`read_pointer` reads either.
@@ -34,6 +36,7 @@ from typing import Any, Union
 
 __all__ = [
     "append_line",
+    "exchange_paths",
     "fsync_dir",
     "read_pointer",
     "replace_dir_atomic",
@@ -226,18 +229,95 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(dirpath)
 
 
+# renameat2(2) on Linux: swap two names in one step (RENAME_EXCHANGE)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+# where libc has no renameat2 wrapper (glibc < 2.28), the raw system call number
+_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "riscv64": 276, "i686": 353}
+_UNSUPPORTED = ("ENOSYS", "EINVAL", "ENOTSUP", "EOPNOTSUPP")
+_renameat2: Any = None
+
+
+def _load_renameat2() -> Any:
+    """A callable ``(old, new, flags) -> (result, errno)``, or False where the
+    exchange is not available (not Linux, no ctypes)."""
+    global _renameat2
+    if _renameat2 is not None:
+        return _renameat2
+    _renameat2 = False
+    if not sys.platform.startswith("linux"):
+        return _renameat2
+    try:
+        import ctypes
+        import platform
+    except ImportError:
+        return _renameat2
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return _renameat2
+    function = getattr(libc, "renameat2", None)
+    number = _SYS_RENAMEAT2.get(platform.machine())
+    if function is None and (number is None or not hasattr(libc, "syscall")):
+        return _renameat2
+
+    def call(old: bytes, new: bytes, flags: int) -> tuple[int, int]:
+        ctypes.set_errno(0)
+        if function is not None:
+            result = function(_AT_FDCWD, old, _AT_FDCWD, new, flags)
+        else:
+            result = libc.syscall(number, _AT_FDCWD, old, _AT_FDCWD, new, flags)
+        return int(result), ctypes.get_errno()
+
+    _renameat2 = call
+    return _renameat2
+
+
+def exchange_paths(first: PathLike, second: PathLike) -> bool:
+    """Swap the names ``first`` and ``second`` atomically (both must exist, on one
+    file system): ``renameat2(RENAME_EXCHANGE)`` on Linux. Returns False, changing
+    nothing, where the system or file system cannot (other platforms, old kernels,
+    some network file systems); raises OSError for any other failure."""
+    import errno
+
+    call = _load_renameat2()
+    if not call:
+        return False
+    result, code = call(os.fsencode(first), os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    unsupported = {
+        getattr(errno, name) for name in _UNSUPPORTED if hasattr(errno, name)
+    }
+    if code in unsupported:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(first), None, os.fspath(second))
+
+
 def replace_dir_atomic(tmp_dir: PathLike, final_dir: PathLike) -> Path:
     """Publish the fully written directory ``tmp_dir`` as ``final_dir``.
 
     Both must be on the same file system (put ``tmp_dir`` next to ``final_dir``).
     Its files are fsynced, then it is renamed in one step. If ``final_dir`` already
-    exists it is first renamed aside to ``.old-<name>-<hex>`` and removed afterwards;
-    a crash in that short window leaves the old copy under the ``.old-`` name, never a
-    half-written ``final_dir``.
+    exists, the two names are swapped in one step (:func:`exchange_paths`), so
+    ``final_dir`` names the old or the new directory at every instant and never
+    nothing; the old one, now under ``tmp_dir``'s name, is then removed (a crash
+    before that leaves it under that temporary name). Where no exchange exists, the
+    old directory is renamed aside to ``.old-<name>-<hex>`` first and the new one
+    renamed in: for that short moment ``final_dir`` does not exist.
     """
     tmp = Path(tmp_dir)
     final = Path(final_dir)
     _fsync_tree(tmp)
+    if final.exists() or final.is_symlink():
+        try:
+            swapped = exchange_paths(tmp, final)
+        except FileNotFoundError:
+            swapped = False  # the old one went meanwhile: a plain rename will do
+        if swapped:
+            fsync_dir(final.parent)
+            _remove_tree(tmp)
+            return final
     old: Path | None = None
     if final.exists() or final.is_symlink():
         old = final.with_name(f".old-{final.name}-{os.urandom(4).hex()}")

@@ -1,0 +1,208 @@
+"""A refused `--resume` changes nothing: ownership and every check come first."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import run_cli, small_classification, write_config
+
+from mlx.runs.lock import process_start
+
+pytestmark = pytest.mark.slow
+
+_WATCHED = ("metrics.jsonl", "config.yaml", "summary.json", "data.json")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("")
+    return tmp_path
+
+
+def _finished_run(root: Path, **training: object) -> Path:
+    config = small_classification(**{"epochs": 5, **training})
+    config["output"]["checkpoint_frequency"] = 3
+    write_config(root / "exp.yaml", config)
+    done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (root / "outputs").iterdir()
+    return run_dir
+
+
+def _snapshot(run_dir: Path) -> dict:
+    files = {name: (run_dir / name).read_bytes() for name in _WATCHED}
+    files["model"] = (run_dir / "model" / "model.safetensors").read_bytes()
+    files["entries"] = sorted(p.name for p in run_dir.iterdir())
+    return files
+
+
+def _refused(root: Path, run_dir: Path, extra: list, message: str) -> None:
+    before = _snapshot(run_dir)
+    done = run_cli(["run-experiment", "--resume", run_dir.name, *extra], root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and message in errors[0], done.stderr
+    assert _snapshot(run_dir) == before
+
+
+def _pretend_running(run_dir: Path, pid: int) -> None:
+    """What a live run's summary looks like: running, epoch 5 of its 5."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(
+        status="running",
+        pid=pid,
+        process_start=process_start(pid),
+        finished_at=None,
+    )
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "training.epochs=9"]], ids=str)
+def test_a_run_whose_lock_is_held_is_refused_and_untouched(
+    root: Path, extra: list
+) -> None:
+    run_dir = _finished_run(root)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(run_dir / 'run.lock')!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        _pretend_running(run_dir, holder.pid)
+        _refused(root, run_dir, extra, "is still running")
+        listing = run_cli(["runs"], root)
+        assert " running " in listing.stdout
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    # the lock went with its process: the run is lost now and resumes
+    assert " lost " in run_cli(["runs"], root).stdout
+    done = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_live_pid_without_a_lock_file_is_refused(root: Path) -> None:
+    # a run written by a version without run.lock: its live process still counts
+    run_dir = _finished_run(root)
+    (run_dir / "run.lock").unlink()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _pretend_running(run_dir, sleeper.pid)
+        _refused(root, run_dir, ["--set", "training.epochs=9"], "is still running")
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=30)
+
+
+def _state_file(run_dir: Path) -> Path:
+    return (run_dir / "checkpoints" / "last").resolve() / "trainer_state.json"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "missing or corrupt"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"epoch": "five"}', "field 'epoch' must be an integer"),
+        ('{"epoch": 5, "step": -1}', "field 'step' must be an integer"),
+        ('{"epoch": 5, "loss_sum": NaN}', "field 'loss_sum' must be a finite"),
+        ('{"epoch": 2}', "not the checkpoint it lies in"),
+    ],
+    ids=["not-json", "a-list", "epoch-text", "negative-step", "nan", "wrong-epoch"],
+)
+def test_a_bad_trainer_state_changes_nothing(
+    root: Path, content: str, message: str
+) -> None:
+    run_dir = _finished_run(root)
+    state = _state_file(run_dir)
+    if content.startswith('{"epoch"'):
+        # keep the rest of the real state, so only the field under test is wrong
+        real = json.loads(state.read_text())
+        real.update(json.loads(content.replace("NaN", '"nan"')))
+        if "NaN" in content:
+            text = json.dumps(real).replace('"nan"', "NaN")
+        else:
+            text = json.dumps(real)
+        state.write_text(text)
+    else:
+        state.write_text(content)
+    _refused(root, run_dir, ["--set", "training.epochs=9"], message)
+
+
+def test_a_corrupt_checkpoint_changes_nothing(root: Path) -> None:
+    run_dir = _finished_run(root)
+    weights = (run_dir / "checkpoints" / "last").resolve() / "model.safetensors"
+    weights.write_bytes(b"not a tensor file")
+    _refused(root, run_dir, ["--set", "training.epochs=9"], "error")
+
+
+def test_changed_data_changes_nothing(root: Path) -> None:
+    run_dir = _finished_run(root)
+    record = json.loads((run_dir / "data.json").read_text())
+    record["train"]["sha256"] = "0" * 64
+    (run_dir / "data.json").write_text(json.dumps(record))
+    _refused(root, run_dir, ["--set", "training.epochs=9"], "differs from the one")
+
+
+def test_a_changed_config_changes_nothing(root: Path) -> None:
+    run_dir = _finished_run(root)
+    _refused(
+        root, run_dir, ["--set", "training.learning_rate=0.5"], "configuration changed"
+    )
+
+
+@pytest.mark.parametrize("epochs", [1, 4], ids=["far-below", "one-below"])
+def test_lowering_epochs_below_those_done_is_refused(root: Path, epochs: int) -> None:
+    run_dir = _finished_run(root)
+    _refused(
+        root,
+        run_dir,
+        ["--set", f"training.epochs={epochs}"],
+        f"training.epochs {epochs} is below the 5 epochs",
+    )
+
+
+def test_lowering_epochs_of_a_lost_run_past_its_checkpoint_is_refused(
+    root: Path,
+) -> None:
+    # lost at epoch 5 with its checkpoint at 3: the metrics show 5 epochs done
+    run_dir = _finished_run(root)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(status="running", pid=dead.pid, finished_at=None)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    shutil_target = run_dir / "checkpoints" / "epoch-0005"
+    import shutil
+
+    shutil.rmtree(shutil_target)
+    (run_dir / "checkpoints" / "last").unlink()
+    _refused(root, run_dir, ["--set", "training.epochs=4"], "below the 5 epochs")
+    # resuming to the same length retrains epochs 4 and 5 and ends completed
+    done = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 5
+    segments = summary["timings"]["segments"]
+    assert [s["status"] for s in segments] == ["completed", "lost", "completed"]
+    assert summary["timings"]["total_seconds"] == pytest.approx(
+        sum(s.get("total_seconds", 0.0) for s in segments)
+    )
+    assert not [p for p in run_dir.iterdir() if p.name.startswith((".tmp", ".old"))]
