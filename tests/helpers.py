@@ -39,6 +39,18 @@ def run_cli(
     )
 
 
+def start_cli(args: Sequence[str], root: Path) -> subprocess.Popen:
+    """Start ``python -m mlx ARGS`` in ``root`` in the background, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlx", *args],
+        cwd=root,
+        env=cli_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_config
+from helpers import (
+    REPO_ROOT,
+    cli_env,
+    run_cli,
+    small_classification,
+    start_cli,
+    write_config,
+)
 
 import mlx
 from mlx.errors import DivergenceError, MLXError, MLXWarning, RunError
@@ -239,12 +246,7 @@ def test_kill_and_resume_equals_uninterrupted(
 
 def test_a_second_ctrl_c_aborts_at_once_and_leaves_whole_files(root: Path) -> None:
     write_config(root / "exp.yaml", _slow_config())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx", "run-experiment", "--config", "exp.yaml",
-         "--quiet"],
-        cwd=root, env=cli_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proc = start_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
     run_dir = _wait_for_metrics_lines(root, 1, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)

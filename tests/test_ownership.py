@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, run_cli, small_classification, write_config
+from helpers import run_cli, small_classification, start_cli, write_config
 
 from mlx.errors import RunError
 from mlx.runs import RunDir, effective_status
@@ -152,12 +152,7 @@ def test_a_stopped_process_stays_running_and_is_never_taken_over(
     root = tmp_path
     (root / "pyproject.toml").write_text("")
     write_config(root / "exp.yaml", _slow_config())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx", "run-experiment", "--config", "exp.yaml",
-         "--quiet"],
-        cwd=root, env=cli_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proc = start_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
     try:
         deadline = time.monotonic() + 120
         run_dir = None

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, run_cli, small_classification, write_config
+from helpers import run_cli, small_classification, start_cli, write_config
 
 from mlx.runs.index import index_path, indexed_runs, record_run
 
@@ -87,12 +85,7 @@ def test_the_resume_hint_after_sigterm_works_for_a_run_outside_outputs(
     config["dataset"]["params"]["n_samples"] = 6000
     config["output"]["directory"] = "results"
     write_config(root / "exp.yaml", config)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx", "run-experiment", "--config", "exp.yaml",
-         "--quiet"],
-        cwd=root, env=cli_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proc = start_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         found = list((root / "results").glob("*/metrics.jsonl"))
