@@ -14,26 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlx.errors import RunError
+from mlx.models._contract import model_outputs  # re-exported: part of this API
 
 __all__ = ["SPLITS", "evaluate", "model_outputs"]
 
 SPLITS = ("test", "val", "train")
-
-
-def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
-    """``(y_pred, proba)``: labels and class probabilities, or values and None.
-
-    For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
-    (binary) classifier it is the positive-class probability, shape (n_samples,).
-    """
-    import numpy as np
-
-    output = model.predict(X)
-    if model.task != "classification":
-        return output, None
-    if output.ndim == 1:
-        return (output >= 0.5).astype(np.int64), output
-    return np.argmax(output, axis=1).astype(np.int64), output
 
 
 def evaluate(

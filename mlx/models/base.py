@@ -260,14 +260,14 @@ class BaseModel(abc.ABC):
     # --- checkpoints -------------------------------------------------------------
 
     def _config_document(self) -> dict[str, Any]:
-        import mlx
+        from mlx._version import __version__
 
         cls = type(self)
         optimizer_config = (
             dict(self.optimizer_.config) if self.optimizer_.config else None
         )
         return {
-            "library_version": mlx.__version__,
+            "library_version": __version__,
             "model_type": cls.model_type,
             "class_path": f"{cls.__module__}:{cls.__qualname__}",
             "task": self.task,
