@@ -105,7 +105,11 @@ class BaseModel(abc.ABC):
         return {}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        # a subclass may keep its constructor arguments under other names
+        names = (
+            self._param_names() if type(self).__init__ is not object.__init__ else []
+        )
+        args = ", ".join(f"{k}={getattr(self, k, '?')!r}" for k in names)
         return f"{type(self).__name__}({args})"
 
     # --- the interface -----------------------------------------------------------
