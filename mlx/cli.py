@@ -305,6 +305,7 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         ("run", result["run_id"]),
         ("split", f"{result['split']} ({result['n_samples']} samples)"),
         ("checkpoint", result["checkpoint"]),
+        ("model", _model_text(result["model"])),
     ]
     rows += [(k, _format_value(v)) for k, v in result["metrics"].items()]
     rows.append(("saved", result["path"]))
@@ -312,6 +313,13 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         rows.append(("predictions", result["predictions"]))
     print(_table(rows))
     return EXIT_OK
+
+
+def _model_text(model: dict) -> str:
+    count = model.get("parameters")
+    return f"{model['name']}, " + (
+        "parameter count unknown" if count is None else f"{count:,} parameters"
+    )
 
 
 def _list_evaluable() -> int:

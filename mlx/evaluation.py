@@ -14,26 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mlx.errors import RunError
+from mlx.models._contract import model_outputs  # re-exported: part of this API
 
 __all__ = ["SPLITS", "evaluate", "model_outputs"]
 
 SPLITS = ("test", "val", "train")
-
-
-def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
-    """``(y_pred, proba)``: labels and class probabilities, or values and None.
-
-    For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
-    (binary) classifier it is the positive-class probability, shape (n_samples,).
-    """
-    import numpy as np
-
-    output = model.predict(X)
-    if model.task != "classification":
-        return output, None
-    if output.ndim == 1:
-        return (output >= 0.5).astype(np.int64), output
-    return np.argmax(output, axis=1).astype(np.int64), output
 
 
 def evaluate(
@@ -64,21 +49,24 @@ def evaluate(
     from mlx import datasets
     from mlx.experiment import check_data_record, feature_dtype, stored_config
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
-    from mlx.models import load_model
+    from mlx.models._contract import model_task, parameter_count
 
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     run = _open(run)
     config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
-    model = load_model(model_path)
-    task = model.task
+    model = _load_model(run, config, model_path)
+    task = model_task(model, _recorded_task(run))
+    if task is None:
+        raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
     names = list(metrics) if metrics else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
     result: dict[str, Any] = {
         "run_id": run.run_id,
         "split": split,
         "checkpoint": checkpoint,
+        "model": {"name": config.model.name, "parameters": parameter_count(model)},
         "metrics": {},
     }
     if dry_run:
@@ -95,7 +83,7 @@ def evaluate(
             f"the {split} split of run {run.run_id} is empty",
             hint="choose another --split, or set a non-zero split fraction",
         )
-    y_pred, proba = model_outputs(model, X)
+    y_pred, proba = model_outputs(model, X, task)
     values = compute_metrics(names, task, y, y_pred, proba=proba)
     result.update(
         n_samples=int(len(X)),
@@ -106,6 +94,39 @@ def evaluate(
         result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
     result["path"] = str(run.write_eval(result))
     return result
+
+
+def _load_model(run: Any, config: Any, path: Path) -> Any:
+    """The model saved at ``path``. A built-in model is rebuilt from the checkpoint
+    alone; a custom one from the run's config, then its own ``load`` reads the files
+    its own ``save`` wrote (which need not be mlx's format)."""
+    from mlx.errors import CheckpointError, MLXError
+    from mlx.models import get_model, load_model
+
+    if config.model.name != "custom":
+        return load_model(path)
+    model = get_model(config.model.name, dict(config.model.params))
+    try:
+        model.load(path)
+    except MLXError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"the checkpoint {path} of run {run.run_id} does not load ({exc})"
+        ) from exc
+    return model
+
+
+def _recorded_task(run: Any) -> str | None:
+    """The task ``data.json`` recorded for the run's data, None if unreadable."""
+    from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+
+    path = run.path / "data.json"
+    try:
+        task = read_json_guarded(path, DOCUMENT_LIMIT, path.name, error=RunError)
+        return task.get("task") if isinstance(task, dict) else None
+    except (RunError, OSError, ValueError):
+        return None
 
 
 def _open(run: Any) -> Any:

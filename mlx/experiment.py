@@ -238,9 +238,14 @@ def _train_run(
         f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
         f"{splits.n_features} features ({splits.task})"
     )
-    console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
+    facts = _model_facts(config, model)
+    count = facts["parameters"]
+    console(
+        f"model: {config.model.name}, "
+        + ("parameter count unknown" if count is None else f"{count:,} parameters")
+    )
 
-    run.mark_running(epochs_completed=state.epoch)
+    run.mark_running(epochs_completed=state.epoch, model=facts)
     stopper = _SignalStopper()
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
@@ -305,6 +310,7 @@ def _train_run(
             "epoch": state.best_epoch,
         },
         timings=timing.timings("completed", first_epoch, state.epoch),
+        model=_model_facts(config, model),
     )
     console(f"completed {run.run_id}: {run.path}")
     return Run(
@@ -314,6 +320,23 @@ def _train_run(
         final_metrics=final,
         config=config,
     )
+
+
+def _model_facts(config: ExperimentConfig, model: Any) -> dict[str, Any]:
+    """``summary.json``'s ``model``: what the harness knows of the model, None for
+    what a model does not tell (a custom model need not count its parameters)."""
+    from mlx.models._contract import architecture, n_features, parameter_count
+
+    facts: dict[str, Any] = {"name": config.model.name}
+    class_path = config.model.params.get("class_path")
+    if isinstance(class_path, str):
+        facts["class_path"] = class_path
+    facts.update(
+        parameters=parameter_count(model),
+        n_features=n_features(model),
+        architecture=architecture(model),
+    )
+    return facts
 
 
 def _record_location(run: Any) -> None:

@@ -75,19 +75,22 @@ def batch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n_samples)
 
 
-def validation_metrics(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def validation_metrics(
+    model: Any, X: np.ndarray, y: np.ndarray, task: str | None = None
+) -> dict[str, float]:
     """``val_loss`` plus ``val_accuracy`` (classification) or ``val_r2`` (regression).
 
     ``val_loss`` is the log-loss of the predicted probabilities for classifiers and the
     mean squared error for regressors, so it is comparable with the training loss.
+    ``task`` (the data's) applies when the model does not say its own.
     """
-    from mlx.evaluation import model_outputs
     from mlx.metrics import compute_metrics
+    from mlx.models._contract import model_outputs, model_task
 
     if len(X) == 0:
         return {}
-    y_pred, proba = model_outputs(model, X)
-    if model.task == "classification":
+    y_pred, proba = model_outputs(model, X, task)
+    if model_task(model, task) == "classification":
         values = compute_metrics(
             ["log_loss", "accuracy"], "classification", y, y_pred, proba=proba
         )
@@ -193,7 +196,7 @@ def train(
             seconds = time.perf_counter() - started
             state.epoch, state.batch = epoch, 0
             state.loss_sum, state.loss_count = 0.0, 0
-            val = validation_metrics(model, X_val, y_val)
+            val = validation_metrics(model, X_val, y_val, getattr(splits, "task", None))
             key = val.get("val_loss", train_loss)
             if state.best_metric is None or key < state.best_metric:
                 state.best_metric, state.best_epoch = key, epoch
@@ -233,11 +236,12 @@ def _fit_closed_form(
     started = time.perf_counter()
     X, y = splits.train
     model.fit(X, y)
-    from mlx.evaluation import model_outputs
     from mlx.metrics import mse
+    from mlx.models._contract import model_outputs
 
-    train_loss = float(mse(y, model_outputs(model, X)[0]))
-    val = validation_metrics(model, *splits.val)
+    train_loss = float(mse(y, model_outputs(model, X, splits.task)[0]))
+    X_val, y_val = splits.val
+    val = validation_metrics(model, X_val, y_val, splits.task)
     state.epoch, state.step = 1, 1
     state.best_metric = val.get("val_loss", train_loss)
     state.best_epoch = 1

@@ -25,6 +25,7 @@ from mlx.config.experiment import (
     freeze,
 )
 from mlx.config.issues import ConfigIssue
+from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES
 from mlx.errors import MLXError
 from mlx.utils.paths import is_within, resolve_path
 
@@ -40,15 +41,6 @@ __all__ = [
     "validate",
 ]
 
-KNOWN_DATASETS = (
-    "mnist",
-    "cifar10",
-    "cifar100",
-    "imagenet",
-    "custom",
-    "synthetic_regression",
-    "synthetic_classification",
-)
 IMAGE_MODEL_FAMILIES: Mapping[str, tuple[str, ...]] = {
     "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
     "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
@@ -65,7 +57,6 @@ KNOWN_MODELS = (
     *BUILTIN_MODELS,
     *(name for names in IMAGE_MODEL_FAMILIES.values() for name in names),
 )
-MEMORY_LIMIT_BYTES = 1024**3
 
 _SYNTHETIC = ("synthetic_regression", "synthetic_classification")
 _OFFICIAL_TEST_SPLIT = ("mnist", "cifar10", "cifar100")

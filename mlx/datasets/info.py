@@ -8,13 +8,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
-from mlx.config.schema import KNOWN_DATASETS  # the config schema is the one list
+from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES  # the one list
 
 __all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES", "DatasetInfo", "describe"]
-
-
-#: Datasets whose arrays would exceed this many bytes are rejected (1 GiB).
-MEMORY_LIMIT_BYTES = 1 << 30
 
 # (n_train, n_test, n_features, n_classes) of the standard image sets, flattened.
 _IMAGE_SETS = {

@@ -106,11 +106,16 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
 
 
 def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
-    accepted = cls._param_names()
-    takes_any = any(
-        p.kind == p.VAR_KEYWORD
-        for p in inspect.signature(cls.__init__).parameters.values()
-    )
+    if cls.__init__ is object.__init__:
+        # no constructor of its own: it takes no parameters
+        accepted: list[str] = []
+        takes_any = False
+    else:
+        accepted = cls._param_names()
+        takes_any = any(
+            p.kind == p.VAR_KEYWORD
+            for p in inspect.signature(cls.__init__).parameters.values()
+        )
     unknown = [key for key in kwargs if key not in accepted]
     if unknown and not takes_any:
         key = unknown[0]
@@ -120,6 +125,13 @@ def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
             f"Unknown parameter {key!r} for {cls.__name__}; it accepts "
             f"{', '.join(accepted) or 'no parameters'}.{hint}"
         )
+    if cls.__init__ is not object.__init__:
+        try:
+            inspect.signature(cls).bind(**kwargs)
+        except TypeError as exc:
+            raise ModelError(
+                f"{cls.__name__} cannot be built from its params: {exc}."
+            ) from None
     return cls(**kwargs)
 
 
