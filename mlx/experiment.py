@@ -663,6 +663,10 @@ def data_record(
         "n_classes": splits.n_classes,
         "preprocessing": splits.preprocessing,
     }
+    shape = getattr(splits, "image_shape", None)
+    # (C, H, W) of an image set's rows, for models that take images; not compared
+    # on eval or resume (the split fingerprints cover the data)
+    record["image_shape"] = None if shape is None else [int(n) for n in shape]
     for name in names:
         X, y = getattr(splits, name)
         record[name] = {"shape": list(X.shape), "sha256": _fingerprint(X, y)}

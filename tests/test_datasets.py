@@ -553,7 +553,7 @@ def test_imagenet_image_folder(tmp_path):
     assert splits.class_names == ("cat", "dog") and splits.n_classes == 2
     assert splits.n_features == 4 * 4 * 3 and splits.sizes == (5, 0, 2)
     np.testing.assert_array_equal(splits.train[1], [0, 0, 1, 1, 1])
-    test_pixels = splits.test[0].reshape(2, 4, 4, 3)
+    test_pixels = splits.test[0].reshape(2, 3, 4, 4).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(
         test_pixels[0], np.broadcast_to([1, 0, 0], (4, 4, 3)), atol=0.02
     )

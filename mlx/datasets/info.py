@@ -10,13 +10,47 @@ from typing import Any, Mapping
 from mlx.config.experiment import DatasetConfig
 from mlx.config.schema import KNOWN_DATASETS  # the config schema is the one list
 
-__all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES", "DatasetInfo", "describe"]
+__all__ = [
+    "KNOWN_DATASETS",
+    "MEMORY_LIMIT_BYTES",
+    "DatasetInfo",
+    "describe",
+    "image_shape",
+    "memory_limit",
+]
 
 
-#: Datasets whose arrays would exceed this many bytes are rejected (1 GiB).
+#: Datasets whose arrays would exceed this many bytes are rejected (1 GiB), except
+#: imagenet folders, which are streamed from disk instead. ``MLX_MEMORY_LIMIT``
+#: (a number of bytes) replaces it; see :func:`memory_limit`.
 MEMORY_LIMIT_BYTES = 1 << 30
+MEMORY_LIMIT_ENV = "MLX_MEMORY_LIMIT"
 
-# (n_train, n_test, n_features, n_classes) of the standard image sets, flattened.
+
+def memory_limit() -> int:
+    """The in-memory dataset limit in bytes: ``$MLX_MEMORY_LIMIT`` when set (a
+    positive integer), else :data:`MEMORY_LIMIT_BYTES`."""
+    import os
+
+    from mlx.errors import DatasetError
+
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not text:
+        return MEMORY_LIMIT_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DatasetError(
+            f"{MEMORY_LIMIT_ENV} must be a positive number of bytes; got {text!r}."
+        )
+    return value
+
+
+# (n_train, n_test, n_features, n_classes) of the standard image sets, flattened,
+# and their (C, H, W)
+_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 _IMAGE_SETS = {
     "mnist": (60_000, 10_000, 784, 10),
     "cifar10": (50_000, 10_000, 3072, 10),
@@ -35,6 +69,8 @@ class DatasetInfo:
     ``feature_dtype`` plus 8 bytes per label): what the 1 GiB guard checks.
     ``split_sizes`` is (n_train, n_val, n_test) under the configured fractions.
     ``source`` is the file or directory the data is read from, if any.
+    ``image_shape`` is (C, H, W) for image sets, whose rows are those images
+    flattened channel-first; None for tabular and synthetic data.
     """
 
     name: str
@@ -47,6 +83,18 @@ class DatasetInfo:
     feature_dtype: str = "float64"
     split_sizes: tuple[int, int, int] | None = None
     source: str | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+
+def image_shape(data: Any) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images in ``data`` (a :class:`DatasetInfo` or a loaded
+    :class:`~mlx.datasets.Splits`), or None when its rows are not images.
+
+    A row of ``X`` is one image flattened in C order from (C, H, W), so
+    ``X.reshape(len(X), *image_shape(data))`` gives (N, C, H, W).
+    """
+    shape = getattr(data, "image_shape", None)
+    return None if shape is None else tuple(int(n) for n in shape)  # type: ignore[return-value]
 
 
 def describe(dataset: DatasetConfig) -> DatasetInfo:
@@ -158,6 +206,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=_splits(dataset.params, n_train, n_test),
         source=str(root),
+        image_shape=_SHAPES[name],
     )
 
 
@@ -192,6 +241,7 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
         source=str(root),
+        image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]
     )
 
 

@@ -37,6 +37,8 @@ class Splits:
     ``preprocessing`` is plain JSON-serialisable data describing what was applied
     (standardization statistics, pixel scaling, label mapping, split sizes), so a run
     can store it and :func:`apply_preprocessing` can repeat it on new data.
+    ``image_shape`` is (C, H, W) for image sets (each row of ``X`` is one image
+    flattened channel-first), None otherwise.
     """
 
     train: ArrayPair
@@ -47,6 +49,7 @@ class Splits:
     n_classes: int | None
     class_names: tuple[Any, ...] | None
     preprocessing: dict[str, Any]
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def sizes(self) -> tuple[int, int, int]:
