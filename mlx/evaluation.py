@@ -25,10 +25,17 @@ def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
 
     For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
     (binary) classifier it is the positive-class probability, shape (n_samples,).
+    ``X`` may be a streamed split (image files, see :mod:`mlx.datasets.streaming`):
+    it is then predicted batch by batch as workers decode it.
     """
     import numpy as np
 
-    output = model.predict(X)
+    chunks = getattr(X, "chunks", None)
+    if chunks is not None:
+        parts = [model.predict(chunk) for chunk in chunks()]
+        output = np.concatenate(parts) if parts else model.predict(X[:0])
+    else:
+        output = model.predict(X)
     if model.task != "classification":
         return output, None
     if output.ndim == 1:

@@ -262,8 +262,9 @@ def train(
     # the model's dtype end to end: one conversion now, none per step or epoch
     dtype = np.dtype(getattr(model, "dtype", np.float64))
     augment = _augmentation(config, splits)
+    X, y = splits.train
     source = batch_source(
-        *splits.train, training.batch_size, training.seed, augment=augment, dtype=dtype
+        X, y, training.batch_size, training.seed, augment=augment, dtype=dtype
     )
     X_val, y_val = splits.val
     if isinstance(X_val, np.ndarray):

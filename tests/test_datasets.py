@@ -253,7 +253,7 @@ def test_custom_needs_path_and_known_suffix(tmp_path):
 
 def test_custom_memory_guard_uses_describe(tmp_path, monkeypatch):
     path = _csv(tmp_path, "a,b,t\n" + "1,2,0\n2,3,1\n" * 10)
-    monkeypatch.setattr(loader_module, "MEMORY_LIMIT_BYTES", 100)
+    monkeypatch.setenv("MLX_MEMORY_LIMIT", "100")
     with pytest.raises(DatasetError, match=r"'custom' would need about .* limit"):
         load(_cfg("custom", path), seed=0)
 
@@ -614,7 +614,9 @@ def test_exports():
         "SyntheticRegression",
         "apply_preprocessing",
         "describe",
+        "image_shape",
         "load",
+        "memory_limit",
         "split_indices",
     }
     assert set(datasets.KNOWN_DATASETS) == set(loader_module._LOADERS)

@@ -258,9 +258,10 @@ def _image_set(
     parts: list[tuple[Any, np.ndarray]]
     if streamed:
         # the same rows as below, as files decoded when iterated (see streaming)
+        files: Any = raw.train_X
         parts = [
-            (raw.train_X.subset(train), raw.train_y[train]),
-            (raw.train_X.subset(val), raw.train_y[val]),
+            (files.subset(train), raw.train_y[train]),
+            (files.subset(val), raw.train_y[val]),
             (raw.test_X, raw.test_y.copy()),
         ]
     else:

@@ -75,9 +75,7 @@ class ImageFiles:
     ndim = 2
     dtype = np.dtype(np.float32)
 
-    def __init__(
-        self, files: Sequence[Path], size: int, scale: float | None
-    ) -> None:
+    def __init__(self, files: Sequence[Path], size: int, scale: float | None) -> None:
         self.files = [Path(f) for f in files]
         self.size = int(size)
         self.scale = scale
@@ -241,7 +239,7 @@ def _iterate(
     from torch.utils.data import DataLoader
 
     workers = min(data_workers(), len(plan))
-    loader = DataLoader(
+    loader: Any = DataLoader(
         _Decoder(files, y),  # type: ignore[arg-type]
         batch_sampler=_Plan(plan),
         collate_fn=_Collate(files.scale, augment, seed),
