@@ -33,9 +33,11 @@ __all__ = [
     "Augmentation",
     "augmentation_for",
     "batch_rng",
+    "crop_windows",
     "horizontal_flip",
     "random_crop",
     "random_resized_crop",
+    "resize_windows",
 ]
 
 # Mixed into the seed, so these draws are not the stream anything else seeded with
@@ -91,13 +93,27 @@ def random_resized_crop(
     ratio: tuple[float, float] = _RATIO,
 ) -> np.ndarray:
     """Each image of ``images`` (N, C, H, W) replaced by a random window resized
-    (bilinear, pixel centres aligned) back to (H, W).
+    (bilinear, pixel centres aligned) back to (H, W); see :func:`crop_windows` and
+    :func:`resize_windows`."""
+    n, _, h, w = images.shape
+    return resize_windows(images, *crop_windows(n, h, w, rng, scale, ratio))
 
-    The window covers a fraction of the area drawn uniformly from ``scale`` with
-    an aspect ratio (width / height) drawn log-uniformly from ``ratio``; up to 10
-    tries per image find one that fits, else the whole image is taken.
+
+def crop_windows(
+    n: int,
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = _SCALE,
+    ratio: tuple[float, float] = _RATIO,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(top, left, height, width)`` of ``n`` random windows in an (h, w) image.
+
+    A window covers a fraction of the area drawn uniformly from ``scale`` with an
+    aspect ratio (width / height) drawn log-uniformly from ``ratio``; of 10 such
+    draws per image the first that fits is used, else the whole image. Its corner
+    is uniform over the positions where it fits.
     """
-    n, c, h, w = images.shape
     area = h * w
     tries = 10
     fractions = rng.uniform(scale[0], scale[1], size=(n, tries))
@@ -110,19 +126,34 @@ def random_resized_crop(
     first = np.argmax(fits, axis=1)
     rows = np.arange(n)
     found = fits[rows, first]
-    cw = np.where(found, widths[rows, first], w)
-    ch = np.where(found, heights[rows, first], h)
-    top = np.floor(corners[:, 0] * (h - ch + 1)).astype(np.int64)
-    left = np.floor(corners[:, 1] * (w - cw + 1)).astype(np.int64)
+    width = np.where(found, widths[rows, first], w)
+    height = np.where(found, heights[rows, first], h)
+    top = np.floor(corners[:, 0] * (h - height + 1)).astype(np.int64)
+    left = np.floor(corners[:, 1] * (w - width + 1)).astype(np.int64)
+    return top, left, height, width
 
+
+def resize_windows(
+    images: np.ndarray,
+    top: np.ndarray,
+    left: np.ndarray,
+    height: np.ndarray,
+    width: np.ndarray,
+) -> np.ndarray:
+    """Window ``i`` of image ``i`` resized bilinearly to the image's (H, W), all
+    images at once: output pixel centre ``y`` samples the window at
+    ``(y + 0.5) * height / H - 0.5``, clamped to the window (as
+    ``torch.nn.functional.interpolate(..., "bilinear", align_corners=False)``)."""
+    n, c, h, w = images.shape
+    rows = np.arange(n)
+    last_y, last_x = (top + height - 1)[:, None], (left + width - 1)[:, None]
     # source coordinates of each output pixel centre, per image: (N, H) and (N, W)
-    ys = top[:, None] + (np.arange(h) + 0.5) * (ch[:, None] / h) - 0.5
-    xs = left[:, None] + (np.arange(w) + 0.5) * (cw[:, None] / w) - 0.5
-    ys = np.clip(ys, top[:, None], (top + ch - 1)[:, None])
-    xs = np.clip(xs, left[:, None], (left + cw - 1)[:, None])
+    ys = top[:, None] + (np.arange(h) + 0.5) * (height[:, None] / h) - 0.5
+    xs = left[:, None] + (np.arange(w) + 0.5) * (width[:, None] / w) - 0.5
+    ys = np.clip(ys, top[:, None], last_y)
+    xs = np.clip(xs, left[:, None], last_x)
     y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
-    y1 = np.minimum(y0 + 1, (top + ch - 1)[:, None])
-    x1 = np.minimum(x0 + 1, (left + cw - 1)[:, None])
+    y1, x1 = np.minimum(y0 + 1, last_y), np.minimum(x0 + 1, last_x)
     dtype = images.dtype if images.dtype.kind == "f" else np.dtype(np.float32)
     wy = (ys - y0).astype(dtype)[:, None, :, None]
     wx = (xs - x0).astype(dtype)[:, None, None, :]

@@ -185,8 +185,18 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
     name = dataset.name
     n_train, n_test, n_features, n_classes = _IMAGE_SETS[name]
     root = download.dataset_dir(name, dataset.path)
+    shape = _SHAPES[name]
     if name == "mnist":
-        present = not images.find_mnist(root)[1]
+        found, missing = images.find_mnist(root)
+        present = not missing
+        if present:
+            # the IDX headers give the real counts and image size
+            train_head = _idx_header(found[0])
+            test_head = _idx_header(found[2])
+            if train_head is not None and test_head is not None:
+                n_train, n_test = train_head[0], test_head[0]
+                shape = (1, train_head[1], train_head[2])
+                n_features = shape[1] * shape[2]
     else:
         present = images.find_cifar(name, root)[0] is not None
     note = (
@@ -206,8 +216,27 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=_splits(dataset.params, n_train, n_test),
         source=str(root),
-        image_shape=_SHAPES[name],
+        image_shape=shape,
     )
+
+
+def _idx_header(path: Path) -> tuple[int, int, int] | None:
+    """(n, rows, columns) from a 3-D IDX file's 16-byte header, raw or gzipped."""
+    import gzip
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        opener: Any = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as handle:
+            header = handle.read(16)
+    except (OSError, EOFError):
+        return None
+    if len(header) < 16 or header[:4] != b"\x00\x00\x08\x03":
+        return None
+    n, rows, columns = struct.unpack(">3I", header[4:16])
+    return int(n), int(rows), int(columns)
 
 
 def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
