@@ -303,8 +303,8 @@ def test_augmentation_changes_training_but_not_validation_or_eval(root: Path) ->
 def test_interrupted_and_resumed_run_with_augmentation_equals_uninterrupted(
     root: Path,
 ) -> None:
-    data = make_mnist(root / "mnist", 4000)
-    config = _config(data, epochs=12, batch_size=8)
+    data = make_mnist(root / "mnist", 2000)
+    config = _config(data, epochs=4, batch_size=8)
     config["model"]["params"]["layer_sizes"] = [64, 256, 256, 10]
     reference_root = root / "reference"
     reference_root.mkdir()

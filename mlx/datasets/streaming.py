@@ -52,15 +52,15 @@ def data_workers() -> int:
 
 def require_torch() -> None:
     """BackendUnavailableError naming the extra unless torch can be imported."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch.utils.data  # noqa: F401
+    except ImportError:
         raise BackendUnavailableError(
             "this imagenet folder is larger than the memory limit and is streamed "
             "from disk with torch's DataLoader, but torch is not installed; install "
             f"it with: {_TORCH_HINT}",
             hint=_TORCH_HINT,
-        )
+        ) from None
 
 
 class ImageFiles:
