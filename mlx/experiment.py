@@ -233,10 +233,12 @@ def _train_run(
         console(
             f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
         )
+    streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
     console(
         f"data: {config.dataset.name}, train {len(splits.train[0])} / "
         f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
         f"{splits.n_features} features ({splits.task})"
+        + (", streamed from disk" if streamed else "")
     )
     console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
 
