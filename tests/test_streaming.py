@@ -249,3 +249,66 @@ def test_streaming_without_torch_fails_before_the_run_exists(
         ["run-experiment", "--config", "exp.yaml", "--quiet"], workdir, env=env
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_streamed_run_resumes_to_the_in_memory_result(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    tree = make_tree(tmp_path / "big", n_train=40, n_val=2)
+    config = _config(tree)
+    config["training"].update(epochs=8, batch_size=4)
+    reference_dir = tmp_path / "memory"
+    reference_dir.mkdir()
+    (reference_dir / "pyproject.toml").write_text("")
+    write_config(reference_dir / "exp.yaml", config)
+    done = run_cli(
+        ["run-experiment", "--config", "exp.yaml", "--quiet"],
+        reference_dir,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    (reference,) = [d for d in (reference_dir / "outputs").iterdir() if d.is_dir()]
+
+    workdir = tmp_path / "streamed"
+    workdir.mkdir()
+    (workdir / "pyproject.toml").write_text("")
+    write_config(workdir / "exp.yaml", config)
+    env = cli_env(workdir, **{LIMIT: "1000", "MLX_DATA_WORKERS": "2"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlx", "run-experiment", "--config", "exp.yaml"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    run_dir = None
+    while run_dir is None:
+        assert proc.poll() is None, proc.communicate()
+        for d in (workdir / "outputs").glob("*-*"):
+            m = d / "metrics.jsonl"
+            if m.exists() and len(m.read_text().splitlines()) >= 2:
+                run_dir = d
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the workers get it too
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+
+    resumed = run_cli(
+        ["run-experiment", "--resume", str(run_dir), "--quiet"],
+        workdir,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    weights = "model/model.safetensors"
+    assert (run_dir / weights).read_bytes() == (reference / weights).read_bytes()
+    assert _metrics(run_dir) == _metrics(reference)

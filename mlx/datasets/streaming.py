@@ -226,6 +226,14 @@ class _Plan:
         return len(self.plan)
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: the workers leave it to the main
+    process, which stops after the current step and shuts them down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _iterate(
     files: ImageFiles,
     y: np.ndarray,
@@ -245,6 +253,7 @@ def _iterate(
         collate_fn=_Collate(files.scale, augment, seed),
         num_workers=workers,
         prefetch_factor=2 if workers else None,
+        worker_init_fn=_ignore_interrupts if workers else None,
     )
     return iter(loader)
 
