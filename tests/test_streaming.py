@@ -312,3 +312,28 @@ def test_ctrl_c_on_a_streamed_run_resumes_to_the_in_memory_result(
     weights = "model/model.safetensors"
     assert (run_dir / weights).read_bytes() == (reference / weights).read_bytes()
     assert _metrics(run_dir) == _metrics(reference)
+
+
+def test_over_the_default_limit_an_image_folder_streams_without_warning(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from mlx.config import parse_config
+    from mlx.datasets import describe
+
+    monkeypatch.setenv("MLX_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LIMIT, raising=False)
+    config = _config(tree)
+    # 48 images of 3 x 3000 x 3000 float32: about 5 GiB decoded
+    config["dataset"]["params"]["image_size"] = 3000
+    config["model"]["params"]["layer_sizes"][0] = 3 * 3000 * 3000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed = parse_config(config)
+    assert describe(parsed.dataset).memory_bytes > 4 << 30
+    splits = load(parsed.dataset, 0)  # lists the files, decodes nothing
+    assert isinstance(splits.train[0], ImageFiles)
+    assert splits.train[0].shape == (27, 27_000_000)
+    assert splits.image_shape == (3, 3000, 3000)
