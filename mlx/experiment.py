@@ -233,10 +233,12 @@ def _train_run(
         console(
             f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
         )
+    streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
     console(
         f"data: {config.dataset.name}, train {len(splits.train[0])} / "
         f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
         f"{splits.n_features} features ({splits.task})"
+        + (", streamed from disk" if streamed else "")
     )
     facts = _model_facts(config, model)
     count = facts["parameters"]
@@ -686,6 +688,10 @@ def data_record(
         "n_classes": splits.n_classes,
         "preprocessing": splits.preprocessing,
     }
+    shape = getattr(splits, "image_shape", None)
+    # (C, H, W) of an image set's rows, for models that take images; not compared
+    # on eval or resume (the split fingerprints cover the data)
+    record["image_shape"] = None if shape is None else [int(n) for n in shape]
     for name in names:
         X, y = getattr(splits, name)
         record[name] = {"shape": list(X.shape), "sha256": _fingerprint(X, y)}

@@ -403,7 +403,8 @@ _IMAGE_SET_FIELDS = {
     "download": _Field(_Bool(), False),
     "normalize": _Field(_Bool(), True),
     "validation_split": _SPLITS["validation_split"],
-    "augmentation": _Field(None, ignored="not supported and ignored"),
+    # training batches only; see mlx.datasets.augment
+    "augmentation": _Field(_Bool(), False),
 }
 _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
     "synthetic_regression": {
@@ -424,7 +425,11 @@ _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
         }
         for name in _OFFICIAL_TEST_SPLIT
     },
-    "imagenet": {"image_size": _Field(_Int(8), 64), **_SPLITS},
+    "imagenet": {
+        "image_size": _Field(_Int(8), 64),
+        "augmentation": _IMAGE_SET_FIELDS["augmentation"],
+        **_SPLITS,
+    },
     "custom": {
         "target": _Field(_Str(nullable=True), None),
         "task": _Field(_Choice("classification", "regression", nullable=True), None),
@@ -848,6 +853,8 @@ class _Validator:
                     "memory, over the 1 GiB limit; reduce n_samples or n_features",
                     ("dataset",),
                 )
+            elif dataset.name == "imagenet":
+                pass  # streamed from disk (mlx.datasets.streaming)
             else:
                 # read from files, whose loader may use a narrower dtype
                 self.warn(

@@ -12,7 +12,7 @@ from mlx.config.experiment import DatasetConfig
 from mlx.datasets import download as _download
 from mlx.datasets import images as _images
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
-from mlx.datasets.info import KNOWN_DATASETS, MEMORY_LIMIT_BYTES, describe
+from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
 from mlx.datasets.splits import Splits, split_indices, standardize
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
 from mlx.datasets.tabular import load_custom
@@ -51,18 +51,25 @@ def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> S
             f"{', '.join(KNOWN_DATASETS)}."
         )
     if dataset.name not in ("synthetic_regression", "synthetic_classification"):
-        _check_memory(dataset)
+        if _check_memory(dataset):
+            return _image_set(dataset, seed, np.dtype(feature_dtype), streamed=True)
     return loader(dataset, seed, np.dtype(feature_dtype))
 
 
-def _check_memory(dataset: DatasetConfig) -> None:
+def _check_memory(dataset: DatasetConfig) -> bool:
+    """True when ``dataset`` is an imagenet folder to stream, being over the memory
+    limit; DatasetError for any other dataset over it."""
     info = describe(dataset)
-    if info.memory_bytes is not None and info.memory_bytes > MEMORY_LIMIT_BYTES:
+    limit = memory_limit()
+    if info.memory_bytes is not None and info.memory_bytes > limit:
+        if dataset.name == "imagenet":
+            return True
         raise DatasetError(
             f"dataset {dataset.name!r} would need about "
             f"{format_bytes(info.memory_bytes)} in memory, above the "
-            f"{format_bytes(MEMORY_LIMIT_BYTES)} limit."
+            f"{format_bytes(limit)} limit."
         )
+    return False
 
 
 def _fractions(params: Mapping[str, Any]) -> tuple[float, float]:
@@ -235,22 +242,34 @@ def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, An
 # -- image sets ---------------------------------------------------------------------
 
 
-def _image_set(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
+def _image_set(
+    dataset: DatasetConfig, seed: int, dtype: np.dtype, *, streamed: bool = False
+) -> Splits:
     # pixels are float32 whatever the dtype asked for (see load)
     name, params = dataset.name, dataset.params
     normalize = check_bool(name, "normalize", param(params, "normalize", True))
     fetch = check_bool(name, "download", param(params, "download", False))
     root = _download.dataset_dir(name, dataset.path)
-    raw = _read_image_set(name, root, fetch, params)
+    scale = 1.0 / 255.0 if normalize else None
+    raw = _read_image_set(name, root, fetch, params, streamed=streamed, scale=scale)
     validation_split, _ = _fractions(params)
     # A validation split carved from the official training set only.
     train, val, _ = split_indices(len(raw.train_y), validation_split, 0.0, seed)
-    scale = 1.0 / 255.0 if normalize else None
-    parts = [
-        (_to_float(raw.train_X[train], scale), raw.train_y[train]),
-        (_to_float(raw.train_X[val], scale), raw.train_y[val]),
-        (_to_float(raw.test_X, scale), raw.test_y.copy()),
-    ]
+    parts: list[tuple[Any, np.ndarray]]
+    if streamed:
+        # the same rows as below, as files decoded when iterated (see streaming)
+        files: Any = raw.train_X
+        parts = [
+            (files.subset(train), raw.train_y[train]),
+            (files.subset(val), raw.train_y[val]),
+            (raw.test_X, raw.test_y.copy()),
+        ]
+    else:
+        parts = [
+            (_to_float(raw.train_X[train], scale), raw.train_y[train]),
+            (_to_float(raw.train_X[val], scale), raw.train_y[val]),
+            (_to_float(raw.test_X, scale), raw.test_y.copy()),
+        ]
     preprocessing: dict[str, Any] = {
         "dataset": name,
         "feature_dtype": "float32",
@@ -269,19 +288,21 @@ def _image_set(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
         n_classes=raw.n_classes,
         class_names=raw.class_names,
         preprocessing=preprocessing,
+        image_shape=raw.image_shape,
     )
 
 
-def _to_float(pixels: np.ndarray, scale: float | None) -> np.ndarray:
-    # float32 halves the memory of the image sets (CIFAR in float64 is 1.4 GiB)
-    out = pixels.astype(np.float32)
-    if scale is not None:
-        out *= np.float32(scale)
-    return out
+_to_float = _images.pixels_to_float
 
 
 def _read_image_set(
-    name: str, root: Path, fetch: bool, params: Mapping[str, Any]
+    name: str,
+    root: Path,
+    fetch: bool,
+    params: Mapping[str, Any],
+    *,
+    streamed: bool = False,
+    scale: float | None = None,
 ) -> _images.RawImages:
     if name == "imagenet":
         size = check_int(
@@ -304,6 +325,10 @@ def _read_image_set(
                 "it as ImageFolder directories, and set dataset.path (or put it in "
                 f"{root})."
             )
+        if streamed:
+            from mlx.datasets.streaming import image_folder
+
+            return image_folder(root, size, scale)
         return _images.read_image_folder(root, size)
     if name == "mnist":
         files, missing = _images.find_mnist(root)
