@@ -62,7 +62,12 @@ def evaluate(
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record, feature_dtype, stored_config
+    from mlx.experiment import (
+        check_data_record,
+        data_task,
+        feature_dtype,
+        stored_config,
+    )
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models import load_model
 
@@ -86,7 +91,10 @@ def evaluate(
         return result
 
     splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
+        config.dataset,
+        config.training.seed,
+        feature_dtype(config, run),
+        model_task=data_task(task, run),
     )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)

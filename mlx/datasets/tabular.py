@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import warnings
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
@@ -34,7 +35,7 @@ from typing import IO, Any, Callable, Mapping
 import numpy as np
 
 from mlx.datasets._checks import check_bool, param
-from mlx.errors import BackendUnavailableError, DatasetError
+from mlx.errors import BackendUnavailableError, DatasetError, DataWarning
 
 __all__ = ["TabularData", "custom_shape", "features_path_to_labels", "load_custom"]
 
@@ -68,8 +69,15 @@ class TabularData:
 # -- entry points -------------------------------------------------------------------
 
 
-def load_custom(path: str | None, params: Mapping[str, Any]) -> TabularData:
-    """Read the custom dataset at ``path`` according to ``params``."""
+def load_custom(
+    path: str | None, params: Mapping[str, Any], model_task: str | None = None
+) -> TabularData:
+    """Read the custom dataset at ``path`` according to ``params``.
+
+    ``model_task`` is the task of the model the data is for: when the ``task``
+    parameter is absent, the labels are read for that task (see
+    :func:`encode_labels`).
+    """
     file = _existing_file(path)
     task = _task_param(params)
     allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
@@ -83,7 +91,9 @@ def load_custom(path: str | None, params: Mapping[str, Any]) -> TabularData:
         X, labels, names, where = _read_npy_pair(file, allow_nan)
     else:
         X, labels, names, where = _read_parquet(file, target, allow_nan)
-    y, task, n_classes, class_names = encode_labels(labels, task, where)
+    y, task, n_classes, class_names = encode_labels(
+        labels, task, where, source=str(file), model_task=model_task
+    )
     return TabularData(X, y, task, n_classes, class_names, names)
 
 
@@ -533,81 +543,221 @@ def _check_finite_features(X: np.ndarray, where: Callable[[int, int], str]) -> N
     )
 
 
-def _infer_task(y: np.ndarray) -> str:
-    if y.dtype.kind in "USO":
-        return "classification"
-    if y.dtype.kind == "b":
-        return "classification"
-    y = y.astype(np.float64)
-    if y.size == 0 or not np.isfinite(y).all() or not np.all(y == np.round(y)):
-        return "regression"
-    n_distinct = np.unique(y).size
-    if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= y.size:
-        return "classification"
-    return "regression"
+# What a model of each task is, for messages about a task the labels cannot follow.
+_MODEL_KINDS = {
+    "regression": "a regression model (an MLP without output_activation, "
+    "linear_regression)",
+    "classification": "a classifier (an MLP with output_activation sigmoid or softmax)",
+}
+# Below 2**53 every integer is exactly a float64, so float parsing merges nothing.
+_EXACT_FLOAT = 2.0**53
+
+
+@dataclasses.dataclass(frozen=True)
+class _Labels:
+    """Raw labels, read once: ``floats`` (None when some label is text) and
+    ``exact``, values whose ``np.unique`` never merges two different numbers
+    (an int, float or object array of Python ints; None for text)."""
+
+    raw: np.ndarray
+    floats: np.ndarray | None
+    exact: np.ndarray | None
+    fractional: int | None  # index of the first non-integer number, if any
+
+
+def _read_labels(labels: np.ndarray, where: Locator) -> _Labels:
+    kind = labels.dtype.kind
+    if kind not in "biufUS":
+        raise DatasetError(
+            f"{where(0)}: labels of dtype {labels.dtype} are not supported; "
+            "labels must be numbers or strings."
+        )
+    if kind in "US":
+        empty = np.flatnonzero(labels == "" if kind == "U" else labels == b"")
+        if empty.size:
+            raise DatasetError(f"{where(int(empty[0]))}: the label is empty.")
+        floats = _try_numeric(labels)
+        if floats is None:
+            return _Labels(labels, None, None, None)
+        if bool(np.all(np.abs(floats) < _EXACT_FLOAT)):
+            return _exact_floats(labels, floats, where)
+        return _exact_texts(labels, floats, where)
+    if kind in "biu":
+        # integers stay integers: uint64 and int64 labels beyond 2**53 stay distinct
+        return _Labels(labels, labels.astype(np.float64), labels, None)
+    return _exact_floats(labels, labels.astype(np.float64), where)
+
+
+def _exact_floats(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Labels:
+    bad = np.flatnonzero(~np.isfinite(floats))
+    if bad.size:
+        shown = raw[bad[0]] if raw.dtype.kind in "US" else floats[bad[0]]
+        raise DatasetError(
+            f"{where(int(bad[0]))}: label is {shown}; labels must be finite."
+        )
+    fractional = np.flatnonzero(floats != np.round(floats))
+    first = int(fractional[0]) if fractional.size else None
+    return _Labels(raw, floats, floats, first)
+
+
+def _exact_texts(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Labels:
+    """Numeric text with values of 2**53 or more: each label parsed exactly."""
+    values: list[Any] = []
+    fractional = None
+    for i, text in enumerate(raw.tolist()):
+        text = text.decode() if isinstance(text, bytes) else text
+        try:
+            values.append(int(text))
+            continue
+        except ValueError:
+            number = float(text)
+        if not np.isfinite(number):
+            raise DatasetError(f"{where(i)}: label is {text}; labels must be finite.")
+        if number != round(number):
+            fractional = i if fractional is None else fractional
+            values.append(number)
+        else:
+            values.append(int(number))  # exact: a float64 is a whole integer
+    exact = np.empty(len(values), dtype=object)
+    exact[:] = values
+    return _Labels(raw, floats, exact, fractional)
+
+
+def _infer(labels: _Labels) -> tuple[str, str]:
+    """The task the labels suggest on their own, and why, for messages."""
+    if labels.exact is None:
+        return "classification", "labels that are not numbers"
+    if labels.raw.dtype.kind == "b":
+        return "classification", "true/false labels"
+    if labels.fractional is not None:
+        example = labels.raw[labels.fractional]
+        return "regression", f"a fractional value such as {example}"
+    n_rows = labels.exact.size
+    n_distinct = np.unique(labels.exact).size
+    counts = f"{n_distinct} distinct integers in {n_rows} rows"
+    if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= n_rows:
+        return "classification", counts
+    return "regression", counts
+
+
+def _infer_task(y: np.ndarray) -> str | None:
+    """The inferred task of raw labels, or None when they cannot be read."""
+    try:
+        return _infer(_read_labels(np.asarray(y).ravel(), lambda i: "y"))[0]
+    except (DatasetError, ValueError, TypeError):
+        return None
 
 
 def encode_labels(
-    labels: np.ndarray, task: str | None, where: Locator
+    labels: np.ndarray,
+    task: str | None,
+    where: Locator,
+    *,
+    source: str = "the dataset",
+    model_task: str | None = None,
 ) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
     """Turn raw labels into model targets.
 
     labels : ndarray of shape (n_samples,), numbers or strings.
+    task : the dataset's ``task`` parameter; None infers it from the labels.
+    model_task : the task of the model the labels are for; when ``task`` is None it
+        decides (a DataWarning names ``source`` when the labels suggested the other
+        task), and a ``task`` that contradicts it is an error.
+
     Returns ``(y, task, n_classes, class_names)``: ``y`` is int64 in
     [0, n_classes) for classification (sorted original labels are ``class_names``)
-    and float64 for regression.
+    and float64 for regression. Distinct labels always stay distinct classes.
     """
-    if labels.dtype.kind in "US":
-        empty = np.flatnonzero(labels == "")
-        if empty.size:
-            raise DatasetError(f"{where(int(empty[0]))}: the label is empty.")
-        numeric = _try_numeric(labels)
-        if numeric is None:
-            if task == "regression":
-                first = _first_non_numeric(labels)
-                raise DatasetError(
-                    f"{where(first)}: label {labels[first]!r} is not a number, but "
-                    "task is 'regression'."
-                )
-            classes, y = np.unique(labels, return_inverse=True)
-            _check_two_classes(classes)
-            names = tuple(str(c) for c in classes)
-            return y.astype(np.int64), "classification", len(names), names
-        labels = numeric
-    values = labels.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
+    read = _read_labels(labels, where)
+    inferred, why = _infer(read)
+    if task is not None:
+        if model_task is not None and task != model_task:
+            raise DatasetError(
+                f"{source}: dataset.params.task is {task!r}, but the model is "
+                f"{_MODEL_KINDS[model_task]}; make them agree",
+                hint=f"set dataset.params.task: {model_task}, or use "
+                f"{_MODEL_KINDS[task]}",
+            )
+        chosen, reason = task, f"dataset.params.task is {task!r}"
+    elif model_task is not None:
+        chosen, reason = model_task, f"the model is {_MODEL_KINDS[model_task]}"
+    else:
+        chosen, reason = inferred, f"the labels hold {why}"
+    if chosen == "regression":
+        result = _regression_targets(read, where, reason)
+    else:
+        result = _classes(read, where, reason, source)
+    if task is None and model_task is not None and chosen != inferred:
+        treated = "numeric targets" if chosen == "regression" else "class labels"
+        warnings.warn(
+            f"{source}: the labels look like {inferred} ({why}), but the model is "
+            f"{_MODEL_KINDS[model_task]}; the run follows the model and treats them "
+            f"as {treated}. Set dataset.params.task: {chosen} to say so and "
+            "silence this warning.",
+            DataWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _regression_targets(
+    labels: _Labels, where: Locator, reason: str
+) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
+    if labels.floats is None:
+        first = _first_non_numeric(labels.raw)
+        raise DatasetError(
+            f"{where(first)}: label {labels.raw[first]!r} is not a number, but "
+            f"{reason}, which needs numeric targets.",
+            hint="set dataset.params.task: classification and use a classifier "
+            "(an MLP with output_activation sigmoid or softmax)",
+        )
+    bad = np.flatnonzero(~np.isfinite(labels.floats))
     if bad.size:
         raise DatasetError(
-            f"{where(int(bad[0]))}: label is {values[bad[0]]}; labels must be finite."
+            f"{where(int(bad[0]))}: label {labels.raw[bad[0]]} is beyond the float64 "
+            f"range, but {reason}, which needs finite float64 targets."
         )
-    if task is None:
-        task = _infer_task(values)
-    if task == "regression":
-        return values, task, None, None
-    fractional = np.flatnonzero(values != np.round(values))
-    if fractional.size:
+    return labels.floats, "regression", None, None
+
+
+def _classes(
+    labels: _Labels, where: Locator, reason: str, source: str
+) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
+    if labels.fractional is not None:
+        i = labels.fractional
         raise DatasetError(
-            f"{where(int(fractional[0]))}: label {values[fractional[0]]} is not an "
-            "integer; classification needs integer or string labels (set task: "
-            "regression for continuous targets)."
+            f"{where(i)}: label {labels.raw[i]} is not an integer, but {reason}; "
+            "classes need integer or string labels.",
+            hint="for continuous targets set dataset.params.task: regression and "
+            "use a regression model (an MLP with one output and no "
+            "output_activation, or linear_regression)",
         )
-    classes, y = np.unique(values.astype(np.int64), return_inverse=True)
-    _check_two_classes(classes)
-    names_int = tuple(int(c) for c in classes)
-    return y.astype(np.int64), "classification", len(names_int), names_int
-
-
-def _check_two_classes(classes: np.ndarray) -> None:
+    values = labels.raw if labels.exact is None else labels.exact
+    classes, y = np.unique(values, return_inverse=True)
     if classes.size < 2:
+        only = classes[0]
+        shown = repr(str(only)) if labels.exact is None else str(_plain(only))
         raise DatasetError(
-            f"classification needs at least 2 classes; every label is {classes[0]!r}."
+            f"{source}: classification needs at least 2 classes; every label is "
+            f"{shown}."
         )
+    if labels.exact is None:
+        names: tuple[Any, ...] = tuple(str(c) for c in classes)
+    else:
+        names = tuple(_plain(c) for c in classes)
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    return y, "classification", len(names), names
+
+
+def _plain(value: Any) -> Any:
+    """A class label as a Python int (exact, whatever its size)."""
+    return int(value)
 
 
 def _try_numeric(labels: np.ndarray) -> np.ndarray | None:
     try:
         return labels.astype(np.float64)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
