@@ -2,8 +2,10 @@
 
 ``mlx run-experiment --dry-run`` prints :func:`render_dry_run`: the resolved
 configuration as YAML, then the plan (dataset shape, task and memory, model size,
-where outputs would go, and whether the model can run on this installation).
-Nothing here reads dataset files or writes anything.
+where outputs would go, and whether the run can go ahead here: the model on this
+installation, and the data as far as the plan read it). Nothing is trained or
+written; dataset files are read no further than their headers (and the label array
+of ``.npy``/``.npz`` data).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class Plan:
     """The dry-run plan of one experiment.
 
     ``run_directory`` is a pattern: the timestamp and the random suffix are chosen
-    when the run starts. ``blocker`` says why the model cannot run here (``None``
-    when it can).
+    when the run starts. ``blocker`` says why the run cannot run here (``None``
+    when it can): the model, or the data the plan read (headers, label arrays).
     """
 
     config: ExperimentConfig
@@ -64,8 +66,16 @@ def make_plan(config: ExperimentConfig) -> Plan:
         dataset=info,
         parameter_count=parameter_count(config.model, info.n_features),
         run_directory=f"{config.output.directory}/{config.name}-<timestamp>-xxxx/",
-        blocker=model_blocker(config.model.name, config.model.params),
+        blocker=model_blocker(config.model.name, config.model.params)
+        or _data_blocker(info),
     )
+
+
+def _data_blocker(info: DatasetInfo) -> str | None:
+    """Why the data the plan already read would stop the run, if it would."""
+    if info.problem is None:
+        return None
+    return f"the dataset would not load: {info.problem}"
 
 
 def _shape(info: DatasetInfo) -> str:

@@ -35,6 +35,7 @@ class DatasetInfo:
     ``feature_dtype`` plus 8 bytes per label): what the 1 GiB guard checks.
     ``split_sizes`` is (n_train, n_val, n_test) under the configured fractions.
     ``source`` is the file or directory the data is read from, if any.
+    ``problem``, when set, is what loading would fail on, found in what was read.
     """
 
     name: str
@@ -47,6 +48,7 @@ class DatasetInfo:
     feature_dtype: str = "float64"
     split_sizes: tuple[int, int, int] | None = None
     source: str | None = None
+    problem: str | None = None
 
 
 def describe(dataset: DatasetConfig) -> DatasetInfo:
@@ -146,6 +148,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         if present
         else f"files not in {root} yet (set download: true to fetch them)"
     )
+    blocked = None if present else download.unusable_directory(root)
     n_samples = n_train + n_test
     return DatasetInfo(
         name=name,
@@ -158,6 +161,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=_splits(dataset.params, n_train, n_test),
         source=str(root),
+        problem=blocked,
     )
 
 
@@ -198,7 +202,7 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
 def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import tabular
 
-    n_samples, n_features, task, notes = tabular.custom_shape(
+    n_samples, n_features, task, notes, problem = tabular.custom_shape(
         dataset.path, dataset.params
     )
     memory = None
@@ -214,4 +218,5 @@ def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
         notes=notes,
         split_sizes=_splits(dataset.params, n_samples),
         source=dataset.path,
+        problem=problem,
     )

@@ -352,6 +352,13 @@ def _read_image_set(
 
 
 def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+    blocked = _download.unusable_directory(root)
+    if blocked:
+        return DatasetError(
+            f"{name} files not found: {blocked}.",
+            hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
+            f"the {name} files",
+        )
     return DatasetError(
         f"{name} files not found in {root} (missing: {', '.join(missing)}). "
         + _download.manual_instructions(name, root),

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -83,14 +85,19 @@ def load_custom(
     allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
     target = _target_param(params)
     suffix = file.suffix.lower()
-    if suffix == ".csv":
-        X, labels, names, where = _read_csv(file, target, allow_nan)
-    elif suffix == ".npz":
-        X, labels, names, where = _read_npz(file, allow_nan)
-    elif suffix == ".npy":
-        X, labels, names, where = _read_npy_pair(file, allow_nan)
-    else:
-        X, labels, names, where = _read_parquet(file, target, allow_nan)
+    try:
+        if suffix == ".csv":
+            X, labels, names, where = _read_csv(file, target, allow_nan)
+        elif suffix == ".npz":
+            X, labels, names, where = _read_npz(file, allow_nan)
+        elif suffix == ".npy":
+            X, labels, names, where = _read_npy_pair(file, allow_nan)
+        else:
+            X, labels, names, where = _read_parquet(file, target, allow_nan)
+    except OSError as exc:
+        raise DatasetError(
+            f"{show_path(file)}: cannot be read ({exc.strerror or exc})."
+        ) from None
     y, task, n_classes, class_names = encode_labels(
         labels, task, where, source=str(file), model_task=model_task
     )
@@ -99,35 +106,53 @@ def load_custom(
 
 def custom_shape(
     path: str | None, params: Mapping[str, Any]
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
-    """Cheap (n_samples, n_features, task, notes) of a custom dataset.
+) -> tuple[int | None, int | None, str | None, tuple[str, ...], str | None]:
+    """Cheap (n_samples, n_features, task, notes, problem) of a custom dataset.
 
-    Reads headers only (plus the label column when that is small), never raises:
-    problems are returned as notes, and unknown values as None.
+    Reads headers only (plus the label array of .npy and .npz data), never raises:
+    ``problem`` says what would make loading fail (a missing file or target
+    column, a pickled, truncated or misnamed array, X and y of different lengths),
+    and unknown values are None.
     """
     task = params.get("task") if params.get("task") in _TASKS else None
     try:
         file = _existing_file(path)
         suffix = file.suffix.lower()
         if suffix == ".csv":
-            return _csv_shape(file, params, task)
+            return (*_csv_shape(file, params, task), None)
         if suffix == ".npz":
+            _check_npz_magic(file)
             with zipfile.ZipFile(file) as archive:
-                x_shape, _ = _npy_header_in_zip(archive, "X", file)
+                x_shape, x_dtype = _npy_header_in_zip(archive, "X", file)
+                y_shape, y_dtype = _npy_header_in_zip(archive, "y", file)
                 with archive.open("y.npy") as handle:
                     y = np.lib.format.read_array(handle, allow_pickle=False)
-            return _array_shape(x_shape, y, task)
-        if suffix == ".npy":
-            x_shape, _ = _npy_file_header(file)
-            y_file = features_path_to_labels(file)
-            y = np.load(y_file, allow_pickle=False)
-            return _array_shape(x_shape, y, task)
-        pq = _import_parquet()
-        meta = pq.read_metadata(file)
-        n_features = meta.num_columns - 1
-        return (meta.num_rows, n_features, task, ())
-    except (DatasetError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        return (None, None, task, (str(exc),))
+            x_name, y_name = f"{file}[X]", f"{file}[y]"
+        elif suffix == ".npy":
+            x_shape, x_dtype = _npy_file_header(file)
+            y_file = _labels_file(file)
+            y = _load_npy(y_file)
+            x_name, y_name = str(file), str(y_file)
+        else:
+            pq = _import_parquet()
+            meta = pq.read_metadata(file)
+            n_features = meta.num_columns - 1
+            return (meta.num_rows, n_features, task, (), None)
+        _check_array_shapes(x_name, x_shape, x_dtype, y_name, y)
+        if task is None:
+            task = _infer_task(np.asarray(y).ravel())
+        return (x_shape[0], x_shape[1], task, (), None)
+    except (
+        DatasetError,
+        BackendUnavailableError,
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        csv.Error,
+        zipfile.BadZipFile,
+    ) as exc:
+        return (None, None, task, (str(exc),), str(exc))
 
 
 # -- parameters and paths -----------------------------------------------------------
@@ -140,14 +165,63 @@ def _existing_file(path: str | None) -> Path:
             ".parquet file."
         )
     file = Path(path)
-    if not file.is_file():
-        raise DatasetError(f"custom dataset file not found: {file}")
+    check_regular_file(file, "custom dataset file")
     if file.suffix.lower() not in _SUFFIXES:
         raise DatasetError(
-            f"custom dataset file {file} has an unsupported suffix "
+            f"custom dataset file {show_path(file)} has an unsupported suffix "
             f"{file.suffix!r}; expected one of {', '.join(_SUFFIXES)}."
         )
     return file
+
+
+def show_path(path: Path | str) -> str:
+    """``path`` for a message: as is, or quoted with escapes when it holds control
+    characters (which a terminal would otherwise act on or hide)."""
+    text = str(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return repr(text)
+    return text
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def check_regular_file(file: Path, what: str) -> None:
+    """DatasetError unless ``file`` is a regular file (links followed), saying what
+    it is instead. Only ``stat`` is called: a FIFO is never opened, so never
+    waited on."""
+    shown = show_path(file)
+    if "\0" in str(file):
+        raise DatasetError(f"{what} {shown}: the path contains a NUL byte.")
+    try:
+        mode = os.stat(file).st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found: {shown}") from None
+    except NotADirectoryError:
+        parent = next(
+            (p for p in file.parents if p.exists() and not p.is_dir()), file.parent
+        )
+        raise DatasetError(
+            f"{what} not found: {shown} ({show_path(parent)} is a file, not a "
+            "directory)"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"{what} {shown}: cannot be read ({exc.strerror})."
+        ) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+    raise DatasetError(
+        f"{what} {shown} is {kind}, not a regular file; give the path of a "
+        ".csv, .npz, X .npy or .parquet file."
+    )
 
 
 def _task_param(params: Mapping[str, Any]) -> str | None:
@@ -227,9 +301,11 @@ def _read_csv(
     file: Path, target: str | None, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
     with _open_csv(file) as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
+        row_start = 1  # the line the row being read starts on
         try:
             names, target_index = _csv_header(file, reader, target)
+            row_start = reader.line_num + 1
             feature_names = [n for i, n in enumerate(names) if i != target_index]
             feature_columns = [i for i in range(len(names)) if i != target_index]
             blocks: list[np.ndarray] = []
@@ -238,9 +314,10 @@ def _read_csv(
             labels: list[str] = []
             lines: list[int] = []
             for row in reader:
+                line = reader.line_num
+                row_start = line + 1  # where the next row starts
                 if not any(cell.strip() for cell in row):
                     continue  # blank line
-                line = reader.line_num
                 if len(row) != len(names):
                     raise DatasetError(
                         f"{file}:{line}: expected {len(names)} fields as in the "
@@ -258,9 +335,7 @@ def _read_csv(
                     )
                     block, block_lines = [], []
         except csv.Error as exc:
-            raise DatasetError(
-                f"{file}:{reader.line_num}: malformed CSV: {exc}."
-            ) from None
+            raise _csv_error(file, exc, row_start, reader.line_num) from None
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{file}: not UTF-8 text ({exc}).") from None
     if block:
@@ -283,6 +358,16 @@ def _read_csv(
     if not allow_nan:
         _check_finite_features(X, where_x)
     return X, np.array(labels), tuple(feature_names), where
+
+
+def _csv_error(file: Path, exc: csv.Error, row_start: int, line: int) -> DatasetError:
+    if "unexpected end of data" in str(exc):
+        return DatasetError(
+            f"{file}:{row_start}: unterminated quote: a quoted field opened in the "
+            f"row starting on line {row_start} is never closed (the file ends at "
+            f"line {line})."
+        )
+    return DatasetError(f"{file}:{line}: malformed CSV: {exc}.")
 
 
 def _csv_block(
@@ -347,9 +432,76 @@ def _estimate_data_lines(file: Path, size: int) -> int:
 # -- NumPy files --------------------------------------------------------------------
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _npy_file_header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
-    with open(file, "rb") as handle:
-        return _npy_header(handle, str(file))
+    """Shape and dtype of a ``.npy`` file, checked as :func:`_load_npy` checks it,
+    without reading the array."""
+    with _open_npy(file) as handle:
+        return _checked_npy_header(handle, file)[:2]
+
+
+def _open_npy(file: Path) -> IO[bytes]:
+    check_regular_file(file, "custom dataset file")
+    try:
+        return open(file, "rb")
+    except OSError as exc:
+        raise DatasetError(
+            f"{show_path(file)}: cannot be read ({exc.strerror})."
+        ) from None
+
+
+def _checked_npy_header(
+    handle: IO[bytes], file: Path
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes expected) of an open ``.npy``; DatasetError saying
+    what the file is when it is not a whole, pickle-free ``.npy`` array."""
+    shown = show_path(file)
+    start = handle.read(len(_NPY_MAGIC))
+    if not start:
+        raise DatasetError(
+            f"{shown}: the file is empty (0 bytes); expected a .npy array."
+        )
+    if start.startswith(_ZIP_MAGIC):
+        raise DatasetError(
+            f"{shown}: this is a .npz archive (zip), not a .npy array; rename it "
+            "to .npz and set dataset.path to it."
+        )
+    if start != _NPY_MAGIC:
+        raise DatasetError(
+            f"{shown}: not a .npy array (it does not start with the .npy magic bytes)."
+        )
+    handle.seek(0)
+    shape, dtype = _npy_header(handle, shown)
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{shown}: the array holds Python objects (dtype {dtype}), which only "
+            "unpickling could read; mlx never unpickles data files. Save it with a "
+            "numeric or string dtype."
+        )
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    size = os.fstat(handle.fileno()).st_size
+    available = size - handle.tell()
+    if available < expected:
+        raise DatasetError(
+            f"{shown}: the file is truncated: its header says shape {shape} of "
+            f"{dtype}, {expected:,} bytes of data, but only {available:,} follow."
+        )
+    return shape, dtype, expected
+
+
+def _load_npy(file: Path) -> np.ndarray:
+    with _open_npy(file) as handle:
+        _checked_npy_header(handle, file)
+        handle.seek(0)
+        try:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DatasetError(
+                f"{show_path(file)}: cannot read as .npy ({exc})."
+            ) from None
 
 
 def _npy_header(handle: IO[bytes], name: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -374,22 +526,19 @@ def _npy_header_in_zip(
             f"{file}: no array {key!r}; a .npz custom dataset holds arrays 'X' and 'y'."
         ) from None
     with handle:
-        return _npy_header(handle, f"{file}[{key}]")
-
-
-def _array_shape(
-    x_shape: tuple[int, ...], y: np.ndarray, task: str | None
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
-    if len(x_shape) != 2:
-        return (None, None, task, (f"X has shape {x_shape}; expected 2-D",))
-    if task is None:
-        task = _infer_task(np.asarray(y).ravel())
-    return (x_shape[0], x_shape[1], task, ())
+        shape, dtype = _npy_header(handle, f"{file}[{key}]")
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{file}[{key}]: the array holds Python objects (dtype {dtype}), which "
+            "only unpickling could read; mlx never unpickles data files."
+        )
+    return shape, dtype
 
 
 def _read_npz(
     file: Path, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    _check_npz_magic(file)
     try:
         with np.load(file, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
@@ -407,22 +556,79 @@ def _read_npz(
     return _check_arrays(file, f"{file}[X]", X, f"{file}[y]", y, allow_nan)
 
 
+def _check_npz_magic(file: Path) -> None:
+    shown = show_path(file)
+    try:
+        with open(file, "rb") as handle:
+            start = handle.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise DatasetError(f"{shown}: cannot be read ({exc.strerror}).") from None
+    if not start:
+        raise DatasetError(
+            f"{shown}: the file is empty (0 bytes); expected a .npz archive."
+        )
+    if start == _NPY_MAGIC:
+        raise DatasetError(
+            f"{shown}: this is a single .npy array, not a .npz archive; a .npz "
+            "custom dataset holds arrays 'X' and 'y' (np.savez(path, X=X, y=y))."
+        )
+    if not start.startswith(_ZIP_MAGIC):
+        raise DatasetError(f"{shown}: not a .npz archive (not a zip file).")
+
+
 def _read_npy_pair(
     file: Path, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    y_file = _labels_file(file)
+    X, y = _load_npy(file), _load_npy(y_file)
+    return _check_arrays(file, str(file), X, str(y_file), y, allow_nan)
+
+
+def _labels_file(file: Path) -> Path:
     y_file = features_path_to_labels(file)
-    if not y_file.is_file():
+    try:
+        os.stat(y_file)
+    except FileNotFoundError:
         raise DatasetError(
-            f"{file}: the labels file {y_file.name} is missing beside it "
-            f"(expected {y_file})."
+            f"{show_path(file)}: the labels file {y_file.name} is missing beside it "
+            f"(expected {show_path(y_file)})."
+        ) from None
+    except OSError:
+        pass  # check_regular_file says what is wrong
+    check_regular_file(y_file, "custom dataset labels file")
+    return y_file
+
+
+def _check_array_shapes(
+    x_name: str,
+    x_shape: tuple[int, ...],
+    x_dtype: np.dtype,
+    y_name: str,
+    y: np.ndarray,
+) -> np.ndarray:
+    """DatasetError unless X (by its shape and dtype) and y fit together; returns
+    y as 1-D."""
+    if len(x_shape) != 2:
+        raise DatasetError(
+            f"{x_name} must have shape (n_samples, n_features); got shape {x_shape}."
         )
-    arrays = []
-    for f in (file, y_file):
-        try:
-            arrays.append(np.load(f, allow_pickle=False))
-        except (OSError, ValueError, EOFError) as exc:
-            raise DatasetError(f"{f}: cannot read as .npy ({exc}).") from None
-    return _check_arrays(file, str(file), arrays[0], str(y_file), arrays[1], allow_nan)
+    if x_dtype.kind not in "biuf":
+        raise DatasetError(f"{x_name} must be numeric; got dtype {x_dtype}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(f"{y_name} must have shape (n_samples,); got {y.shape}.")
+    if y.shape[0] != x_shape[0]:
+        raise DatasetError(
+            f"{y_name} has {y.shape[0]} labels but {x_name} has {x_shape[0]} rows."
+        )
+    if x_shape[0] == 0 or x_shape[1] == 0:
+        raise DatasetError(f"{x_name} is empty (shape {x_shape}).")
+    if y.dtype.kind not in "biufUS":
+        raise DatasetError(
+            f"{y_name} must hold numbers or strings; got dtype {y.dtype}."
+        )
+    return y
 
 
 def _check_arrays(
@@ -433,26 +639,7 @@ def _check_arrays(
     y: np.ndarray,
     allow_nan: bool,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
-    if X.ndim != 2:
-        raise DatasetError(
-            f"{x_name} must have shape (n_samples, n_features); got shape {X.shape}."
-        )
-    if X.dtype.kind not in "biuf":
-        raise DatasetError(f"{x_name} must be numeric; got dtype {X.dtype}.")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DatasetError(f"{y_name} must have shape (n_samples,); got {y.shape}.")
-    if y.shape[0] != X.shape[0]:
-        raise DatasetError(
-            f"{y_name} has {y.shape[0]} labels but {x_name} has {X.shape[0]} rows."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DatasetError(f"{x_name} is empty (shape {X.shape}).")
-    if y.dtype.kind not in "biufUS":
-        raise DatasetError(
-            f"{y_name} must hold numbers or strings; got dtype {y.dtype}."
-        )
+    y = _check_array_shapes(x_name, X.shape, X.dtype, y_name, y)
     X = np.asarray(X, dtype=np.float64)
     if not allow_nan:
         _check_finite_features(X, lambda r, c: f"{x_name}[{r}, {c}]")
