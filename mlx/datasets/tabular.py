@@ -400,7 +400,11 @@ def _csv_shape(
 ) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
     target = _target_param(params)
     with _open_csv(file) as handle:
-        names, _ = _csv_header(file, csv.reader(handle), target)
+        reader = csv.reader(handle, strict=True)
+        try:
+            names, _ = _csv_header(file, reader, target)
+        except csv.Error as exc:
+            raise _csv_error(file, exc, 1, reader.line_num) from None
     size = file.stat().st_size
     notes: tuple[str, ...] = ()
     if size <= _EXACT_COUNT_LIMIT:
@@ -893,7 +897,7 @@ def _regression_targets(
     if labels.floats is None:
         first = _first_non_numeric(labels.raw)
         raise DatasetError(
-            f"{where(first)}: label {labels.raw[first]!r} is not a number, but "
+            f"{where(first)}: label {str(labels.raw[first])!r} is not a number, but "
             f"{reason}, which needs numeric targets.",
             hint="set dataset.params.task: classification and use a classifier "
             "(an MLP with output_activation sigmoid or softmax)",
