@@ -144,6 +144,7 @@ def _execute(
         model_task=data_task(model.task, run),
     )
     loaded = time.perf_counter()
+    _check_outputs_hold_classes(config, splits)
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
 
     if resume is None:
@@ -666,6 +667,30 @@ def data_task(model_task: str, run: Any = None) -> str | None:
     if run is not None and _fingerprint_version(_stored_record(run)) < 2:
         return None
     return model_task
+
+
+def _check_outputs_hold_classes(config: ExperimentConfig, splits: Any) -> None:
+    """DatasetError, before any run exists, when an MLP has fewer outputs than the
+    data has classes (training would stop at the first batch)."""
+    from mlx.errors import DatasetError
+
+    if config.model.name != "mlp" or splits.n_classes is None:
+        return
+    params = config.model.params
+    activation = params.get("output_activation")
+    outputs = int(params["layer_sizes"][-1])
+    room = 2 if activation == "sigmoid" else outputs
+    if activation not in ("sigmoid", "softmax") or splits.n_classes <= room:
+        return
+    source = splits.preprocessing.get("source") or config.dataset.name
+    names = splits.class_names or ()
+    shown = ", ".join(str(c) for c in names[:5]) + (", ..." if len(names) > 5 else "")
+    raise DatasetError(
+        f"{source}: the data has {splits.n_classes} classes ({shown}), but the "
+        f"model's {activation} output has room for {room}",
+        hint=f"set model.params.layer_sizes[-1] to {splits.n_classes} with "
+        "output_activation: softmax",
+    )
 
 
 def data_record(

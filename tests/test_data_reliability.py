@@ -720,3 +720,21 @@ def test_an_unwritable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
         _clean_error(done, str(locked / "mnist"))
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("layer_sizes", "activation", "room"),
+    [([2, 8, 3], "softmax", 3), ([2, 8, 1], "sigmoid", 2), ([2, 8, 2], "sigmoid", 2)],
+    ids=["softmax-3", "sigmoid-1", "sigmoid-2"],
+)
+def test_more_classes_than_outputs_is_refused_before_the_run(
+    prices: Path, layer_sizes: list, activation: str, room: int
+) -> None:
+    done = _run(prices, _config("prices.csv", layer_sizes, activation))
+    _clean_error(
+        done,
+        "prices.csv: the data has 5 classes (10, 20, 30, 40, 50), but the model's "
+        f"{activation} output has room for {room}",
+        "layer_sizes[-1] to 5",
+    )
+    _nothing_written(prices)
