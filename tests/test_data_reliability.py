@@ -15,6 +15,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 from helpers import cli_env, run_cli, write_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlx.datasets.fingerprint import sampled_fingerprint, split_fingerprint
 from mlx.datasets.splits import split_indices
@@ -738,3 +740,51 @@ def test_more_classes_than_outputs_is_refused_before_the_run(
         "layer_sizes[-1] to 5",
     )
     _nothing_written(prices)
+
+
+_INTEGERS = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.integers(-5, 5),
+    st.sampled_from([2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_INTEGERS, min_size=2, max_size=30), as_text=st.booleans())
+def test_integer_labels_never_merge(values: list, as_text: bool) -> None:
+    if len(set(values)) < 2:
+        values = [*values, max(values) + 1]
+    labels = np.array([str(v) for v in values]) if as_text else _int_array(values)
+    if labels is None:
+        return  # beyond what one NumPy integer dtype holds; the text case covers it
+    y, _, n_classes, names = encode_labels(labels, "classification", _where)
+    assert n_classes == len(set(values))
+    assert names == tuple(sorted(set(values)))
+    assert [names[i] for i in y] == values
+
+
+def _int_array(values: list) -> np.ndarray | None:
+    for dtype in (np.int64, np.uint64):
+        info = np.iinfo(dtype)
+        if all(info.min <= v <= info.max for v in values):
+            return np.array(values, dtype=dtype)
+    return None
+
+
+def test_parquet_labels_follow_the_same_rules(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    n = 40
+    values = [2**64 - 1, 2**64 - 2, 2**63, 7]
+    table = pa.table(
+        {
+            "a": np.random.default_rng(8).random(n),
+            "b": np.random.default_rng(9).random(n),
+            "price": pa.array([values[i % 4] for i in range(n)], type=pa.uint64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    done = _run(tmp_path, _config("d.parquet", [2, 4, 4], "softmax"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["preprocessing"]["labels"]["classes"] == sorted(values)
