@@ -84,7 +84,30 @@ def _shape(info: DatasetInfo) -> str:
     return f"{info.n_samples:,} samples x {info.n_features:,} features"
 
 
-def _task(info: DatasetInfo) -> str:
+def model_task(model: ModelConfig) -> str | None:
+    """The task a built-in model trains for (None for custom models): an MLP
+    without ``output_activation`` and linear regression regress, others classify."""
+    if model.name == "mlp":
+        activation = model.params.get("output_activation")
+        return "regression" if activation is None else "classification"
+    if model.name == "linear_regression":
+        return "regression"
+    return None
+
+
+def _task(info: DatasetInfo, by_model: str | None) -> str:
+    if info.task is None and info.name == "custom":
+        # the model's task decides how a custom dataset's labels are read
+        if by_model is None:
+            if info.label_task is None:
+                return _UNKNOWN
+            return f"{info.label_task} by the labels, unless the model's task differs"
+        if info.label_task is not None and info.label_task != by_model:
+            return (
+                f"{by_model}, the model's (the labels alone suggest "
+                f"{info.label_task}; set dataset.params.task to say which)"
+            )
+        return by_model
     if info.task is None:
         return _UNKNOWN
     if info.task == "classification" and info.n_classes is not None:
@@ -109,7 +132,7 @@ def render_plan(plan: Plan) -> str:
     rows = [
         ("dataset", info.name),
         ("shape", _shape(info)),
-        ("task", _task(info)),
+        ("task", _task(info, model_task(plan.config.model))),
         ("memory", memory),
         ("model", model),
         ("outputs", plan.run_directory),

@@ -788,3 +788,32 @@ def test_parquet_labels_follow_the_same_rules(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     record = json.loads((_only_run(tmp_path) / "data.json").read_text())
     assert record["preprocessing"]["labels"]["classes"] == sorted(values)
+
+
+@pytest.mark.parametrize(
+    ("labels", "layer_sizes", "activation", "task", "suggested"),
+    [
+        (np.arange(8), [2, 4, 8], "softmax", "classification", "regression"),
+        (np.arange(40) % 4, [2, 4, 1], None, "regression", "classification"),
+        (np.arange(40) % 4, None, None, "regression", "classification"),
+    ],
+    ids=["tiny-npy-to-softmax", "few-integers-to-mlp", "few-integers-to-linear"],
+)
+def test_npy_labels_follow_the_model_in_the_plan_and_the_run(
+    tmp_path: Path, labels, layer_sizes, activation, task: str, suggested: str
+) -> None:
+    np.save(tmp_path / "X.npy", np.random.default_rng(10).random((len(labels), 2)))
+    np.save(tmp_path / "y.npy", labels)
+    config = _config(
+        "X.npy", layer_sizes, activation, validation_split=0.0, test_split=0.25
+    )
+    dry = _run(tmp_path, config, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [x for x in dry.stdout.splitlines() if x.startswith("  task:")]
+    assert f"{task}, the model's (the labels alone suggest {suggested}" in line
+    assert "can run here: yes" in dry.stdout
+    done = _run(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    assert f"dataset.params.task: {task}" in done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["task"] == task

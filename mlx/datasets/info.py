@@ -36,6 +36,9 @@ class DatasetInfo:
     ``split_sizes`` is (n_train, n_val, n_test) under the configured fractions.
     ``source`` is the file or directory the data is read from, if any.
     ``problem``, when set, is what loading would fail on, found in what was read.
+    ``task`` is the task the dataset fixes (by its kind, or a custom dataset's
+    ``task`` parameter); ``label_task`` the task a custom dataset's labels suggest
+    on their own, which the model's task overrides when ``task`` is None.
     """
 
     name: str
@@ -49,6 +52,7 @@ class DatasetInfo:
     split_sizes: tuple[int, int, int] | None = None
     source: str | None = None
     problem: str | None = None
+    label_task: str | None = None
 
 
 def describe(dataset: DatasetConfig) -> DatasetInfo:
@@ -202,21 +206,21 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
 def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import tabular
 
-    n_samples, n_features, task, notes, problem = tabular.custom_shape(
-        dataset.path, dataset.params
-    )
+    shape = tabular.custom_shape(dataset.path, dataset.params)
+    n_samples, n_features = shape.n_samples, shape.n_features
     memory = None
     if n_samples is not None and n_features is not None:
         memory = n_samples * (n_features * _FLOAT64 + _LABEL)
     return DatasetInfo(
         name="custom",
-        task=task,
+        task=shape.task,
         n_samples=n_samples,
         n_features=n_features,
         n_classes=None,
         memory_bytes=memory,
-        notes=notes,
+        notes=shape.notes,
         split_sizes=_splits(dataset.params, n_samples),
         source=dataset.path,
-        problem=problem,
+        problem=shape.problem,
+        label_task=shape.label_task,
     )

@@ -39,7 +39,13 @@ import numpy as np
 from mlx.datasets._checks import check_bool, param
 from mlx.errors import BackendUnavailableError, DatasetError, DataWarning
 
-__all__ = ["TabularData", "custom_shape", "features_path_to_labels", "load_custom"]
+__all__ = [
+    "CustomShape",
+    "TabularData",
+    "custom_shape",
+    "features_path_to_labels",
+    "load_custom",
+]
 
 _MAX_CLASSES_INFERRED = 20
 _CSV_BLOCK_ROWS = 8192
@@ -104,27 +110,42 @@ def load_custom(
     return TabularData(X, y, task, n_classes, class_names, names)
 
 
-def custom_shape(
-    path: str | None, params: Mapping[str, Any]
-) -> tuple[int | None, int | None, str | None, tuple[str, ...], str | None]:
-    """Cheap (n_samples, n_features, task, notes, problem) of a custom dataset.
+@dataclasses.dataclass(frozen=True)
+class CustomShape:
+    """What :func:`custom_shape` found; ``None`` where unknown.
+
+    ``task`` is the ``task`` parameter; ``label_task`` the task the labels suggest
+    on their own (read from .npy/.npz labels), which the model's task overrides.
+    ``problem`` says what would make loading fail.
+    """
+
+    n_samples: int | None = None
+    n_features: int | None = None
+    task: str | None = None
+    label_task: str | None = None
+    notes: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
+    """Cheap shape, task and problems of a custom dataset.
 
     Reads headers only (plus the label array of .npy and .npz data), never raises:
     ``problem`` says what would make loading fail (a missing file or target
-    column, a pickled, truncated or misnamed array, X and y of different lengths),
-    and unknown values are None.
+    column, a pickled, truncated or misnamed array, X and y of different lengths).
     """
     task = params.get("task") if params.get("task") in _TASKS else None
     try:
         file = _existing_file(path)
         suffix = file.suffix.lower()
         if suffix == ".csv":
-            return (*_csv_shape(file, params, task), None)
+            n_rows, n_features, notes = _csv_shape(file, params)
+            return CustomShape(n_rows, n_features, task, notes=notes)
         if suffix == ".npz":
             _check_npz_magic(file)
             with zipfile.ZipFile(file) as archive:
                 x_shape, x_dtype = _npy_header_in_zip(archive, "X", file)
-                y_shape, y_dtype = _npy_header_in_zip(archive, "y", file)
+                _npy_header_in_zip(archive, "y", file)
                 with archive.open("y.npy") as handle:
                     y = np.lib.format.read_array(handle, allow_pickle=False)
             x_name, y_name = f"{file}[X]", f"{file}[y]"
@@ -136,12 +157,10 @@ def custom_shape(
         else:
             pq = _import_parquet()
             meta = pq.read_metadata(file)
-            n_features = meta.num_columns - 1
-            return (meta.num_rows, n_features, task, (), None)
-        _check_array_shapes(x_name, x_shape, x_dtype, y_name, y)
-        if task is None:
-            task = _infer_task(np.asarray(y).ravel())
-        return (x_shape[0], x_shape[1], task, (), None)
+            return CustomShape(meta.num_rows, meta.num_columns - 1, task)
+        y = _check_array_shapes(x_name, x_shape, x_dtype, y_name, y)
+        label_task = _infer_task(np.asarray(y).ravel())
+        return CustomShape(x_shape[0], x_shape[1], task, label_task)
     except (
         DatasetError,
         BackendUnavailableError,
@@ -152,7 +171,7 @@ def custom_shape(
         csv.Error,
         zipfile.BadZipFile,
     ) as exc:
-        return (None, None, task, (str(exc),), str(exc))
+        return CustomShape(task=task, notes=(str(exc),), problem=str(exc))
 
 
 # -- parameters and paths -----------------------------------------------------------
@@ -396,8 +415,8 @@ def _csv_block(
 
 
 def _csv_shape(
-    file: Path, params: Mapping[str, Any], task: str | None
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    file: Path, params: Mapping[str, Any]
+) -> tuple[int, int, tuple[str, ...]]:
     target = _target_param(params)
     with _open_csv(file) as handle:
         reader = csv.reader(handle, strict=True)
@@ -412,7 +431,7 @@ def _csv_shape(
     else:
         n_rows = _estimate_data_lines(file, size)
         notes = ("n_samples estimated from the file size",)
-    return (n_rows, len(names) - 1, task, notes)
+    return (n_rows, len(names) - 1, notes)
 
 
 def _count_data_lines(file: Path) -> int:
