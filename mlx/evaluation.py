@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
 
 __all__ = ["SPLITS", "evaluate", "model_outputs"]
 
@@ -90,12 +91,17 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    splits = datasets.load(
-        config.dataset,
-        config.training.seed,
-        feature_dtype(config, run),
-        model_task=data_task(task, run),
-    )
+    with warnings.catch_warnings():
+        # the run said so when it trained, and data.json records it
+        warnings.filterwarnings(
+            "ignore", message=r".*: the labels look like", category=DataWarning
+        )
+        splits = datasets.load(
+            config.dataset,
+            config.training.seed,
+            feature_dtype(config, run),
+            model_task=data_task(task, run),
+        )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:
