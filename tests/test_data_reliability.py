@@ -298,6 +298,7 @@ def _where(i: int) -> str:
         (np.array(["1", "1.0", "2", "2"]), (1, 2)),  # the same number twice
         (np.array([True, False, True, True]), (0, 1)),
         (np.array(["1e19", "10000000000000000001", "5", "5"]), (5, _BIG, _BIG + 1)),
+        (np.array(["1e400", "1e400", "2", "2"]), (2, 10**400)),
         (np.array([-(2**63), 2**63 - 1, 0, 0], dtype=np.int64), None),
     ],
     ids=[
@@ -307,6 +308,7 @@ def _where(i: int) -> str:
         "one-number-two-spellings",
         "bools",
         "float-and-int-spellings",
+        "exponent-beyond-float64",
         "int64-extremes",
     ],
 )

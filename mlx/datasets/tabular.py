@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import decimal
 import os
 import stat
 import warnings
@@ -810,24 +811,35 @@ def _exact_floats(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Label
     return _Labels(raw, floats, floats, first)
 
 
+# Digits of the largest integer label read exactly (Python's own limit for turning
+# text into an int): beyond it a label is refused rather than built in memory.
+_MAX_LABEL_DIGITS = 4300
+
+
 def _exact_texts(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Labels:
-    """Numeric text with values of 2**53 or more: each label parsed exactly."""
+    """Numeric text with values of 2**53 or more: each label parsed exactly, as a
+    decimal number (``1e19`` and ``10000000000000000001`` stay apart)."""
     values: list[Any] = []
     fractional = None
     for i, text in enumerate(raw.tolist()):
         text = text.decode() if isinstance(text, bytes) else text
         try:
-            values.append(int(text))
-            continue
-        except ValueError:
-            number = float(text)
-        if not np.isfinite(number):
+            number = decimal.Decimal(text.strip())
+        except decimal.InvalidOperation:
+            raise DatasetError(
+                f"{where(i)}: label {text!r} is not a decimal number."
+            ) from None
+        if not number.is_finite():
             raise DatasetError(f"{where(i)}: label is {text}; labels must be finite.")
-        if number != round(number):
-            fractional = i if fractional is None else fractional
-            values.append(number)
+        if number.adjusted() >= _MAX_LABEL_DIGITS:
+            raise DatasetError(
+                f"{where(i)}: label {text} has more than {_MAX_LABEL_DIGITS} digits."
+            )
+        if number == number.to_integral_value():
+            values.append(int(number))
         else:
-            values.append(int(number))  # exact: a float64 is a whole integer
+            fractional = i if fractional is None else fractional
+            values.append(float(number))
     exact = np.empty(len(values), dtype=object)
     exact[:] = values
     return _Labels(raw, floats, exact, fractional)
