@@ -820,3 +820,20 @@ def test_npy_labels_follow_the_model_in_the_plan_and_the_run(
     assert f"dataset.params.task: {task}" in done.stderr
     record = json.loads((_only_run(tmp_path) / "data.json").read_text())
     assert record["task"] == task
+
+
+def test_a_run_that_followed_the_model_resumes_on_the_same_data(prices: Path) -> None:
+    config = _config("prices.csv", [2, 8, 1])
+    config["output"]["checkpoint_frequency"] = 1
+    done = _run(prices, config)
+    assert done.returncode == 0, done.stderr
+    run = _only_run(prices)
+    resumed = run_cli(
+        ["run-experiment", "--resume", run.name, "--set", "training.epochs=3"],
+        prices,
+        timeout=TIMEOUT,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert "val_r2" in metrics[-1]
