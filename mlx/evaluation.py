@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
 from mlx.models._contract import model_outputs  # re-exported: part of this API
 
 __all__ = ["SPLITS", "evaluate", "model_outputs"]
@@ -47,7 +48,12 @@ def evaluate(
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record, feature_dtype, stored_config
+    from mlx.experiment import (
+        check_data_record,
+        data_task,
+        feature_dtype,
+        stored_config,
+    )
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models._contract import model_task, parameter_count
 
@@ -73,9 +79,17 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
-    )
+    with warnings.catch_warnings():
+        # the run said so when it trained, and data.json records it
+        warnings.filterwarnings(
+            "ignore", message=r".*: the labels look like", category=DataWarning
+        )
+        splits = datasets.load(
+            config.dataset,
+            config.training.seed,
+            feature_dtype(config, run),
+            model_task=data_task(task, run),
+        )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:

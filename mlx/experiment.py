@@ -135,11 +135,16 @@ def _execute(
     # everything that can fail on bad input happens before the run directory exists
     # (or, on resume, before anything in it changes)
     run: Any = resume.run if resume is not None else None
+    model = models.get_model(config.model.name, _model_params(config))
+    # the model decides the task: the data's labels are read for it (see data_task)
     splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
+        config.dataset,
+        config.training.seed,
+        feature_dtype(config, run),
+        model_task=data_task(model.task, run),
     )
     loaded = time.perf_counter()
-    model = models.get_model(config.model.name, _model_params(config))
+    _check_outputs_hold_classes(config, splits)
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
 
     if resume is None:
@@ -677,12 +682,58 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
     return "float64"
 
 
+def data_task(model_task: str, run: Any = None) -> str | None:
+    """The task a run's data is read for: the model's (``model_task``).
+
+    For an existing ``run`` recorded before fingerprint version 2 (when a custom
+    dataset's task was inferred from its labels alone) ``None``, so its data is
+    rebuilt as it was recorded.
+    """
+    if run is not None and _fingerprint_version(_stored_record(run)) < 2:
+        return None
+    return model_task
+
+
+def _check_outputs_hold_classes(config: ExperimentConfig, splits: Any) -> None:
+    """DatasetError, before any run exists, when an MLP has fewer outputs than the
+    data has classes (training would stop at the first batch)."""
+    from mlx.errors import DatasetError
+
+    if config.model.name != "mlp" or splits.n_classes is None:
+        return
+    params = config.model.params
+    activation = params.get("output_activation")
+    outputs = int(params["layer_sizes"][-1])
+    room = 2 if activation == "sigmoid" else outputs
+    if activation not in ("sigmoid", "softmax") or splits.n_classes <= room:
+        return
+    source = splits.preprocessing.get("source") or config.dataset.name
+    names = splits.class_names or ()
+    shown = ", ".join(str(c) for c in names[:5]) + (", ..." if len(names) > 5 else "")
+    raise DatasetError(
+        f"{source}: the data has {splits.n_classes} classes ({shown}), but the "
+        f"model's {activation} output has room for {room}",
+        hint=f"set model.params.layer_sizes[-1] to {splits.n_classes} with "
+        "output_activation: softmax",
+    )
+
+
 def data_record(
-    splits: Any, names: Sequence[str] = ("train", "val", "test")
+    splits: Any, names: Sequence[str] = ("train", "val", "test"), version: int = 0
 ) -> dict[str, Any]:
-    """A cheap fingerprint of the named splits, to notice when eval or resume would
-    see other data."""
+    """The fingerprint of the named splits, to notice when eval or resume would see
+    other data: SHA-256 over every byte of each split (``version`` 2, the default),
+    or of 256 sampled rows (``version`` 1, runs recorded before)."""
+    from mlx.datasets.fingerprint import (
+        FINGERPRINT_VERSION,
+        sampled_fingerprint,
+        split_fingerprint,
+    )
+
+    version = version or FINGERPRINT_VERSION
+    digest = split_fingerprint if version >= 2 else sampled_fingerprint
     record: dict[str, Any] = {
+        "fingerprint_version": version,
         "task": splits.task,
         "n_features": splits.n_features,
         "n_classes": splits.n_classes,
@@ -694,21 +745,8 @@ def data_record(
     record["image_shape"] = None if shape is None else [int(n) for n in shape]
     for name in names:
         X, y = getattr(splits, name)
-        record[name] = {"shape": list(X.shape), "sha256": _fingerprint(X, y)}
+        record[name] = {"shape": list(X.shape), "sha256": digest(X, y)}
     return record
-
-
-def _fingerprint(X: Any, y: Any) -> str:
-    import numpy as np
-
-    # hash up to 256 evenly spaced rows and every label: cheap (a few ms for wide
-    # data), yet a changed file, seed or split shows up
-    rows = np.linspace(0, len(X) - 1, num=min(len(X), 256)).astype(np.int64)
-    digest = hashlib.sha256()
-    digest.update(str((X.shape, X.dtype.str, y.shape, y.dtype.str)).encode())
-    digest.update(np.ascontiguousarray(X[rows]).tobytes())
-    digest.update(np.ascontiguousarray(y).tobytes())
-    return digest.hexdigest()
 
 
 def _write_data_record(run: Any, splits: Any) -> None:
@@ -717,27 +755,71 @@ def _write_data_record(run: Any, splits: Any) -> None:
     write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
 
 
+def _stored_record(run: Any) -> Any:
+    path = run.path / "data.json"
+    try:
+        return _read_json(path, RunError)
+    except RunError as exc:
+        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+
+
+def _fingerprint_version(stored: Any) -> int:
+    """The fingerprint version of a ``data.json``: 1 when it has none (older runs)."""
+    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
+
+    if not isinstance(stored, dict):
+        return FINGERPRINT_VERSION  # check_data_record reports the file
+    version = stored.get("fingerprint_version", 1)
+    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
+        return FINGERPRINT_VERSION
+    return version
+
+
 def check_data_record(
     run: Any, splits: Any, names: Sequence[str] = ("train", "val", "test")
 ) -> None:
-    """RunError unless ``splits`` still match what the run recorded in data.json."""
+    """RunError unless ``splits`` still match what the run recorded in data.json,
+    compared the way the record was made (its ``fingerprint_version``)."""
     import json
 
+    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
+
     path = run.path / "data.json"
-    try:
-        stored = _read_json(path, RunError)
-    except RunError as exc:
-        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    stored = _stored_record(run)
+    if not isinstance(stored, dict):
+        raise RunError(f"{path} is corrupt: it must hold a JSON object")
+    version = stored.get("fingerprint_version", 1)
+    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
+        raise RunError(
+            f"{path}: fingerprint_version {version!r} is not one this mlx knows "
+            f"(1 to {FINGERPRINT_VERSION})",
+            hint="the run was recorded by a newer mlx, or data.json was edited",
+        )
     # only the splits asked about are hashed: eval checks just the one it scores
-    current = json.loads(json.dumps(data_record(splits, names)))
+    current = json.loads(json.dumps(data_record(splits, names, version)))
+    method = (
+        "SHA-256 of every byte of X and y"
+        if version >= 2
+        else "SHA-256 of 256 sampled rows and the labels, as recorded by older mlx"
+    )
     for name in names:
-        if stored.get(name) != current[name]:
-            raise RunError(
-                f"the {name} split rebuilt for run {run.run_id} differs from the one "
-                f"it was trained with (stored {stored.get(name)}, now {current[name]})",
-                hint="the dataset files or the seed changed since the run began; "
-                "using it would train or score other data",
+        before, now = stored.get(name), current[name]
+        if before == now:
+            continue
+        if not isinstance(before, dict) or before.get("shape") != now["shape"]:
+            shown = before.get("shape") if isinstance(before, dict) else before
+            detail = f"its shape was {shown}, now {now['shape']}"
+        else:
+            detail = (
+                f"its contents changed ({method}: recorded "
+                f"{str(before.get('sha256'))[:16]}..., now {now['sha256'][:16]}...)"
             )
+        raise RunError(
+            f"the {name} split rebuilt for run {run.run_id} differs from the one "
+            f"it was trained with: {detail}",
+            hint="the dataset files or the seed changed since the run began; "
+            "using it would train or score other data",
+        )
 
 
 def _read_json(path: Path, error: Any) -> Any:

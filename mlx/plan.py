@@ -2,8 +2,10 @@
 
 ``mlx run-experiment --dry-run`` prints :func:`render_dry_run`: the resolved
 configuration as YAML, then the plan (dataset shape, task and memory, model size,
-where outputs would go, and whether the model can run on this installation).
-Nothing here reads dataset files or writes anything.
+where outputs would go, and whether the run can go ahead here: the model on this
+installation, and the data as far as the plan read it). Nothing is trained or
+written; dataset files are read no further than their headers (and the label array
+of ``.npy``/``.npz`` data).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class Plan:
     """The dry-run plan of one experiment.
 
     ``run_directory`` is a pattern: the timestamp and the random suffix are chosen
-    when the run starts. ``blocker`` says why the model cannot run here (``None``
-    when it can).
+    when the run starts. ``blocker`` says why the run cannot run here (``None``
+    when it can): the model, or the data the plan read (headers, label arrays).
     """
 
     config: ExperimentConfig
@@ -64,8 +66,16 @@ def make_plan(config: ExperimentConfig) -> Plan:
         dataset=info,
         parameter_count=parameter_count(config.model, info.n_features),
         run_directory=f"{config.output.directory}/{config.name}-<timestamp>-xxxx/",
-        blocker=model_blocker(config.model.name, config.model.params),
+        blocker=model_blocker(config.model.name, config.model.params)
+        or _data_blocker(info),
     )
+
+
+def _data_blocker(info: DatasetInfo) -> str | None:
+    """Why the data the plan already read would stop the run, if it would."""
+    if info.problem is None:
+        return None
+    return f"the dataset would not load: {info.problem}"
 
 
 def _shape(info: DatasetInfo) -> str:
@@ -74,7 +84,30 @@ def _shape(info: DatasetInfo) -> str:
     return f"{info.n_samples:,} samples x {info.n_features:,} features"
 
 
-def _task(info: DatasetInfo) -> str:
+def model_task(model: ModelConfig) -> str | None:
+    """The task a built-in model trains for (None for custom models): an MLP
+    without ``output_activation`` and linear regression regress, others classify."""
+    if model.name == "mlp":
+        activation = model.params.get("output_activation")
+        return "regression" if activation is None else "classification"
+    if model.name == "linear_regression":
+        return "regression"
+    return None
+
+
+def _task(info: DatasetInfo, by_model: str | None) -> str:
+    if info.task is None and info.name == "custom":
+        # the model's task decides how a custom dataset's labels are read
+        if by_model is None:
+            if info.label_task is None:
+                return _UNKNOWN
+            return f"{info.label_task} by the labels, unless the model's task differs"
+        if info.label_task is not None and info.label_task != by_model:
+            return (
+                f"{by_model}, the model's (the labels alone suggest "
+                f"{info.label_task}; set dataset.params.task to say which)"
+            )
+        return by_model
     if info.task is None:
         return _UNKNOWN
     if info.task == "classification" and info.n_classes is not None:
@@ -99,7 +132,7 @@ def render_plan(plan: Plan) -> str:
     rows = [
         ("dataset", info.name),
         ("shape", _shape(info)),
-        ("task", _task(info)),
+        ("task", _task(info, model_task(plan.config.model))),
         ("memory", memory),
         ("model", model),
         ("outputs", plan.run_directory),

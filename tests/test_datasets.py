@@ -356,11 +356,12 @@ def test_describe_custom_reads_headers_only(tmp_path, rng):
     assert info.split_sizes == (40, 5, 5)
     np.savez(tmp_path / "d.npz", X=np.zeros((9, 4)), y=np.array(["a", "b"] * 4 + ["a"]))
     info = describe(_cfg("custom", tmp_path / "d.npz"))
-    assert (info.n_samples, info.n_features, info.task) == (9, 4, "classification")
+    assert (info.n_samples, info.n_features, info.task) == (9, 4, None)
+    assert info.label_task == "classification"
     np.save(tmp_path / "X.npy", np.zeros((6, 2)))
     np.save(tmp_path / "y.npy", np.linspace(0, 1, 6))
     info = describe(_cfg("custom", tmp_path / "X.npy"))
-    assert (info.n_samples, info.n_features, info.task) == (6, 2, "regression")
+    assert (info.n_samples, info.n_features, info.label_task) == (6, 2, "regression")
 
 
 def test_describe_never_raises_on_missing_files(tmp_path):

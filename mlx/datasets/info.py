@@ -70,6 +70,10 @@ class DatasetInfo:
     ``source`` is the file or directory the data is read from, if any.
     ``image_shape`` is (C, H, W) for image sets, whose rows are those images
     flattened channel-first; None for tabular and synthetic data.
+    ``problem``, when set, is what loading would fail on, found in what was read.
+    ``task`` is the task the dataset fixes (by its kind, or a custom dataset's
+    ``task`` parameter); ``label_task`` the task a custom dataset's labels suggest
+    on their own, which the model's task overrides when ``task`` is None.
     """
 
     name: str
@@ -83,6 +87,8 @@ class DatasetInfo:
     split_sizes: tuple[int, int, int] | None = None
     source: str | None = None
     image_shape: tuple[int, int, int] | None = None
+    problem: str | None = None
+    label_task: str | None = None
 
 
 def image_shape(data: Any) -> tuple[int, int, int] | None:
@@ -203,6 +209,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         if present
         else f"files not in {root} yet (set download: true to fetch them)"
     )
+    blocked = None if present else download.unusable_directory(root)
     n_samples = n_train + n_test
     return DatasetInfo(
         name=name,
@@ -216,6 +223,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         split_sizes=_splits(dataset.params, n_train, n_test),
         source=str(root),
         image_shape=shape,
+        problem=blocked,
     )
 
 
@@ -276,20 +284,21 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
 def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import tabular
 
-    n_samples, n_features, task, notes = tabular.custom_shape(
-        dataset.path, dataset.params
-    )
+    shape = tabular.custom_shape(dataset.path, dataset.params)
+    n_samples, n_features = shape.n_samples, shape.n_features
     memory = None
     if n_samples is not None and n_features is not None:
         memory = n_samples * (n_features * _FLOAT64 + _LABEL)
     return DatasetInfo(
         name="custom",
-        task=task,
+        task=shape.task,
         n_samples=n_samples,
         n_features=n_features,
         n_classes=None,
         memory_bytes=memory,
-        notes=notes,
+        notes=shape.notes,
         split_sizes=_splits(dataset.params, n_samples),
         source=dataset.path,
+        problem=shape.problem,
+        label_task=shape.label_task,
     )

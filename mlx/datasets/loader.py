@@ -24,7 +24,13 @@ _DEFAULT_SPLIT = 0.1
 _DEFAULT_IMAGE_SIZE = 64
 
 
-def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> Splits:
+def load(
+    dataset: DatasetConfig,
+    seed: int,
+    feature_dtype: str = "float64",
+    *,
+    model_task: str | None = None,
+) -> Splits:
     """Load ``dataset`` and split it with a permutation seeded by ``seed``.
 
     ``seed`` is ``training.seed``. Synthetic data is generated with
@@ -38,6 +44,11 @@ def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> S
     converting the float64 splits gives, with less memory and fewer passes over
     the data. Standardized features are computed and kept in float64; image sets
     are float32 either way. ``preprocessing["feature_dtype"]`` records the result.
+
+    ``model_task`` is the task of the model the data is for. A custom dataset
+    without a ``task`` parameter is read for it (with a DataWarning when its labels
+    suggested the other task); a dataset whose task is fixed (synthetic, images) or
+    set must agree with it. ``preprocessing["task"]`` records how the task was set.
     """
     seed = check_seed("load", "seed", seed)
     if feature_dtype not in ("float64", "float32"):
@@ -52,8 +63,24 @@ def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> S
         )
     if dataset.name not in ("synthetic_regression", "synthetic_classification"):
         if _check_memory(dataset):
-            return _image_set(dataset, seed, np.dtype(feature_dtype), streamed=True)
-    return loader(dataset, seed, np.dtype(feature_dtype))
+            splits = _image_set(dataset, seed, np.dtype(feature_dtype), streamed=True)
+            _check_task(splits, dataset, model_task)
+            return splits
+    if dataset.name == "custom":
+        return _custom(dataset, seed, np.dtype(feature_dtype), model_task)
+    splits = loader(dataset, seed, np.dtype(feature_dtype))
+    _check_task(splits, dataset, model_task)
+    return splits
+
+
+def _check_task(splits: Splits, dataset: DatasetConfig, model_task: str | None) -> None:
+    if model_task is not None and splits.task != model_task:
+        raise DatasetError(
+            f"dataset {dataset.name!r} is a {splits.task} dataset, but the model is "
+            f"a {model_task} model; make them agree",
+            hint="for an MLP, output_activation null means regression, sigmoid or "
+            "softmax mean classification",
+        )
 
 
 def _check_memory(dataset: DatasetConfig) -> bool:
@@ -131,9 +158,17 @@ def _standardized(dataset: DatasetConfig) -> bool:
 # -- custom -------------------------------------------------------------------------
 
 
-def _custom(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
-    data = load_custom(dataset.path, dataset.params)
+def _custom(
+    dataset: DatasetConfig, seed: int, dtype: np.dtype, model_task: str | None = None
+) -> Splits:
+    data = load_custom(dataset.path, dataset.params, model_task)
     extra: dict[str, Any] = {"source": dataset.path}
+    if dataset.params.get("task") is not None:
+        extra["task"] = {"value": data.task, "set_by": "dataset.params.task"}
+    elif model_task is not None:
+        extra["task"] = {"value": data.task, "set_by": "model"}
+    else:
+        extra["task"] = {"value": data.task, "set_by": "labels"}
     if data.class_names is not None:
         extra["labels"] = {"classes": list(data.class_names)}
     return _tabular_splits(
@@ -348,6 +383,13 @@ def _read_image_set(
 
 
 def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+    blocked = _download.unusable_directory(root)
+    if blocked:
+        return DatasetError(
+            f"{name} files not found: {blocked}.",
+            hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
+            f"the {name} files",
+        )
     return DatasetError(
         f"{name} files not found in {root} (missing: {', '.join(missing)}). "
         + _download.manual_instructions(name, root),
