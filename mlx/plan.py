@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-import yaml
-
+from mlx.config.documents import YamlDumper, dump_yaml
 from mlx.config.experiment import ExperimentConfig, ModelConfig
 from mlx.config.schema import format_bytes, model_blocker
 from mlx.datasets import DatasetInfo, describe
@@ -110,11 +109,11 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(YamlDumper):
     """Block mappings, but lists of scalars on one line (``[20, 64, 3]``)."""
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> Any:
+def _represent_list(dumper: YamlDumper, data: list) -> Any:
     flat = all(not isinstance(x, (list, dict)) for x in data)
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
 
@@ -124,7 +123,5 @@ _Dumper.add_representer(list, _represent_list)
 
 def render_dry_run(config: ExperimentConfig) -> str:
     """The resolved configuration as YAML, a blank line, then the plan."""
-    text = yaml.dump(
-        config.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False
-    )
+    text = dump_yaml(config.to_dict(), Dumper=_Dumper, allow_unicode=False)
     return text + "\n" + render_plan(make_plan(config))

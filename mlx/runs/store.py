@@ -375,7 +375,7 @@ class RunDir:
         (``original_config.json``, ``original_config.yaml``). Returns the path of
         ``config.yaml``.
         """
-        import yaml
+        from mlx.config.documents import dump_yaml
 
         data = config.to_dict() if hasattr(config, "to_dict") else config
         if not isinstance(data, Mapping):
@@ -383,9 +383,8 @@ class RunDir:
                 "write_config expects a mapping or an object with to_dict(); "
                 f"got {type(config).__name__}."
             )
-        text = yaml.safe_dump(
-            _plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True
-        )
+        # quoted wherever YAML 1.1 or 1.2 would read a string as something else
+        text = dump_yaml(_plain(data))
         write_text_atomic(self._inside(self.config_path), text)
         if original_path is not None:
             source = Path(original_path)
@@ -402,6 +401,8 @@ class RunDir:
         """The resolved configuration from ``config.yaml`` as plain data."""
         import yaml
 
+        from mlx.config.documents import load_yaml
+
         text = read_text_guarded(
             self.config_path, DOCUMENT_LIMIT, "the run's config", missing_ok=True
         )
@@ -411,7 +412,7 @@ class RunDir:
                 f"{os.fspath(self.config_path)!r}."
             )
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)  # YAML 1.2, as every config mlx reads
         except yaml.YAMLError as exc:
             raise RunError(
                 f"{os.fspath(self.config_path)}: not valid YAML: {exc}."
