@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import cli_env, run_cli, small_classification, write_config
 
 from mlx.config import ConfigError, load_config
 from mlx.config.documents import dump_yaml, load_yaml, parse_text, parse_value
 from mlx.runs import RunDir
-
-from helpers import cli_env, run_cli, small_classification, write_config
 
 # plain scalar -> what YAML 1.2 (core schema) says it is
 CORE = [
