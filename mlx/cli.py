@@ -150,6 +150,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader went away (`mlx runs | head -1`): stop quietly, as a Unix tool
+        # killed by SIGPIPE does, with the status a shell reports for one
+        _detach_closed_streams()
+        return EXIT_BROKEN_PIPE
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE
+
+
+def _detach_closed_streams() -> None:
+    """Point stdout (and a closed stderr) at /dev/null, so that the interpreter's
+    final flush finds nothing to complain about."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -157,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     warnings.showwarning = _show_warning
     try:
+        _check_path_arguments(parser, args)
         if args.command == "run-experiment":
             return _run_experiment(parser, args)
         if args.command == "runs":
@@ -167,11 +200,65 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _print_error(exc)
         return EXIT_ERROR
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # the environment said no somewhere no clearer message was made: still one
+        # line that names the path, never a traceback
+        if args.debug:
+            raise
+        _print_error(MLXError(_describe_os_error(exc)))
+        return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("error: interrupted", file=sys.stderr)
+        _err("error: interrupted")
         return 130
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    if not names:
+        return reason
+    import os
+
+    shown = " -> ".join(repr(os.fsdecode(n)) for n in names)
+    return f"{shown}: {reason}"
+
+
+# the arguments that name files or runs, and how usage errors call them
+_PATH_ARGUMENTS = (
+    ("config", "--config"),
+    ("resume", "--resume"),
+    ("experiment_id", "RUN"),
+    ("run", "RUN"),
+    ("root", "--root"),
+)
+
+
+def _check_path_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> None:
+    from mlx.utils.paths import control_character
+
+    for attribute, flag in _PATH_ARGUMENTS:
+        value = getattr(args, attribute, None)
+        bad = control_character(value) if isinstance(value, str) else None
+        if bad is not None:
+            _usage_error(
+                parser,
+                f"{flag} {value!r} contains the control character {bad!r}; "
+                "a path or run ID must be printable",
+            )
+
+
+def _err(text: str) -> None:
+    """One line on stderr; a closed stderr loses the line, never the command."""
+    try:
+        print(text, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
 
 
 _default_showwarning = warnings.showwarning
@@ -180,17 +267,20 @@ _default_showwarning = warnings.showwarning
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     # our own warnings read like our errors; anything else keeps Python's format
     if issubclass(category, MLXWarning):
-        print(f"warning: {message}", file=sys.stderr)
+        _err(f"warning: {message}")
     else:
-        _default_showwarning(message, category, *args, **kwargs)
+        try:
+            _default_showwarning(message, category, *args, **kwargs)
+        except (OSError, ValueError):
+            pass
 
 
 def _print_error(exc: MLXError) -> None:
     # a ConfigError's message holds one problem per line
     for line in exc.message.splitlines() or [""]:
-        print(f"error: {line}", file=sys.stderr)
+        _err(f"error: {line}")
     if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
+        _err(f"hint: {exc.hint}")
 
 
 def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -229,10 +319,9 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     if args.config:
         return load_config(args.config, overrides)
     name = args.experiment_name or "default"
-    print(
+    _err(
         f"note: no --config given; using the built-in default experiment "
-        f"(synthetic classification + MLP) named {name!r}",
-        file=sys.stderr,
+        f"(synthetic classification + MLP) named {name!r}"
     )
     return default_config(name, overrides=overrides)
 
@@ -252,7 +341,7 @@ def _with_warnings_printed(load: Callable[[], ExperimentConfig]) -> ExperimentCo
                 text = str(record.message)
                 if issubclass(record.category, MLXWarning) and text not in seen:
                     seen.add(text)
-                    print(f"warning: {text}", file=sys.stderr)
+                    _err(f"warning: {text}")
 
 
 def _execute(config: ExperimentConfig | None, args: argparse.Namespace) -> int:

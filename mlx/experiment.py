@@ -135,6 +135,8 @@ def _execute(
     # everything that can fail on bad input happens before the run directory exists
     # (or, on resume, before anything in it changes)
     run: Any = resume.run if resume is not None else None
+    if resume is None:
+        _check_output(config)
     splits = datasets.load(
         config.dataset, config.training.seed, feature_dtype(config, run)
     )
@@ -314,6 +316,16 @@ def _train_run(
         final_metrics=final,
         config=config,
     )
+
+
+def _check_output(config: ExperimentConfig) -> None:
+    """RunError, before anything is created, when no run directory can be made
+    where the config puts it (the dry run reports the same)."""
+    from mlx.plan import output_blocker
+
+    problem = output_blocker(config.output.directory, config.name)
+    if problem is not None:
+        raise RunError(f"cannot create the run: {problem}")
 
 
 def _record_location(run: Any) -> None:
