@@ -207,24 +207,15 @@ def _main(argv: Sequence[str] | None) -> int:
         # line that names the path, never a traceback
         if args.debug:
             raise
-        _print_error(MLXError(_describe_os_error(exc)))
+        from mlx.utils.atomic import os_error_text
+
+        _print_error(MLXError(os_error_text(exc)))
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
             raise
         _err("error: interrupted")
         return 130
-
-
-def _describe_os_error(exc: OSError) -> str:
-    reason = exc.strerror or str(exc)
-    names = [n for n in (exc.filename, exc.filename2) if n is not None]
-    if not names:
-        return reason
-    import os
-
-    shown = " -> ".join(repr(os.fsdecode(n)) for n in names)
-    return f"{shown}: {reason}"
 
 
 # the arguments that name files or runs, and how usage errors call them

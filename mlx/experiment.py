@@ -19,7 +19,8 @@ from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.config import ExperimentConfig
-from mlx.errors import RunError, RunInterrupted
+from mlx.errors import MLXError, RunError, RunInterrupted
+from mlx.utils.atomic import os_error_text
 
 __all__ = ["Run", "run_experiment"]
 
@@ -147,7 +148,10 @@ def _execute(
     if resume is None:
         state = TrainerState()
         previous: list[dict[str, Any]] = []
-        run = RunDir.create(config.output.directory, config.name, lock=True)
+        try:
+            run = RunDir.create(config.output.directory, config.name, lock=True)
+        except OSError as exc:  # nothing is left: create removes what it made
+            raise RunError(f"cannot create the run: {os_error_text(exc)}") from exc
         try:
             source = config.source
             original = source if source and Path(source).is_file() else None
@@ -156,8 +160,13 @@ def _execute(
             _write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
-            run.mark_failed(exc)
+            note = _update_summary(run.mark_failed, exc)
             run.release()
+            if isinstance(exc, OSError):
+                raise RunError(
+                    f"run {run.run_id} failed while being set up: "
+                    f"{os_error_text(exc)}" + note
+                ) from exc
             raise
     else:
         check_data_record(run, splits)
@@ -165,8 +174,14 @@ def _execute(
         state = resume.state
         previous = _previous_segments(resume.summary)
         # owned and checked: only now does the run change
-        run.truncate_metrics(state.epoch)
-        run.write_config(config.to_dict())
+        try:
+            run.truncate_metrics(state.epoch)
+            run.write_config(config.to_dict())
+        except OSError as exc:  # each file is whole; the summary is as it was
+            raise RunError(
+                f"cannot resume {run.run_id}: {os_error_text(exc)}",
+                hint="free some space (or make the run writable) and resume again",
+            ) from exc
     try:
         return _train_run(
             config,
@@ -262,7 +277,8 @@ def _train_run(
             )
             run.save_model(model.save)
     except TrainingStopped as stopped:
-        run.mark_interrupted(
+        note = _update_summary(
+            run.mark_interrupted,
             epochs_completed=stopped.state.epoch,
             timings=timing.timings("interrupted", first_epoch, stopped.state.epoch),
         )
@@ -273,23 +289,32 @@ def _train_run(
         console(f"resume with: mlx run-experiment --resume {ref}")
         raise RunInterrupted(
             f"run {run.run_id} interrupted by {stopper.signal_name}; "
-            "a checkpoint was saved",
+            "a checkpoint was saved" + note,
             exit_code=128 + stopper.signal_number,
             hint=f"resume with: mlx run-experiment --resume {ref}",
         ) from None
     except KeyboardInterrupt:
         # a second Ctrl-C: stop at once, every file on disk is still whole
-        run.mark_interrupted(
+        _update_summary(
+            run.mark_interrupted,
             epochs_completed=state.epoch,
             timings=timing.timings("interrupted", first_epoch, state.epoch),
         )
         raise
     except BaseException as exc:  # DivergenceError included
-        run.mark_failed(
+        note = _update_summary(
+            run.mark_failed,
             exc,
             epochs_completed=state.epoch,
             timings=timing.timings("failed", first_epoch, state.epoch),
         )
+        if isinstance(exc, OSError):  # a full disk, a directory gone read-only
+            raise RunError(
+                f"run {run.run_id} failed: {os_error_text(exc)}" + note,
+                hint=_after_failure_hint(run),
+            ) from exc
+        if note and isinstance(exc, MLXError):
+            raise RunError(exc.message + note, hint=exc.hint) from exc
         raise
 
     metrics = run.read_metrics()
@@ -298,7 +323,8 @@ def _train_run(
         for k, v in (metrics[-1] if metrics else {}).items()
         if k not in ("epoch", "step", "seconds", "learning_rate")
     }
-    run.mark_completed(
+    note = _update_summary(
+        run.mark_completed,
         final_metrics=final,
         epochs_completed=state.epoch,
         best_metric={
@@ -308,6 +334,11 @@ def _train_run(
         },
         timings=timing.timings("completed", first_epoch, state.epoch),
     )
+    if note:
+        raise RunError(
+            f"run {run.run_id} trained to the end and its model is saved in "
+            f"{run.model_dir}" + note
+        )
     console(f"completed {run.run_id}: {run.path}")
     return Run(
         run_id=run.run_id,
@@ -315,6 +346,33 @@ def _train_run(
         status="completed",
         final_metrics=final,
         config=config,
+    )
+
+
+def _update_summary(update: Any, *args: Any, **fields: Any) -> str:
+    """Call ``update`` (a ``mark_*`` of the run); when the disk refuses even that,
+    return a sentence saying so, for the error the user sees ("" otherwise)."""
+    try:
+        update(*args, **fields)
+    except OSError as exc:
+        return (
+            f"; its summary.json could not be updated either ({os_error_text(exc)}), "
+            "so `mlx runs` shows it as lost once this process ends"
+        )
+    return ""
+
+
+def _after_failure_hint(run: Any) -> str:
+    """What the user can do after the environment stopped a run, truthfully."""
+    try:
+        checkpoint = run.latest_checkpoint()
+    except (OSError, RunError):
+        checkpoint = None
+    if checkpoint is None:
+        return "free some space (or make the directory writable) and start it again"
+    return (
+        f"free some space (or make the directory writable), then resume from "
+        f"{checkpoint.name}: mlx run-experiment --resume {_resume_ref(run)}"
     )
 
 
