@@ -30,6 +30,11 @@ EXIT_ERROR = 1
 class _Parser(argparse.ArgumentParser):
     """argparse with the spec's exit code: usage errors exit 1, not 2."""
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse swallows a failed write; a closed stdout must reach main()
+        if message:
+            (file or sys.stderr).write(message)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"error: {message}\n")
@@ -151,9 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        status = _main(argv)
-        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
-        return status
+        try:
+            return _main(argv)
+        finally:
+            # here, not at exit: a closed pipe is found while it can be handled (also
+            # after --help and --version, whose SystemExit passes through)
+            sys.stdout.flush()
     except BrokenPipeError:
         # the reader went away (`mlx runs | head -1`): stop quietly, as a Unix tool
         # killed by SIGPIPE does, with the status a shell reports for one
@@ -362,18 +370,24 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _usage_error(
             parser, "eval: the following arguments are required: experiment_id"
         )
-    from mlx.evaluation import evaluate
+    from mlx.evaluation import EvaluationNotSaved, evaluate
 
     if args.dry_run and not args.experiment_id:
         return _list_evaluable()
-    result = evaluate(
-        args.experiment_id,
-        metrics=args.metrics,
-        split=args.split,
-        checkpoint=args.checkpoint,
-        save_predictions=args.save_predictions,
-        dry_run=args.dry_run,
-    )
+    try:
+        result = evaluate(
+            args.experiment_id,
+            metrics=args.metrics,
+            split=args.split,
+            checkpoint=args.checkpoint,
+            save_predictions=args.save_predictions,
+            dry_run=args.dry_run,
+        )
+    except EvaluationNotSaved as exc:
+        # what was computed is shown; that it was not recorded is an error
+        print(_eval_table(exc.result, saved="no (see the error below)"))
+        sys.stdout.flush()
+        raise
     if args.dry_run:
         print(
             f"run {result['run_id']} can be evaluated: checkpoint "
@@ -381,17 +395,21 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             f"split: {', '.join(result['metric_names'])}"
         )
         return EXIT_OK
+    print(_eval_table(result, saved=result["path"]))
+    return EXIT_OK
+
+
+def _eval_table(result: dict[str, Any], saved: str) -> str:
     rows = [
         ("run", result["run_id"]),
         ("split", f"{result['split']} ({result['n_samples']} samples)"),
         ("checkpoint", result["checkpoint"]),
     ]
     rows += [(k, _format_value(v)) for k, v in result["metrics"].items()]
-    rows.append(("saved", result["path"]))
+    rows.append(("saved", saved))
     if "predictions" in result:
         rows.append(("predictions", result["predictions"]))
-    print(_table(rows))
-    return EXIT_OK
+    return _table(rows)
 
 
 def _list_evaluable() -> int:

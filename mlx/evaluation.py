@@ -15,9 +15,23 @@ from typing import Any, Sequence
 
 from mlx.errors import RunError
 
-__all__ = ["SPLITS", "evaluate", "model_outputs"]
+__all__ = ["SPLITS", "EvaluationNotSaved", "evaluate", "model_outputs"]
 
 SPLITS = ("test", "val", "train")
+
+
+class EvaluationNotSaved(RunError):
+    """The metrics were computed but could not be recorded in the run (a read-only
+    run directory, a full disk). ``result`` holds them, as :func:`evaluate` would
+    have returned them, without ``path``."""
+
+    def __init__(self, message: str, *, result: dict[str, Any]) -> None:
+        super().__init__(
+            message,
+            hint="the metrics above were computed but not recorded; make the run "
+            "directory writable (or free some space) and evaluate again",
+        )
+        self.result = result
 
 
 def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
@@ -60,6 +74,12 @@ def evaluate(
     -------
     dict with ``run_id``, ``split``, ``checkpoint``, ``n_samples``, ``metrics`` and,
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
+
+    Raises
+    ------
+    EvaluationNotSaved
+        The metrics were computed but could not be written into the run (read-only
+        directory, full disk); its ``result`` holds them.
     """
     from mlx import datasets
     from mlx.experiment import check_data_record, feature_dtype, stored_config
@@ -102,9 +122,18 @@ def evaluate(
         metrics=values,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
-    if save_predictions:
-        result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
-    result["path"] = str(run.write_eval(result))
+    try:
+        if save_predictions:
+            result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
+        result["path"] = str(run.write_eval(result))
+    except (OSError, RunError) as exc:
+        from mlx.utils.atomic import os_error_text
+
+        reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+        raise EvaluationNotSaved(
+            f"could not save the evaluation of run {run.run_id}: {reason}",
+            result={k: v for k, v in result.items() if k != "path"},
+        ) from exc
     return result
 
 

@@ -313,8 +313,10 @@ def _train_run(
                 f"run {run.run_id} failed: {os_error_text(exc)}" + note,
                 hint=_after_failure_hint(run),
             ) from exc
-        if note and isinstance(exc, MLXError):
-            raise RunError(exc.message + note, hint=exc.hint) from exc
+        if isinstance(exc, MLXError) and (note or isinstance(exc.__cause__, OSError)):
+            # a write refused by the environment and already put in words
+            hint = exc.hint or _after_failure_hint(run)
+            raise RunError(exc.message + note, hint=hint) from exc
         raise
 
     metrics = run.read_metrics()
