@@ -218,7 +218,7 @@ def test_full_disk_on_resume_changes_nothing(root: Path) -> None:
     assert _leftovers(run_dir) == []
 
 
-# -- eval in a run it cannot write ------------------------------------------------------
+# -- eval in a run it cannot write -----------------------------------------------------
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ def test_evaluate_keeps_the_metrics_on_the_error(
     assert "path" not in caught.value.result
 
 
-# -- custom model modules that fail at import -------------------------------------------
+# -- custom model modules that fail at import ------------------------------------------
 
 _BROKEN_MODULES = {
     "raises": ("x = 1\ny = 1 / 0\n", 2, "ZeroDivisionError: division by zero"),
@@ -329,7 +329,7 @@ def test_the_dry_run_says_no_when_class_path_is_no_model(
     assert _runs(root) == []
 
 
-# -- control characters in paths ----------------------------------------------------------
+# -- control characters in paths -------------------------------------------------------
 
 
 @pytest.mark.parametrize("char", ["\x01", "\n", "\x1b", "\x7f"], ids=repr)
@@ -381,7 +381,7 @@ def test_control_characters_in_config_paths(root: Path, field: str, value: str) 
     assert _runs(root) == [] and not any(root.glob("out*"))
 
 
-# -- outputs the file system refuses ----------------------------------------------------------
+# -- outputs the file system refuses ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -434,7 +434,7 @@ def test_a_config_that_is_a_directory(root: Path) -> None:
     )
 
 
-# -- a closed stdout ------------------------------------------------------------------------
+# -- a closed stdout -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
