@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import signal
 import threading
@@ -577,7 +578,7 @@ def _epochs_done(run: Any, summary: Mapping[str, Any], state: Any) -> int:
 
     from mlx.errors import DataWarning
 
-    done = [state.epoch]
+    done = [state.epoch] if state is not None else [0]
     recorded = summary.get("epochs_completed")
     if type(recorded) is int:
         done.append(recorded)
@@ -615,11 +616,7 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
             )
         checkpoint = run.latest_checkpoint()
         if checkpoint is None:
-            hint = (
-                "runs saved with output.save_checkpoints: false cannot be resumed"
-                if not stored.output.save_checkpoints
-                else "its checkpoints were removed, or it stopped before the first"
-            )
+            hint = _no_checkpoint_hint(run, stored, summary)
             raise RunError(
                 f"cannot resume {run.run_id}: it has no checkpoint "
                 f"(looked in {run.path / 'checkpoints'})",
@@ -648,6 +645,42 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
         run.release()
         raise
     return _Resume(run, config, checkpoint, state, summary)
+
+
+def _no_checkpoint_hint(
+    run: Any, stored: ExperimentConfig, summary: Mapping[str, Any]
+) -> str:
+    """Why a run has no checkpoint to resume from, as far as its files tell."""
+    directory = run.checkpoints_dir
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        entries = None
+    fresh = "; start a new run"
+    if entries and any(name.startswith(".tmp-") for name in entries):
+        return (
+            "a checkpoint was being written when the run stopped and never "
+            "completed, so none is whole" + fresh
+        )
+    output, epochs = stored.output, stored.training.epochs
+    done = _epochs_done(run, summary, None)
+    first = min(output.checkpoint_frequency, epochs)
+    resumed = summary.get("resumed_at")
+    if (
+        entries is not None  # checkpoints/ is made by the first save
+        or (output.save_checkpoints and done >= first)  # one was due and saved
+        or (isinstance(resumed, list) and resumed)  # a resume starts from one
+    ):
+        return "its checkpoints were removed" + fresh
+    if output.save_checkpoints:
+        return (
+            f"it stopped after {done} epoch(s), before its first checkpoint (epoch "
+            f"{first}), and not by SIGINT/SIGTERM, which would have saved one" + fresh
+        )
+    return (
+        "it ran with output.save_checkpoints: false and was not stopped by "
+        "SIGINT/SIGTERM (the only time such a run saves a checkpoint)" + fresh
+    )
 
 
 def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:

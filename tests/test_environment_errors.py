@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -482,3 +484,104 @@ def test_a_closed_stderr_does_not_stop_a_run(root: Path) -> None:
     (run_dir,) = _runs(root)
     assert _summary(run_dir)["status"] == "completed"
     assert "completed" in (run_dir / "train.log").read_text()
+
+
+# -- the hint when a run has no checkpoint to resume from --------------------------------
+
+
+def _resume(root: Path, run_dir: Path, epochs: int) -> subprocess.CompletedProcess:
+    return run_cli(
+        ["run-experiment", "--resume", run_dir.name, "--quiet"]
+        + ["--set", f"training.epochs={epochs}"],
+        root,
+    )
+
+
+def _hint(result: subprocess.CompletedProcess) -> str:
+    _clean_failure(result, "it has no checkpoint")
+    (hint,) = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    return hint
+
+
+def _break_checkpoints(run_dir: Path, how: str) -> None:
+    checkpoints = run_dir / "checkpoints"
+    if how == "removed":
+        shutil.rmtree(checkpoints)
+    elif how == "emptied":
+        for entry in checkpoints.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    else:  # only a checkpoint that never completed
+        _break_checkpoints(run_dir, "emptied")
+        (checkpoints / ".tmp-epoch-0003-0a1b2c3d").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("removed", "its checkpoints were removed"),
+        ("emptied", "its checkpoints were removed"),
+        ("torn", "never completed"),
+    ],
+)
+def test_the_hint_of_a_run_that_had_checkpoints(
+    root: Path, how: str, expected: str
+) -> None:
+    assert _train(root, cli_env(root), "--set", "training.epochs=2").returncode == 0
+    (run_dir,) = _runs(root)
+    _break_checkpoints(run_dir, how)
+    hint = _hint(_resume(root, run_dir, 3))
+    assert expected in hint and "save_checkpoints" not in hint
+
+
+def test_the_hint_after_checkpoints_were_turned_off_on_resume(root: Path) -> None:
+    # checkpoints existed; a resume turned them off; then they were removed
+    assert _train(root, cli_env(root), "--set", "training.epochs=2").returncode == 0
+    (run_dir,) = _runs(root)
+    off = run_cli(
+        ["run-experiment", "--resume", run_dir.name, "--quiet"]
+        + ["--set", "training.epochs=3", "--set", "output.save_checkpoints=false"],
+        root,
+    )
+    assert off.returncode == 0, off.stderr
+    _break_checkpoints(run_dir, "removed")
+    hint = _hint(_resume(root, run_dir, 4))
+    assert "were removed" in hint and "save_checkpoints" not in hint
+
+
+def test_the_hint_of_a_run_without_checkpoints(root: Path) -> None:
+    result = _train(
+        root,
+        cli_env(root),
+        "--set",
+        "training.epochs=2",
+        "--set",
+        "output.save_checkpoints=false",
+    )
+    assert result.returncode == 0
+    (run_dir,) = _runs(root)
+    assert not (run_dir / "checkpoints").exists()
+    assert "output.save_checkpoints: false" in _hint(_resume(root, run_dir, 3))
+
+
+def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> None:
+    # SIGTERM saves a checkpoint even with save_checkpoints: false, and says so
+    from helpers import start_cli
+
+    config = small_classification(epochs=2000)
+    config["output"]["save_checkpoints"] = False
+    write_config(root / "c.yaml", config)
+    process = start_cli(["run-experiment", "--config", "c.yaml"], root)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("epoch 2/"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    (run_dir,) = _runs(root)
+    assert f"hint: resume with: mlx run-experiment --resume {run_dir.name}" in stderr
+    done = _resume(root, run_dir, 3)
+    assert done.returncode == 0, done.stderr
