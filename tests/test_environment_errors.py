@@ -486,7 +486,7 @@ def test_a_closed_stderr_does_not_stop_a_run(root: Path) -> None:
     assert "completed" in (run_dir / "train.log").read_text()
 
 
-# -- the hint when a run has no checkpoint to resume from --------------------------------
+# -- the hint when a run has no checkpoint to resume from ------------------------------
 
 
 def _resume(root: Path, run_dir: Path, epochs: int) -> subprocess.CompletedProcess:
