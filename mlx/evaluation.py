@@ -64,7 +64,8 @@ def evaluate(
     Parameters
     ----------
     run : a run ID, a run directory, or a RunDir.
-    metrics : metric names (see :mod:`mlx.metrics`); default: the task's default set.
+    metrics : metric names (see :mod:`mlx.metrics`), or one name; default (None):
+        the task's default set.
     split : ``"test"`` (default), ``"val"`` or ``"train"``.
     checkpoint : ``"final"`` (the run's ``model/``) or ``"epoch-N"``.
     save_predictions : also write ``predictions.csv`` in the run directory.
@@ -77,6 +78,9 @@ def evaluate(
 
     Raises
     ------
+    TypeError, ValueError
+        An argument of the wrong type (``save_predictions="no"``, ``metrics=3``) or
+        an empty ``metrics`` list.
     EvaluationNotSaved
         The metrics were computed but could not be written into the run (read-only
         directory, full disk); its ``result`` holds them.
@@ -85,15 +89,37 @@ def evaluate(
     from mlx.experiment import check_data_record, feature_dtype, stored_config
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models import load_model
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
 
+    where = "mlx.evaluate"
+    requested = (
+        None
+        if metrics is None
+        else check_strings(where, "metrics", metrics, "metric name")
+    )
+    if requested == []:
+        raise ValueError(
+            "The 'metrics' parameter of mlx.evaluate is empty; pass None for the "
+            "task's default metrics."
+        )
+    for name, value in (("split", split), ("checkpoint", checkpoint)):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"The {name!r} parameter of mlx.evaluate must be a str; got "
+                f"{value!r} ({type(value).__name__})."
+            )
+    check_bool(where, "save_predictions", save_predictions)
+    check_bool(where, "dry_run", dry_run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not (hasattr(run, "run_id") and hasattr(run, "path")):
+        run = check_path_or_id(where, "run", run)
     run = _open(run)
     config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
     model = load_model(model_path)
     task = model.task
-    names = list(metrics) if metrics else list(DEFAULT_METRICS[task])
+    names = requested if requested else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
     result: dict[str, Any] = {
         "run_id": run.run_id,

@@ -63,12 +63,16 @@ def run_experiment(
     ----------
     config_or_path : an ExperimentConfig, a config mapping, or a JSON/YAML file path.
         Not needed with ``resume``.
-    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set``.
+    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set`` (one
+        string is one override).
     resume : a run ID or run directory to continue from its last checkpoint.
     quiet : print nothing to stderr (``train.log`` is still written).
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type (``quiet="no"``, ``overrides=5``), or both a
+        config and ``resume``.
     ConfigError, DatasetError, ModelError
         Before anything is written.
     RunError, CheckpointError
@@ -80,7 +84,22 @@ def run_experiment(
     RunInterrupted
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
+    from mlx.config import Override
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+
+    where = "mlx.run_experiment"
+    overrides = check_strings(
+        where, "overrides", overrides, "'KEY=VALUE' string", allow=(Override,)
+    )
+    check_bool(where, "quiet", quiet)
     if resume is not None:
+        resume = check_path_or_id(where, "resume", resume)
+        if config_or_path is not None:
+            raise TypeError(
+                "mlx.run_experiment takes a config or resume=RUN, not both: a "
+                "resumed run keeps its own config (change training.epochs or output "
+                "options with overrides)"
+            )
         prepared = _prepare_resume(resume, overrides)
         try:
             return _execute(prepared.config, resume=prepared, quiet=quiet)
@@ -88,6 +107,12 @@ def run_experiment(
             prepared.run.release()
     if config_or_path is None:
         raise RunError("run_experiment needs a config or a run to resume")
+    if not isinstance(config_or_path, (ExperimentConfig, Mapping, str, os.PathLike)):
+        raise TypeError(
+            "The 'config_or_path' parameter of mlx.run_experiment must be an "
+            "ExperimentConfig, a mapping, or the path of a JSON/YAML file; got "
+            f"{type(config_or_path).__name__}."
+        )
     config = _as_config(config_or_path, overrides)
     return _execute(config, resume=None, quiet=quiet)
 
