@@ -585,3 +585,37 @@ def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> No
     assert f"hint: resume with: mlx run-experiment --resume {run_dir.name}" in stderr
     done = _resume(root, run_dir, 3)
     assert done.returncode == 0, done.stderr
+
+
+# -- other paths the system refuses ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run-experiment", "--config", "c" * 300 + ".yaml"], "File name too long"),
+        (["run-experiment", "--config", "loop.yaml"], "leads nowhere (or loops)"),
+        (["run-experiment", "--config", "dangling.yaml"], "leads nowhere (or loops)"),
+        (["run-experiment", "--config", "afile/c.yaml"], "config file not found"),
+        (["eval", "r" * 300], "File name too long"),
+        (["run-experiment", "--resume", "r" * 300], "File name too long"),
+        (["runs", "show", "r" * 300], "File name too long"),
+        (["eval", "x/" + "r" * 300], "File name too long"),
+    ],
+    ids=[
+        "config-too-long",
+        "config-loop",
+        "config-dangling",
+        "config-below-file",
+        "eval-too-long",
+        "resume-too-long",
+        "show-too-long",
+        "eval-path-too-long",
+    ],
+)
+def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
+    (root / "afile").write_text("")
+    (root / "loop.yaml").symlink_to("loop.yaml")
+    (root / "dangling.yaml").symlink_to("nowhere.yaml")
+    stderr = _clean_failure(run_cli(args, root), message)
+    assert len(stderr.strip().splitlines()) <= 2  # an error and at most a hint

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Tuple, Union
@@ -114,7 +115,14 @@ def read_document(path: str | Path) -> Document:
     source = str(path)
     file = Path(path)
     fmt = _FORMATS.get(file.suffix.lower())
-    if not file.exists():
+    try:
+        exists = file.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise _fail(source, None, f"cannot use this path: {reason}") from exc
+    if not exists and os.path.islink(file):
+        raise _fail(source, None, "is a symbolic link that leads nowhere (or loops)")
+    if not exists:
         raise ConfigError(
             f"{source}: config file not found (looked for {file.absolute()})",
             errors=[ConfigIssue(source, None, None, "", "config file not found")],
