@@ -600,7 +600,7 @@ def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> No
         (["eval", "r" * 300], "File name too long"),
         (["run-experiment", "--resume", "r" * 300], "File name too long"),
         (["runs", "show", "r" * 300], "File name too long"),
-        (["eval", "x/" + "r" * 300], "File name too long"),
+        (["eval", "x/" + "r" * 300], "No run directory at"),
     ],
     ids=[
         "config-too-long",
