@@ -271,24 +271,25 @@ def _train_run(
     console = Console(
         quiet=quiet, log_file=run.log_path if config.output.save_logs else None
     )
-    console(f"run {run.run_id}: {run.path}")
-    if checkpoint is not None:
-        console(
-            f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
-        )
-    console(
-        f"data: {config.dataset.name}, train {len(splits.train[0])} / "
-        f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
-        f"{splits.n_features} features ({splits.task})"
-    )
-    console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
-
-    run.mark_running(epochs_completed=state.epoch)
     stopper = _SignalStopper()
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")
     try:
+        # inside the try: a log or summary the disk refuses fails the run truthfully
+        console(f"run {run.run_id}: {run.path}")
+        if checkpoint is not None:
+            console(
+                f"resuming from {checkpoint.name} (epoch {state.epoch}, "
+                f"step {state.step})"
+            )
+        console(
+            f"data: {config.dataset.name}, train {len(splits.train[0])} / "
+            f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
+            f"{splits.n_features} features ({splits.task})"
+        )
+        console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
+        run.mark_running(epochs_completed=state.epoch)
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
@@ -308,11 +309,11 @@ def _train_run(
             epochs_completed=stopped.state.epoch,
             timings=timing.timings("interrupted", first_epoch, stopped.state.epoch),
         )
-        console(
+        console.note(
             f"interrupted at epoch {stopped.state.epoch}, step {stopped.state.step}"
         )
         ref = _resume_ref(run)
-        console(f"resume with: mlx run-experiment --resume {ref}")
+        console.note(f"resume with: mlx run-experiment --resume {ref}")
         raise RunInterrupted(
             f"run {run.run_id} interrupted by {stopper.signal_name}; "
             "a checkpoint was saved" + note,
@@ -367,7 +368,7 @@ def _train_run(
             f"run {run.run_id} trained to the end and its model is saved in "
             f"{run.model_dir}" + note
         )
-    console(f"completed {run.run_id}: {run.path}")
+    console.note(f"completed {run.run_id}: {run.path}")
     return Run(
         run_id=run.run_id,
         directory=run.path,

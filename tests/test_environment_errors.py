@@ -193,6 +193,17 @@ def test_full_disk_mid_run_fails_it_truthfully(
     assert "failed" in listing.stdout and "Traceback" not in listing.stderr
 
 
+@pytest.mark.parametrize("skip", [0, 3], ids=["first-line", "mid-run"])
+def test_full_disk_for_the_log_fails_the_run_truthfully(root: Path, skip: int) -> None:
+    env = _injected(root, root / "outputs", pattern=r"train\.log", skip=skip)
+    stderr = _clean_failure(_train(root, env), "No space left on device", "train.log")
+    (run_dir,) = _runs(root)
+    assert _summary(run_dir)["status"] == "failed"
+    has_checkpoint = (run_dir / "checkpoints" / "last").exists()
+    assert ("resume from" in stderr) == has_checkpoint
+    assert ("start it again" in stderr) != has_checkpoint
+
+
 def test_a_disk_full_for_good_leaves_the_run_lost_and_says_so(root: Path) -> None:
     # from the first checkpoint on, nothing more can be written: not even the summary
     env = _injected(root, root / "outputs", arm=r"trainer_state\.json$")
