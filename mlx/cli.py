@@ -424,11 +424,16 @@ def _list_evaluable() -> int:
 
 
 def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from mlx.runs import find_run, format_run, format_runs_table, list_runs
 
     root = Path(args.root) if args.root else None
+    if root is not None and os.path.lexists(root) and not root.is_dir():
+        from mlx.errors import RunError
+
+        raise RunError(f"--root {os.fspath(root)!r} is not a directory")
     if args.action == "show":
         if not args.run:
             _usage_error(parser, "runs show: the following arguments are required: RUN")
@@ -437,6 +442,9 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.run:
         _usage_error(parser, "runs: did you mean `mlx runs show RUN`?")
     runs = list_runs(root)
+    if not runs and root is not None and not root.is_dir():
+        print(f"no runs yet ({os.fspath(root)} does not exist)")
+        return EXIT_OK
     print(format_runs_table(runs) if runs else "no runs yet")
     return EXIT_OK
 

@@ -612,6 +612,8 @@ def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> No
         (["run-experiment", "--resume", "r" * 300], "File name too long"),
         (["runs", "show", "r" * 300], "File name too long"),
         (["eval", "x/" + "r" * 300], "No run directory at"),
+        (["runs", "--root", "afile"], "--root 'afile' is not a directory"),
+        (["runs", "show", "x", "--root", "afile"], "is not a directory"),
     ],
     ids=[
         "config-too-long",
@@ -622,6 +624,8 @@ def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> No
         "resume-too-long",
         "show-too-long",
         "eval-path-too-long",
+        "root-is-a-file",
+        "show-root-is-a-file",
     ],
 )
 def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
