@@ -30,10 +30,16 @@ EXIT_ERROR = 1
 class _Parser(argparse.ArgumentParser):
     """argparse with the spec's exit code: usage errors exit 1, not 2."""
 
+    def print_help(self, file: Any = None) -> None:
+        # a stream the command was started without (`>&-`) is None: nothing to print
+        if file is not None or sys.stdout is not None:
+            super().print_help(file)
+
     def _print_message(self, message: str, file: Any = None) -> None:
         # argparse swallows a failed write; a closed stdout must reach main()
-        if message:
-            (file or sys.stderr).write(message)
+        stream = file if file is not None else sys.stderr
+        if message and stream is not None:
+            stream.write(message)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -160,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(argv)
         finally:
             # here, not at exit: a closed pipe is found while it can be handled (also
-            # after --help and --version, whose SystemExit passes through)
-            sys.stdout.flush()
+            # after --help and --version, whose SystemExit passes through); stdout is
+            # None when the command was started with it closed (`mlx runs >&-`)
+            if sys.stdout is not None:
+                sys.stdout.flush()
     except BrokenPipeError:
         # the reader went away (`mlx runs | head -1`): stop quietly, as a Unix tool
         # killed by SIGPIPE does, with the status a shell reports for one
@@ -178,6 +186,8 @@ def _detach_closed_streams() -> None:
     import os
 
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):
@@ -193,7 +203,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
+        if sys.stderr is not None:
+            parser.print_help(sys.stderr)
         return EXIT_ERROR
     warnings.showwarning = _show_warning
     try:
@@ -254,6 +265,8 @@ def _check_path_arguments(
 
 def _err(text: str) -> None:
     """One line on stderr; a closed stderr loses the line, never the command."""
+    if sys.stderr is None:  # started with stderr closed (`2>&-`)
+        return
     try:
         print(text, file=sys.stderr)
     except (OSError, ValueError):

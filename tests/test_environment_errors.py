@@ -634,3 +634,31 @@ def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
     (root / "dangling.yaml").symlink_to("nowhere.yaml")
     stderr = _clean_failure(run_cli(args, root), message)
     assert len(stderr.strip().splitlines()) <= 2  # an error and at most a hint
+
+
+@pytest.mark.parametrize("fd", [1, 2], ids=["stdout", "stderr"])
+@pytest.mark.parametrize(
+    "args",
+    [["runs"], ["--help"], [], ["eval", "{run}"], ["runs", "show", "nothing-here"]],
+    ids=["runs", "help", "no-command", "eval", "show-missing"],
+)
+def test_a_stream_closed_from_the_start(
+    root: Path, finished: Path, fd: int, args: list
+) -> None:
+    argv = [a.format(run=finished.name) for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "mlx", *argv],
+        cwd=root,
+        env=cli_env(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(fd),  # as `mlx ... >&-` or `2>&-`
+    )
+    kept = done.stderr if fd == 1 else done.stdout
+    assert "Traceback" not in kept
+    if fd == 2:  # what belongs on stderr never lands on stdout instead
+        assert "error:" not in kept
+        assert ("usage:" in kept) == (args == ["--help"])
+    failing = args in ([], ["runs", "show", "nothing-here"])
+    assert done.returncode == (1 if failing else 0)
