@@ -156,6 +156,19 @@ def test_full_disk_at_the_first_write_leaves_no_run(root: Path) -> None:
     assert _runs(root) == []
 
 
+@pytest.mark.parametrize(
+    "name", ["config.yaml", "original_config.yaml", "environment.json", "data.json"]
+)
+def test_full_disk_while_setting_a_run_up(root: Path, name: str) -> None:
+    env = _injected(root, root / "outputs", pattern=r"/\.?" + name.replace(".", r"\."))
+    stderr = _clean_failure(_train(root, env), "failed while being set up", name)
+    (run_dir,) = _runs(root)
+    summary = _summary(run_dir)
+    assert summary["status"] == "failed" and name in summary["error"]
+    assert _leftovers(run_dir) == []
+    assert "resume" not in stderr  # nothing was trained: nothing to resume
+
+
 def test_full_disk_when_creating_the_output_directory(root: Path) -> None:
     env = _injected(root, root, pattern=r"/outputs$")
     _clean_failure(_train(root, env), "No space left on device", "outputs")
