@@ -100,6 +100,8 @@ def _injected(
     docstring): ``mode`` "full" (ENOSPC at fsync and mkdir) or "readonly" (EROFS
     when opening for writing and at mkdir), for paths matching ``pattern``, after
     ``skip`` of them, and only once a file matching ``arm`` has been written."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("the injector finds a descriptor's file through /proc")
     site = root / ".inject"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
@@ -675,3 +677,27 @@ def test_a_stream_closed_from_the_start(
         assert ("usage:" in kept) == (args == ["--help"])
     failing = args in ([], ["runs", "show", "nothing-here"])
     assert done.returncode == (1 if failing else 0)
+
+
+def test_run_experiment_in_process_with_a_full_disk(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlx.errors import RunError
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("finds a descriptor's file through /proc")
+    monkeypatch.setenv("MLX_ROOT", str(root))
+    monkeypatch.chdir(root)
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.startswith(str(root / "outputs")):
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(RunError, match=r"summary\.json'?: No space left") as caught:
+        mlx.run_experiment(small_classification(), quiet=True)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert _runs(root) == []
