@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config field by dotted path, e.g. training.epochs=5 "
-        "(repeatable; VALUE is parsed as YAML)",
+        "(repeatable; VALUE is parsed as YAML 1.2)",
     )
     run.add_argument(
         "--resume",
