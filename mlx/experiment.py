@@ -340,10 +340,12 @@ def _train_run(
                 f"run {run.run_id} failed: {os_error_text(exc)}" + note,
                 hint=_after_failure_hint(run),
             ) from exc
-        if isinstance(exc, MLXError) and (note or isinstance(exc.__cause__, OSError)):
-            # a write refused by the environment and already put in words
-            hint = exc.hint or _after_failure_hint(run)
-            raise RunError(exc.message + note, hint=hint) from exc
+        if isinstance(exc, MLXError):
+            # the same error (and class), told what else the environment refused
+            # and, for a write it refused, what the user can do
+            exc.message += note
+            if exc.hint is None and isinstance(exc.__cause__, OSError):
+                exc.hint = _after_failure_hint(run)
         raise
 
     metrics = run.read_metrics()
