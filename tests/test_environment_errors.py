@@ -701,3 +701,33 @@ def test_run_experiment_in_process_with_a_full_disk(
         mlx.run_experiment(small_classification(), quiet=True)
     assert isinstance(caught.value.__cause__, OSError)
     assert _runs(root) == []
+
+
+@pytest.mark.parametrize("kind", ["raises", "syntax", "exits"])
+def test_eval_and_resume_of_a_run_whose_model_module_broke_since(
+    root: Path, kind: str
+) -> None:
+    (root / "mymodels").mkdir()
+    module = root / "mymodels" / "__init__.py"
+    module.write_text((REPO_ROOT / "examples" / "custom_models.py").read_text())
+    config = small_classification(epochs=2)
+    config["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "mymodels:SoftmaxRegression",
+            "n_features": 8,
+            "n_classes": 3,
+            "seed": 0,
+        },
+    }
+    write_config(root / "c.yaml", config)
+    assert _train(root, cli_env(root)).returncode == 0
+    (run_dir,) = _runs(root)
+    source, line, what = _BROKEN_MODULES[kind]
+    module.write_text(source)
+    for args in (
+        ["eval", run_dir.name],
+        ["run-experiment", "--resume", run_dir.name, "--set", "training.epochs=3"],
+    ):
+        _clean_failure(run_cli(args, root), f"{module}:{line}:", what)
+    assert _summary(run_dir)["status"] == "completed"
