@@ -89,7 +89,11 @@ def run_experiment(
 
     where = "mlx.run_experiment"
     overrides = check_strings(
-        where, "overrides", overrides, "'KEY=VALUE' string", allow=(Override,)
+        where,
+        "overrides",
+        () if overrides is None else overrides,
+        "'KEY=VALUE' string",
+        allow=(Override,),
     )
     check_bool(where, "quiet", quiet)
     if resume is not None:

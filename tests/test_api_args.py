@@ -103,6 +103,8 @@ def test_one_override_string_is_one_override(root: Path) -> None:
     ("kwargs", "message"),
     [
         ({"overrides": 5}, r"'overrides' parameter of mlx\.run_experiment must be"),
+        ({"overrides": 0}, r"'overrides' .* got 0 \(int\)"),
+        ({"overrides": False}, r"'overrides' .*\(bool\)"),
         ({"overrides": {"training.epochs": 1}}, r"'overrides' .*\(dict\)"),
         ({"overrides": {"training.epochs=1"}}, r"'overrides' .*\(set\)"),
         ({"overrides": ["training.epochs=1", 2]}, r"item 1 is 2 \(int\)"),
@@ -157,3 +159,10 @@ def test_load_config_takes_one_override_string(root: Path) -> None:
     assert load_config(path, "training.epochs=7").training.epochs == 7
     with pytest.raises(TypeError, match=r"'overrides' parameter of load_config"):
         load_config(path, 7)  # type: ignore[arg-type]
+
+
+def test_no_overrides_may_be_given_as_none(root: Path) -> None:
+    result = mlx.run_experiment(
+        small_classification(epochs=1), overrides=None, quiet=True
+    )
+    assert result.status == "completed"

@@ -156,7 +156,11 @@ def _finish(
 
     base = Path(root).resolve() if root is not None else repository_root()
     items = check_strings(
-        "load_config", "overrides", overrides, "'KEY=VALUE' string", allow=(Override,)
+        "load_config",
+        "overrides",
+        () if overrides is None else overrides,
+        "'KEY=VALUE' string",
+        allow=(Override,),
     )
     located = _apply_overrides(doc, [_as_override(o) for o in items])
     config, errors, found = validate(doc, located, base)
