@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import signal
 import threading
@@ -19,7 +20,8 @@ from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.config import ExperimentConfig
-from mlx.errors import RunError, RunInterrupted
+from mlx.errors import MLXError, RunError, RunInterrupted
+from mlx.utils.atomic import os_error_text
 
 __all__ = ["Run", "run_experiment"]
 
@@ -61,12 +63,16 @@ def run_experiment(
     ----------
     config_or_path : an ExperimentConfig, a config mapping, or a JSON/YAML file path.
         Not needed with ``resume``.
-    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set``.
+    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set`` (one
+        string is one override).
     resume : a run ID or run directory to continue from its last checkpoint.
     quiet : print nothing to stderr (``train.log`` is still written).
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type (``quiet="no"``, ``overrides=5``), or both a
+        config and ``resume``.
     ConfigError, DatasetError, ModelError
         Before anything is written.
     RunError, CheckpointError
@@ -78,7 +84,26 @@ def run_experiment(
     RunInterrupted
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
+    from mlx.config import Override
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+
+    where = "mlx.run_experiment"
+    overrides = check_strings(
+        where,
+        "overrides",
+        () if overrides is None else overrides,
+        "'KEY=VALUE' string",
+        allow=(Override,),
+    )
+    check_bool(where, "quiet", quiet)
     if resume is not None:
+        resume = check_path_or_id(where, "resume", resume)
+        if config_or_path is not None:
+            raise TypeError(
+                "mlx.run_experiment takes a config or resume=RUN, not both: a "
+                "resumed run keeps its own config (change training.epochs or output "
+                "options with overrides)"
+            )
         prepared = _prepare_resume(resume, overrides)
         try:
             return _execute(prepared.config, resume=prepared, quiet=quiet)
@@ -86,6 +111,12 @@ def run_experiment(
             prepared.run.release()
     if config_or_path is None:
         raise RunError("run_experiment needs a config or a run to resume")
+    if not isinstance(config_or_path, (ExperimentConfig, Mapping, str, os.PathLike)):
+        raise TypeError(
+            "The 'config_or_path' parameter of mlx.run_experiment must be an "
+            "ExperimentConfig, a mapping, or the path of a JSON/YAML file; got "
+            f"{type(config_or_path).__name__}."
+        )
     config = _as_config(config_or_path, overrides)
     return _execute(config, resume=None, quiet=quiet)
 
@@ -126,6 +157,7 @@ def _execute(
     quiet: bool,
 ) -> Run:
     from mlx import datasets, models
+    from mlx.models import _contract
     from mlx.runs import RunDir
     from mlx.runs.ids import utc_now
     from mlx.training import TrainerState
@@ -135,13 +167,15 @@ def _execute(
     # everything that can fail on bad input happens before the run directory exists
     # (or, on resume, before anything in it changes)
     run: Any = resume.run if resume is not None else None
+    if resume is None:
+        _check_output(config)
     model = models.get_model(config.model.name, _model_params(config))
     # the model decides the task: the data's labels are read for it (see data_task)
     splits = datasets.load(
         config.dataset,
         config.training.seed,
         feature_dtype(config, run),
-        model_task=data_task(model.task, run),
+        model_task=data_task(_contract.model_task(model), run),
     )
     loaded = time.perf_counter()
     _check_outputs_hold_classes(config, splits)
@@ -150,7 +184,10 @@ def _execute(
     if resume is None:
         state = TrainerState()
         previous: list[dict[str, Any]] = []
-        run = RunDir.create(config.output.directory, config.name, lock=True)
+        try:
+            run = RunDir.create(config.output.directory, config.name, lock=True)
+        except OSError as exc:  # nothing is left: create removes what it made
+            raise RunError(f"cannot create the run: {os_error_text(exc)}") from exc
         try:
             source = config.source
             original = source if source and Path(source).is_file() else None
@@ -159,8 +196,13 @@ def _execute(
             _write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
-            run.mark_failed(exc)
+            note = _update_summary(run.mark_failed, exc)
             run.release()
+            if isinstance(exc, OSError):
+                raise RunError(
+                    f"run {run.run_id} failed while being set up: "
+                    f"{os_error_text(exc)}" + note
+                ) from exc
             raise
     else:
         check_data_record(run, splits)
@@ -168,8 +210,14 @@ def _execute(
         state = resume.state
         previous = _previous_segments(resume.summary)
         # owned and checked: only now does the run change
-        run.truncate_metrics(state.epoch)
-        run.write_config(config.to_dict())
+        try:
+            run.truncate_metrics(state.epoch)
+            run.write_config(config.to_dict())
+        except OSError as exc:  # each file is whole; the summary is as it was
+            raise RunError(
+                f"cannot resume {run.run_id}: {os_error_text(exc)}",
+                hint="free some space (or make the run writable) and resume again",
+            ) from exc
     try:
         return _train_run(
             config,
@@ -233,31 +281,32 @@ def _train_run(
     console = Console(
         quiet=quiet, log_file=run.log_path if config.output.save_logs else None
     )
-    console(f"run {run.run_id}: {run.path}")
-    if checkpoint is not None:
-        console(
-            f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
-        )
-    streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
-    console(
-        f"data: {config.dataset.name}, train {len(splits.train[0])} / "
-        f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
-        f"{splits.n_features} features ({splits.task})"
-        + (", streamed from disk" if streamed else "")
-    )
-    facts = _model_facts(config, model)
-    count = facts["parameters"]
-    console(
-        f"model: {config.model.name}, "
-        + ("parameter count unknown" if count is None else f"{count:,} parameters")
-    )
-
-    run.mark_running(epochs_completed=state.epoch, model=facts)
     stopper = _SignalStopper()
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")
     try:
+        # inside the try: a log or summary the disk refuses fails the run truthfully
+        console(f"run {run.run_id}: {run.path}")
+        if checkpoint is not None:
+            console(
+                f"resuming from {checkpoint.name} (epoch {state.epoch}, "
+                f"step {state.step})"
+            )
+        streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
+        console(
+            f"data: {config.dataset.name}, train {len(splits.train[0])} / "
+            f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
+            f"{splits.n_features} features ({splits.task})"
+            + (", streamed from disk" if streamed else "")
+        )
+        facts = _model_facts(config, model)
+        count = facts["parameters"]
+        console(
+            f"model: {config.model.name}, "
+            + ("parameter count unknown" if count is None else f"{count:,} parameters")
+        )
+        run.mark_running(epochs_completed=state.epoch, model=facts)
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
@@ -272,34 +321,48 @@ def _train_run(
             )
             run.save_model(model.save)
     except TrainingStopped as stopped:
-        run.mark_interrupted(
+        note = _update_summary(
+            run.mark_interrupted,
             epochs_completed=stopped.state.epoch,
             timings=timing.timings("interrupted", first_epoch, stopped.state.epoch),
         )
-        console(
+        console.note(
             f"interrupted at epoch {stopped.state.epoch}, step {stopped.state.step}"
         )
         ref = _resume_ref(run)
-        console(f"resume with: mlx run-experiment --resume {ref}")
+        console.note(f"resume with: mlx run-experiment --resume {ref}")
         raise RunInterrupted(
             f"run {run.run_id} interrupted by {stopper.signal_name}; "
-            "a checkpoint was saved",
+            "a checkpoint was saved" + note,
             exit_code=128 + stopper.signal_number,
             hint=f"resume with: mlx run-experiment --resume {ref}",
         ) from None
     except KeyboardInterrupt:
         # a second Ctrl-C: stop at once, every file on disk is still whole
-        run.mark_interrupted(
+        _update_summary(
+            run.mark_interrupted,
             epochs_completed=state.epoch,
             timings=timing.timings("interrupted", first_epoch, state.epoch),
         )
         raise
     except BaseException as exc:  # DivergenceError included
-        run.mark_failed(
+        note = _update_summary(
+            run.mark_failed,
             exc,
             epochs_completed=state.epoch,
             timings=timing.timings("failed", first_epoch, state.epoch),
         )
+        if isinstance(exc, OSError):  # a full disk, a directory gone read-only
+            raise RunError(
+                f"run {run.run_id} failed: {os_error_text(exc)}" + note,
+                hint=_after_failure_hint(run),
+            ) from exc
+        if isinstance(exc, MLXError):
+            # the same error (and class), told what else the environment refused
+            # and, for a write it refused, what the user can do
+            exc.message += note
+            if exc.hint is None and isinstance(exc.__cause__, OSError):
+                exc.hint = _after_failure_hint(run)
         raise
 
     metrics = run.read_metrics()
@@ -308,7 +371,8 @@ def _train_run(
         for k, v in (metrics[-1] if metrics else {}).items()
         if k not in ("epoch", "step", "seconds", "learning_rate")
     }
-    run.mark_completed(
+    note = _update_summary(
+        run.mark_completed,
         final_metrics=final,
         epochs_completed=state.epoch,
         best_metric={
@@ -319,7 +383,12 @@ def _train_run(
         timings=timing.timings("completed", first_epoch, state.epoch),
         model=_model_facts(config, model),
     )
-    console(f"completed {run.run_id}: {run.path}")
+    if note:
+        raise RunError(
+            f"run {run.run_id} trained to the end and its model is saved in "
+            f"{run.model_dir}" + note
+        )
+    console.note(f"completed {run.run_id}: {run.path}")
     return Run(
         run_id=run.run_id,
         directory=run.path,
@@ -344,6 +413,43 @@ def _model_facts(config: ExperimentConfig, model: Any) -> dict[str, Any]:
         architecture=architecture(model),
     )
     return facts
+
+
+def _update_summary(update: Any, *args: Any, **fields: Any) -> str:
+    """Call ``update`` (a ``mark_*`` of the run); when the disk refuses even that,
+    return a sentence saying so, for the error the user sees ("" otherwise)."""
+    try:
+        update(*args, **fields)
+    except OSError as exc:
+        return (
+            f"; its summary.json could not be updated either ({os_error_text(exc)}), "
+            "so `mlx runs` shows it as lost once this process ends"
+        )
+    return ""
+
+
+def _after_failure_hint(run: Any) -> str:
+    """What the user can do after the environment stopped a run, truthfully."""
+    try:
+        checkpoint = run.latest_checkpoint()
+    except (OSError, RunError):
+        checkpoint = None
+    if checkpoint is None:
+        return "free some space (or make the directory writable) and start it again"
+    return (
+        f"free some space (or make the directory writable), then resume from "
+        f"{checkpoint.name}: mlx run-experiment --resume {_resume_ref(run)}"
+    )
+
+
+def _check_output(config: ExperimentConfig) -> None:
+    """RunError, before anything is created, when no run directory can be made
+    where the config puts it (the dry run reports the same)."""
+    from mlx.plan import output_blocker
+
+    problem = output_blocker(config.output.directory, config.name)
+    if problem is not None:
+        raise RunError(f"cannot create the run: {problem}")
 
 
 def _record_location(run: Any) -> None:
@@ -535,7 +641,7 @@ def _epochs_done(run: Any, summary: Mapping[str, Any], state: Any) -> int:
 
     from mlx.errors import DataWarning
 
-    done = [state.epoch]
+    done = [state.epoch] if state is not None else [0]
     recorded = summary.get("epochs_completed")
     if type(recorded) is int:
         done.append(recorded)
@@ -573,11 +679,7 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
             )
         checkpoint = run.latest_checkpoint()
         if checkpoint is None:
-            hint = (
-                "runs saved with output.save_checkpoints: false cannot be resumed"
-                if not stored.output.save_checkpoints
-                else "its checkpoints were removed, or it stopped before the first"
-            )
+            hint = _no_checkpoint_hint(run, stored, summary)
             raise RunError(
                 f"cannot resume {run.run_id}: it has no checkpoint "
                 f"(looked in {run.path / 'checkpoints'})",
@@ -606,6 +708,42 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
         run.release()
         raise
     return _Resume(run, config, checkpoint, state, summary)
+
+
+def _no_checkpoint_hint(
+    run: Any, stored: ExperimentConfig, summary: Mapping[str, Any]
+) -> str:
+    """Why a run has no checkpoint to resume from, as far as its files tell."""
+    directory = run.checkpoints_dir
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        entries = None
+    fresh = "; start a new run"
+    if entries and any(name.startswith(".tmp-") for name in entries):
+        return (
+            "a checkpoint was being written when the run stopped and never "
+            "completed, so none is whole" + fresh
+        )
+    output, epochs = stored.output, stored.training.epochs
+    done = _epochs_done(run, summary, None)
+    first = min(output.checkpoint_frequency, epochs)
+    resumed = summary.get("resumed_at")
+    if (
+        entries is not None  # checkpoints/ is made by the first save
+        or (output.save_checkpoints and done >= first)  # one was due and saved
+        or (isinstance(resumed, list) and resumed)  # a resume starts from one
+    ):
+        return "its checkpoints were removed" + fresh
+    if output.save_checkpoints:
+        return (
+            f"it stopped after {done} epoch(s), before its first checkpoint (epoch "
+            f"{first}), and not by SIGINT/SIGTERM, which would have saved one" + fresh
+        )
+    return (
+        "it ran with output.save_checkpoints: false and was not stopped by "
+        "SIGINT/SIGTERM (the only time such a run saves a checkpoint)" + fresh
+    )
 
 
 def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -682,8 +820,9 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
     return "float64"
 
 
-def data_task(model_task: str, run: Any = None) -> str | None:
-    """The task a run's data is read for: the model's (``model_task``).
+def data_task(model_task: str | None, run: Any = None) -> str | None:
+    """The task a run's data is read for: the model's (``model_task``; None for a
+    model that does not say, whose data's labels then decide).
 
     For an existing ``run`` recorded before fingerprint version 2 (when a custom
     dataset's task was inferred from its labels alone) ``None``, so its data is

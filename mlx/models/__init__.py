@@ -149,12 +149,7 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
     root = str(repository_root())
     if root not in sys.path:
         sys.path.insert(0, root)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(
-            f"Cannot import module {module_name!r} of class_path {class_path!r}: {exc}."
-        ) from exc
+    module = _import_module(module_name, class_path)
     obj: Any = module
     for part in attribute.split("."):
         obj = getattr(obj, part, None)
@@ -171,6 +166,77 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
             "forward and train_step."
         )
     return obj
+
+
+def _import_module(module_name: str, class_path: str) -> Any:
+    """Import the module of ``class_path``; whatever goes wrong in it (a syntax
+    error, an exception, ``sys.exit`` at import) is a ModelError naming the file
+    and line where it happened."""
+    what = f"module {module_name!r} of class_path {class_path!r}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise ModelError(
+                f"Cannot import {what}: there is no module {missing!r} "
+                f"(searched the repository root and sys.path).",
+                hint="class_path is 'package.module:ClassName', relative to the "
+                "repository root",
+            ) from None
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}"
+            f"it imports {missing!r}, which is not installed."
+        ) from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}: " if exc.filename else ""
+        raise ModelError(
+            f"Cannot import {what}: {where}syntax error: {exc.msg}."
+        ) from exc
+    except SystemExit as exc:
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}it called "
+            f"sys.exit({exc.code!r}) while being imported."
+        ) from exc
+    except Exception as exc:
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}"
+            f"{type(exc).__name__}: {exc}."
+        ) from exc
+
+
+def _where(exc: BaseException, module_name: str) -> str:
+    """``file:line: `` where ``exc`` was raised in the module (or a parent package)
+    being imported; else in the repository; else the deepest frame; or ``""``."""
+    import importlib.util
+    import traceback
+
+    from mlx.utils.paths import repository_root
+
+    own = set()
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        try:
+            spec = importlib.util.find_spec(".".join(parts[:depth]))
+        except Exception:  # the parent package itself fails to import
+            spec = None
+        if spec is not None and spec.origin:
+            own.add(os.path.realpath(spec.origin))
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<")
+    ]
+    root = str(repository_root())
+    for wanted in (
+        lambda name: os.path.realpath(name) in own,
+        lambda name: os.path.realpath(name).startswith(root + os.sep),
+        lambda name: True,
+    ):
+        chosen = [f for f in frames if wanted(f.filename)]
+        if chosen:
+            return f"{chosen[-1].filename}:{chosen[-1].lineno}: "
+    return ""
 
 
 def load_model(path: str | os.PathLike[str]) -> BaseModel:
