@@ -604,10 +604,6 @@ def _below_a_file(d: Path) -> str:
     return "plain/d.csv"
 
 
-def _control_character(d: Path) -> str:
-    return "a\x01b.csv"
-
-
 # (make, what the error says, what the dry run should say)
 DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "npz-named-npy": (_npz_named_npy, "is a .npz archive (zip), not a .npy array"),
@@ -626,7 +622,6 @@ DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "fifo-y": (_fifo("y.npy"), "is a FIFO (named pipe), not a regular file"),
     "directory-y": (_y_directory, "is a directory, not a regular file"),
     "below-a-file": (_below_a_file, "is a file, not a directory"),
-    "control-character": (_control_character, "'"),
 }
 
 
@@ -641,8 +636,7 @@ def test_unreadable_data_is_one_clean_error_and_a_dry_run_says_no(
     config = _config(name, [2, 4, 1], "sigmoid", **target)
     done = _run(tmp_path, config)
     _clean_error(done, needle)
-    shown = repr(str(tmp_path / name)) if case == "control-character" else None
-    assert (shown or str(tmp_path)) in done.stderr
+    assert str(tmp_path) in done.stderr
     _nothing_written(tmp_path)
     dry = _run(tmp_path, config, "--dry-run")
     assert dry.returncode == 0 and "Traceback" not in dry.stderr, dry.stderr
@@ -660,7 +654,11 @@ def test_a_nul_byte_in_the_dataset_path_is_located(tmp_path: Path) -> None:
         done = run_cli(
             ["run-experiment", "--config", "exp.yaml", *extra], tmp_path, timeout=60
         )
-        _clean_error(done, "exp.yaml:", "dataset.path 'a\\x00b.csv' contains a NUL")
+        _clean_error(
+            done,
+            "exp.yaml:4:",
+            "dataset.path: path 'a\\x00b.csv' contains the control character '\\x00'",
+        )
 
 
 @pytest.mark.parametrize(
