@@ -125,7 +125,7 @@ def _execute(
     resume: _Resume | None,
     quiet: bool,
 ) -> Run:
-    from mlx import datasets, models
+    from mlx import datasets
     from mlx.runs import RunDir
     from mlx.runs.ids import utc_now
     from mlx.training import TrainerState
@@ -139,7 +139,7 @@ def _execute(
         config.dataset, config.training.seed, feature_dtype(config, run)
     )
     loaded = time.perf_counter()
-    model = models.get_model(config.model.name, _model_params(config))
+    model = _build_model(config, splits)
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
 
     if resume is None:
@@ -150,7 +150,8 @@ def _execute(
             source = config.source
             original = source if source and Path(source).is_file() else None
             run.write_config(config.to_dict(), original_path=original)
-            run.write_environment()
+            describe = getattr(model, "environment", None)
+            run.write_environment(describe() if callable(describe) else None)
             _write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
@@ -389,6 +390,44 @@ def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return segments
 
 
+def image_shape(config: ExperimentConfig, info: Any) -> tuple[int, int, int] | None:
+    """(C, H, W) of one sample of an image dataset (None for tabular data), from
+    the dataset's name and its flat feature count ``info.n_features``.
+
+    The features of a sample are its pixels channel by channel, each channel row
+    by row, so ``X.reshape(-1, C, H, W)`` gives the images.
+    """
+    n = getattr(info, "n_features", None)
+    name = config.dataset.name
+    if name == "imagenet":
+        size = int(config.dataset.params.get("image_size", 64))
+        return (3, size, size)
+    channels = {"mnist": 1, "cifar10": 3, "cifar100": 3}.get(name)
+    if channels is None or not n:
+        return None
+    side = int(round((n // channels) ** 0.5))
+    if channels * side * side != n:
+        return None
+    return (channels, side, side)
+
+
+def _build_model(config: ExperimentConfig, splits: Any) -> Any:
+    """The model the config asks for, built for the loaded data."""
+    from mlx import models
+
+    params = _model_params(config)
+    if models.uses_torch(config.model.name, params):
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import model_from_config
+
+        return model_from_config(
+            config, splits.task, splits.n_classes, image_shape(config, splits)
+        )
+    return models.get_model(config.model.name, params)
+
+
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     params = dict(config.model.params)
     if config.model.name in ("mlp", "linear_regression") and params.get("seed") is None:
@@ -414,6 +453,9 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
         training.params, resolved["learning_rate"], steps_per_epoch, training.epochs
     )
     model.set_optimizer(get_optimizer({**resolved, "learning_rate": schedule}))
+    configure = getattr(model, "configure_training", None)
+    if callable(configure):
+        configure(schedule, training.params.get("grad_clip_norm"))
     return schedule
 
 
@@ -649,6 +691,10 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
             return "float64"  # check_data_record reports a missing or corrupt file
     if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
         return "float32"
+    from mlx.models import uses_torch
+
+    if uses_torch(config.model.name, config.model.params):
+        return "float32"  # what torch models compute in
     return "float64"
 
 

@@ -18,7 +18,7 @@ import sys
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mlx.errors import BackendUnavailableError, ModelError
+from mlx.errors import ModelError
 from mlx.models.base import BaseModel
 from mlx.models.linear import LinearRegression
 from mlx.models.mlp import MLP
@@ -31,6 +31,7 @@ __all__ = [
     "MLP",
     "get_model",
     "load_model",
+    "uses_torch",
 ]
 
 #: Built-in model names and their classes.
@@ -38,8 +39,8 @@ MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {"linear_regression": LinearRegression, "mlp": MLP}
 )
 
-#: Image-model families and their variants. They are known names, but building one
-#: needs a deep-learning backend that this package does not ship.
+#: Image-model families and their variants: torchvision's builders, trained through
+#: the PyTorch backend (mlx.models.torch, the ``torch`` extra).
 IMAGE_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
@@ -73,18 +74,25 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
 
     name : "linear_regression", "mlp", "custom" (``params.class_path`` names a
         BaseModel subclass as ``"package.module:ClassName"``, the other params go to
-        its constructor), or an image family/variant (raises
-        BackendUnavailableError).
+        its constructor; a ``torch.nn.Module`` subclass is wrapped in a
+        TorchModel), or an image family/variant (a TorchModel; params are its
+        constructor's, ``architecture`` names the variant of a family).
     """
     kwargs: dict[str, Any] = _plain(params or {})
     family = _image_family(name)
     if family is not None:
-        raise BackendUnavailableError(
-            f"Model {name!r} ({family} family) needs a deep-learning backend, which "
-            "is not installed; the built-in models are "
-            f"{', '.join(repr(m) for m in MODELS)}.",
-            hint="Use 'mlp' or 'linear_regression', or a custom model class.",
-        )
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import TorchModel
+
+        variant = kwargs.pop("architecture", None) or name
+        if variant not in IMAGE_FAMILIES[family]:
+            raise ModelError(
+                f"Model {name!r} needs an architecture naming one of its variants: "
+                f"{', '.join(IMAGE_FAMILIES[family])}."
+            )
+        return _construct(TorchModel, {"architecture": variant, **kwargs})
     if name == "custom":
         class_path = kwargs.pop("class_path", None)
         if class_path is None:
@@ -92,6 +100,10 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
                 "A 'custom' model needs params.class_path naming a BaseModel subclass, "
                 "e.g. 'examples.custom_models:SoftmaxRegression'."
             )
+        if _is_torch_module(_import_object(class_path)):
+            from mlx.models.torch.model import TorchModel
+
+            return TorchModel(class_path=class_path, module_params=kwargs)
         cls = import_model_class(class_path)
     elif name in MODELS:
         cls = MODELS[name]
@@ -123,9 +135,58 @@ def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
     return cls(**kwargs)
 
 
+def uses_torch(name: str, params: Mapping[str, Any]) -> bool:
+    """True when model ``name`` with ``params`` runs on the PyTorch backend: an
+    image family or variant, or a custom ``torch.nn.Module``. Imports torch only
+    when the custom class's own module does."""
+    if _image_family(name) is not None:
+        return True
+    if name == "custom" and params.get("class_path"):
+        return _is_torch_module(_import_object(params["class_path"]))
+    return False
+
+
+def _is_torch_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return (
+        torch is not None
+        and isinstance(obj, type)
+        and issubclass(obj, torch.nn.Module)
+        and not issubclass(obj, BaseModel)
+    )
+
+
+def import_module_class(class_path: Any) -> type:
+    """Import the ``torch.nn.Module`` subclass ``"package.module:ClassName"``."""
+    obj = _import_object(class_path)
+    if not _is_torch_module(obj):
+        raise ModelError(
+            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
+            "torch.nn.Module."
+        )
+    return obj
+
+
 def import_model_class(class_path: Any) -> type[BaseModel]:
     """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
     return it, refusing anything that is not a BaseModel subclass."""
+    obj = _import_object(class_path)
+    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
+        raise ModelError(
+            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
+            "mlx.models.BaseModel (or of torch.nn.Module)."
+        )
+    if inspect.isabstract(obj):
+        raise ModelError(
+            f"class_path {class_path!r} names an abstract class; implement "
+            "forward and train_step."
+        )
+    return obj
+
+
+def _import_object(class_path: Any) -> Any:
+    """The object ``"package.module:ClassName"`` names (repository root on
+    sys.path)."""
     from mlx.utils.paths import repository_root
 
     if not isinstance(class_path, str) or not _CLASS_PATH.match(class_path):
@@ -148,16 +209,6 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
         obj = getattr(obj, part, None)
     if obj is None:
         raise ModelError(f"Module {module_name!r} has no attribute {attribute!r}.")
-    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
-        raise ModelError(
-            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
-            "mlx.models.BaseModel."
-        )
-    if inspect.isabstract(obj):
-        raise ModelError(
-            f"class_path {class_path!r} names an abstract class; implement "
-            "forward and train_step."
-        )
     return obj
 
 
@@ -178,6 +229,13 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
         cls: type[BaseModel] = MODELS[str(model_type)]
     elif model_type == "custom":
         cls = import_model_class(config.get("class_path"))
+    elif model_type == "torch":
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import TorchModel
+
+        cls = TorchModel
     else:
         raise CheckpointError(
             f"The checkpoint has an unknown model type {model_type!r}."
@@ -185,6 +243,9 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
     hyperparameters = config.get("hyperparameters")
     if not isinstance(hyperparameters, dict):
         raise CheckpointError("The checkpoint's config.json has no hyperparameters.")
+    if model_type == "torch":
+        # the checkpoint holds the weights: no need to fetch published ones
+        hyperparameters = {**hyperparameters, "pretrained": False}
     try:
         model = _construct(cls, hyperparameters)
     except ModelError as exc:
