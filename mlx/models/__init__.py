@@ -31,7 +31,6 @@ __all__ = [
     "MLP",
     "get_model",
     "load_model",
-    "uses_torch",
 ]
 
 #: Built-in model names and their classes.

@@ -179,3 +179,18 @@ def _load_pretrained(
         merged[key] = source.to(value.dtype)
     with torch.no_grad():
         module.load_state_dict(merged, strict=True)
+
+
+def meta_facts(
+    variant: str, *, num_classes: int, in_channels: int, dropout: float | None
+) -> tuple[int, int]:
+    """(trainable parameters, bytes of the state_dict) of ``variant``, built on
+    torch's meta device: shapes only, no weights allocated."""
+    torch = require_torch()
+    with torch.device("meta"):
+        module = build_image_model(
+            variant, num_classes=num_classes, in_channels=in_channels, dropout=dropout
+        )
+    n_parameters = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    n_bytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    return int(n_parameters), int(n_bytes)
