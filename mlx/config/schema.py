@@ -89,9 +89,10 @@ def model_blocker(name: str, params: Mapping[str, Any]) -> str | None:
 
         missing = missing_backend()
         if missing:
+            verb = "are" if " and " in missing else "is"
             return (
-                f"{name} runs on PyTorch, and {missing} is not installed; install "
-                f"it with: {INSTALL_HINT}"
+                f"{name} runs on PyTorch, and {missing} {verb} not installed; "
+                f"install it with: {INSTALL_HINT}"
             )
         return None
     if name == "custom" and not params.get("class_path"):

@@ -413,17 +413,19 @@ class TorchModel(BaseModel):
             {k: v for k, v in group.items() if k != "params"}
             for group in state["param_groups"]
         ]
-        metadata = {
+        record: dict[str, Any] = {
             "state": type(self.torch_optimizer_).__name__,
-            "count": str(self.step_),
-            "param_groups": json.dumps(groups, sort_keys=True),
-            "scalars": json.dumps(scalars, sort_keys=True),
+            "count": self.step_,
+            "param_groups": groups,
+            "scalars": scalars,
         }
         if self.scaler_ is not None:
-            metadata["grad_scaler"] = json.dumps(
-                {k: float(v) for k, v in self.scaler_.state_dict().items()},
-                sort_keys=True,
-            )
+            record["grad_scaler"] = {
+                k: float(v) for k, v in self.scaler_.state_dict().items()
+            }
+        # one JSON document with sorted keys: safetensors stores metadata in a
+        # hash map whose order changes from process to process
+        metadata = {"optimizer": json.dumps(record, sort_keys=True)}
         return tensors, metadata
 
     def load(
@@ -442,14 +444,14 @@ class TorchModel(BaseModel):
             ) from None
         if restore_optimizer is not False:
             tensors, metadata = self._read(path, _checkpoint.OPTIMIZER_FILE, config)
-            same_kind = metadata.get("state") == type(self.torch_optimizer_).__name__
-            if same_kind:
-                self._restore_optimizer(tensors, metadata)
+            record = _optimizer_record(metadata)
+            kind = type(self.torch_optimizer_).__name__
+            if record.get("state") == kind:
+                self._restore_optimizer(tensors, record)
             elif restore_optimizer:
                 raise CheckpointError(
-                    f"The checkpoint's optimizer state is {metadata.get('state')}, "
-                    f"the model's optimizer is "
-                    f"{type(self.torch_optimizer_).__name__}."
+                    f"The checkpoint's optimizer state is {record.get('state')}, "
+                    f"the model's optimizer is {kind}."
                 )
         self.is_trained = True
         self._mode = None
@@ -468,16 +470,14 @@ class TorchModel(BaseModel):
             ) from None
 
     def _restore_optimizer(
-        self, tensors: Mapping[str, Any], metadata: Mapping[str, str]
+        self, tensors: Mapping[str, Any], record: Mapping[str, Any]
     ) -> None:
-        try:
-            count = int(metadata["count"])
-            groups = json.loads(metadata["param_groups"])
-            scalars = json.loads(metadata.get("scalars", "{}"))
-        except (KeyError, ValueError, TypeError) as exc:
+        count, groups = record.get("count"), record.get("param_groups")
+        scalars = record.get("scalars", {})
+        if type(count) is not int or count < 0 or not isinstance(scalars, dict):
             raise CheckpointError(
-                f"The checkpoint's optimizer metadata is invalid ({exc})."
-            ) from None
+                "The checkpoint's optimizer metadata is invalid: no step count."
+            )
         template = self.torch_optimizer_.state_dict()
         names = self._parameter_names()
         state: dict[int, dict[str, Any]] = {}
@@ -513,9 +513,21 @@ class TorchModel(BaseModel):
             raise CheckpointError(
                 f"The checkpoint's optimizer state does not load ({exc})."
             ) from None
-        if self.scaler_ is not None and "grad_scaler" in metadata:
-            self.scaler_.load_state_dict(json.loads(metadata["grad_scaler"]))
+        if self.scaler_ is not None and isinstance(record.get("grad_scaler"), dict):
+            self.scaler_.load_state_dict(record["grad_scaler"])
         self.step_ = count
+
+
+def _optimizer_record(metadata: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        record = json.loads(metadata.get("optimizer", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(
+            f"The checkpoint's optimizer metadata is not JSON ({exc})."
+        ) from None
+    if not isinstance(record, dict):
+        raise CheckpointError("The checkpoint's optimizer metadata is invalid.")
+    return record
 
 
 def model_from_config(
