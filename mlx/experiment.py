@@ -240,6 +240,9 @@ def _train_run(
         f"{splits.n_features} features ({splits.task})"
     )
     console(f"model: {config.model.name}, {model.n_parameters:,} parameters")
+    placement = getattr(model, "placement_", None)
+    if placement is not None:
+        console(f"device: {placement.device}, precision {placement.precision}")
 
     run.mark_running(epochs_completed=state.epoch)
     stopper = _SignalStopper()

@@ -841,3 +841,17 @@ def test_small_cnn_example_trains_and_evaluates(root: Path) -> None:
     done = mlx(root, "eval", str(run), "--save-predictions")
     assert done.returncode == 0, done.stderr
     assert (run / "predictions.csv").is_file()
+
+
+def test_a_single_sample_batch_under_batchnorm_is_a_clear_error() -> None:
+    from mlx.errors import ModelError
+
+    model = TorchModel(
+        architecture="resnet18",
+        num_classes=2,
+        in_channels=1,
+        input_shape=[1, 16, 16],
+        device="cpu",
+    )
+    with pytest.raises(ModelError, match="training.batch_size"):
+        model.train_step(np.zeros((1, 256), np.float32), np.array([1]))

@@ -114,8 +114,9 @@ def collect_environment(
 
     Keys: ``mlx``, ``python``, ``python_executable``, ``platform``, ``machine``,
     ``numpy``, ``blas`` (NumPy's build configuration), ``threadpools`` (threadpoolctl,
-    if installed), ``torch`` (versions, when torch was imported; else null), ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for
-    ``repository`` or the repository root), ``hostname``, ``cpu_count``, and every key
+    if installed), ``torch`` (versions, when torch was imported; else null),
+    ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for ``repository`` or the
+    repository root), ``hostname``, ``cpu_count``, and every key
     of ``extra`` (which wins on clashes).
     """
     from mlx import __version__

@@ -303,9 +303,18 @@ class TorchModel(BaseModel):
         for group in optimizer.param_groups:
             group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)
-        with self.placement_.autocast():
-            output = self.module_(x)
-            loss = self._loss(output, target)
+        try:
+            with self.placement_.autocast():
+                output = self.module_(x)
+                loss = self._loss(output, target)
+        except ValueError as exc:
+            if x.shape[0] == 1 and "more than 1 value per channel" in str(exc):
+                raise ModelError(
+                    "A training batch holds 1 sample, and BatchNorm needs at least "
+                    "2 in training mode; change training.batch_size so that the "
+                    "last batch of an epoch is not a single sample."
+                ) from None
+            raise
         scaler = self.scaler_
         if scaler is not None:
             scaler.scale(loss).backward()
