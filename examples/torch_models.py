@@ -17,7 +17,7 @@ __all__ = ["SmallCNN", "TinyMLP"]
 
 class SmallCNN(nn.Module):
     """Two strided convolutions, global average pooling and a linear classifier:
-    about 5,000 parameters, seconds per MNIST epoch on a CPU."""
+    about 1,500 parameters with 8 channels, seconds per MNIST epoch on a CPU."""
 
     def __init__(
         self,

@@ -174,6 +174,15 @@ ERRORS = [
         "model.params.num_classes",
     ),
     Row(
+        "image-in-channels-mismatch",
+        {
+            "dataset": {"name": "mnist"},
+            "model": {"name": "resnet18", "params": {"in_channels": 3}},
+        },
+        r"model.params.in_channels is 3, but mnist images have 1 channel",
+        "model.params.in_channels",
+    ),
+    Row(
         "image-dropout-range",
         {"model": {"name": "efficientnet_b0", "params": {"dropout": 1.5}}},
         r"model.params.dropout must be a finite number in \[0, 1\)",

@@ -460,6 +460,7 @@ _OPTIMIZER_PARAMS = {
     "centered": _Field(_Bool()),
 }
 _OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+_IMAGE_CHANNELS = {"mnist": 1, "cifar10": 3, "cifar100": 3, "imagenet": 3}
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 
 
@@ -881,6 +882,15 @@ class _Validator:
         """num_classes must match the data."""
         if model_family(model.name) not in IMAGE_MODEL_FAMILIES:
             return
+        channels = model.params.get("in_channels")
+        expected_channels = _IMAGE_CHANNELS.get(info.name)
+        if channels is not None and expected_channels not in (None, channels):
+            at = ("model", "params", "in_channels")
+            self.error(
+                at,
+                f"{dotted(at)} is {channels}, but {info.name} images have "
+                f"{expected_channels} channel(s)",
+            )
         given = model.params.get("num_classes")
         if given is None or info.task is None:
             return

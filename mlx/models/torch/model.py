@@ -567,6 +567,7 @@ def model_from_config(
     }
     if model.name == "custom":
         class_path = params.pop("class_path")
+        params.pop("optimizer_config", None)  # the harness's, not the module's
         return TorchModel(class_path=class_path, module_params=params, **common)
     variant = model.name
     if model.name in IMAGE_FAMILIES:
