@@ -430,7 +430,8 @@ class TorchModel(BaseModel):
         }
         if self.scaler_ is not None:
             record["grad_scaler"] = {
-                k: float(v) for k, v in self.scaler_.state_dict().items()
+                k: v if isinstance(v, (int, float)) else float(v)
+                for k, v in self.scaler_.state_dict().items()
             }
         # one JSON document with sorted keys: safetensors stores metadata in a
         # hash map whose order changes from process to process
