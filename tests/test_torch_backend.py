@@ -889,3 +889,23 @@ def test_float16_grad_scaler_state_is_checkpointed(tmp_path: Path) -> None:
     b.load(tmp_path / "ck")
     assert b.scaler_.state_dict() == a.scaler_.state_dict()
     assert a.train_step(X, y) == b.train_step(X, y)
+
+
+def test_a_python_built_model_predicts_image_shaped_input() -> None:
+    from mlx.errors import ModelError
+
+    model = get_model("mobilenet_v3_small", {"num_classes": 3, "device": "cpu"})
+    images = np.random.default_rng(2).random((2, 3, 24, 24), dtype=np.float32)
+    model.set_optimizer(get_optimizer({"optimizer_type": "sgd", "learning_rate": 0.01}))
+    model.train_step(images, np.array([0, 2]))
+    proba = model.predict(images)
+    model.module_.eval()
+    with torch.no_grad():
+        expected = torch.softmax(model.module_(torch.from_numpy(images)).double(), 1)
+    np.testing.assert_allclose(proba, expected.numpy(), rtol=1e-6)
+    shaped = get_model(
+        "resnet18", {"num_classes": 3, "device": "cpu", "input_shape": [3, 16, 16]}
+    )
+    shaped.is_trained = True
+    with pytest.raises(ModelError, match=r"images of shape \(3, 16, 16\)"):
+        shaped.predict(images)

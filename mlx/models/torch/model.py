@@ -342,11 +342,21 @@ class TorchModel(BaseModel):
         (BatchNorm running statistics, no dropout), in batches on the device."""
         self._check_trained()
         array = np.asarray(X)
+        shape = self._shape
         if array.ndim == 4:
+            if shape is not None and tuple(array.shape[1:]) != shape:
+                raise ModelError(
+                    f"TorchModel expects images of shape {shape}; got "
+                    f"{tuple(array.shape[1:])}."
+                )
+            shape = tuple(array.shape[1:])
             array = array.reshape(array.shape[0], -1)
-        return self.forward(self._check_X(array))
+        return self._infer(self._check_X(array), shape)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        return self._infer(X, self._shape)
+
+    def _infer(self, X: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
         torch = require_torch()
         if self._mode is not False:
             self.module_.eval()
@@ -355,7 +365,10 @@ class TorchModel(BaseModel):
         outputs = []
         with torch.inference_mode(), self.placement_.autocast():
             for start in range(0, len(X), EVAL_BATCH):
-                out = self.module_(self._tensor(X[start : start + EVAL_BATCH]))
+                x = torch.from_numpy(X[start : start + EVAL_BATCH])
+                if shape is not None:
+                    x = x.view(x.shape[0], *shape)
+                out = self.module_(x.to(self.placement_.device, non_blocking=True))
                 outputs.append(out.float())
         result = torch.cat(outputs).double()
         if self.task == "classification":
