@@ -32,6 +32,7 @@ GROUPS = {
     "harness": "benchmarks.harness",
     "memory": "benchmarks.memory",
     "torch_backend": "benchmarks.torch_backend",
+    "fingerprint": "benchmarks.fingerprint",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

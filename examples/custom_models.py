@@ -4,7 +4,9 @@ Use it from a config with ``model.name: custom`` and
 ``model.params.class_path: "examples.custom_models:SoftmaxRegression"`` (see
 ``examples/custom_model.yaml``); the other params go to the constructor.
 
-What a custom model does, in short:
+Only ``forward``, ``train_step``, ``save`` and ``load`` are required (see the README's
+"BaseModel Interface"). This one also uses BaseModel's helpers, which give it mlx's
+checkpoint format, the configured optimizer and a parameter count:
 
 1. subclass :class:`mlx.models.BaseModel`;
 2. ``__init__`` stores its keyword arguments as attributes, then calls

@@ -6,6 +6,7 @@ The distribution is named ``model-harness``; the import package and the command 
 
 from __future__ import annotations
 
+from mlx._version import __version__
 from mlx.utils.lazy import lazy_attributes
 
 TYPE_CHECKING = False
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from mlx.evaluation import evaluate
     from mlx.experiment import run_experiment
 
-__version__ = "0.1.0"
 DISTRIBUTION = "model-harness"
 
 __all__ = ["DISTRIBUTION", "__version__", "evaluate", "run_experiment"]

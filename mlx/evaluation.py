@@ -10,30 +10,30 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
+from mlx.models._contract import model_outputs  # re-exported: part of this API
 
-__all__ = ["SPLITS", "evaluate", "model_outputs"]
+__all__ = ["SPLITS", "EvaluationNotSaved", "evaluate", "model_outputs"]
 
 SPLITS = ("test", "val", "train")
 
 
-def model_outputs(model: Any, X: Any) -> tuple[Any, Any | None]:
-    """``(y_pred, proba)``: labels and class probabilities, or values and None.
+class EvaluationNotSaved(RunError):
+    """The metrics were computed but could not be recorded in the run (a read-only
+    run directory, a full disk). ``result`` holds them, as :func:`evaluate` would
+    have returned them, without ``path``."""
 
-    For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
-    (binary) classifier it is the positive-class probability, shape (n_samples,).
-    """
-    import numpy as np
-
-    output = model.predict(X)
-    if model.task != "classification":
-        return output, None
-    if output.ndim == 1:
-        return (output >= 0.5).astype(np.int64), output
-    return np.argmax(output, axis=1).astype(np.int64), output
+    def __init__(self, message: str, *, result: dict[str, Any]) -> None:
+        super().__init__(
+            message,
+            hint="the metrics above were computed but not recorded; make the run "
+            "directory writable (or free some space) and evaluate again",
+        )
+        self.result = result
 
 
 def evaluate(
@@ -50,7 +50,8 @@ def evaluate(
     Parameters
     ----------
     run : a run ID, a run directory, or a RunDir.
-    metrics : metric names (see :mod:`mlx.metrics`); default: the task's default set.
+    metrics : metric names (see :mod:`mlx.metrics`), or one name; default (None):
+        the task's default set.
     split : ``"test"`` (default), ``"val"`` or ``"train"``.
     checkpoint : ``"final"`` (the run's ``model/``) or ``"epoch-N"``.
     save_predictions : also write ``predictions.csv`` in the run directory.
@@ -60,34 +61,81 @@ def evaluate(
     -------
     dict with ``run_id``, ``split``, ``checkpoint``, ``n_samples``, ``metrics`` and,
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong type (``save_predictions="no"``, ``metrics=3``) or
+        an empty ``metrics`` list.
+    EvaluationNotSaved
+        The metrics were computed but could not be written into the run (read-only
+        directory, full disk); its ``result`` holds them.
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record, feature_dtype, stored_config
+    from mlx.experiment import (
+        check_data_record,
+        data_task,
+        feature_dtype,
+        stored_config,
+    )
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
-    from mlx.models import load_model
+    from mlx.models._contract import model_task, parameter_count
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
 
+    where = "mlx.evaluate"
+    requested = (
+        None
+        if metrics is None
+        else check_strings(where, "metrics", metrics, "metric name")
+    )
+    if requested == []:
+        raise ValueError(
+            "The 'metrics' parameter of mlx.evaluate is empty; pass None for the "
+            "task's default metrics."
+        )
+    for name, value in (("split", split), ("checkpoint", checkpoint)):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"The {name!r} parameter of mlx.evaluate must be a str; got "
+                f"{value!r} ({type(value).__name__})."
+            )
+    check_bool(where, "save_predictions", save_predictions)
+    check_bool(where, "dry_run", dry_run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not (hasattr(run, "run_id") and hasattr(run, "path")):
+        run = check_path_or_id(where, "run", run)
     run = _open(run)
     config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
-    model = load_model(model_path)
-    task = model.task
-    names = list(metrics) if metrics else list(DEFAULT_METRICS[task])
+    model = _load_model(run, config, model_path)
+    task = model_task(model, _recorded_task(run))
+    if task is None:
+        raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
+    names = requested if requested else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
     result: dict[str, Any] = {
         "run_id": run.run_id,
         "split": split,
         "checkpoint": checkpoint,
+        "model": {"name": config.model.name, "parameters": parameter_count(model)},
         "metrics": {},
     }
     if dry_run:
         result["metric_names"] = names
         return result
 
-    splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
-    )
+    with warnings.catch_warnings():
+        # the run said so when it trained, and data.json records it
+        warnings.filterwarnings(
+            "ignore", message=r".*: the labels look like", category=DataWarning
+        )
+        splits = datasets.load(
+            config.dataset,
+            config.training.seed,
+            feature_dtype(config, run),
+            model_task=data_task(task, run),
+        )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:
@@ -95,17 +143,59 @@ def evaluate(
             f"the {split} split of run {run.run_id} is empty",
             hint="choose another --split, or set a non-zero split fraction",
         )
-    y_pred, proba = model_outputs(model, X)
+    y_pred, proba = model_outputs(model, X, task)
     values = compute_metrics(names, task, y, y_pred, proba=proba)
     result.update(
         n_samples=int(len(X)),
         metrics=values,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
-    if save_predictions:
-        result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
-    result["path"] = str(run.write_eval(result))
+    try:
+        if save_predictions:
+            result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
+        result["path"] = str(run.write_eval(result))
+    except (OSError, RunError) as exc:
+        from mlx.utils.atomic import os_error_text
+
+        reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+        raise EvaluationNotSaved(
+            f"could not save the evaluation of run {run.run_id}: {reason}",
+            result={k: v for k, v in result.items() if k != "path"},
+        ) from exc
     return result
+
+
+def _load_model(run: Any, config: Any, path: Path) -> Any:
+    """The model saved at ``path``. A built-in model is rebuilt from the checkpoint
+    alone; a custom one from the run's config, then its own ``load`` reads the files
+    its own ``save`` wrote (which need not be mlx's format)."""
+    from mlx.errors import CheckpointError, MLXError
+    from mlx.models import get_model, load_model
+
+    if config.model.name != "custom":
+        return load_model(path)
+    model = get_model(config.model.name, dict(config.model.params))
+    try:
+        model.load(path)
+    except MLXError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"the checkpoint {path} of run {run.run_id} does not load ({exc})"
+        ) from exc
+    return model
+
+
+def _recorded_task(run: Any) -> str | None:
+    """The task ``data.json`` recorded for the run's data, None if unreadable."""
+    from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+
+    path = run.path / "data.json"
+    try:
+        task = read_json_guarded(path, DOCUMENT_LIMIT, path.name, error=RunError)
+        return task.get("task") if isinstance(task, dict) else None
+    except (RunError, OSError, ValueError):
+        return None
 
 
 def _open(run: Any) -> Any:

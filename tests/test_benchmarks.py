@@ -37,6 +37,7 @@ def test_quick_run_writes_every_group(tmp_path: Path) -> None:
         "harness",
         "memory",
         "torch_backend",
+        "fingerprint",
     }
     assert document["quick"] is True
     environment = document["environment"]

@@ -475,6 +475,18 @@ ERRORS = [
         "dataset.params.image_size",
     ),
     Row(
+        "cifar-augmentation",
+        {"dataset": {"name": "cifar10", "params": {"augmentation": "yes"}}},
+        r"augmentation must be true or false, got 'yes'",
+        "dataset.params.augmentation",
+    ),
+    Row(
+        "imagenet-augmentation",
+        {"dataset": {**IMAGENET, "params": {"augmentation": 1}}},
+        r"augmentation must be true or false, got 1",
+        "dataset.params.augmentation",
+    ),
+    Row(
         "mnist-download",
         {"dataset": {"name": "mnist", "params": {"download": "no"}}},
         r"download must be true or false, got 'no'",
@@ -933,16 +945,6 @@ WARNINGS = [
         },
         r"^dataset.params.test_split: ignored: mnist has an official test split$",
         "dataset.params.test_split",
-        "key",
-    ),
-    Row(
-        "augmentation",
-        {
-            "dataset": {"name": "cifar10", "params": {"augmentation": True}},
-            "model": {"name": "resnet18"},
-        },
-        r"dataset.params.augmentation: not supported and ignored",
-        "dataset.params.augmentation",
         "key",
     ),
     Row(

@@ -70,6 +70,15 @@ def test_custom_model_without_class_path(tmp_path: Path) -> None:
         {"name": "mnist"},
         {"name": "custom", "params": {"class_path": "a.b:C"}},
     )
+    assert "there is no module 'a'" in (make_plan(config).blocker or "")
+    config = _config(
+        tmp_path,
+        {"name": "mnist"},
+        {
+            "name": "custom",
+            "params": {"class_path": "examples.custom_models:SoftmaxRegression"},
+        },
+    )
     assert make_plan(config).runnable
 
 

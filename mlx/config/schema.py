@@ -25,6 +25,7 @@ from mlx.config.experiment import (
     freeze,
 )
 from mlx.config.issues import ConfigIssue
+from mlx.config.names import IMAGE_FAMILIES, KNOWN_DATASETS, MEMORY_LIMIT_BYTES
 from mlx.errors import MLXError
 from mlx.utils.paths import is_within, resolve_path
 
@@ -40,21 +41,7 @@ __all__ = [
     "validate",
 ]
 
-KNOWN_DATASETS = (
-    "mnist",
-    "cifar10",
-    "cifar100",
-    "imagenet",
-    "custom",
-    "synthetic_regression",
-    "synthetic_classification",
-)
-IMAGE_MODEL_FAMILIES: Mapping[str, tuple[str, ...]] = {
-    "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
-    "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
-    "mobilenet": ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"),
-    "efficientnet": tuple(f"efficientnet_b{i}" for i in range(8)),
-}
+IMAGE_MODEL_FAMILIES: Mapping[str, tuple[str, ...]] = IMAGE_FAMILIES
 BUILTIN_MODELS = ("linear_regression", "mlp")
 KNOWN_MODELS = (
     "resnet",
@@ -65,7 +52,6 @@ KNOWN_MODELS = (
     *BUILTIN_MODELS,
     *(name for names in IMAGE_MODEL_FAMILIES.values() for name in names),
 )
-MEMORY_LIMIT_BYTES = 1024**3
 
 _SYNTHETIC = ("synthetic_regression", "synthetic_classification")
 _OFFICIAL_TEST_SPLIT = ("mnist", "cifar10", "cifar100")
@@ -418,7 +404,8 @@ _IMAGE_SET_FIELDS = {
     "download": _Field(_Bool(), False),
     "normalize": _Field(_Bool(), True),
     "validation_split": _SPLITS["validation_split"],
-    "augmentation": _Field(None, ignored="not supported and ignored"),
+    # training batches only; see mlx.datasets.augment
+    "augmentation": _Field(_Bool(), False),
 }
 _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
     "synthetic_regression": {
@@ -439,7 +426,11 @@ _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
         }
         for name in _OFFICIAL_TEST_SPLIT
     },
-    "imagenet": {"image_size": _Field(_Int(8), 64), **_SPLITS},
+    "imagenet": {
+        "image_size": _Field(_Int(8), 64),
+        "augmentation": _IMAGE_SET_FIELDS["augmentation"],
+        **_SPLITS,
+    },
     "custom": {
         "target": _Field(_Str(nullable=True), None),
         "task": _Field(_Choice("classification", "regression", nullable=True), None),
@@ -756,6 +747,11 @@ class _Validator:
 
     def dataset_path(self, name: str, raw: str) -> Any:
         at = ("dataset", "path")
+        if "\0" in raw:
+            self.error(
+                at, f"dataset.path {raw!r} contains a NUL byte; no file name can"
+            )
+            return _BAD
         try:
             resolved = resolve_path(raw, self.root)
         except MLXError as exc:
@@ -764,7 +760,12 @@ class _Validator:
         if name in _SYNTHETIC:
             self.warn(at, f"dataset.path: ignored: {name} is generated, not read")
         elif name in _NEEDS_PATH and not resolved.exists():
-            self.warn(at, f"dataset.path: {resolved} does not exist (yet)")
+            shown = str(resolved)
+            self.warn(
+                at,
+                "dataset.path: "
+                f"{shown if shown.isprintable() else repr(shown)} does not exist (yet)",
+            )
         return str(resolved)
 
     def dataset_checks(self, params: dict[str, Any]) -> None:
@@ -997,6 +998,8 @@ class _Validator:
                     "memory, over the 1 GiB limit; reduce n_samples or n_features",
                     ("dataset",),
                 )
+            elif dataset.name == "imagenet":
+                pass  # streamed from disk (mlx.datasets.streaming)
             else:
                 # read from files, whose loader may use a narrower dtype
                 self.warn(

@@ -10,15 +10,20 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import os
-import re
-import sys
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from mlx.config.names import (
+    IMAGE_FAMILIES,  # torchvision's builders, run by mlx.models.torch
+)
 from mlx.errors import ModelError
+from mlx.models._imports import (
+    _import_object,
+    _is_torch_module,
+    import_model_class,
+)
 from mlx.models.base import BaseModel
 from mlx.models.linear import LinearRegression
 from mlx.models.mlp import MLP
@@ -37,19 +42,6 @@ __all__ = [
 MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {"linear_regression": LinearRegression, "mlp": MLP}
 )
-
-#: Image-model families and their variants: torchvision's builders, trained through
-#: the PyTorch backend (mlx.models.torch, the ``torch`` extra).
-IMAGE_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
-        "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
-        "mobilenet": ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"),
-        "efficientnet": tuple(f"efficientnet_b{i}" for i in range(8)),
-    }
-)
-
-_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def _image_family(name: str) -> str | None:
@@ -117,11 +109,16 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
 
 
 def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
-    accepted = cls._param_names()
-    takes_any = any(
-        p.kind == p.VAR_KEYWORD
-        for p in inspect.signature(cls.__init__).parameters.values()
-    )
+    if cls.__init__ is object.__init__:
+        # no constructor of its own: it takes no parameters
+        accepted: list[str] = []
+        takes_any = False
+    else:
+        accepted = cls._param_names()
+        takes_any = any(
+            p.kind == p.VAR_KEYWORD
+            for p in inspect.signature(cls.__init__).parameters.values()
+        )
     unknown = [key for key in kwargs if key not in accepted]
     if unknown and not takes_any:
         key = unknown[0]
@@ -131,6 +128,13 @@ def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
             f"Unknown parameter {key!r} for {cls.__name__}; it accepts "
             f"{', '.join(accepted) or 'no parameters'}.{hint}"
         )
+    if cls.__init__ is not object.__init__:
+        try:
+            inspect.signature(cls).bind(**kwargs)
+        except TypeError as exc:
+            raise ModelError(
+                f"{cls.__name__} cannot be built from its params: {exc}."
+            ) from None
     return cls(**kwargs)
 
 
@@ -143,72 +147,6 @@ def uses_torch(name: str, params: Mapping[str, Any]) -> bool:
     if name == "custom" and params.get("class_path"):
         return _is_torch_module(_import_object(params["class_path"]))
     return False
-
-
-def _is_torch_module(obj: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return (
-        torch is not None
-        and isinstance(obj, type)
-        and issubclass(obj, torch.nn.Module)
-        and not issubclass(obj, BaseModel)
-    )
-
-
-def import_module_class(class_path: Any) -> type:
-    """Import the ``torch.nn.Module`` subclass ``"package.module:ClassName"``."""
-    obj = _import_object(class_path)
-    if not _is_torch_module(obj):
-        raise ModelError(
-            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
-            "torch.nn.Module."
-        )
-    return obj
-
-
-def import_model_class(class_path: Any) -> type[BaseModel]:
-    """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
-    return it, refusing anything that is not a BaseModel subclass."""
-    obj = _import_object(class_path)
-    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
-        raise ModelError(
-            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
-            "mlx.models.BaseModel (or of torch.nn.Module)."
-        )
-    if inspect.isabstract(obj):
-        raise ModelError(
-            f"class_path {class_path!r} names an abstract class; implement "
-            "forward and train_step."
-        )
-    return obj
-
-
-def _import_object(class_path: Any) -> Any:
-    """The object ``"package.module:ClassName"`` names (repository root on
-    sys.path)."""
-    from mlx.utils.paths import repository_root
-
-    if not isinstance(class_path, str) or not _CLASS_PATH.match(class_path):
-        raise ModelError(
-            "params.class_path must look like 'package.module:ClassName'; "
-            f"got {class_path!r}."
-        )
-    module_name, _, attribute = class_path.partition(":")
-    root = str(repository_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(
-            f"Cannot import module {module_name!r} of class_path {class_path!r}: {exc}."
-        ) from exc
-    obj: Any = module
-    for part in attribute.split("."):
-        obj = getattr(obj, part, None)
-    if obj is None:
-        raise ModelError(f"Module {module_name!r} has no attribute {attribute!r}.")
-    return obj
 
 
 def load_model(path: str | os.PathLike[str]) -> BaseModel:

@@ -105,7 +105,11 @@ class BaseModel(abc.ABC):
         return {}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        # a subclass may keep its constructor arguments under other names
+        names = (
+            self._param_names() if type(self).__init__ is not object.__init__ else []
+        )
+        args = ", ".join(f"{k}={getattr(self, k, '?')!r}" for k in names)
         return f"{type(self).__name__}({args})"
 
     # --- the interface -----------------------------------------------------------
@@ -260,14 +264,14 @@ class BaseModel(abc.ABC):
     # --- checkpoints -------------------------------------------------------------
 
     def _config_document(self) -> dict[str, Any]:
-        import mlx
+        from mlx._version import __version__
 
         cls = type(self)
         optimizer_config = (
             dict(self.optimizer_.config) if self.optimizer_.config else None
         )
         return {
-            "library_version": mlx.__version__,
+            "library_version": __version__,
             "model_type": cls.model_type,
             "class_path": f"{cls.__module__}:{cls.__qualname__}",
             "task": self.task,

@@ -119,7 +119,7 @@ def collect_environment(
     repository root), ``hostname``, ``cpu_count``, and every key
     of ``extra`` (which wins on clashes).
     """
-    from mlx import __version__
+    from mlx._version import __version__
     from mlx.utils.paths import repository_root
 
     info: dict[str, Any] = {

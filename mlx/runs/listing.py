@@ -420,6 +420,12 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
     )
     fields.append(("Checkpoints", _checkpoint_names(run)))
     fields.append(("Model", "model/" if run.model_dir.is_dir() else "not saved"))
+    facts = summary.get("model")
+    if isinstance(facts, Mapping):
+        # None is what a model did not tell (a custom model need not count them)
+        count = facts.get("parameters")
+        known = type(count) is int
+        fields.append(("Parameters", f"{count:,}" if known else "unknown"))
     evals = run.list_evals()
     fields.append(
         (

@@ -22,7 +22,7 @@ __all__ = ["build_image_model", "family_of", "pretrained_file", "stem_convolutio
 
 
 def family_of(variant: str) -> str:
-    from mlx.models import IMAGE_FAMILIES
+    from mlx.config.names import IMAGE_FAMILIES
 
     for family, variants in IMAGE_FAMILIES.items():
         if variant in variants:

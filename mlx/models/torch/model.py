@@ -193,7 +193,7 @@ class TorchModel(BaseModel):
                 dropout=self.dropout,
                 pretrained=bool(self.pretrained),
             )
-        from mlx.models import import_module_class
+        from mlx.models._imports import import_module_class
 
         cls = import_module_class(self.class_path)
         try:
@@ -568,7 +568,7 @@ def model_from_config(
     ``in_channels`` to its channels. Custom modules: ``class_path`` plus their own
     constructor parameters. Device, precision and seed come from ``training``.
     """
-    from mlx.models import IMAGE_FAMILIES
+    from mlx.config.names import IMAGE_FAMILIES
 
     model, training = config.model, config.training
     params = {k: v for k, v in _plain(model.params).items()}
