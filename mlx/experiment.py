@@ -169,15 +169,26 @@ def _execute(
     run: Any = resume.run if resume is not None else None
     if resume is None:
         _check_output(config)
-    model = models.get_model(config.model.name, _model_params(config))
-    # the model decides the task: the data's labels are read for it (see data_task)
+    params = _model_params(config)
+    model = (
+        None
+        if models.uses_torch(config.model.name, params)
+        else models.get_model(config.model.name, params)
+    )
+    # the model decides the task: the data's labels are read for it (see data_task);
+    # a torch model takes the data's
     splits = datasets.load(
         config.dataset,
         config.training.seed,
         feature_dtype(config, run),
-        model_task=data_task(_contract.model_task(model), run),
+        model_task=None
+        if model is None
+        else data_task(_contract.model_task(model), run),
     )
     loaded = time.perf_counter()
+    if model is None:
+        # a torch model is built for the loaded data: its classes, channels, size
+        model = _build_model(config, splits)
     _check_outputs_hold_classes(config, splits)
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
 
@@ -192,7 +203,8 @@ def _execute(
             source = config.source
             original = source if source and Path(source).is_file() else None
             run.write_config(config.to_dict(), original_path=original)
-            run.write_environment()
+            describe = getattr(model, "environment", None)
+            run.write_environment(describe() if callable(describe) else None)
             _write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
@@ -306,6 +318,9 @@ def _train_run(
             f"model: {config.model.name}, "
             + ("parameter count unknown" if count is None else f"{count:,} parameters")
         )
+        placement = getattr(model, "placement_", None)
+        if placement is not None:
+            console(f"device: {placement.device}, precision {placement.precision}")
         run.mark_running(epochs_completed=state.epoch, model=facts)
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
@@ -525,6 +540,23 @@ def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return segments
 
 
+def _build_model(config: ExperimentConfig, splits: Any) -> Any:
+    """The model the config asks for, built for the loaded data."""
+    from mlx import datasets, models
+
+    params = _model_params(config)
+    if models.uses_torch(config.model.name, params):
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import model_from_config
+
+        return model_from_config(
+            config, splits.task, splits.n_classes, datasets.image_shape(splits)
+        )
+    return models.get_model(config.model.name, params)
+
+
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     params = dict(config.model.params)
     if config.model.name in ("mlp", "linear_regression") and params.get("seed") is None:
@@ -550,6 +582,9 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
         training.params, resolved["learning_rate"], steps_per_epoch, training.epochs
     )
     model.set_optimizer(get_optimizer({**resolved, "learning_rate": schedule}))
+    configure = getattr(model, "configure_training", None)
+    if callable(configure):
+        configure(schedule, training.params.get("grad_clip_norm"))
     return schedule
 
 
@@ -817,6 +852,10 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
             return "float64"  # check_data_record reports a missing or corrupt file
     if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
         return "float32"
+    from mlx.models import uses_torch
+
+    if uses_torch(config.model.name, config.model.params):
+        return "float32"  # what torch models compute in
     return "float64"
 
 

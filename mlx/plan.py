@@ -19,7 +19,12 @@ from typing import Any, Sequence
 
 from mlx.config.documents import YamlDumper, dump_yaml
 from mlx.config.experiment import ExperimentConfig, ModelConfig
-from mlx.config.schema import format_bytes, model_blocker
+from mlx.config.schema import (
+    IMAGE_MODEL_FAMILIES,
+    format_bytes,
+    model_blocker,
+    model_family,
+)
 from mlx.datasets import DatasetInfo, describe
 
 __all__ = [
@@ -48,6 +53,9 @@ class Plan:
     parameter_count: int | None
     run_directory: str
     blocker: str | None
+    #: label -> value rows about a torch model (input shape, device, precision,
+    #: checkpoint size); empty for NumPy models
+    backend: tuple[tuple[str, str], ...] = ()
 
     @property
     def runnable(self) -> bool:
@@ -71,16 +79,59 @@ def parameter_count(model: ModelConfig, n_features: int | None) -> int | None:
 def make_plan(config: ExperimentConfig) -> Plan:
     """Work out the plan of ``config`` (cheap: nothing is loaded or written)."""
     info = describe(config.dataset)
+    blocker = model_blocker(config.model.name, config.model.params)
+    count = parameter_count(config.model, info.n_features)
+    backend: tuple[tuple[str, str], ...] = ()
+    if blocker is None and model_family(config.model.name) in IMAGE_MODEL_FAMILIES:
+        count, backend = _image_model_facts(config, info)
     return Plan(
         config=config,
         dataset=info,
-        parameter_count=parameter_count(config.model, info.n_features),
+        parameter_count=count,
         run_directory=f"{config.output.directory}/{config.name}-<timestamp>-xxxx/",
-        blocker=model_blocker(config.model.name, config.model.params)
+        blocker=blocker
         or class_path_blocker(config.model)
         or output_blocker(config.output.directory, config.name)
         or _data_blocker(info),
+        backend=backend,
     )
+
+
+def _image_model_facts(
+    config: ExperimentConfig, info: DatasetInfo
+) -> tuple[int | None, tuple[tuple[str, str], ...]]:
+    """Parameter count and plan rows of an image model, from building it on
+    torch's meta device (no weights are allocated)."""
+    from mlx.datasets import image_shape
+    from mlx.models.torch._build import meta_facts
+    from mlx.models.torch.devices import resolve
+
+    training = config.training
+    placement = resolve(training.device, training.precision)
+    device = str(placement.device)
+    if training.device != device:
+        device = f"{device} (training.device: {training.device})"
+    rows = [("device", device), ("precision", training.precision)]
+    shape = image_shape(info)
+    if shape is None:
+        rows.insert(0, ("input", _UNKNOWN))
+        return None, tuple(rows)
+    params = config.model.params
+    variant = config.model.architecture or config.model.name
+    classes = info.n_classes if info.task == "classification" else 1
+    num_classes = params.get("num_classes", classes)
+    if num_classes is None:
+        rows.insert(0, ("input", f"{shape[0]} x {shape[1]} x {shape[2]} (C x H x W)"))
+        return None, tuple(rows)
+    count, size = meta_facts(
+        variant,
+        num_classes=int(num_classes),
+        in_channels=int(params.get("in_channels", shape[0])),
+        dropout=params.get("dropout"),
+    )
+    rows.insert(0, ("input", f"{shape[0]} x {shape[1]} x {shape[2]} (C x H x W)"))
+    rows.append(("checkpoint", f"model.safetensors about {format_bytes(size)}"))
+    return count, tuple(rows)
 
 
 def class_path_blocker(model: ModelConfig) -> str | None:
@@ -222,6 +273,7 @@ def render_plan(plan: Plan) -> str:
         ("task", _task(info, model_task(plan.config.model))),
         ("memory", memory),
         ("model", model),
+        *plan.backend,
         ("outputs", plan.run_directory),
         ("can run here", "yes" if plan.blocker is None else f"no: {plan.blocker}"),
     ]

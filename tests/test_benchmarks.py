@@ -36,6 +36,7 @@ def test_quick_run_writes_every_group(tmp_path: Path) -> None:
         "startup",
         "harness",
         "memory",
+        "torch_backend",
         "fingerprint",
     }
     assert document["quick"] is True
