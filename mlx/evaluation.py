@@ -170,11 +170,13 @@ def _load_model(run: Any, config: Any, path: Path) -> Any:
     alone; a custom one from the run's config, then its own ``load`` reads the files
     its own ``save`` wrote (which need not be mlx's format)."""
     from mlx.errors import CheckpointError, MLXError
-    from mlx.models import get_model, load_model
+    from mlx.models import get_model, load_model, uses_torch
 
-    if config.model.name != "custom":
+    params = dict(config.model.params)
+    if config.model.name != "custom" or uses_torch(config.model.name, params):
+        # a torch module's checkpoint records what rebuilds it (its input shape...)
         return load_model(path)
-    model = get_model(config.model.name, dict(config.model.params))
+    model = get_model(config.model.name, params)
     try:
         model.load(path)
     except MLXError:
