@@ -54,6 +54,7 @@ def run_experiment(
     *,
     resume: str | Path | None = None,
     quiet: bool = False,
+    record: Mapping[str, Any] | None = None,
 ) -> Run:
     """Run one experiment and return its :class:`Run`.
 
@@ -64,6 +65,9 @@ def run_experiment(
     overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set``.
     resume : a run ID or run directory to continue from its last checkpoint.
     quiet : print nothing to stderr (``train.log`` is still written).
+    record : extra fields for a new run's ``summary.json``, written when the run is
+        created (``mlx sweep`` records ``sweep`` and ``point`` this way); a resumed
+        run keeps those it has.
 
     Raises
     ------
@@ -87,7 +91,7 @@ def run_experiment(
     if config_or_path is None:
         raise RunError("run_experiment needs a config or a run to resume")
     config = _as_config(config_or_path, overrides)
-    return _execute(config, resume=None, quiet=quiet)
+    return _execute(config, resume=None, quiet=quiet, record=record)
 
 
 def _as_config(
@@ -124,6 +128,7 @@ def _execute(
     *,
     resume: _Resume | None,
     quiet: bool,
+    record: Mapping[str, Any] | None = None,
 ) -> Run:
     from mlx import datasets, models
     from mlx.runs import RunDir
@@ -147,6 +152,8 @@ def _execute(
         previous: list[dict[str, Any]] = []
         run = RunDir.create(config.output.directory, config.name, lock=True)
         try:
+            if record:
+                run.update_summary(**record)
             source = config.source
             original = source if source and Path(source).is_file() else None
             run.write_config(config.to_dict(), original_path=original)
