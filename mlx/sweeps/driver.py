@@ -203,7 +203,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         stored = None
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
     if args.dry_run:
-        return _dry_run(spec, sweep, points, duplicates)
+        return _dry_run(spec, sweep, points, duplicates, args.json)
     if stored is None and sweep.exists():
         raise RunError(
             f"sweep {spec.name!r} already exists in {sweep.path}",
@@ -277,8 +277,35 @@ def _params_text(point: Point) -> str:
 
 
 def _dry_run(
-    spec: SweepSpec, sweep: SweepDir, points: Sequence[Point], duplicates: Sequence[int]
+    spec: SweepSpec,
+    sweep: SweepDir,
+    points: Sequence[Point],
+    duplicates: Sequence[int],
+    as_json: bool,
 ) -> int:
+    if as_json:
+        from mlx.sweeps.show import report_json
+
+        report = {
+            "name": spec.name,
+            "directory": os.fspath(sweep.path),
+            "metric": spec.metric,
+            "goal": spec.goal,
+            "points": [
+                {
+                    "hash": p.hash,
+                    "run_id": None,
+                    "status": "not started",
+                    "parameters": dict(p.parameters),
+                    "final_metrics": {},
+                    "error": None,
+                }
+                for p in points
+            ],
+            "best": None,
+        }
+        print(report_json(report))
+        return EXIT_OK
     print(f"sweep {spec.name}: {spec.method}, {len(points)} points, all valid")
     print(f"directory: {sweep.path}")
     print(f"base: {spec.base}")

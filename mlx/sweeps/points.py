@@ -146,11 +146,10 @@ def expand(
     duplicates: list[int] = []
     seen: set[str] = set()
     problems: list[Any] = []
-    messages: list[str] = []
+    failed = 0
     seen_warnings: set[str] = set()
     for index, assignment in enumerate(_assignments(spec)):
         where = ", ".join(f"{k}={_show_value(v)}" for k, v in assignment.items())
-        label = f"{spec.source} (point {index}: {where})"
         overrides: list[Any] = list(spec.overrides)
         overrides += [
             Override(path, value, f"{spec.location(path)}: point {index} ({where})")
@@ -166,9 +165,7 @@ def expand(
                 config = load_config(spec.base, [*overrides, *extra])
             except ConfigError as exc:
                 problems.extend(exc.errors)
-                messages.append(
-                    f"{label}:\n  " + "\n  ".join(str(e) for e in exc.errors)
-                )
+                failed += 1
                 continue
         for record in caught:
             text = str(record.message)
@@ -184,8 +181,8 @@ def expand(
         points.append(Point(index, digest, dict(assignment), config))
     if problems:
         raise ConfigError(
-            f"{len(messages)} point(s) of sweep {spec.name!r} do not validate:\n"
-            + "\n".join(messages),
+            f"{failed} point(s) of sweep {spec.name!r} do not validate:\n"
+            + "\n".join(str(p) for p in problems),
             errors=problems,
         )
     return points, duplicates
