@@ -459,8 +459,8 @@ def test_sweep_usage_errors(tmp_path: Path) -> None:
         (["sweep", "--config", "sweep.yaml", "--resume", "x"], "give either"),
         (["sweep", "show"], "show: the following arguments are required: SWEEP"),
         (["sweep", "grid"], "invalid choice: 'grid' (choose from 'show')"),
-        (["sweep", "--config", "sweep.yaml", "--jobs", "0"], "expected an integer >= 1"),
-        (["sweep", "--config", "sweep.yaml", "--address", "x:1"], "--address needs --executor ray"),
+        (["sweep", "--config", "sweep.yaml", "--jobs", "0"], "an integer >= 1"),
+        (["sweep", "--config", "sweep.yaml", "--address", "x:1"], "--executor ray"),
         (["sweep", "show", "nothing"], "No sweep 'nothing'"),
         (["sweep", "--resume", "nothing"], "No sweep 'nothing'"),
     ]:  # fmt: skip
