@@ -31,6 +31,7 @@ GROUPS = {
     "startup": "benchmarks.startup",
     "harness": "benchmarks.harness",
     "memory": "benchmarks.memory",
+    "sweep": "benchmarks.sweep",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

@@ -29,7 +29,15 @@ def test_quick_run_writes_every_group(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     document = json.loads(output.read_text(encoding="utf-8"))
     groups = {row["group"] for row in document["results"]}
-    assert groups == {"mlp", "linear", "synthetic", "startup", "harness", "memory"}
+    assert groups == {
+        "mlp",
+        "linear",
+        "synthetic",
+        "startup",
+        "harness",
+        "memory",
+        "sweep",
+    }
     assert document["quick"] is True
     environment = document["environment"]
     assert environment["threads"] >= 1
