@@ -336,7 +336,10 @@ def test_kill_9_of_one_point_marks_it_lost_and_resume_runs_it_again(
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 1
-    assert f"FAILED {victim['point'][:12]}" in err and "(exit code -9)" in err
+    assert (
+        f"FAILED {victim['point'][:12]}" in err
+        and "(exit code -9, killed by SIGKILL)" in err
+    )
     report = _show(tmp_path)
     status = {p["hash"]: p["status"] for p in report["points"]}
     assert status[victim["point"]] == "lost"
@@ -530,3 +533,49 @@ def test_show_finds_a_sweep_by_directory_and_by_name_elsewhere(tmp_path: Path) -
     # the point runs resolve by ID from anywhere (the run index)
     run_id = json.loads(by_name.stdout)["points"][0]["run_id"]
     assert run_cli(["runs", "show", run_id], tmp_path).returncode == 0
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_a_terminal_gets_a_bar_with_done_failed_and_running_counts(
+    tmp_path: Path,
+) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    _setup(tmp_path, {"training.seed": {"values": [1, 2]}})
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlx", "sweep", "--config", "sweep.yaml"],
+            cwd=tmp_path,
+            env=cli_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    shown = b"".join(chunks).decode()
+    assert done.returncode == 0
+    assert "\r[" in shown and "] 2/2 done, 0 failed, 0 running" in shown
+    assert "0/2 done, 0 failed, " in shown
+    # the table still goes to stdout, undisturbed
+    assert "2 points: 2 completed" in done.stdout and "\r" not in done.stdout

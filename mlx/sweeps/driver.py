@@ -30,6 +30,8 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 # how long a resumed sweep waits for the points a killed driver left running
 _ORPHAN_WAIT_SECONDS = 60.0
+# how a point stopped by the driver's SIGINT ends: 128 + SIGINT, or the signal itself
+_INTERRUPTED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 
 @dataclasses.dataclass
@@ -430,6 +432,11 @@ def _drive(
                     if code == 0:
                         progress.done += 1
                         progress.line(_finished_line(sweep, job, progress, seconds))
+                    elif stopped and code in _INTERRUPTED_CODES:
+                        progress.line(
+                            f"interrupted {job.point.short} (it checkpointed; "
+                            "--resume continues it)"
+                        )
                     else:
                         failures += 1
                         progress.failed += 1
@@ -537,9 +544,15 @@ def _finished_line(
 
 def _failed_text(sweep: SweepDir, job: _Job, code: int, progress: _Progress) -> str:
     count = f"[{progress.done + progress.failed}/{progress.total}]"
+    how = f"exit code {code}"
+    if code < 0:
+        try:
+            how += f", killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
     lines = [
         f"{count} FAILED {job.point.short} {_params_text(job.point)} "
-        f"(exit code {code}); log: {sweep.log_path(job.point.hash)}"
+        f"({how}); log: {sweep.log_path(job.point.hash)}"
     ]
     lines += [f"    {line}" for line in sweep.log_tail(job.point.hash)]
     return "\n".join(lines)
