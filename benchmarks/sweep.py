@@ -8,9 +8,9 @@ starting and watching their processes, reading their states, printing the table.
 
 * overhead per point: ``(sweep --jobs 1 - by hand) / points`` (target < 100 ms);
 * ``sweep --jobs 2 / by hand`` on 8 points (target <= 0.6 on 2 cores);
-* Ray (when installed, not in ``--quick``): ``ray.init`` start-up as the sweep
-  reports it, and per point ``(ray sweep --jobs 1 - start-up - local sweep --jobs 1)
-  / points``.
+* Ray (when installed, not in ``--quick``): ``ray.init`` start-up and
+  ``ray.shutdown`` as the sweep reports them, and per point ``(ray sweep --jobs 1 -
+  start-up - shut-down - local sweep --jobs 1) / points``.
 
 Each repetition times the variants back to back in a fresh directory.
 """
@@ -94,28 +94,32 @@ def _one_round(points: int, quick: bool, with_ray: bool) -> dict[str, float]:
         (root / "pyproject.toml").write_text("")
         (root / "base.yaml").write_text(yaml.safe_dump(_base(quick)))
         figures: dict[str, float] = {}
-        for name, jobs, executor in [
-            ("serial", 1, "local"),
-            ("pool", 2, "local"),
-            *([("onray", 1, "ray")] if with_ray else []),
-        ]:
+
+        def sweep(name: str, jobs: int, executor: str) -> None:
             (root / f"{name}.yaml").write_text(yaml.safe_dump(_sweep(name, points)))
             seconds, stderr = _mlx(
                 ["sweep", "--config", f"{name}.yaml", "--jobs", str(jobs)]
-                + ["--executor", executor, "--quiet"],
+                + ["--executor", executor],
                 root,
             )
             figures[name] = seconds
-            if executor == "ray":
-                found = re.search(r"ray: started in ([0-9.]+)s", stderr)
-                figures["ray_startup"] = float(found.group(1)) if found else 0.0
-        # by hand: the very configs the serial sweep ran, one process each
+            for key, word in (("ray_startup", "started"), ("ray_stop", "stopped")):
+                found = re.search(rf"ray: {word} in ([0-9.]+)s", stderr)
+                if found:
+                    figures[key] = float(found.group(1))
+
+        sweep("serial", 1, "local")
+        # by hand, right after: the very configs the serial sweep ran, one process
+        # each, one after another
         configs = sorted((root / "outputs" / "serial" / "points").glob("*.yaml"))
         assert len(configs) == points
         started = time.perf_counter()
         for config in configs:
             _mlx(["run-experiment", "--config", str(config), "--quiet"], root)
         figures["hand"] = time.perf_counter() - started
+        sweep("pool", 2, "local")
+        if with_ray:
+            sweep("onray", 1, "ray")
         return figures
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -157,10 +161,12 @@ def run(settings: Settings) -> list[Row]:
     if with_ray:
         startup = median("ray_startup")
         per_point = statistics.median(
-            (r["onray"] - r["ray_startup"] - r["serial"]) / points for r in rounds
+            (r["onray"] - r["ray_startup"] - r["ray_stop"] - r["serial"]) / points
+            for r in rounds
         )
         rows += [
             Row("sweep", "ray: start-up (ray.init, local)", "s", startup),
+            Row("sweep", "ray: shut-down (ray.shutdown)", "s", median("ray_stop")),
             Row(
                 "sweep",
                 "ray: overhead per point beyond the local pool, --jobs 1",

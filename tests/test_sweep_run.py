@@ -579,3 +579,36 @@ def test_a_terminal_gets_a_bar_with_done_failed_and_running_counts(
     assert "0/2 done, 0 failed, " in shown
     # the table still goes to stdout, undisturbed
     assert "2 points: 2 completed" in done.stdout and "\r" not in done.stdout
+
+
+def test_a_numpy_sweep_never_imports_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from helpers import REPO_ROOT, cli_env
+    from test_no_torch import HOOK
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOOK)
+    root = tmp_path / "root"
+    root.mkdir()
+    _setup(root, {"training.seed": {"values": [1, 2]}})
+    log = tmp_path / "torch.log"
+    env = cli_env(
+        root, PYTHONPATH=f"{hook}{os.pathsep}{REPO_ROOT}", MLX_TORCH_LOG=str(log)
+    )
+    for args in (
+        ["sweep", "--config", "sweep.yaml", "--dry-run"],
+        ["sweep", "--config", "sweep.yaml"],
+        ["sweep", "show", "sw"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "mlx", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    assert not log.exists()

@@ -466,6 +466,8 @@ def _drive(
         if executor is not None:
             signal.signal(signal.SIGTERM, previous)
             executor.close()
+            if executor.name == "ray" and not args.quiet:
+                _stderr(f"ray: stopped in {executor.shutdown_seconds:.1f}s")
     from mlx.sweeps.show import build_report, format_report, report_json
 
     report = build_report(sweep)

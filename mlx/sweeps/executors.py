@@ -228,6 +228,7 @@ class RayExecutor:
                 **options,
             )
         self.startup_seconds = time.perf_counter() - started
+        self.shutdown_seconds = 0.0
         self.slots = jobs
         self._task = ray.remote(num_cpus=threads, max_retries=0)(
             _by_value(_remote_point)
@@ -273,7 +274,9 @@ class RayExecutor:
             except Exception:
                 pass
         self._refs.clear()
+        started = time.perf_counter()
         self._ray.shutdown()
+        self.shutdown_seconds = time.perf_counter() - started
 
 
 def _cancelled(ray: Any, ref: Any) -> bool:
