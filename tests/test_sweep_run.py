@@ -612,3 +612,26 @@ def test_a_numpy_sweep_never_imports_torch(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
     assert not log.exists()
+
+
+def test_a_point_that_fails_before_its_run_exists_is_failed_with_its_error(
+    tmp_path: Path,
+) -> None:
+    # the class is looked up when the point runs: the config validates, the point
+    # fails before it has a run directory, and its log tells why
+    (tmp_path / "flaky.py").write_text(_FLAKY)
+    _setup(
+        tmp_path,
+        {"model.params.class_path": {"values": ["flaky:Flaky", "flaky:Missing"]}},
+        base=_flaky_base(),
+    )
+    done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+    assert done.returncode == 1
+    assert "error: Module 'flaky' has no attribute 'Missing'." in done.stderr
+    report = _show(tmp_path)
+    by_class = {p["parameters"]["model.params.class_path"]: p for p in report["points"]}
+    assert by_class["flaky:Flaky"]["status"] == "completed"
+    missing = by_class["flaky:Missing"]
+    assert missing["status"] == "failed" and missing["run_id"] is None
+    assert missing["error"] == "Module 'flaky' has no attribute 'Missing'."
+    assert len(_runs(tmp_path)) == 1
