@@ -14,8 +14,10 @@ Modules, one job each: :mod:`~mlx.sweeps.spec` reads and validates the file,
 :mod:`~mlx.sweeps.points` expands it into points named by content hash,
 :mod:`~mlx.sweeps.store` keeps ``sweep.json``, the sweep lock and the point states read
 from the run directories, :mod:`~mlx.sweeps.executors` runs point processes (a local
-pool or Ray), :mod:`~mlx.sweeps.show` renders the results and
-:mod:`~mlx.sweeps.driver` ties them together. Only ``mlx sweep`` imports this package.
+pool or Ray), :mod:`~mlx.sweeps.show` renders the results,
+:mod:`~mlx.sweeps.driver` ties them together, :mod:`~mlx.sweeps.command` holds the
+command's arguments and :mod:`~mlx.sweeps.worker` is the process of one point. Only
+``mlx sweep`` imports this package.
 """
 
 from __future__ import annotations
