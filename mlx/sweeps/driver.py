@@ -348,8 +348,8 @@ class _Progress:
         self.tty = sys.stderr.isatty() and not quiet
         self._bar = False
 
-    def line(self, text: str) -> None:
-        if self.quiet:
+    def line(self, text: str, *, always: bool = False) -> None:
+        if self.quiet and not always:
             return
         self.clear()
         _stderr(text)
@@ -440,7 +440,9 @@ def _drive(
                     else:
                         failures += 1
                         progress.failed += 1
-                        progress.line(_failed_text(sweep, job, code, progress))
+                        progress.line(
+                            _failed_text(sweep, job, code, progress), always=True
+                        )
                         if max_failures and failures >= max_failures and not stopped:
                             stopped = True
                             pending.clear()

@@ -311,7 +311,7 @@ def find_sweep(ref: str) -> SweepDir:
     candidate = Path(ref).expanduser()
     if (candidate / SWEEP_FILE).is_file():
         return SweepDir(candidate.resolve())
-    if os.sep in ref or "/" in ref or candidate.is_dir():
+    if os.sep in ref or "/" in ref or ref in (".", ".."):
         raise RunError(
             f"No sweep at {ref!r}: it has no {SWEEP_FILE}.",
             hint="give the sweep's directory or its name",
