@@ -461,6 +461,8 @@ def test_sweep_usage_errors(tmp_path: Path) -> None:
         (["sweep", "grid"], "invalid choice: 'grid' (choose from 'show')"),
         (["sweep", "--config", "sweep.yaml", "--jobs", "0"], "an integer >= 1"),
         (["sweep", "--config", "sweep.yaml", "--address", "x:1"], "--executor ray"),
+        (["sweep", "--resume", "x", "--set", "a=1"], "cannot be combined with --set"),
+        (["sweep", "show", "x", "--config", "sweep.yaml"], "not --config"),
         (["sweep", "show", "nothing"], "No sweep 'nothing'"),
         (["sweep", "--resume", "nothing"], "No sweep 'nothing'"),
     ]:  # fmt: skip
