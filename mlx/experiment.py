@@ -150,10 +150,10 @@ def _execute(
     if resume is None:
         state = TrainerState()
         previous: list[dict[str, Any]] = []
-        run = RunDir.create(config.output.directory, config.name, lock=True)
+        run = RunDir.create(
+            config.output.directory, config.name, lock=True, fields=record
+        )
         try:
-            if record:
-                run.update_summary(**record)
             source = config.source
             original = source if source and Path(source).is_file() else None
             run.write_config(config.to_dict(), original_path=original)
