@@ -359,7 +359,7 @@ def test_a_second_driver_is_refused_and_ctrl_c_interrupts_the_points(
     _setup(
         tmp_path,
         {"training.seed": {"values": [1, 2, 3]}},
-        base=small_classification(epochs=60),
+        base=small_classification(epochs=100),
     )
     driver = start_cli(["sweep", "--config", "sweep.yaml", "--jobs", "2"], tmp_path)
     try:
@@ -371,17 +371,17 @@ def test_a_second_driver_is_refused_and_ctrl_c_interrupts_the_points(
             "the first driver to start its points",
         )
         second = run_cli(["sweep", "--resume", "sw"], tmp_path)
-        assert second.returncode == 1
-        assert "Traceback" not in second.stderr
-        expected = "error: Sweep 'sw' is being driven by another process"
-        assert f"{expected} (pid {driver.pid} on " in second.stderr
-        again = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
-        assert again.returncode == 1 and "already exists" in again.stderr
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate()
     finally:
         if driver.poll() is None:
             driver.kill()
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr
+    expected = "error: Sweep 'sw' is being driven by another process"
+    assert f"{expected} (pid {driver.pid} on " in second.stderr
+    again = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
     assert driver.returncode == 130, err
     assert "interrupted: stopping the running points" in err
     states = [s["status"] for s in _runs(tmp_path).values()]
