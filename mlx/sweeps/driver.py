@@ -186,6 +186,16 @@ def _has_checkpoint(state: PointState) -> bool:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """``mlx sweep --config F`` / ``mlx sweep --resume SWEEP``."""
+    if args.executor == "ray" and not args.dry_run:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # before anything is written
+            from mlx.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                "--executor ray needs Ray, which is not installed",
+                hint="pip install 'model-harness[ray]'",
+            )
     if args.resume:
         sweep = find_sweep(args.resume)
         stored = sweep.read()
