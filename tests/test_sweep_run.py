@@ -635,3 +635,29 @@ def test_a_point_that_fails_before_its_run_exists_is_failed_with_its_error(
     assert missing["status"] == "failed" and missing["run_id"] is None
     assert missing["error"] == "Module 'flaky' has no attribute 'Missing'."
     assert len(_runs(tmp_path)) == 1
+
+
+def test_fail_fast_interrupts_the_running_points_which_resume_later(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flaky.py").write_text(_FLAKY)
+    (tmp_path / "broken").write_text("")
+    # two at once: the failing point fails at its first step while the other trains
+    _setup(
+        tmp_path,
+        {"model.params.fail": {"values": [False, "broken"]}},
+        base=_flaky_base(epochs=150),
+    )
+    done = run_cli(
+        ["sweep", "--config", "sweep.yaml", "--jobs", "2", "--fail-fast"], tmp_path
+    )
+    assert done.returncode == 1
+    assert len([line for line in done.stderr.splitlines() if " FAILED " in line]) == 1
+    statuses = sorted(p["status"] for p in _show(tmp_path)["points"])
+    assert statuses == ["failed", "interrupted"]
+    assert "interrupted " in done.stderr and "--resume continues it" in done.stderr
+    (tmp_path / "broken").unlink()
+    resumed = run_cli(["sweep", "--resume", "sw"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(1 resumed from checkpoints)" in resumed.stderr
+    assert [p["status"] for p in _show(tmp_path)["points"]] == ["completed"] * 2
