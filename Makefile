@@ -13,8 +13,8 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,torch]'
+$(VENV)/.test-installed: pyproject.toml constraints/test.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints/test.txt -e '.[test,torch]'
 	touch $@ $(VENV)/.demo-installed
 
 ## demo: install mlx, train the quickstart experiment, then evaluate it on its test split

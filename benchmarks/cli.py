@@ -31,6 +31,8 @@ GROUPS = {
     "startup": "benchmarks.startup",
     "harness": "benchmarks.harness",
     "memory": "benchmarks.memory",
+    "torch_backend": "benchmarks.torch_backend",
+    "fingerprint": "benchmarks.fingerprint",
     "sweep": "benchmarks.sweep",
 }
 

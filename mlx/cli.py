@@ -31,6 +31,17 @@ EXIT_ERROR = 1
 class _Parser(argparse.ArgumentParser):
     """argparse with the spec's exit code: usage errors exit 1, not 2."""
 
+    def print_help(self, file: Any = None) -> None:
+        # a stream the command was started without (`>&-`) is None: nothing to print
+        if file is not None or sys.stdout is not None:
+            super().print_help(file)
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse swallows a failed write; a closed stdout must reach main()
+        stream = file if file is not None else sys.stderr
+        if message and stream is not None:
+            stream.write(message)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"error: {message}\n")
@@ -80,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config field by dotted path, e.g. training.epochs=5 "
-        "(repeatable; VALUE is parsed as YAML)",
+        "(repeatable; VALUE is parsed as YAML 1.2)",
     )
     run.add_argument(
         "--resume",
@@ -155,13 +166,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # here, not at exit: a closed pipe is found while it can be handled (also
+            # after --help and --version, whose SystemExit passes through); stdout is
+            # None when the command was started with it closed (`mlx runs >&-`)
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`mlx runs | head -1`): stop quietly, as a Unix tool
+        # killed by SIGPIPE does, with the status a shell reports for one
+        _detach_closed_streams()
+        return EXIT_BROKEN_PIPE
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE
+
+
+def _detach_closed_streams() -> None:
+    """Point stdout (and a closed stderr) at /dev/null, so that the interpreter's
+    final flush finds nothing to complain about."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
+        if sys.stderr is not None:
+            parser.print_help(sys.stderr)
         return EXIT_ERROR
     warnings.showwarning = _show_warning
     try:
+        _check_path_arguments(parser, args)
         if args.command == "run-experiment":
             return _run_experiment(parser, args)
         if args.command == "runs":
@@ -176,11 +228,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _print_error(exc)
         return EXIT_ERROR
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # the environment said no somewhere no clearer message was made: still one
+        # line that names the path, never a traceback
+        if args.debug:
+            raise
+        from mlx.utils.atomic import os_error_text
+
+        _print_error(MLXError(os_error_text(exc)))
+        return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("error: interrupted", file=sys.stderr)
+        _err("error: interrupted")
         return 130
+
+
+# the arguments that name files or runs, and how usage errors call them
+_PATH_ARGUMENTS = (
+    ("config", "--config"),
+    ("resume", "--resume"),
+    ("experiment_id", "RUN"),
+    ("run", "RUN"),
+    ("root", "--root"),
+)
+
+
+def _check_path_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> None:
+    from mlx.utils.paths import control_character
+
+    for attribute, flag in _PATH_ARGUMENTS:
+        value = getattr(args, attribute, None)
+        bad = control_character(value) if isinstance(value, str) else None
+        if bad is not None:
+            _usage_error(
+                parser,
+                f"{flag} {value!r} contains the control character {bad!r}; "
+                "a path or run ID must be printable",
+            )
+
+
+def _err(text: str) -> None:
+    """One line on stderr; a closed stderr loses the line, never the command."""
+    if sys.stderr is None:  # started with stderr closed (`2>&-`)
+        return
+    try:
+        print(text, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
 
 
 _default_showwarning = warnings.showwarning
@@ -189,17 +288,20 @@ _default_showwarning = warnings.showwarning
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     # our own warnings read like our errors; anything else keeps Python's format
     if issubclass(category, MLXWarning):
-        print(f"warning: {message}", file=sys.stderr)
+        _err(f"warning: {message}")
     else:
-        _default_showwarning(message, category, *args, **kwargs)
+        try:
+            _default_showwarning(message, category, *args, **kwargs)
+        except (OSError, ValueError):
+            pass
 
 
 def _print_error(exc: MLXError) -> None:
     # a ConfigError's message holds one problem per line
     for line in exc.message.splitlines() or [""]:
-        print(f"error: {line}", file=sys.stderr)
+        _err(f"error: {line}")
     if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
+        _err(f"hint: {exc.hint}")
 
 
 def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -238,10 +340,9 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     if args.config:
         return load_config(args.config, overrides)
     name = args.experiment_name or "default"
-    print(
+    _err(
         f"note: no --config given; using the built-in default experiment "
-        f"(synthetic classification + MLP) named {name!r}",
-        file=sys.stderr,
+        f"(synthetic classification + MLP) named {name!r}"
     )
     return default_config(name, overrides=overrides)
 
@@ -261,7 +362,7 @@ def _with_warnings_printed(load: Callable[[], ExperimentConfig]) -> ExperimentCo
                 text = str(record.message)
                 if issubclass(record.category, MLXWarning) and text not in seen:
                     seen.add(text)
-                    print(f"warning: {text}", file=sys.stderr)
+                    _err(f"warning: {text}")
 
 
 def _execute(config: ExperimentConfig | None, args: argparse.Namespace) -> int:
@@ -291,18 +392,24 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _usage_error(
             parser, "eval: the following arguments are required: experiment_id"
         )
-    from mlx.evaluation import evaluate
+    from mlx.evaluation import EvaluationNotSaved, evaluate
 
     if args.dry_run and not args.experiment_id:
         return _list_evaluable()
-    result = evaluate(
-        args.experiment_id,
-        metrics=args.metrics,
-        split=args.split,
-        checkpoint=args.checkpoint,
-        save_predictions=args.save_predictions,
-        dry_run=args.dry_run,
-    )
+    try:
+        result = evaluate(
+            args.experiment_id,
+            metrics=args.metrics,
+            split=args.split,
+            checkpoint=args.checkpoint,
+            save_predictions=args.save_predictions,
+            dry_run=args.dry_run,
+        )
+    except EvaluationNotSaved as exc:
+        # what was computed is shown; that it was not recorded is an error
+        print(_eval_table(exc.result, saved="no (see the error below)"))
+        sys.stdout.flush()
+        raise
     if args.dry_run:
         print(
             f"run {result['run_id']} can be evaluated: checkpoint "
@@ -310,6 +417,11 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             f"split: {', '.join(result['metric_names'])}"
         )
         return EXIT_OK
+    print(_eval_table(result, saved=result["path"]))
+    return EXIT_OK
+
+
+def _eval_table(result: dict[str, Any], saved: str) -> str:
     rows = [
         ("run", result["run_id"]),
         ("split", f"{result['split']} ({result['n_samples']} samples)"),
@@ -317,11 +429,10 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         ("model", _model_text(result["model"])),
     ]
     rows += [(k, _format_value(v)) for k, v in result["metrics"].items()]
-    rows.append(("saved", result["path"]))
+    rows.append(("saved", saved))
     if "predictions" in result:
         rows.append(("predictions", result["predictions"]))
-    print(_table(rows))
-    return EXIT_OK
+    return _table(rows)
 
 
 def _model_text(model: dict) -> str:
@@ -343,11 +454,16 @@ def _list_evaluable() -> int:
 
 
 def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from mlx.runs import find_run, format_run, format_runs_table, list_runs
 
     root = Path(args.root) if args.root else None
+    if root is not None and os.path.lexists(root) and not root.is_dir():
+        from mlx.errors import RunError
+
+        raise RunError(f"--root {os.fspath(root)!r} is not a directory")
     if args.action == "show":
         if not args.run:
             _usage_error(parser, "runs show: the following arguments are required: RUN")
@@ -356,6 +472,9 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.run:
         _usage_error(parser, "runs: did you mean `mlx runs show RUN`?")
     runs = list_runs(root)
+    if not runs and root is not None and not root.is_dir():
+        print(f"no runs yet ({os.fspath(root)} does not exist)")
+        return EXIT_OK
     print(format_runs_table(runs) if runs else "no runs yet")
     return EXIT_OK
 

@@ -3,7 +3,8 @@
 Lines go to stderr (unless quiet) and, when the run saves logs, to ``train.log`` with a
 timestamp. A per-epoch progress bar is drawn only when stderr is a terminal and tqdm is
 installed (``pip install 'model-harness[progress]'``); piped output never contains
-carriage returns or bars.
+carriage returns or bars. A stream that closes (its reader went away) is dropped: the
+run goes on and ``train.log`` keeps every line.
 """
 
 from __future__ import annotations
@@ -34,8 +35,30 @@ class Console:
         self.info(message)
 
     def info(self, message: str) -> None:
+        self._print(message)
+        self._log(message)
+
+    def note(self, message: str) -> None:
+        """:meth:`info`, but a log file that cannot be written (a full disk) loses
+        the line instead of raising: for the last words of a run that is ending."""
+        from mlx.errors import MLXError
+
+        self._print(message)
+        try:
+            self._log(message)
+        except (MLXError, OSError):
+            self.log_file = None
+
+    def _print(self, message: str) -> None:
         if not self.quiet:
-            print(message, file=self.stream, flush=True)
+            try:
+                print(message, file=self.stream, flush=True)
+            except (OSError, ValueError):
+                # the reader went away (`mlx run-experiment ... 2>&1 | head`): the
+                # run goes on, and train.log still gets every line
+                self.quiet = True
+
+    def _log(self, message: str) -> None:
         if self.log_file is not None:
             from mlx.utils.safe_io import append_line_guarded
 

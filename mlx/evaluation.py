@@ -10,15 +10,30 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
 from mlx.models._contract import model_outputs  # re-exported: part of this API
 
-__all__ = ["SPLITS", "evaluate", "model_outputs"]
+__all__ = ["SPLITS", "EvaluationNotSaved", "evaluate", "model_outputs"]
 
 SPLITS = ("test", "val", "train")
+
+
+class EvaluationNotSaved(RunError):
+    """The metrics were computed but could not be recorded in the run (a read-only
+    run directory, a full disk). ``result`` holds them, as :func:`evaluate` would
+    have returned them, without ``path``."""
+
+    def __init__(self, message: str, *, result: dict[str, Any]) -> None:
+        super().__init__(
+            message,
+            hint="the metrics above were computed but not recorded; make the run "
+            "directory writable (or free some space) and evaluate again",
+        )
+        self.result = result
 
 
 def evaluate(
@@ -35,7 +50,8 @@ def evaluate(
     Parameters
     ----------
     run : a run ID, a run directory, or a RunDir.
-    metrics : metric names (see :mod:`mlx.metrics`); default: the task's default set.
+    metrics : metric names (see :mod:`mlx.metrics`), or one name; default (None):
+        the task's default set.
     split : ``"test"`` (default), ``"val"`` or ``"train"``.
     checkpoint : ``"final"`` (the run's ``model/``) or ``"epoch-N"``.
     save_predictions : also write ``predictions.csv`` in the run directory.
@@ -45,14 +61,50 @@ def evaluate(
     -------
     dict with ``run_id``, ``split``, ``checkpoint``, ``n_samples``, ``metrics`` and,
     unless ``dry_run``, ``path`` (the ``evals/*.json`` written).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong type (``save_predictions="no"``, ``metrics=3``) or
+        an empty ``metrics`` list.
+    EvaluationNotSaved
+        The metrics were computed but could not be written into the run (read-only
+        directory, full disk); its ``result`` holds them.
     """
     from mlx import datasets
-    from mlx.experiment import check_data_record, feature_dtype, stored_config
+    from mlx.experiment import (
+        check_data_record,
+        data_task,
+        feature_dtype,
+        stored_config,
+    )
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models._contract import model_task, parameter_count
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
 
+    where = "mlx.evaluate"
+    requested = (
+        None
+        if metrics is None
+        else check_strings(where, "metrics", metrics, "metric name")
+    )
+    if requested == []:
+        raise ValueError(
+            "The 'metrics' parameter of mlx.evaluate is empty; pass None for the "
+            "task's default metrics."
+        )
+    for name, value in (("split", split), ("checkpoint", checkpoint)):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"The {name!r} parameter of mlx.evaluate must be a str; got "
+                f"{value!r} ({type(value).__name__})."
+            )
+    check_bool(where, "save_predictions", save_predictions)
+    check_bool(where, "dry_run", dry_run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not (hasattr(run, "run_id") and hasattr(run, "path")):
+        run = check_path_or_id(where, "run", run)
     run = _open(run)
     config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
@@ -60,7 +112,7 @@ def evaluate(
     task = model_task(model, _recorded_task(run))
     if task is None:
         raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
-    names = list(metrics) if metrics else list(DEFAULT_METRICS[task])
+    names = requested if requested else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
     result: dict[str, Any] = {
         "run_id": run.run_id,
@@ -73,9 +125,17 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
-    )
+    with warnings.catch_warnings():
+        # the run said so when it trained, and data.json records it
+        warnings.filterwarnings(
+            "ignore", message=r".*: the labels look like", category=DataWarning
+        )
+        splits = datasets.load(
+            config.dataset,
+            config.training.seed,
+            feature_dtype(config, run),
+            model_task=data_task(task, run),
+        )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
     if len(X) == 0:
@@ -90,9 +150,18 @@ def evaluate(
         metrics=values,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
-    if save_predictions:
-        result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
-    result["path"] = str(run.write_eval(result))
+    try:
+        if save_predictions:
+            result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
+        result["path"] = str(run.write_eval(result))
+    except (OSError, RunError) as exc:
+        from mlx.utils.atomic import os_error_text
+
+        reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+        raise EvaluationNotSaved(
+            f"could not save the evaluation of run {run.run_id}: {reason}",
+            result={k: v for k, v in result.items() if k != "path"},
+        ) from exc
     return result
 
 

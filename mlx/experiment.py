@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import signal
 import threading
@@ -19,7 +20,8 @@ from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.config import ExperimentConfig
-from mlx.errors import RunError, RunInterrupted
+from mlx.errors import MLXError, RunError, RunInterrupted
+from mlx.utils.atomic import os_error_text
 
 __all__ = ["Run", "run_experiment"]
 
@@ -62,7 +64,8 @@ def run_experiment(
     ----------
     config_or_path : an ExperimentConfig, a config mapping, or a JSON/YAML file path.
         Not needed with ``resume``.
-    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set``.
+    overrides : ``"dotted.key=value"`` strings, as ``mlx run-experiment --set`` (one
+        string is one override).
     resume : a run ID or run directory to continue from its last checkpoint.
     quiet : print nothing to stderr (``train.log`` is still written).
     record : extra fields for a new run's ``summary.json``, written when the run is
@@ -71,6 +74,9 @@ def run_experiment(
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type (``quiet="no"``, ``overrides=5``), or both a
+        config and ``resume``.
     ConfigError, DatasetError, ModelError
         Before anything is written.
     RunError, CheckpointError
@@ -82,7 +88,26 @@ def run_experiment(
     RunInterrupted
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
+    from mlx.config import Override
+    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+
+    where = "mlx.run_experiment"
+    overrides = check_strings(
+        where,
+        "overrides",
+        () if overrides is None else overrides,
+        "'KEY=VALUE' string",
+        allow=(Override,),
+    )
+    check_bool(where, "quiet", quiet)
     if resume is not None:
+        resume = check_path_or_id(where, "resume", resume)
+        if config_or_path is not None:
+            raise TypeError(
+                "mlx.run_experiment takes a config or resume=RUN, not both: a "
+                "resumed run keeps its own config (change training.epochs or output "
+                "options with overrides)"
+            )
         prepared = _prepare_resume(resume, overrides)
         try:
             return _execute(prepared.config, resume=prepared, quiet=quiet)
@@ -90,6 +115,12 @@ def run_experiment(
             prepared.run.release()
     if config_or_path is None:
         raise RunError("run_experiment needs a config or a run to resume")
+    if not isinstance(config_or_path, (ExperimentConfig, Mapping, str, os.PathLike)):
+        raise TypeError(
+            "The 'config_or_path' parameter of mlx.run_experiment must be an "
+            "ExperimentConfig, a mapping, or the path of a JSON/YAML file; got "
+            f"{type(config_or_path).__name__}."
+        )
     config = _as_config(config_or_path, overrides)
     return _execute(config, resume=None, quiet=quiet, record=record)
 
@@ -131,6 +162,7 @@ def _execute(
     record: Mapping[str, Any] | None = None,
 ) -> Run:
     from mlx import datasets, models
+    from mlx.models import _contract
     from mlx.runs import RunDir
     from mlx.runs.ids import utc_now
     from mlx.training import TrainerState
@@ -140,29 +172,56 @@ def _execute(
     # everything that can fail on bad input happens before the run directory exists
     # (or, on resume, before anything in it changes)
     run: Any = resume.run if resume is not None else None
+    if resume is None:
+        _check_output(config)
+    params = _model_params(config)
+    model = (
+        None
+        if models.uses_torch(config.model.name, params)
+        else models.get_model(config.model.name, params)
+    )
+    # the model decides the task: the data's labels are read for it (see data_task);
+    # a torch model takes the data's
     splits = datasets.load(
-        config.dataset, config.training.seed, feature_dtype(config, run)
+        config.dataset,
+        config.training.seed,
+        feature_dtype(config, run),
+        model_task=None
+        if model is None
+        else data_task(_contract.model_task(model), run),
     )
     loaded = time.perf_counter()
-    model = models.get_model(config.model.name, _model_params(config))
+    if model is None:
+        # a torch model is built for the loaded data: its classes, channels, size
+        model = _build_model(config, splits)
+    _check_outputs_hold_classes(config, splits)
     learning_rate = _install_optimizer(model, config, len(splits.train[0]))
 
     if resume is None:
         state = TrainerState()
         previous: list[dict[str, Any]] = []
-        run = RunDir.create(
-            config.output.directory, config.name, lock=True, fields=record
-        )
+        try:
+            run = RunDir.create(
+                config.output.directory, config.name, lock=True, fields=record
+            )
+        except OSError as exc:  # nothing is left: create removes what it made
+            raise RunError(f"cannot create the run: {os_error_text(exc)}") from exc
         try:
             source = config.source
             original = source if source and Path(source).is_file() else None
             run.write_config(config.to_dict(), original_path=original)
-            run.write_environment()
+            describe = getattr(model, "environment", None)
+            run.write_environment(describe() if callable(describe) else None)
             _write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
-            run.mark_failed(exc)
+            note = _update_summary(run.mark_failed, exc)
             run.release()
+            if isinstance(exc, OSError):
+                raise RunError(
+                    f"run {run.run_id} failed while being set up: "
+                    f"{os_error_text(exc)}" + note
+                ) from exc
             raise
     else:
         check_data_record(run, splits)
@@ -170,8 +229,14 @@ def _execute(
         state = resume.state
         previous = _previous_segments(resume.summary)
         # owned and checked: only now does the run change
-        run.truncate_metrics(state.epoch)
-        run.write_config(config.to_dict())
+        try:
+            run.truncate_metrics(state.epoch)
+            run.write_config(config.to_dict())
+        except OSError as exc:  # each file is whole; the summary is as it was
+            raise RunError(
+                f"cannot resume {run.run_id}: {os_error_text(exc)}",
+                hint="free some space (or make the run writable) and resume again",
+            ) from exc
     try:
         return _train_run(
             config,
@@ -235,29 +300,35 @@ def _train_run(
     console = Console(
         quiet=quiet, log_file=run.log_path if config.output.save_logs else None
     )
-    console(f"run {run.run_id}: {run.path}")
-    if checkpoint is not None:
-        console(
-            f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
-        )
-    console(
-        f"data: {config.dataset.name}, train {len(splits.train[0])} / "
-        f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
-        f"{splits.n_features} features ({splits.task})"
-    )
-    facts = _model_facts(config, model)
-    count = facts["parameters"]
-    console(
-        f"model: {config.model.name}, "
-        + ("parameter count unknown" if count is None else f"{count:,} parameters")
-    )
-
-    run.mark_running(epochs_completed=state.epoch, model=facts)
     stopper = _SignalStopper()
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")
     try:
+        # inside the try: a log or summary the disk refuses fails the run truthfully
+        console(f"run {run.run_id}: {run.path}")
+        if checkpoint is not None:
+            console(
+                f"resuming from {checkpoint.name} (epoch {state.epoch}, "
+                f"step {state.step})"
+            )
+        streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
+        console(
+            f"data: {config.dataset.name}, train {len(splits.train[0])} / "
+            f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
+            f"{splits.n_features} features ({splits.task})"
+            + (", streamed from disk" if streamed else "")
+        )
+        facts = _model_facts(config, model)
+        count = facts["parameters"]
+        console(
+            f"model: {config.model.name}, "
+            + ("parameter count unknown" if count is None else f"{count:,} parameters")
+        )
+        placement = getattr(model, "placement_", None)
+        if placement is not None:
+            console(f"device: {placement.device}, precision {placement.precision}")
+        run.mark_running(epochs_completed=state.epoch, model=facts)
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
@@ -272,34 +343,48 @@ def _train_run(
             )
             run.save_model(model.save)
     except TrainingStopped as stopped:
-        run.mark_interrupted(
+        note = _update_summary(
+            run.mark_interrupted,
             epochs_completed=stopped.state.epoch,
             timings=timing.timings("interrupted", first_epoch, stopped.state.epoch),
         )
-        console(
+        console.note(
             f"interrupted at epoch {stopped.state.epoch}, step {stopped.state.step}"
         )
         ref = _resume_ref(run)
-        console(f"resume with: mlx run-experiment --resume {ref}")
+        console.note(f"resume with: mlx run-experiment --resume {ref}")
         raise RunInterrupted(
             f"run {run.run_id} interrupted by {stopper.signal_name}; "
-            "a checkpoint was saved",
+            "a checkpoint was saved" + note,
             exit_code=128 + stopper.signal_number,
             hint=f"resume with: mlx run-experiment --resume {ref}",
         ) from None
     except KeyboardInterrupt:
         # a second Ctrl-C: stop at once, every file on disk is still whole
-        run.mark_interrupted(
+        _update_summary(
+            run.mark_interrupted,
             epochs_completed=state.epoch,
             timings=timing.timings("interrupted", first_epoch, state.epoch),
         )
         raise
     except BaseException as exc:  # DivergenceError included
-        run.mark_failed(
+        note = _update_summary(
+            run.mark_failed,
             exc,
             epochs_completed=state.epoch,
             timings=timing.timings("failed", first_epoch, state.epoch),
         )
+        if isinstance(exc, OSError):  # a full disk, a directory gone read-only
+            raise RunError(
+                f"run {run.run_id} failed: {os_error_text(exc)}" + note,
+                hint=_after_failure_hint(run),
+            ) from exc
+        if isinstance(exc, MLXError):
+            # the same error (and class), told what else the environment refused
+            # and, for a write it refused, what the user can do
+            exc.message += note
+            if exc.hint is None and isinstance(exc.__cause__, OSError):
+                exc.hint = _after_failure_hint(run)
         raise
 
     metrics = run.read_metrics()
@@ -308,7 +393,8 @@ def _train_run(
         for k, v in (metrics[-1] if metrics else {}).items()
         if k not in ("epoch", "step", "seconds", "learning_rate")
     }
-    run.mark_completed(
+    note = _update_summary(
+        run.mark_completed,
         final_metrics=final,
         epochs_completed=state.epoch,
         best_metric={
@@ -319,7 +405,12 @@ def _train_run(
         timings=timing.timings("completed", first_epoch, state.epoch),
         model=_model_facts(config, model),
     )
-    console(f"completed {run.run_id}: {run.path}")
+    if note:
+        raise RunError(
+            f"run {run.run_id} trained to the end and its model is saved in "
+            f"{run.model_dir}" + note
+        )
+    console.note(f"completed {run.run_id}: {run.path}")
     return Run(
         run_id=run.run_id,
         directory=run.path,
@@ -344,6 +435,43 @@ def _model_facts(config: ExperimentConfig, model: Any) -> dict[str, Any]:
         architecture=architecture(model),
     )
     return facts
+
+
+def _update_summary(update: Any, *args: Any, **fields: Any) -> str:
+    """Call ``update`` (a ``mark_*`` of the run); when the disk refuses even that,
+    return a sentence saying so, for the error the user sees ("" otherwise)."""
+    try:
+        update(*args, **fields)
+    except OSError as exc:
+        return (
+            f"; its summary.json could not be updated either ({os_error_text(exc)}), "
+            "so `mlx runs` shows it as lost once this process ends"
+        )
+    return ""
+
+
+def _after_failure_hint(run: Any) -> str:
+    """What the user can do after the environment stopped a run, truthfully."""
+    try:
+        checkpoint = run.latest_checkpoint()
+    except (OSError, RunError):
+        checkpoint = None
+    if checkpoint is None:
+        return "free some space (or make the directory writable) and start it again"
+    return (
+        f"free some space (or make the directory writable), then resume from "
+        f"{checkpoint.name}: mlx run-experiment --resume {_resume_ref(run)}"
+    )
+
+
+def _check_output(config: ExperimentConfig) -> None:
+    """RunError, before anything is created, when no run directory can be made
+    where the config puts it (the dry run reports the same)."""
+    from mlx.plan import output_blocker
+
+    problem = output_blocker(config.output.directory, config.name)
+    if problem is not None:
+        raise RunError(f"cannot create the run: {problem}")
 
 
 def _record_location(run: Any) -> None:
@@ -419,6 +547,23 @@ def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return segments
 
 
+def _build_model(config: ExperimentConfig, splits: Any) -> Any:
+    """The model the config asks for, built for the loaded data."""
+    from mlx import datasets, models
+
+    params = _model_params(config)
+    if models.uses_torch(config.model.name, params):
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import model_from_config
+
+        return model_from_config(
+            config, splits.task, splits.n_classes, datasets.image_shape(splits)
+        )
+    return models.get_model(config.model.name, params)
+
+
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     params = dict(config.model.params)
     if config.model.name in ("mlp", "linear_regression") and params.get("seed") is None:
@@ -444,6 +589,9 @@ def _install_optimizer(model: Any, config: ExperimentConfig, n_train: int) -> An
         training.params, resolved["learning_rate"], steps_per_epoch, training.epochs
     )
     model.set_optimizer(get_optimizer({**resolved, "learning_rate": schedule}))
+    configure = getattr(model, "configure_training", None)
+    if callable(configure):
+        configure(schedule, training.params.get("grad_clip_norm"))
     return schedule
 
 
@@ -535,7 +683,7 @@ def _epochs_done(run: Any, summary: Mapping[str, Any], state: Any) -> int:
 
     from mlx.errors import DataWarning
 
-    done = [state.epoch]
+    done = [state.epoch] if state is not None else [0]
     recorded = summary.get("epochs_completed")
     if type(recorded) is int:
         done.append(recorded)
@@ -573,11 +721,7 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
             )
         checkpoint = run.latest_checkpoint()
         if checkpoint is None:
-            hint = (
-                "runs saved with output.save_checkpoints: false cannot be resumed"
-                if not stored.output.save_checkpoints
-                else "its checkpoints were removed, or it stopped before the first"
-            )
+            hint = _no_checkpoint_hint(run, stored, summary)
             raise RunError(
                 f"cannot resume {run.run_id}: it has no checkpoint "
                 f"(looked in {run.path / 'checkpoints'})",
@@ -606,6 +750,42 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
         run.release()
         raise
     return _Resume(run, config, checkpoint, state, summary)
+
+
+def _no_checkpoint_hint(
+    run: Any, stored: ExperimentConfig, summary: Mapping[str, Any]
+) -> str:
+    """Why a run has no checkpoint to resume from, as far as its files tell."""
+    directory = run.checkpoints_dir
+    try:
+        entries = [e.name for e in os.scandir(directory)]
+    except OSError:
+        entries = None
+    fresh = "; start a new run"
+    if entries and any(name.startswith(".tmp-") for name in entries):
+        return (
+            "a checkpoint was being written when the run stopped and never "
+            "completed, so none is whole" + fresh
+        )
+    output, epochs = stored.output, stored.training.epochs
+    done = _epochs_done(run, summary, None)
+    first = min(output.checkpoint_frequency, epochs)
+    resumed = summary.get("resumed_at")
+    if (
+        entries is not None  # checkpoints/ is made by the first save
+        or (output.save_checkpoints and done >= first)  # one was due and saved
+        or (isinstance(resumed, list) and resumed)  # a resume starts from one
+    ):
+        return "its checkpoints were removed" + fresh
+    if output.save_checkpoints:
+        return (
+            f"it stopped after {done} epoch(s), before its first checkpoint (epoch "
+            f"{first}), and not by SIGINT/SIGTERM, which would have saved one" + fresh
+        )
+    return (
+        "it ran with output.save_checkpoints: false and was not stopped by "
+        "SIGINT/SIGTERM (the only time such a run saves a checkpoint)" + fresh
+    )
 
 
 def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -679,37 +859,79 @@ def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
             return "float64"  # check_data_record reports a missing or corrupt file
     if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
         return "float32"
+    from mlx.models import uses_torch
+
+    if uses_torch(config.model.name, config.model.params):
+        return "float32"  # what torch models compute in
     return "float64"
 
 
+def data_task(model_task: str | None, run: Any = None) -> str | None:
+    """The task a run's data is read for: the model's (``model_task``; None for a
+    model that does not say, whose data's labels then decide).
+
+    For an existing ``run`` recorded before fingerprint version 2 (when a custom
+    dataset's task was inferred from its labels alone) ``None``, so its data is
+    rebuilt as it was recorded.
+    """
+    if run is not None and _fingerprint_version(_stored_record(run)) < 2:
+        return None
+    return model_task
+
+
+def _check_outputs_hold_classes(config: ExperimentConfig, splits: Any) -> None:
+    """DatasetError, before any run exists, when an MLP has fewer outputs than the
+    data has classes (training would stop at the first batch)."""
+    from mlx.errors import DatasetError
+
+    if config.model.name != "mlp" or splits.n_classes is None:
+        return
+    params = config.model.params
+    activation = params.get("output_activation")
+    outputs = int(params["layer_sizes"][-1])
+    room = 2 if activation == "sigmoid" else outputs
+    if activation not in ("sigmoid", "softmax") or splits.n_classes <= room:
+        return
+    source = splits.preprocessing.get("source") or config.dataset.name
+    names = splits.class_names or ()
+    shown = ", ".join(str(c) for c in names[:5]) + (", ..." if len(names) > 5 else "")
+    raise DatasetError(
+        f"{source}: the data has {splits.n_classes} classes ({shown}), but the "
+        f"model's {activation} output has room for {room}",
+        hint=f"set model.params.layer_sizes[-1] to {splits.n_classes} with "
+        "output_activation: softmax",
+    )
+
+
 def data_record(
-    splits: Any, names: Sequence[str] = ("train", "val", "test")
+    splits: Any, names: Sequence[str] = ("train", "val", "test"), version: int = 0
 ) -> dict[str, Any]:
-    """A cheap fingerprint of the named splits, to notice when eval or resume would
-    see other data."""
+    """The fingerprint of the named splits, to notice when eval or resume would see
+    other data: SHA-256 over every byte of each split (``version`` 2, the default),
+    or of 256 sampled rows (``version`` 1, runs recorded before)."""
+    from mlx.datasets.fingerprint import (
+        FINGERPRINT_VERSION,
+        sampled_fingerprint,
+        split_fingerprint,
+    )
+
+    version = version or FINGERPRINT_VERSION
+    digest = split_fingerprint if version >= 2 else sampled_fingerprint
     record: dict[str, Any] = {
+        "fingerprint_version": version,
         "task": splits.task,
         "n_features": splits.n_features,
         "n_classes": splits.n_classes,
         "preprocessing": splits.preprocessing,
     }
+    shape = getattr(splits, "image_shape", None)
+    # (C, H, W) of an image set's rows, for models that take images; not compared
+    # on eval or resume (the split fingerprints cover the data)
+    record["image_shape"] = None if shape is None else [int(n) for n in shape]
     for name in names:
         X, y = getattr(splits, name)
-        record[name] = {"shape": list(X.shape), "sha256": _fingerprint(X, y)}
+        record[name] = {"shape": list(X.shape), "sha256": digest(X, y)}
     return record
-
-
-def _fingerprint(X: Any, y: Any) -> str:
-    import numpy as np
-
-    # hash up to 256 evenly spaced rows and every label: cheap (a few ms for wide
-    # data), yet a changed file, seed or split shows up
-    rows = np.linspace(0, len(X) - 1, num=min(len(X), 256)).astype(np.int64)
-    digest = hashlib.sha256()
-    digest.update(str((X.shape, X.dtype.str, y.shape, y.dtype.str)).encode())
-    digest.update(np.ascontiguousarray(X[rows]).tobytes())
-    digest.update(np.ascontiguousarray(y).tobytes())
-    return digest.hexdigest()
 
 
 def _write_data_record(run: Any, splits: Any) -> None:
@@ -718,27 +940,71 @@ def _write_data_record(run: Any, splits: Any) -> None:
     write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
 
 
+def _stored_record(run: Any) -> Any:
+    path = run.path / "data.json"
+    try:
+        return _read_json(path, RunError)
+    except RunError as exc:
+        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+
+
+def _fingerprint_version(stored: Any) -> int:
+    """The fingerprint version of a ``data.json``: 1 when it has none (older runs)."""
+    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
+
+    if not isinstance(stored, dict):
+        return FINGERPRINT_VERSION  # check_data_record reports the file
+    version = stored.get("fingerprint_version", 1)
+    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
+        return FINGERPRINT_VERSION
+    return version
+
+
 def check_data_record(
     run: Any, splits: Any, names: Sequence[str] = ("train", "val", "test")
 ) -> None:
-    """RunError unless ``splits`` still match what the run recorded in data.json."""
+    """RunError unless ``splits`` still match what the run recorded in data.json,
+    compared the way the record was made (its ``fingerprint_version``)."""
     import json
 
+    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
+
     path = run.path / "data.json"
-    try:
-        stored = _read_json(path, RunError)
-    except RunError as exc:
-        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    stored = _stored_record(run)
+    if not isinstance(stored, dict):
+        raise RunError(f"{path} is corrupt: it must hold a JSON object")
+    version = stored.get("fingerprint_version", 1)
+    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
+        raise RunError(
+            f"{path}: fingerprint_version {version!r} is not one this mlx knows "
+            f"(1 to {FINGERPRINT_VERSION})",
+            hint="the run was recorded by a newer mlx, or data.json was edited",
+        )
     # only the splits asked about are hashed: eval checks just the one it scores
-    current = json.loads(json.dumps(data_record(splits, names)))
+    current = json.loads(json.dumps(data_record(splits, names, version)))
+    method = (
+        "SHA-256 of every byte of X and y"
+        if version >= 2
+        else "SHA-256 of 256 sampled rows and the labels, as recorded by older mlx"
+    )
     for name in names:
-        if stored.get(name) != current[name]:
-            raise RunError(
-                f"the {name} split rebuilt for run {run.run_id} differs from the one "
-                f"it was trained with (stored {stored.get(name)}, now {current[name]})",
-                hint="the dataset files or the seed changed since the run began; "
-                "using it would train or score other data",
+        before, now = stored.get(name), current[name]
+        if before == now:
+            continue
+        if not isinstance(before, dict) or before.get("shape") != now["shape"]:
+            shown = before.get("shape") if isinstance(before, dict) else before
+            detail = f"its shape was {shown}, now {now['shape']}"
+        else:
+            detail = (
+                f"its contents changed ({method}: recorded "
+                f"{str(before.get('sha256'))[:16]}..., now {now['sha256'][:16]}...)"
             )
+        raise RunError(
+            f"the {name} split rebuilt for run {run.run_id} differs from the one "
+            f"it was trained with: {detail}",
+            hint="the dataset files or the seed changed since the run began; "
+            "using it would train or score other data",
+        )
 
 
 def _read_json(path: Path, error: Any) -> Any:

@@ -2,22 +2,39 @@
 
 ``mlx run-experiment --dry-run`` prints :func:`render_dry_run`: the resolved
 configuration as YAML, then the plan (dataset shape, task and memory, model size,
-where outputs would go, and whether the model can run on this installation).
-Nothing here reads dataset files or writes anything.
+where outputs would go, and whether the run can go ahead here: the model on this
+installation, a custom model's ``class_path``, the output path, and the data as far
+as the plan read it). Nothing is trained or written; dataset files are read no
+further than their headers (and the label array of ``.npy``/``.npz`` data), and a
+custom model's module is imported (as the run would), to tell whether its
+``class_path`` names a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
+from mlx.config.documents import YamlDumper, dump_yaml
 from mlx.config.experiment import ExperimentConfig, ModelConfig
-from mlx.config.schema import format_bytes, model_blocker
+from mlx.config.schema import (
+    IMAGE_MODEL_FAMILIES,
+    format_bytes,
+    model_blocker,
+    model_family,
+)
 from mlx.datasets import DatasetInfo, describe
 
-__all__ = ["Plan", "make_plan", "parameter_count", "render_dry_run"]
+__all__ = [
+    "Plan",
+    "class_path_blocker",
+    "make_plan",
+    "output_blocker",
+    "parameter_count",
+    "render_dry_run",
+]
 
 _UNKNOWN = "unknown until the files are read"
 
@@ -27,8 +44,8 @@ class Plan:
     """The dry-run plan of one experiment.
 
     ``run_directory`` is a pattern: the timestamp and the random suffix are chosen
-    when the run starts. ``blocker`` says why the model cannot run here (``None``
-    when it can).
+    when the run starts. ``blocker`` says why the run cannot run here (``None``
+    when it can): the model, or the data the plan read (headers, label arrays).
     """
 
     config: ExperimentConfig
@@ -36,6 +53,9 @@ class Plan:
     parameter_count: int | None
     run_directory: str
     blocker: str | None
+    #: label -> value rows about a torch model (input shape, device, precision,
+    #: checkpoint size); empty for NumPy models
+    backend: tuple[tuple[str, str], ...] = ()
 
     @property
     def runnable(self) -> bool:
@@ -59,13 +79,141 @@ def parameter_count(model: ModelConfig, n_features: int | None) -> int | None:
 def make_plan(config: ExperimentConfig) -> Plan:
     """Work out the plan of ``config`` (cheap: nothing is loaded or written)."""
     info = describe(config.dataset)
+    blocker = model_blocker(config.model.name, config.model.params)
+    count = parameter_count(config.model, info.n_features)
+    backend: tuple[tuple[str, str], ...] = ()
+    if blocker is None and model_family(config.model.name) in IMAGE_MODEL_FAMILIES:
+        count, backend = _image_model_facts(config, info)
     return Plan(
         config=config,
         dataset=info,
-        parameter_count=parameter_count(config.model, info.n_features),
+        parameter_count=count,
         run_directory=f"{config.output.directory}/{config.name}-<timestamp>-xxxx/",
-        blocker=model_blocker(config.model.name, config.model.params),
+        blocker=blocker
+        or class_path_blocker(config.model)
+        or output_blocker(config.output.directory, config.name)
+        or _data_blocker(info),
+        backend=backend,
     )
+
+
+def _image_model_facts(
+    config: ExperimentConfig, info: DatasetInfo
+) -> tuple[int | None, tuple[tuple[str, str], ...]]:
+    """Parameter count and plan rows of an image model, from building it on
+    torch's meta device (no weights are allocated)."""
+    from mlx.datasets import image_shape
+    from mlx.models.torch._build import meta_facts
+    from mlx.models.torch.devices import resolve
+
+    training = config.training
+    placement = resolve(training.device, training.precision)
+    device = str(placement.device)
+    if training.device != device:
+        device = f"{device} (training.device: {training.device})"
+    rows = [("device", device), ("precision", training.precision)]
+    shape = image_shape(info)
+    if shape is None:
+        rows.insert(0, ("input", _UNKNOWN))
+        return None, tuple(rows)
+    params = config.model.params
+    variant = config.model.architecture or config.model.name
+    classes = info.n_classes if info.task == "classification" else 1
+    num_classes = params.get("num_classes", classes)
+    if num_classes is None:
+        rows.insert(0, ("input", f"{shape[0]} x {shape[1]} x {shape[2]} (C x H x W)"))
+        return None, tuple(rows)
+    count, size = meta_facts(
+        variant,
+        num_classes=int(num_classes),
+        in_channels=int(params.get("in_channels", shape[0])),
+        dropout=params.get("dropout"),
+    )
+    rows.insert(0, ("input", f"{shape[0]} x {shape[1]} x {shape[2]} (C x H x W)"))
+    rows.append(("checkpoint", f"model.safetensors about {format_bytes(size)}"))
+    return count, tuple(rows)
+
+
+def class_path_blocker(model: ModelConfig) -> str | None:
+    """Why a custom model's ``class_path`` cannot be used, or None.
+
+    The module is imported, as the run would: its code runs.
+    """
+    class_path = model.params.get("class_path")
+    if model.name != "custom" or not isinstance(class_path, str):
+        return None
+    from mlx.errors import ModelError
+    from mlx.models import import_model_class
+
+    try:
+        import_model_class(class_path)
+    except ModelError as exc:
+        return f"model.params.class_path: {exc}"
+    return None
+
+
+# a run ID is the name plus "-YYYYMMDD-HHMMSS-xxxx"
+_RUN_ID_EXTRA = len("-20240501-120003-abcd")
+# bytes of the longest path mlx writes inside a run directory, with room to spare
+# (checkpoints/.tmp-epoch-NNNN-step-SSSSSSSS-xxxxxxxx/.optimizer.safetensors.*.tmp)
+_DEEPEST_IN_RUN = 160
+
+
+def output_blocker(directory: str, name: str) -> str | None:
+    """Why no run directory could be made for ``name`` under the absolute
+    ``directory``, or None: a part of it that is a file, a name longer than the file
+    system allows (``PC_NAME_MAX``), paths longer than it allows (``PC_PATH_MAX``),
+    or a nearest existing parent that is not writable. Nothing is created."""
+    from mlx.runs.ids import safe_run_name
+
+    path = Path(directory)
+    existing = path
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        return f"output.directory: {existing} is a file, not a directory"
+    name_max, path_max = (
+        _limit(existing, "PC_NAME_MAX", 255),
+        _limit(existing, "PC_PATH_MAX", 4096),
+    )
+    run_id = len(os.fsencode(safe_run_name(name))) + _RUN_ID_EXTRA
+    below = path.relative_to(existing).parts
+    for part in below:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            return (
+                f"output.directory: the name {part[:24]!r}... is {size} bytes long; "
+                f"the file system at {existing} allows {name_max}"
+            )
+    if run_id > name_max:
+        return (
+            f"name: run directory names would be {run_id} bytes long; the file "
+            f"system at {existing} allows {name_max}"
+        )
+    total = len(os.fsencode(str(path))) + 1 + run_id + _DEEPEST_IN_RUN
+    if total > path_max:
+        return (
+            f"output.directory: the run's files would have paths of up to {total} "
+            f"bytes; the file system at {existing} allows {path_max}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"output.directory: {existing} is not writable"
+    return None
+
+
+def _limit(path: Path, name: str, default: int) -> int:
+    try:
+        value = os.pathconf(path, name)
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows)
+        return default
+    return value if value > 0 else default
+
+
+def _data_blocker(info: DatasetInfo) -> str | None:
+    """Why the data the plan already read would stop the run, if it would."""
+    if info.problem is None:
+        return None
+    return f"the dataset would not load: {info.problem}"
 
 
 def _shape(info: DatasetInfo) -> str:
@@ -74,7 +222,30 @@ def _shape(info: DatasetInfo) -> str:
     return f"{info.n_samples:,} samples x {info.n_features:,} features"
 
 
-def _task(info: DatasetInfo) -> str:
+def model_task(model: ModelConfig) -> str | None:
+    """The task a built-in model trains for (None for custom models): an MLP
+    without ``output_activation`` and linear regression regress, others classify."""
+    if model.name == "mlp":
+        activation = model.params.get("output_activation")
+        return "regression" if activation is None else "classification"
+    if model.name == "linear_regression":
+        return "regression"
+    return None
+
+
+def _task(info: DatasetInfo, by_model: str | None) -> str:
+    if info.task is None and info.name == "custom":
+        # the model's task decides how a custom dataset's labels are read
+        if by_model is None:
+            if info.label_task is None:
+                return _UNKNOWN
+            return f"{info.label_task} by the labels, unless the model's task differs"
+        if info.label_task is not None and info.label_task != by_model:
+            return (
+                f"{by_model}, the model's (the labels alone suggest "
+                f"{info.label_task}; set dataset.params.task to say which)"
+            )
+        return by_model
     if info.task is None:
         return _UNKNOWN
     if info.task == "classification" and info.n_classes is not None:
@@ -99,9 +270,10 @@ def render_plan(plan: Plan) -> str:
     rows = [
         ("dataset", info.name),
         ("shape", _shape(info)),
-        ("task", _task(info)),
+        ("task", _task(info, model_task(plan.config.model))),
         ("memory", memory),
         ("model", model),
+        *plan.backend,
         ("outputs", plan.run_directory),
         ("can run here", "yes" if plan.blocker is None else f"no: {plan.blocker}"),
     ]
@@ -110,11 +282,11 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(YamlDumper):
     """Block mappings, but lists of scalars on one line (``[20, 64, 3]``)."""
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> Any:
+def _represent_list(dumper: YamlDumper, data: list) -> Any:
     flat = all(not isinstance(x, (list, dict)) for x in data)
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
 
@@ -124,7 +296,5 @@ _Dumper.add_representer(list, _represent_list)
 
 def render_dry_run(config: ExperimentConfig) -> str:
     """The resolved configuration as YAML, a blank line, then the plan."""
-    text = yaml.dump(
-        config.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False
-    )
+    text = dump_yaml(config.to_dict(), Dumper=_Dumper, allow_unicode=False)
     return text + "\n" + render_plan(make_plan(config))

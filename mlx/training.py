@@ -17,16 +17,19 @@ import dataclasses
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 
+from mlx.datasets.splits import batch_order
 from mlx.errors import DivergenceError
 
 __all__ = [
+    "ArrayBatches",
     "TrainerState",
     "TrainingStopped",
     "batch_order",
+    "batch_source",
     "train",
     "validation_metrics",
 ]
@@ -70,9 +73,125 @@ class TrainingStopped(Exception):
         self.state = state
 
 
-def batch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
-    """The sample order of ``epoch`` (1-based): depends only on ``(seed, epoch)``."""
-    return np.random.default_rng([seed, epoch]).permutation(n_samples)
+def batch_source(
+    X: Any,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int,
+    *,
+    augment: Callable[[np.ndarray, int, int, int], np.ndarray] | None = None,
+    dtype: Any = None,
+) -> Any:
+    """Where the training loop gets its batches from: an object with ``n_samples``,
+    ``n_batches``, ``batches(epoch, start=0)`` (an iterator of ``(X, y)`` batches
+    of epoch ``epoch`` from batch ``start`` on, in the order of
+    :func:`batch_order`) and ``close()``.
+
+    ``X`` is an array (:class:`ArrayBatches`) or a streamed split that makes its own
+    source (``X.batch_source``, e.g. image files decoded by worker processes).
+    ``augment(xb, seed, epoch, batch)`` transforms each training batch.
+    """
+    make = getattr(X, "batch_source", None)
+    if make is not None:
+        return make(y, batch_size, seed, augment=augment, dtype=dtype)
+    return ArrayBatches(X, y, batch_size, seed, augment=augment, dtype=dtype)
+
+
+class ArrayBatches:
+    """Mini-batches gathered from in-memory arrays.
+
+    Without augmentation the features are converted to ``dtype`` once and each
+    batch is gathered into a reused buffer (a batch is only valid until the next
+    one is drawn). With augmentation, each batch is gathered from the features as
+    loaded (float32 pixels), augmented, then converted, one batch ahead on a
+    worker thread, so preparing a batch overlaps the step before it.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        seed: int,
+        *,
+        augment: Callable[[np.ndarray, int, int, int], np.ndarray] | None = None,
+        dtype: Any = None,
+    ) -> None:
+        self.dtype = np.dtype(dtype if dtype is not None else X.dtype)
+        self.augment = augment
+        self.seed = seed
+        self.X = (
+            np.ascontiguousarray(X, dtype=self.dtype)
+            if augment is None
+            else np.ascontiguousarray(X)
+        )
+        self.y = np.ascontiguousarray(y)
+        self.n_samples = len(self.X)
+        self.batch_size = min(batch_size, self.n_samples)
+        self.n_batches = math.ceil(self.n_samples / self.batch_size)
+
+    def batches(
+        self, epoch: int, start: int = 0
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        order = batch_order(self.seed, epoch, self.n_samples)
+        if self.augment is None:
+            return self._gathered(order, start)
+        return _one_ahead(self._augmented(order, epoch, start))
+
+    def _gathered(
+        self, order: np.ndarray, start: int
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        X, y, batch_size = self.X, self.y, self.batch_size
+        # batches are gathered into these buffers, so a step allocates no new arrays
+        X_batch = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+        y_batch = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+        for batch in range(start, self.n_batches):
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            xb, yb = X_batch[: len(index)], y_batch[: len(index)]
+            np.take(X, index, axis=0, out=xb)
+            np.take(y, index, axis=0, out=yb)
+            yield xb, yb
+
+    def _augmented(
+        self, order: np.ndarray, epoch: int, start: int
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+        assert self.augment is not None
+        batch_size = self.batch_size
+        for batch in range(start, self.n_batches):
+            index = order[batch * batch_size : (batch + 1) * batch_size]
+            xb = self.augment(np.take(self.X, index, axis=0), self.seed, epoch, batch)
+            yield np.asarray(xb, dtype=self.dtype), np.take(self.y, index, axis=0)
+
+    def close(self) -> None:
+        pass
+
+
+_END = object()
+
+
+def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
+    """``items`` with the next one always being computed on a worker thread."""
+    with ThreadPoolExecutor(1, thread_name_prefix="mlx-batches") as pool:
+        pending = pool.submit(next, items, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = pool.submit(next, items, _END)
+            yield item
+
+
+def _augmentation(config: Any, splits: Any) -> Any:
+    """The dataset's training-batch augmentation, or None."""
+    dataset = getattr(config, "dataset", None)
+    shape = getattr(splits, "image_shape", None)
+    if dataset is None or shape is None:
+        return None
+    if not (getattr(dataset, "params", None) or {}).get("augmentation"):
+        return None
+    from mlx.datasets.augment import augmentation_for
+
+    return augmentation_for(dataset, shape)
 
 
 def validation_metrics(
@@ -141,53 +260,49 @@ def train(
 
     # the model's dtype end to end: one conversion now, none per step or epoch
     dtype = np.dtype(getattr(model, "dtype", np.float64))
-    X = np.ascontiguousarray(splits.train[0], dtype=dtype)
-    y = np.ascontiguousarray(splits.train[1])
-    X_val, y_val = np.ascontiguousarray(splits.val[0], dtype=dtype), splits.val[1]
-    n_samples = len(X)
-    batch_size = min(training.batch_size, n_samples)
-    n_batches = math.ceil(n_samples / batch_size)
-    # batches are gathered into these buffers, so a step allocates no new arrays
-    X_batch = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
-    y_batch = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+    augment = _augmentation(config, splits)
+    X, y = splits.train
+    source = batch_source(
+        X, y, training.batch_size, training.seed, augment=augment, dtype=dtype
+    )
+    X_val, y_val = splits.val
+    if isinstance(X_val, np.ndarray):
+        X_val = np.ascontiguousarray(X_val, dtype=dtype)
+    n_samples, n_batches = source.n_samples, source.n_batches
 
     # epoch checkpoints are written in the background while the next epoch trains
-    with _CheckpointWriter(run) as checkpoints:
+    with _CheckpointWriter(run) as checkpoints, contextlib.closing(source):
         for epoch in range(state.epoch + 1, training.epochs + 1):
             started = time.perf_counter()
-            order = batch_order(training.seed, epoch, n_samples)
             bar = progress(epoch, n_batches) if progress else None
-            for batch in range(state.batch, n_batches):
-                index = order[batch * batch_size : (batch + 1) * batch_size]
-                size = len(index)
-                xb, yb = X_batch[:size], y_batch[:size]
-                np.take(X, index, axis=0, out=xb)
-                np.take(y, index, axis=0, out=yb)
-
-                loss = float(model.train_step(xb, yb)["loss"])
-                if not math.isfinite(loss):
+            # closed on the way out, so no batch is prepared past the last step
+            with contextlib.closing(source.batches(epoch, state.batch)) as batches:
+                for batch, (xb, yb) in enumerate(batches, start=state.batch):
+                    size = len(yb)
+                    loss = float(model.train_step(xb, yb)["loss"])
+                    if not math.isfinite(loss):
+                        if bar:
+                            bar.close()
+                        # leaving the `with` waits for the last good checkpoint
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch}, "
+                            f"step {state.step + 1}: the loss is {loss}",
+                            hint="lower training.learning_rate (e.g. by 10x) "
+                            "or standardize the inputs",
+                        )
+                    state.step += 1
+                    state.batch = batch + 1
+                    state.loss_sum += loss * size
+                    state.loss_count += size
                     if bar:
-                        bar.close()
-                    # leaving the `with` waits for the last good checkpoint
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch}, step {state.step + 1}: "
-                        f"the loss is {loss}",
-                        hint="lower training.learning_rate (e.g. by 10x) "
-                        "or standardize the inputs",
-                    )
-                state.step += 1
-                state.batch = batch + 1
-                state.loss_sum += loss * size
-                state.loss_count += size
-                if bar:
-                    bar.update(1, loss)
+                        bar.update(1, loss)
 
-                if stop():
-                    if bar:
-                        bar.close()
-                    # the exact state now, written before the loop lets go
-                    checkpoints.save(model, state, partial=True, background=False)
-                    raise TrainingStopped(state)
+                    if stop():
+                        if bar:
+                            bar.close()
+                        # the exact state now, written before the loop lets go
+                        checkpoints.save(model, state, partial=True, background=False)
+                        raise TrainingStopped(state)
             if bar:
                 bar.close()
 
@@ -209,7 +324,7 @@ def train(
                 "seconds": seconds,
             }
             run.append_metrics(record)
-            _record_progress(run, state, "val_loss" if len(X_val) else "train_loss")
+            _record_progress(run, state, "val_loss" if len(y_val) else "train_loss")
             log(_epoch_line(record, training.epochs, n_samples))
             if output.save_checkpoints and (
                 epoch % output.checkpoint_frequency == 0 or epoch == training.epochs

@@ -36,6 +36,8 @@ def test_quick_run_writes_every_group(tmp_path: Path) -> None:
         "startup",
         "harness",
         "memory",
+        "torch_backend",
+        "fingerprint",
         "sweep",
     }
     assert document["quick"] is True

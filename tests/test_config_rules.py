@@ -155,6 +155,57 @@ REGRESSION = {"name": "synthetic_regression", "params": {"n_features": 4}}
 LINEAR = {"name": "linear_regression"}
 
 ERRORS = [
+    Row(
+        "image-architecture-contradicts-name",
+        {"model": {"name": "vgg16", "architecture": "resnet"}},
+        r"model.architecture: 'resnet' contradicts model.name 'vgg16'",
+        "model.architecture",
+    ),
+    Row(
+        "image-family-without-variant",
+        {"model": {"name": "mobilenet", "architecture": "mobilenet_v9"}},
+        r"model.architecture is 'mobilenet_v9', which is not a mobilenet variant",
+        "model.architecture",
+    ),
+    Row(
+        "image-num-classes-mismatch",
+        {"model": {"name": "resnet18", "params": {"num_classes": 10}}},
+        r"model.params.num_classes is 10, but synthetic_classification has 3 classes",
+        "model.params.num_classes",
+    ),
+    Row(
+        "image-in-channels-mismatch",
+        {
+            "dataset": {"name": "mnist"},
+            "model": {"name": "resnet18", "params": {"in_channels": 3}},
+        },
+        r"model.params.in_channels is 3, but mnist images have 1 channel",
+        "model.params.in_channels",
+    ),
+    Row(
+        "image-dropout-range",
+        {"model": {"name": "efficientnet_b0", "params": {"dropout": 1.5}}},
+        r"model.params.dropout must be a finite number in \[0, 1\)",
+        "model.params.dropout",
+    ),
+    Row(
+        "training-device-unknown",
+        {"training.device": "gpu"},
+        r"training.device must be one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'",
+        "training.device",
+    ),
+    Row(
+        "training-precision-unknown",
+        {"training.precision": "fp8"},
+        r"training.precision must be one of '32', 'bf16-mixed', '16-mixed'",
+        "training.precision",
+    ),
+    Row(
+        "training-grad-clip-norm",
+        {"training.params": {"grad_clip_norm": 0}},
+        r"training.params.grad_clip_norm must be a finite number > 0",
+        "training.params.grad_clip_norm",
+    ),
     # required fields: a missing field points at its parent mapping
     Row(
         "missing-name",
@@ -422,6 +473,18 @@ ERRORS = [
         {"dataset": {**IMAGENET, "params": {"image_size": 4}}},
         r"image_size must be an integer >= 8, got 4",
         "dataset.params.image_size",
+    ),
+    Row(
+        "cifar-augmentation",
+        {"dataset": {"name": "cifar10", "params": {"augmentation": "yes"}}},
+        r"augmentation must be true or false, got 'yes'",
+        "dataset.params.augmentation",
+    ),
+    Row(
+        "imagenet-augmentation",
+        {"dataset": {**IMAGENET, "params": {"augmentation": 1}}},
+        r"augmentation must be true or false, got 1",
+        "dataset.params.augmentation",
     ),
     Row(
         "mnist-download",
@@ -883,22 +946,6 @@ WARNINGS = [
         r"^dataset.params.test_split: ignored: mnist has an official test split$",
         "dataset.params.test_split",
         "key",
-    ),
-    Row(
-        "augmentation",
-        {
-            "dataset": {"name": "cifar10", "params": {"augmentation": True}},
-            "model": {"name": "resnet18"},
-        },
-        r"dataset.params.augmentation: not supported and ignored",
-        "dataset.params.augmentation",
-        "key",
-    ),
-    Row(
-        "image-model-backend",
-        {"model": {"name": "vgg16", "params": {"num_classes": 3}}},
-        r"model.name: vgg16 is a valid image model, but no image-model backend is installed",
-        "model.name",
     ),
     Row(
         "custom-no-class-path",

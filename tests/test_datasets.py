@@ -253,7 +253,7 @@ def test_custom_needs_path_and_known_suffix(tmp_path):
 
 def test_custom_memory_guard_uses_describe(tmp_path, monkeypatch):
     path = _csv(tmp_path, "a,b,t\n" + "1,2,0\n2,3,1\n" * 10)
-    monkeypatch.setattr(loader_module, "MEMORY_LIMIT_BYTES", 100)
+    monkeypatch.setenv("MLX_MEMORY_LIMIT", "100")
     with pytest.raises(DatasetError, match=r"'custom' would need about .* limit"):
         load(_cfg("custom", path), seed=0)
 
@@ -356,11 +356,12 @@ def test_describe_custom_reads_headers_only(tmp_path, rng):
     assert info.split_sizes == (40, 5, 5)
     np.savez(tmp_path / "d.npz", X=np.zeros((9, 4)), y=np.array(["a", "b"] * 4 + ["a"]))
     info = describe(_cfg("custom", tmp_path / "d.npz"))
-    assert (info.n_samples, info.n_features, info.task) == (9, 4, "classification")
+    assert (info.n_samples, info.n_features, info.task) == (9, 4, None)
+    assert info.label_task == "classification"
     np.save(tmp_path / "X.npy", np.zeros((6, 2)))
     np.save(tmp_path / "y.npy", np.linspace(0, 1, 6))
     info = describe(_cfg("custom", tmp_path / "X.npy"))
-    assert (info.n_samples, info.n_features, info.task) == (6, 2, "regression")
+    assert (info.n_samples, info.n_features, info.label_task) == (6, 2, "regression")
 
 
 def test_describe_never_raises_on_missing_files(tmp_path):
@@ -553,7 +554,7 @@ def test_imagenet_image_folder(tmp_path):
     assert splits.class_names == ("cat", "dog") and splits.n_classes == 2
     assert splits.n_features == 4 * 4 * 3 and splits.sizes == (5, 0, 2)
     np.testing.assert_array_equal(splits.train[1], [0, 0, 1, 1, 1])
-    test_pixels = splits.test[0].reshape(2, 4, 4, 3)
+    test_pixels = splits.test[0].reshape(2, 3, 4, 4).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(
         test_pixels[0], np.broadcast_to([1, 0, 0], (4, 4, 3)), atol=0.02
     )
@@ -614,7 +615,9 @@ def test_exports():
         "SyntheticRegression",
         "apply_preprocessing",
         "describe",
+        "image_shape",
         "load",
+        "memory_limit",
         "split_indices",
     }
     assert set(datasets.KNOWN_DATASETS) == set(loader_module._LOADERS)

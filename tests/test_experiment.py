@@ -345,8 +345,9 @@ def test_a_failed_checkpoint_write_fails_the_run_and_keeps_the_previous_one(
         _fail_second_call(monkeypatch, MLP, "save")
     else:
         _fail_second_call(monkeypatch, _checkpoint, "write_checkpoint")
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match="disk full") as caught:
         mlx.run_experiment(small_classification(), quiet=True)
+    assert isinstance(caught.value.__cause__, OSError)
     (run_dir,) = _run_dirs(root)
     last = (run_dir / "checkpoints" / "last").resolve()
     assert last.name == "epoch-0001"

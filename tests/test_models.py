@@ -5,7 +5,7 @@ import pytest
 
 import mlx.models
 from mlx.config.experiment import ModelConfig, freeze
-from mlx.errors import BackendUnavailableError, CheckpointError, ModelError
+from mlx.errors import CheckpointError, ModelError
 from mlx.models import (
     IMAGE_FAMILIES,
     MLP,
@@ -43,19 +43,24 @@ def test_get_model_from_frozen_config_params():
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "params", "variant"),
     [
-        "resnet",
-        "resnet18",
-        "resnet152",
-        "vgg16",
-        "mobilenet_v3_small",
-        "efficientnet_b7",
+        ("resnet18", {}, "resnet18"),
+        ("resnet", {"architecture": "resnet34"}, "resnet34"),
+        ("mobilenet_v3_small", {}, "mobilenet_v3_small"),
     ],
 )
-def test_image_models_need_a_backend(name):
-    with pytest.raises(BackendUnavailableError, match="deep-learning backend"):
-        get_model(name, {"num_classes": 10})
+def test_image_models_build_on_torch(name, params, variant):
+    pytest.importorskip("torch")
+    model = get_model(name, {"num_classes": 10, "device": "cpu", **params})
+    assert model.model_type == "torch"
+    assert model.get_params()["architecture"] == variant
+
+
+def test_image_family_needs_a_variant():
+    pytest.importorskip("torch")
+    with pytest.raises(ModelError, match="resnet18, resnet34"):
+        get_model("resnet", {"num_classes": 10})
 
 
 def test_image_families_list_every_variant():

@@ -43,13 +43,23 @@ def _config(tmp_path: Path, dataset: dict, model: dict):
         return parse_config(data, root=tmp_path)
 
 
-def test_image_model_cannot_run_here(tmp_path: Path) -> None:
+def test_image_model_plan_counts_torchvision_parameters(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
     config = _config(tmp_path, {"name": "mnist"}, {"name": "resnet18"})
     plan = make_plan(config)
-    assert not plan.runnable
+    assert plan.runnable
+    reference = torchvision.models.resnet18(num_classes=10)
+    reference.conv1 = reference.conv1.__class__(1, 64, 7, 2, 3, bias=False)
+    assert plan.parameter_count == sum(p.numel() for p in reference.parameters())
     text = render_dry_run(config)
-    assert "can run here: no: resnet18 is a valid image model" in text
+    assert "can run here: yes" in text
     assert "70,000 samples x 784 features" in text
+    assert "input:        1 x 28 x 28 (C x H x W)" in text
+    assert "precision:    32" in text
+    size = sum(t.numel() * 4 for t in reference.state_dict().values())
+    assert size < 50 * 2**20
+    assert f"model.safetensors about {size / 2**20:.1f} MiB" in text
 
 
 def test_custom_model_without_class_path(tmp_path: Path) -> None:
@@ -59,6 +69,15 @@ def test_custom_model_without_class_path(tmp_path: Path) -> None:
         tmp_path,
         {"name": "mnist"},
         {"name": "custom", "params": {"class_path": "a.b:C"}},
+    )
+    assert "there is no module 'a'" in (make_plan(config).blocker or "")
+    config = _config(
+        tmp_path,
+        {"name": "mnist"},
+        {
+            "name": "custom",
+            "params": {"class_path": "examples.custom_models:SoftmaxRegression"},
+        },
     )
     assert make_plan(config).runnable
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Tuple, Union
@@ -28,13 +29,17 @@ from mlx.config.issues import ConfigIssue
 from mlx.errors import ConfigError
 
 __all__ = [
+    "CORE_SCHEMA",
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_NODES",
     "Document",
     "Mark",
     "NodePath",
+    "YamlDumper",
     "dotted",
+    "dump_yaml",
+    "load_yaml",
     "parse_text",
     "parse_value",
     "read_document",
@@ -110,7 +115,14 @@ def read_document(path: str | Path) -> Document:
     source = str(path)
     file = Path(path)
     fmt = _FORMATS.get(file.suffix.lower())
-    if not file.exists():
+    try:
+        exists = file.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise _fail(source, None, f"cannot use this path: {reason}") from exc
+    if not exists and os.path.islink(file):
+        raise _fail(source, None, "is a symbolic link that leads nowhere (or loops)")
+    if not exists:
         raise ConfigError(
             f"{source}: config file not found (looked for {file.absolute()})",
             errors=[ConfigIssue(source, None, None, "", "config file not found")],
@@ -316,28 +328,116 @@ def _duplicate(source: str, path: NodePath, first: Mark, second: Mark) -> Config
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+_TAG = "tag:yaml.org,2002:"
 
-class _Loader(_Base):
-    """Safe loader whose resolver also knows YAML 1.2 floats such as ``1e-3``."""
-
-
-# PyYAML implements YAML 1.1, whose float pattern requires a dot ("1.0e-3");
-# YAML 1.2 (and every JSON user) writes 1e-3, which 1.1 would keep as a string.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+# The YAML 1.2 core schema (yaml.org/spec/1.2.2, section 10.3.2): what a plain
+# scalar means. PyYAML implements YAML 1.1, where `yes`/`on` are booleans, `12:30` is
+# the sexagesimal 750, `017` is octal and `1_000` an integer; in 1.2 these are
+# strings (or, for `017`, the decimal 17), and `1e-3` and `0o17` are numbers.
+CORE_SCHEMA: tuple[tuple[str, str, str], ...] = (
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
 )
 
-_TAG = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {
-    _TAG + "str": "construct_yaml_str",
-    _TAG + "int": "construct_yaml_int",
-    _TAG + "float": "construct_yaml_float",
-    _TAG + "bool": "construct_yaml_bool",
-    _TAG + "null": "construct_yaml_null",
+
+_CORE = {kind: re.compile(pattern) for kind, pattern, _ in CORE_SCHEMA}
+
+
+def _core_int(text: str) -> int:
+    if not _CORE["int"].match(text):
+        raise ValueError("not a YAML 1.2 integer")
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)  # "017" is seventeen: 1.2 has no leading-zero octal
+
+
+def _core_float(text: str) -> float:
+    if _CORE["int"].match(text) and text[:2] in ("0o", "0x"):
+        return float(_core_int(text))
+    if not (_CORE["float"].match(text) or _CORE["int"].match(text)):
+        raise ValueError("not a YAML 1.2 number")
+    lowered = text.lower()
+    if lowered.endswith((".inf", ".nan")):
+        return float(lowered.replace(".", ""))
+    return float(text)
+
+
+def _core_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("expected true or false")
+    return text.lower() == "true"
+
+
+def _core_null(text: str) -> None:
+    if text not in ("", "~", "null", "Null", "NULL"):
+        raise ValueError("expected null")
+    return None
+
+
+# tag -> how its text becomes a value (explicit tags such as `!!int 017` too)
+_SCALARS: dict[str, Any] = {
+    _TAG + "str": str,
+    _TAG + "int": _core_int,
+    _TAG + "float": _core_float,
+    _TAG + "bool": _core_bool,
+    _TAG + "null": _core_null,
 }
-# Read as the text written: a config has no use for date objects.
+
+
+class _Loader(_Base):
+    """PyYAML's safe loader, resolving plain scalars by the YAML 1.2 core schema."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+class YamlDumper(yaml.SafeDumper):
+    """Quotes every string that YAML 1.1 *or* 1.2 would read as something else, so
+    what it writes reads back the same under either."""
+
+
+for _kind, _pattern, _first in CORE_SCHEMA:
+    for _cls in (_Loader, YamlDumper):
+        _cls.add_implicit_resolver(_TAG + _kind, re.compile(_pattern), list(_first))
+    if _kind == "null":
+        _Loader.add_implicit_resolver(_TAG + "null", re.compile("^$"), [""])
+# `<<: *base` merge keys are not in the 1.2 core schema, but every YAML tool knows them
+_Loader.add_implicit_resolver(_TAG + "merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+def _construct_scalar(loader: Any, node: Any) -> Any:
+    return _SCALARS[node.tag](loader.construct_scalar(node))
+
+
+for _tag in _SCALARS:
+    _Loader.add_constructor(_tag, _construct_scalar)
+
+
+def load_yaml(text: str) -> Any:
+    """Plain data from YAML ``text``, read by the YAML 1.2 core schema (safe: only
+    strings, numbers, booleans, null, lists and mappings). For files mlx wrote
+    itself; configs go through :func:`parse_text`, which also locates errors."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """YAML text of plain ``data`` that reads back the same under YAML 1.1 and 1.2."""
+    options.setdefault("sort_keys", False)
+    options.setdefault("default_flow_style", False)
+    options.setdefault("allow_unicode", True)
+    return str(yaml.dump(data, Dumper=options.pop("Dumper", YamlDumper), **options))
+
+
+# Explicit `!!timestamp` values are read as the text written: a config has no use
+# for date objects.
 _TEXT_TAGS = {_TAG + "timestamp", _TAG + "value"}
 _MERGE = _TAG + "merge"
 
@@ -460,11 +560,10 @@ class _Composer:
             return _Node("scalar", here, "<<", is_merge=True)
         if tag in _TEXT_TAGS:
             return _Node("scalar", here, event.value)
-        if tag not in _SCALAR_TAGS:
+        if tag not in _SCALARS:
             raise _fail(self.source, here, _tag_message(tag))
-        construct = getattr(self.loader, _SCALAR_TAGS[tag])
         try:
-            value = construct(yaml.ScalarNode(tag, event.value))
+            value = _SCALARS[tag](event.value)
         except (ValueError, yaml.YAMLError) as exc:
             raise _fail(
                 self.source, here, f"cannot read {event.value[:40]!r}: {exc}"

@@ -75,6 +75,8 @@ class TrainingConfig:
     optimizer: str = "adam"
     seed: int = 42
     params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
+    device: str = "auto"
+    precision: str = "32"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,8 +152,17 @@ def _finish(
     overrides: Iterable[OverrideLike],
     root: str | os.PathLike[str] | None,
 ) -> ExperimentConfig:
+    from mlx.utils.arguments import check_strings
+
     base = Path(root).resolve() if root is not None else repository_root()
-    located = _apply_overrides(doc, [_as_override(o) for o in overrides])
+    items = check_strings(
+        "load_config",
+        "overrides",
+        () if overrides is None else overrides,
+        "'KEY=VALUE' string",
+        allow=(Override,),
+    )
+    located = _apply_overrides(doc, [_as_override(o) for o in items])
     config, errors, found = validate(doc, located, base)
     for issue in found:
         # stacklevel: _finish -> load_config/parse_config -> the caller

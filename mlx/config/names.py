@@ -1,9 +1,13 @@
-"""The dataset names and the memory limit, shared by the config schema and the
-dataset loaders (which sit above the config layer and import these from here)."""
+"""The dataset names, the image-model families and the memory limit, shared by the
+config schema, the dataset loaders and the models (which sit above the config layer
+and import these from here)."""
 
 from __future__ import annotations
 
-__all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES"]
+from types import MappingProxyType
+from typing import Mapping
+
+__all__ = ["IMAGE_FAMILIES", "KNOWN_DATASETS", "MEMORY_LIMIT_BYTES"]
 
 KNOWN_DATASETS = (
     "mnist",
@@ -17,3 +21,13 @@ KNOWN_DATASETS = (
 
 #: Datasets whose arrays would exceed this many bytes are refused (1 GiB).
 MEMORY_LIMIT_BYTES = 1024**3
+
+#: Image-model families and their variants (torchvision's builder names).
+IMAGE_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+        "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
+        "mobilenet": ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"),
+        "efficientnet": tuple(f"efficientnet_b{i}" for i in range(8)),
+    }
+)

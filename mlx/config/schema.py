@@ -25,7 +25,7 @@ from mlx.config.experiment import (
     freeze,
 )
 from mlx.config.issues import ConfigIssue
-from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES
+from mlx.config.names import IMAGE_FAMILIES, KNOWN_DATASETS, MEMORY_LIMIT_BYTES
 from mlx.errors import MLXError
 from mlx.utils.paths import is_within, resolve_path
 
@@ -41,12 +41,7 @@ __all__ = [
     "validate",
 ]
 
-IMAGE_MODEL_FAMILIES: Mapping[str, tuple[str, ...]] = {
-    "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
-    "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
-    "mobilenet": ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"),
-    "efficientnet": tuple(f"efficientnet_b{i}" for i in range(8)),
-}
+IMAGE_MODEL_FAMILIES: Mapping[str, tuple[str, ...]] = IMAGE_FAMILIES
 BUILTIN_MODELS = ("linear_regression", "mlp")
 KNOWN_MODELS = (
     "resnet",
@@ -76,10 +71,16 @@ def model_family(name: str) -> str:
 def model_blocker(name: str, params: Mapping[str, Any]) -> str | None:
     """Why a valid model cannot run on this installation, or ``None`` if it can."""
     if model_family(name) in IMAGE_MODEL_FAMILIES:
-        return (
-            f"{name} is a valid image model, but no image-model backend is "
-            "installed (mlx itself implements linear_regression and mlp)"
-        )
+        from mlx.models.torch import INSTALL_HINT, missing_backend
+
+        missing = missing_backend()
+        if missing:
+            verb = "are" if " and " in missing else "is"
+            return (
+                f"{name} runs on PyTorch, and {missing} {verb} not installed; "
+                f"install it with: {INSTALL_HINT}"
+            )
+        return None
     if name == "custom" and not params.get("class_path"):
         return (
             "a custom model needs model.params.class_path "
@@ -403,7 +404,8 @@ _IMAGE_SET_FIELDS = {
     "download": _Field(_Bool(), False),
     "normalize": _Field(_Bool(), True),
     "validation_split": _SPLITS["validation_split"],
-    "augmentation": _Field(None, ignored="not supported and ignored"),
+    # training batches only; see mlx.datasets.augment
+    "augmentation": _Field(_Bool(), False),
 }
 _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
     "synthetic_regression": {
@@ -424,7 +426,11 @@ _DATASET_FIELDS: Mapping[str, Mapping[str, _Field]] = {
         }
         for name in _OFFICIAL_TEST_SPLIT
     },
-    "imagenet": {"image_size": _Field(_Int(8), 64), **_SPLITS},
+    "imagenet": {
+        "image_size": _Field(_Int(8), 64),
+        "augmentation": _IMAGE_SET_FIELDS["augmentation"],
+        **_SPLITS,
+    },
     "custom": {
         "target": _Field(_Str(nullable=True), None),
         "task": _Field(_Choice("classification", "regression", nullable=True), None),
@@ -445,6 +451,19 @@ _OPTIMIZER_PARAMS = {
     "centered": _Field(_Bool()),
 }
 _OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+_IMAGE_CHANNELS = {"mnist": 1, "cifar10": 3, "cifar100": 3, "imagenet": 3}
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
+
+
+class _Precision(_Choice):
+    """ "32", "bf16-mixed" or "16-mixed"; a bare 32 (YAML reads it as a number)
+    means "32"."""
+
+    def accepts(self, value: Any) -> bool:
+        return super().accepts(value) or (_is_int(value) and value == 32)
+
+    def normalize(self, value: Any) -> Any:
+        return str(value)
 
 
 def _optional(fields: Mapping[str, _Field]) -> dict[str, _Field]:
@@ -467,6 +486,17 @@ _OPTIMIZER_CONFIG = _Section(
         }
     )
 )
+_IMAGE_MODEL = _Section(
+    _optional(
+        {
+            "num_classes": _Field(_Int(1)),
+            "pretrained": _Field(_Bool()),
+            "dropout": _Field(_Float(0, 1, hi_open=True)),
+            "in_channels": _Field(_Int(1)),
+        }
+    )
+)
+
 _CLIP = {
     "gradient_clip": _Field(_Float(0, lo_open=True, nullable=True), 10.0),
     "weight_clip": _Field(_Float(0, lo_open=True, nullable=True), 10.0),
@@ -503,6 +533,11 @@ _MODEL_FIELDS: Mapping[str, _Section] = {
         },
         free=True,
     ),
+    **{
+        name: _IMAGE_MODEL
+        for family, variants in IMAGE_MODEL_FAMILIES.items()
+        for name in (family, *variants)
+    },
 }
 
 _TRAINING = _Section(
@@ -521,11 +556,19 @@ _TRAINING = _Section(
                         "lr_schedule": _Field(_Choice("constant", "step", "cosine")),
                         "step_size": _Field(_Int(1)),
                         "gamma": _Field(_Float(0, lo_open=True)),
+                        "grad_clip_norm": _Field(
+                            _Float(0, lo_open=True, nullable=True)
+                        ),
                     }
                 )
             ),
             {},
         ),
+        "device": _Field(
+            _Pattern(_DEVICE, "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+            "auto",
+        ),
+        "precision": _Field(_Precision("32", "bf16-mixed", "16-mixed"), "32"),
     }
 )
 _OUTPUT = _Section(
@@ -704,7 +747,7 @@ class _Validator:
 
     def dataset_path(self, name: str, raw: str) -> Any:
         at = ("dataset", "path")
-        try:
+        try:  # refuses control characters (a NUL byte included) too
             resolved = resolve_path(raw, self.root)
         except MLXError as exc:
             self.error(at, f"dataset.path: {exc}")
@@ -749,6 +792,10 @@ class _Validator:
         params = section.check(self, (*base, "params"), raw.get("params"))
         if architecture is _BAD or _has_bad(params):
             return _BAD
+        if model_family(name) in IMAGE_MODEL_FAMILIES:
+            architecture = self.image_variant(name, architecture)
+            if architecture is _BAD:
+                return _BAD
         params = _drop_absent(params)
         blocker = model_blocker(name, params)
         if blocker:
@@ -757,6 +804,95 @@ class _Validator:
                 at, f"{dotted(at)}: {blocker}; the config is valid but cannot run here"
             )
         return ModelConfig(name=name, architecture=architecture, params=freeze(params))
+
+    def image_variant(self, name: str, architecture: str | None) -> Any:
+        """The variant an image model names: ``resnet18`` (architecture absent,
+        ``resnet`` or ``resnet18``) or ``resnet`` with architecture ``resnet34``;
+        anything else is an error at model.architecture."""
+        family = model_family(name)
+        variants = IMAGE_MODEL_FAMILIES[family]
+        at = ("model", "architecture")
+        if name != family:
+            if architecture in (None, family, name):
+                return name
+            self.error(
+                at,
+                f"model.architecture: {_show(architecture)} contradicts model.name "
+                f"{name!r} (a {family} variant); use {family!r} or {name!r}, or "
+                "leave it out",
+            )
+            return _BAD
+        if architecture in variants:
+            return architecture
+        what = (
+            "is missing"
+            if architecture is None
+            else f"is {_show(architecture)}, which is not a {family} variant"
+        )
+        self.error(
+            at if architecture is not None else ("model",),
+            f"model.architecture {what}; model.name {family!r} needs one of "
+            f"{', '.join(variants)}",
+            at,
+        )
+        return _BAD
+
+    def check_device(self, model: Any, training: Mapping[str, Any]) -> None:
+        """A device or precision a torch model cannot have here."""
+        device, precision = training.get("device"), training.get("precision")
+        if not isinstance(device, str) or not isinstance(precision, str):
+            return
+        torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES or (
+            model.name == "custom"
+        )
+        if not torch_model:
+            if device not in ("auto", "cpu") or precision != "32":
+                self.warn(
+                    (
+                        "training",
+                        "device" if device not in ("auto", "cpu") else "precision",
+                    ),
+                    f"training.device/precision: ignored: {model.name} runs on "
+                    "NumPy on the CPU",
+                )
+            return
+        from mlx.models.torch import missing_backend
+
+        if missing_backend() is not None:
+            return  # the model's blocker says what to install
+        if model.name == "custom" and device in ("auto", "cpu"):
+            return
+        from mlx.models.torch.devices import device_problem
+
+        problem = device_problem(device, precision)
+        if problem:
+            field, message = problem
+            self.error(("training", field), f"training.{field}: {message}")
+
+    def image_classes(self, model: Any, info: Any) -> None:
+        """num_classes must match the data."""
+        if model_family(model.name) not in IMAGE_MODEL_FAMILIES:
+            return
+        channels = model.params.get("in_channels")
+        expected_channels = _IMAGE_CHANNELS.get(info.name)
+        if channels is not None and expected_channels not in (None, channels):
+            at = ("model", "params", "in_channels")
+            self.error(
+                at,
+                f"{dotted(at)} is {channels}, but {info.name} images have "
+                f"{expected_channels} channel(s)",
+            )
+        given = model.params.get("num_classes")
+        if given is None or info.task is None:
+            return
+        expected = info.n_classes if info.task == "classification" else 1
+        if expected is not None and given != expected:
+            at = ("model", "params", "num_classes")
+            self.error(
+                at,
+                f"{dotted(at)} is {given}, but {info.name} has {expected} "
+                + ("classes" if info.task == "classification" else "output"),
+            )
 
     def output_directory(self, raw: str) -> Any:
         at = ("output", "directory")
@@ -805,6 +941,10 @@ class _Validator:
             info = self.describe(dataset)
             if info is not None and model is not _BAD and model.name == "mlp":
                 self.mlp_fits_dataset(model.params, info)
+            if info is not None and model is not _BAD:
+                self.image_classes(model, info)
+        if model is not _BAD and training is not _BAD:
+            self.check_device(model, training)
 
     def large_learning_rate(self, at: NodePath, section: Mapping[str, Any]) -> None:
         rate = section.get("learning_rate")
@@ -848,6 +988,8 @@ class _Validator:
                     "memory, over the 1 GiB limit; reduce n_samples or n_features",
                     ("dataset",),
                 )
+            elif dataset.name == "imagenet":
+                pass  # streamed from disk (mlx.datasets.streaming)
             else:
                 # read from files, whose loader may use a narrower dtype
                 self.warn(

@@ -13,6 +13,8 @@ from mlx.datasets.info import (
     MEMORY_LIMIT_BYTES,
     DatasetInfo,
     describe,
+    image_shape,
+    memory_limit,
 )
 from mlx.utils.lazy import lazy_attributes
 
@@ -45,6 +47,8 @@ __all__ = [
     "SyntheticRegression",
     "apply_preprocessing",
     "describe",
+    "image_shape",
     "load",
+    "memory_limit",
     "split_indices",
 ]

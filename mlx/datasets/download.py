@@ -28,6 +28,7 @@ from mlx.errors import BackendUnavailableError, DownloadError
 
 __all__ = [
     "cache_dir",
+    "unusable_directory",
     "dataset_dir",
     "download",
     "manual_instructions",
@@ -111,6 +112,24 @@ def dataset_dir(name: str, path: str | None) -> Path:
     return Path(path) if path else cache_dir() / name
 
 
+def unusable_directory(root: Path) -> str | None:
+    """Why ``root`` can be no dataset directory (it, or a directory above it, is a
+    file or something else that is not a directory), or None."""
+    for path in (root, *root.parents):
+        try:
+            if not path.exists():
+                continue
+        except OSError as exc:  # a NUL byte, a name too long
+            return f"{path} cannot be looked at ({exc})"
+        if path.is_dir():
+            return None
+        what = "a file" if path.is_file() else "not a directory"
+        if path == root:
+            return f"{path} is {what}, not a directory"
+        return f"{path} is {what}, not a directory, so {root} cannot exist"
+    return None
+
+
 def _base_url(name: str) -> str:
     base = os.environ.get("MLX_DATA_URL") or _BASE_URLS[name]
     return base if base.endswith("/") else base + "/"
@@ -147,7 +166,19 @@ def download(name: str, root: Path) -> None:
         ) from None
     import requests
 
-    root.mkdir(parents=True, exist_ok=True)
+    blocked = unusable_directory(root)
+    if blocked:
+        raise DownloadError(
+            f"cannot download {name} into {root}: {blocked}",
+            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot download {name}: cannot create {root} ({exc.strerror or exc})",
+            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+        ) from None
     for archive in _ARCHIVES[name]:
         url = _base_url(name) + archive.filename
         bar = _ProgressBar(archive.filename) if sys.stderr.isatty() else False
@@ -166,6 +197,12 @@ def download(name: str, root: Path) -> None:
             raise DownloadError(
                 f"Could not download {url}: {_reason(exc)}. "
                 + manual_instructions(name, root)
+            ) from None
+        except OSError as exc:
+            # the cache refused the write: read-only, full, permissions
+            raise DownloadError(
+                f"cannot write {archive.filename} into {root} ({exc.strerror or exc})",
+                hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
             ) from None
         except ValueError as exc:
             # pooch reports a SHA-256 mismatch as ValueError; the bad file is gone.

@@ -12,10 +12,13 @@
     1 fine label byte and 3072 pixel bytes; the fine label (100 classes) is used.
 ``imagenet``
     An ImageFolder tree ``train/<class>/*.jpg|jpeg|png`` and ``val/<class>/...``,
-    decoded with Pillow, resized to ``image_size`` squared, RGB, row-major (H, W, C).
+    decoded with Pillow, resized to ``image_size`` squared, RGB.
 
 Readers return raw ``uint8`` pixels flattened to (n_samples, n_features) and int64
 labels; scaling to floats happens after splitting, so only one float copy exists.
+Every image set is flattened channel-first: a row is the image's (C, H, W) array
+in C order (all of channel 0 row by row, then channel 1, ...), and
+``RawImages.image_shape`` records (C, H, W).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,9 +36,11 @@ from mlx.errors import BackendUnavailableError, DatasetError
 
 __all__ = [
     "RawImages",
+    "decode_image",
     "find_cifar",
     "find_mnist",
     "image_folder_files",
+    "pixels_to_float",
     "read_cifar",
     "read_idx",
     "read_image_folder",
@@ -106,6 +111,16 @@ class RawImages:
     test_y: np.ndarray
     n_classes: int
     class_names: tuple[str, ...] | None
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+
+
+def pixels_to_float(pixels: np.ndarray, scale: float | None) -> np.ndarray:
+    """uint8 pixels as float32, multiplied by ``scale`` (1/255 for [0, 1]) if given."""
+    # float32 halves the memory of the image sets (CIFAR in float64 is 1.4 GiB)
+    out = pixels.astype(np.float32)
+    if scale is not None:
+        out *= np.float32(scale)
+    return out
 
 
 # -- MNIST --------------------------------------------------------------------------
@@ -187,6 +202,7 @@ def read_mnist(root: Path, files: Sequence[Path]) -> RawImages:
                 f"holds {labels.shape[0]} labels."
             )
         _check_labels(labels_path, labels, 10)
+        side = images.shape[1:]
         parts.append((images.reshape(images.shape[0], -1), labels.astype(np.int64)))
     (train_X, train_y), (test_X, test_y) = parts
     if train_X.shape[1] != test_X.shape[1]:
@@ -195,7 +211,8 @@ def read_mnist(root: Path, files: Sequence[Path]) -> RawImages:
             f"({train_X.shape[1]} pixels) and test ({test_X.shape[1]} pixels)."
         )
     names = tuple(str(d) for d in range(10))
-    return RawImages(train_X, train_y, test_X, test_y, 10, names)
+    shape = (1, int(side[0]), int(side[1]))  # the test images' rows and columns
+    return RawImages(train_X, train_y, test_X, test_y, 10, names, shape)
 
 
 def _check_labels(path: Path, labels: np.ndarray, n_classes: int) -> None:
@@ -234,7 +251,11 @@ def read_cifar(name: str, directory: Path) -> RawImages:
     test_X = np.concatenate([x for x, _ in test])
     test_y = np.concatenate([y for _, y in test])
     names = _class_names(directory / layout.names_file, layout.n_classes)
-    return RawImages(train_X, train_y, test_X, test_y, layout.n_classes, names)
+    # a record's 3072 pixels are 1024 red, 1024 green, 1024 blue, each 32 rows of
+    # 32: already the (C, H, W) order every image set is flattened in
+    return RawImages(
+        train_X, train_y, test_X, test_y, layout.n_classes, names, (3, 32, 32)
+    )
 
 
 def _read_cifar_file(path: Path, layout: _CifarLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -307,12 +328,7 @@ def _images_in(directory: Path, classes: Sequence[str]) -> list[tuple[Path, int]
     return files
 
 
-def read_image_folder(root: Path, image_size: int) -> RawImages:
-    """Decode the ImageFolder tree at ``root``, each image resized to a square.
-
-    Pixels come out as (n_samples, image_size * image_size * 3) uint8, RGB, (H, W, C)
-    order; the ``val`` directory is the official test set.
-    """
+def _pillow() -> object:
     try:
         from PIL import Image
     except ImportError:
@@ -321,21 +337,44 @@ def read_image_folder(root: Path, image_size: int) -> RawImages:
             "with: pip install 'model-harness[data]'",
             hint="pip install 'model-harness[data]'",
         ) from None
-    classes, train_files, val_files = image_folder_files(root)
+    return Image
+
+
+def decode_image(
+    path: Path, image_size: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """One image file as flat uint8 pixels: RGB, resized (bilinear) to
+    ``image_size`` squared, in (C, H, W) order; written into ``out`` when given."""
+    Image: Any = _pillow()
     bilinear = getattr(Image, "Resampling", Image).BILINEAR
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((image_size, image_size), bilinear)
+            hwc = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"imagenet: cannot decode {path} ({exc}).") from None
+    if out is None:
+        out = np.empty(3 * image_size * image_size, dtype=np.uint8)
+    # Pillow gives (H, W, C); the flat layout of every image set is (C, H, W)
+    out.reshape(3, image_size, image_size)[...] = hwc.transpose(2, 0, 1)
+    return out
+
+
+def read_image_folder(root: Path, image_size: int) -> RawImages:
+    """Decode the ImageFolder tree at ``root``, each image resized to a square.
+
+    Pixels come out as (n_samples, 3 * image_size * image_size) uint8, RGB, in
+    (C, H, W) order; the ``val`` directory is the official test set.
+    """
+    _pillow()
+    classes, train_files, val_files = image_folder_files(root)
     parts = []
     for files in (train_files, val_files):
         X = np.empty((len(files), image_size * image_size * 3), dtype=np.uint8)
         for row, (path, _) in enumerate(files):
-            try:
-                with Image.open(path) as image:
-                    rgb = image.convert("RGB").resize(
-                        (image_size, image_size), bilinear
-                    )
-                    X[row] = np.asarray(rgb, dtype=np.uint8).reshape(-1)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                raise DatasetError(f"imagenet: cannot decode {path} ({exc}).") from None
+            decode_image(path, image_size, out=X[row])
         y = np.array([label for _, label in files], dtype=np.int64)
         parts.append((X, y))
     (train_X, train_y), (test_X, test_y) = parts
-    return RawImages(train_X, train_y, test_X, test_y, len(classes), classes)
+    shape = (3, image_size, image_size)
+    return RawImages(train_X, train_y, test_X, test_y, len(classes), classes, shape)

@@ -10,9 +10,46 @@ from typing import Any, Mapping
 from mlx.config.experiment import DatasetConfig
 from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES  # the one list
 
-__all__ = ["KNOWN_DATASETS", "MEMORY_LIMIT_BYTES", "DatasetInfo", "describe"]
+__all__ = [
+    "KNOWN_DATASETS",
+    "MEMORY_LIMIT_BYTES",
+    "DatasetInfo",
+    "describe",
+    "image_shape",
+    "memory_limit",
+]
 
-# (n_train, n_test, n_features, n_classes) of the standard image sets, flattened.
+
+#: ``MLX_MEMORY_LIMIT`` (a number of bytes) replaces :data:`MEMORY_LIMIT_BYTES`, the
+#: size beyond which datasets are rejected, except imagenet folders, which are
+#: streamed from disk instead; see :func:`memory_limit`.
+MEMORY_LIMIT_ENV = "MLX_MEMORY_LIMIT"
+
+
+def memory_limit() -> int:
+    """The in-memory dataset limit in bytes: ``$MLX_MEMORY_LIMIT`` when set (a
+    positive integer), else :data:`MEMORY_LIMIT_BYTES`."""
+    import os
+
+    from mlx.errors import DatasetError
+
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not text:
+        return MEMORY_LIMIT_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DatasetError(
+            f"{MEMORY_LIMIT_ENV} must be a positive number of bytes; got {text!r}."
+        )
+    return value
+
+
+# (n_train, n_test, n_features, n_classes) of the standard image sets, flattened,
+# and their (C, H, W)
+_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 _IMAGE_SETS = {
     "mnist": (60_000, 10_000, 784, 10),
     "cifar10": (50_000, 10_000, 3072, 10),
@@ -31,6 +68,12 @@ class DatasetInfo:
     ``feature_dtype`` plus 8 bytes per label): what the 1 GiB guard checks.
     ``split_sizes`` is (n_train, n_val, n_test) under the configured fractions.
     ``source`` is the file or directory the data is read from, if any.
+    ``image_shape`` is (C, H, W) for image sets, whose rows are those images
+    flattened channel-first; None for tabular and synthetic data.
+    ``problem``, when set, is what loading would fail on, found in what was read.
+    ``task`` is the task the dataset fixes (by its kind, or a custom dataset's
+    ``task`` parameter); ``label_task`` the task a custom dataset's labels suggest
+    on their own, which the model's task overrides when ``task`` is None.
     """
 
     name: str
@@ -43,6 +86,20 @@ class DatasetInfo:
     feature_dtype: str = "float64"
     split_sizes: tuple[int, int, int] | None = None
     source: str | None = None
+    image_shape: tuple[int, int, int] | None = None
+    problem: str | None = None
+    label_task: str | None = None
+
+
+def image_shape(data: Any) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images in ``data`` (a :class:`DatasetInfo` or a loaded
+    :class:`~mlx.datasets.Splits`), or None when its rows are not images.
+
+    A row of ``X`` is one image flattened in C order from (C, H, W), so
+    ``X.reshape(len(X), *image_shape(data))`` gives (N, C, H, W).
+    """
+    shape = getattr(data, "image_shape", None)
+    return None if shape is None else tuple(int(n) for n in shape)  # type: ignore[return-value]
 
 
 def describe(dataset: DatasetConfig) -> DatasetInfo:
@@ -133,8 +190,18 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
     name = dataset.name
     n_train, n_test, n_features, n_classes = _IMAGE_SETS[name]
     root = download.dataset_dir(name, dataset.path)
+    shape = _SHAPES[name]
     if name == "mnist":
-        present = not images.find_mnist(root)[1]
+        found, missing = images.find_mnist(root)
+        present = not missing
+        if present:
+            # the IDX headers give the real counts and image size
+            train_head = _idx_header(found[0])
+            test_head = _idx_header(found[2])
+            if train_head is not None and test_head is not None:
+                n_train, n_test = train_head[0], test_head[0]
+                shape = (1, train_head[1], train_head[2])
+                n_features = shape[1] * shape[2]
     else:
         present = images.find_cifar(name, root)[0] is not None
     note = (
@@ -142,6 +209,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         if present
         else f"files not in {root} yet (set download: true to fetch them)"
     )
+    blocked = None if present else download.unusable_directory(root)
     n_samples = n_train + n_test
     return DatasetInfo(
         name=name,
@@ -154,7 +222,28 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=_splits(dataset.params, n_train, n_test),
         source=str(root),
+        image_shape=shape,
+        problem=blocked,
     )
+
+
+def _idx_header(path: Path) -> tuple[int, int, int] | None:
+    """(n, rows, columns) from a 3-D IDX file's 16-byte header, raw or gzipped."""
+    import gzip
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        opener: Any = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as handle:
+            header = handle.read(16)
+    except (OSError, EOFError):
+        return None
+    if len(header) < 16 or header[:4] != b"\x00\x00\x08\x03":
+        return None
+    n, rows, columns = struct.unpack(">3I", header[4:16])
+    return int(n), int(rows), int(columns)
 
 
 def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
@@ -188,26 +277,28 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
         feature_dtype="float32",
         split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
         source=str(root),
+        image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]
     )
 
 
 def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import tabular
 
-    n_samples, n_features, task, notes = tabular.custom_shape(
-        dataset.path, dataset.params
-    )
+    shape = tabular.custom_shape(dataset.path, dataset.params)
+    n_samples, n_features = shape.n_samples, shape.n_features
     memory = None
     if n_samples is not None and n_features is not None:
         memory = n_samples * (n_features * _FLOAT64 + _LABEL)
     return DatasetInfo(
         name="custom",
-        task=task,
+        task=shape.task,
         n_samples=n_samples,
         n_features=n_features,
         n_classes=None,
         memory_bytes=memory,
-        notes=notes,
+        notes=shape.notes,
         split_sizes=_splits(dataset.params, n_samples),
         source=dataset.path,
+        problem=shape.problem,
+        label_task=shape.label_task,
     )

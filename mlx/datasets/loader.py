@@ -12,7 +12,7 @@ from mlx.config.experiment import DatasetConfig
 from mlx.datasets import download as _download
 from mlx.datasets import images as _images
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
-from mlx.datasets.info import KNOWN_DATASETS, MEMORY_LIMIT_BYTES, describe
+from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
 from mlx.datasets.splits import Splits, split_indices, standardize
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
 from mlx.datasets.tabular import load_custom
@@ -24,7 +24,13 @@ _DEFAULT_SPLIT = 0.1
 _DEFAULT_IMAGE_SIZE = 64
 
 
-def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> Splits:
+def load(
+    dataset: DatasetConfig,
+    seed: int,
+    feature_dtype: str = "float64",
+    *,
+    model_task: str | None = None,
+) -> Splits:
     """Load ``dataset`` and split it with a permutation seeded by ``seed``.
 
     ``seed`` is ``training.seed``. Synthetic data is generated with
@@ -38,6 +44,11 @@ def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> S
     converting the float64 splits gives, with less memory and fewer passes over
     the data. Standardized features are computed and kept in float64; image sets
     are float32 either way. ``preprocessing["feature_dtype"]`` records the result.
+
+    ``model_task`` is the task of the model the data is for. A custom dataset
+    without a ``task`` parameter is read for it (with a DataWarning when its labels
+    suggested the other task); a dataset whose task is fixed (synthetic, images) or
+    set must agree with it. ``preprocessing["task"]`` records how the task was set.
     """
     seed = check_seed("load", "seed", seed)
     if feature_dtype not in ("float64", "float32"):
@@ -51,18 +62,41 @@ def load(dataset: DatasetConfig, seed: int, feature_dtype: str = "float64") -> S
             f"{', '.join(KNOWN_DATASETS)}."
         )
     if dataset.name not in ("synthetic_regression", "synthetic_classification"):
-        _check_memory(dataset)
-    return loader(dataset, seed, np.dtype(feature_dtype))
+        if _check_memory(dataset):
+            splits = _image_set(dataset, seed, np.dtype(feature_dtype), streamed=True)
+            _check_task(splits, dataset, model_task)
+            return splits
+    if dataset.name == "custom":
+        return _custom(dataset, seed, np.dtype(feature_dtype), model_task)
+    splits = loader(dataset, seed, np.dtype(feature_dtype))
+    _check_task(splits, dataset, model_task)
+    return splits
 
 
-def _check_memory(dataset: DatasetConfig) -> None:
+def _check_task(splits: Splits, dataset: DatasetConfig, model_task: str | None) -> None:
+    if model_task is not None and splits.task != model_task:
+        raise DatasetError(
+            f"dataset {dataset.name!r} is a {splits.task} dataset, but the model is "
+            f"a {model_task} model; make them agree",
+            hint="for an MLP, output_activation null means regression, sigmoid or "
+            "softmax mean classification",
+        )
+
+
+def _check_memory(dataset: DatasetConfig) -> bool:
+    """True when ``dataset`` is an imagenet folder to stream, being over the memory
+    limit; DatasetError for any other dataset over it."""
     info = describe(dataset)
-    if info.memory_bytes is not None and info.memory_bytes > MEMORY_LIMIT_BYTES:
+    limit = memory_limit()
+    if info.memory_bytes is not None and info.memory_bytes > limit:
+        if dataset.name == "imagenet":
+            return True
         raise DatasetError(
             f"dataset {dataset.name!r} would need about "
             f"{format_bytes(info.memory_bytes)} in memory, above the "
-            f"{format_bytes(MEMORY_LIMIT_BYTES)} limit."
+            f"{format_bytes(limit)} limit."
         )
+    return False
 
 
 def _fractions(params: Mapping[str, Any]) -> tuple[float, float]:
@@ -124,9 +158,17 @@ def _standardized(dataset: DatasetConfig) -> bool:
 # -- custom -------------------------------------------------------------------------
 
 
-def _custom(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
-    data = load_custom(dataset.path, dataset.params)
+def _custom(
+    dataset: DatasetConfig, seed: int, dtype: np.dtype, model_task: str | None = None
+) -> Splits:
+    data = load_custom(dataset.path, dataset.params, model_task)
     extra: dict[str, Any] = {"source": dataset.path}
+    if dataset.params.get("task") is not None:
+        extra["task"] = {"value": data.task, "set_by": "dataset.params.task"}
+    elif model_task is not None:
+        extra["task"] = {"value": data.task, "set_by": "model"}
+    else:
+        extra["task"] = {"value": data.task, "set_by": "labels"}
     if data.class_names is not None:
         extra["labels"] = {"classes": list(data.class_names)}
     return _tabular_splits(
@@ -235,22 +277,34 @@ def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, An
 # -- image sets ---------------------------------------------------------------------
 
 
-def _image_set(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
+def _image_set(
+    dataset: DatasetConfig, seed: int, dtype: np.dtype, *, streamed: bool = False
+) -> Splits:
     # pixels are float32 whatever the dtype asked for (see load)
     name, params = dataset.name, dataset.params
     normalize = check_bool(name, "normalize", param(params, "normalize", True))
     fetch = check_bool(name, "download", param(params, "download", False))
     root = _download.dataset_dir(name, dataset.path)
-    raw = _read_image_set(name, root, fetch, params)
+    scale = 1.0 / 255.0 if normalize else None
+    raw = _read_image_set(name, root, fetch, params, streamed=streamed, scale=scale)
     validation_split, _ = _fractions(params)
     # A validation split carved from the official training set only.
     train, val, _ = split_indices(len(raw.train_y), validation_split, 0.0, seed)
-    scale = 1.0 / 255.0 if normalize else None
-    parts = [
-        (_to_float(raw.train_X[train], scale), raw.train_y[train]),
-        (_to_float(raw.train_X[val], scale), raw.train_y[val]),
-        (_to_float(raw.test_X, scale), raw.test_y.copy()),
-    ]
+    parts: list[tuple[Any, np.ndarray]]
+    if streamed:
+        # the same rows as below, as files decoded when iterated (see streaming)
+        files: Any = raw.train_X
+        parts = [
+            (files.subset(train), raw.train_y[train]),
+            (files.subset(val), raw.train_y[val]),
+            (raw.test_X, raw.test_y.copy()),
+        ]
+    else:
+        parts = [
+            (_to_float(raw.train_X[train], scale), raw.train_y[train]),
+            (_to_float(raw.train_X[val], scale), raw.train_y[val]),
+            (_to_float(raw.test_X, scale), raw.test_y.copy()),
+        ]
     preprocessing: dict[str, Any] = {
         "dataset": name,
         "feature_dtype": "float32",
@@ -269,19 +323,21 @@ def _image_set(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
         n_classes=raw.n_classes,
         class_names=raw.class_names,
         preprocessing=preprocessing,
+        image_shape=raw.image_shape,
     )
 
 
-def _to_float(pixels: np.ndarray, scale: float | None) -> np.ndarray:
-    # float32 halves the memory of the image sets (CIFAR in float64 is 1.4 GiB)
-    out = pixels.astype(np.float32)
-    if scale is not None:
-        out *= np.float32(scale)
-    return out
+_to_float = _images.pixels_to_float
 
 
 def _read_image_set(
-    name: str, root: Path, fetch: bool, params: Mapping[str, Any]
+    name: str,
+    root: Path,
+    fetch: bool,
+    params: Mapping[str, Any],
+    *,
+    streamed: bool = False,
+    scale: float | None = None,
 ) -> _images.RawImages:
     if name == "imagenet":
         size = check_int(
@@ -304,6 +360,10 @@ def _read_image_set(
                 "it as ImageFolder directories, and set dataset.path (or put it in "
                 f"{root})."
             )
+        if streamed:
+            from mlx.datasets.streaming import image_folder
+
+            return image_folder(root, size, scale)
         return _images.read_image_folder(root, size)
     if name == "mnist":
         files, missing = _images.find_mnist(root)
@@ -323,6 +383,13 @@ def _read_image_set(
 
 
 def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+    blocked = _download.unusable_directory(root)
+    if blocked:
+        return DatasetError(
+            f"{name} files not found: {blocked}.",
+            hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
+            f"the {name} files",
+        )
     return DatasetError(
         f"{name} files not found in {root} (missing: {', '.join(missing)}). "
         + _download.manual_instructions(name, root),

@@ -13,6 +13,7 @@ from mlx.errors import DatasetError
 __all__ = [
     "Splits",
     "apply_preprocessing",
+    "batch_order",
     "split_indices",
     "standardize",
 ]
@@ -37,6 +38,8 @@ class Splits:
     ``preprocessing`` is plain JSON-serialisable data describing what was applied
     (standardization statistics, pixel scaling, label mapping, split sizes), so a run
     can store it and :func:`apply_preprocessing` can repeat it on new data.
+    ``image_shape`` is (C, H, W) for image sets (each row of ``X`` is one image
+    flattened channel-first), None otherwise.
     """
 
     train: ArrayPair
@@ -47,6 +50,7 @@ class Splits:
     n_classes: int | None
     class_names: tuple[Any, ...] | None
     preprocessing: dict[str, Any]
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def sizes(self) -> tuple[int, int, int]:
@@ -149,3 +153,8 @@ def apply_preprocessing(X: np.ndarray, preprocessing: dict[str, Any]) -> np.ndar
             )
         out = _scale(out, mean, std)
     return out
+
+
+def batch_order(seed: int, epoch: int, n_samples: int) -> np.ndarray:
+    """The sample order of ``epoch`` (1-based): depends only on ``(seed, epoch)``."""
+    return np.random.default_rng([seed, epoch]).permutation(n_samples)

@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import decimal
+import os
+import stat
+import warnings
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
@@ -34,9 +38,15 @@ from typing import IO, Any, Callable, Mapping
 import numpy as np
 
 from mlx.datasets._checks import check_bool, param
-from mlx.errors import BackendUnavailableError, DatasetError
+from mlx.errors import BackendUnavailableError, DatasetError, DataWarning
 
-__all__ = ["TabularData", "custom_shape", "features_path_to_labels", "load_custom"]
+__all__ = [
+    "CustomShape",
+    "TabularData",
+    "custom_shape",
+    "features_path_to_labels",
+    "load_custom",
+]
 
 _MAX_CLASSES_INFERRED = 20
 _CSV_BLOCK_ROWS = 8192
@@ -68,56 +78,101 @@ class TabularData:
 # -- entry points -------------------------------------------------------------------
 
 
-def load_custom(path: str | None, params: Mapping[str, Any]) -> TabularData:
-    """Read the custom dataset at ``path`` according to ``params``."""
+def load_custom(
+    path: str | None, params: Mapping[str, Any], model_task: str | None = None
+) -> TabularData:
+    """Read the custom dataset at ``path`` according to ``params``.
+
+    ``model_task`` is the task of the model the data is for: when the ``task``
+    parameter is absent, the labels are read for that task (see
+    :func:`encode_labels`).
+    """
     file = _existing_file(path)
     task = _task_param(params)
     allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
     target = _target_param(params)
     suffix = file.suffix.lower()
-    if suffix == ".csv":
-        X, labels, names, where = _read_csv(file, target, allow_nan)
-    elif suffix == ".npz":
-        X, labels, names, where = _read_npz(file, allow_nan)
-    elif suffix == ".npy":
-        X, labels, names, where = _read_npy_pair(file, allow_nan)
-    else:
-        X, labels, names, where = _read_parquet(file, target, allow_nan)
-    y, task, n_classes, class_names = encode_labels(labels, task, where)
+    try:
+        if suffix == ".csv":
+            X, labels, names, where = _read_csv(file, target, allow_nan)
+        elif suffix == ".npz":
+            X, labels, names, where = _read_npz(file, allow_nan)
+        elif suffix == ".npy":
+            X, labels, names, where = _read_npy_pair(file, allow_nan)
+        else:
+            X, labels, names, where = _read_parquet(file, target, allow_nan)
+    except OSError as exc:
+        raise DatasetError(
+            f"{show_path(file)}: cannot be read ({exc.strerror or exc})."
+        ) from None
+    y, task, n_classes, class_names = encode_labels(
+        labels, task, where, source=str(file), model_task=model_task
+    )
     return TabularData(X, y, task, n_classes, class_names, names)
 
 
-def custom_shape(
-    path: str | None, params: Mapping[str, Any]
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
-    """Cheap (n_samples, n_features, task, notes) of a custom dataset.
+@dataclasses.dataclass(frozen=True)
+class CustomShape:
+    """What :func:`custom_shape` found; ``None`` where unknown.
 
-    Reads headers only (plus the label column when that is small), never raises:
-    problems are returned as notes, and unknown values as None.
+    ``task`` is the ``task`` parameter; ``label_task`` the task the labels suggest
+    on their own (read from .npy/.npz labels), which the model's task overrides.
+    ``problem`` says what would make loading fail.
+    """
+
+    n_samples: int | None = None
+    n_features: int | None = None
+    task: str | None = None
+    label_task: str | None = None
+    notes: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
+    """Cheap shape, task and problems of a custom dataset.
+
+    Reads headers only (plus the label array of .npy and .npz data), never raises:
+    ``problem`` says what would make loading fail (a missing file or target
+    column, a pickled, truncated or misnamed array, X and y of different lengths).
     """
     task = params.get("task") if params.get("task") in _TASKS else None
     try:
         file = _existing_file(path)
         suffix = file.suffix.lower()
         if suffix == ".csv":
-            return _csv_shape(file, params, task)
+            n_rows, n_features, notes = _csv_shape(file, params)
+            return CustomShape(n_rows, n_features, task, notes=notes)
         if suffix == ".npz":
+            _check_npz_magic(file)
             with zipfile.ZipFile(file) as archive:
-                x_shape, _ = _npy_header_in_zip(archive, "X", file)
+                x_shape, x_dtype = _npy_header_in_zip(archive, "X", file)
+                _npy_header_in_zip(archive, "y", file)
                 with archive.open("y.npy") as handle:
                     y = np.lib.format.read_array(handle, allow_pickle=False)
-            return _array_shape(x_shape, y, task)
-        if suffix == ".npy":
-            x_shape, _ = _npy_file_header(file)
-            y_file = features_path_to_labels(file)
-            y = np.load(y_file, allow_pickle=False)
-            return _array_shape(x_shape, y, task)
-        pq = _import_parquet()
-        meta = pq.read_metadata(file)
-        n_features = meta.num_columns - 1
-        return (meta.num_rows, n_features, task, ())
-    except (DatasetError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        return (None, None, task, (str(exc),))
+            x_name, y_name = f"{file}[X]", f"{file}[y]"
+        elif suffix == ".npy":
+            x_shape, x_dtype = _npy_file_header(file)
+            y_file = _labels_file(file)
+            y = _load_npy(y_file)
+            x_name, y_name = str(file), str(y_file)
+        else:
+            pq = _import_parquet()
+            meta = pq.read_metadata(file)
+            return CustomShape(meta.num_rows, meta.num_columns - 1, task)
+        y = _check_array_shapes(x_name, x_shape, x_dtype, y_name, y)
+        label_task = _infer_task(np.asarray(y).ravel())
+        return CustomShape(x_shape[0], x_shape[1], task, label_task)
+    except (
+        DatasetError,
+        BackendUnavailableError,
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        csv.Error,
+        zipfile.BadZipFile,
+    ) as exc:
+        return CustomShape(task=task, notes=(str(exc),), problem=str(exc))
 
 
 # -- parameters and paths -----------------------------------------------------------
@@ -130,14 +185,63 @@ def _existing_file(path: str | None) -> Path:
             ".parquet file."
         )
     file = Path(path)
-    if not file.is_file():
-        raise DatasetError(f"custom dataset file not found: {file}")
+    check_regular_file(file, "custom dataset file")
     if file.suffix.lower() not in _SUFFIXES:
         raise DatasetError(
-            f"custom dataset file {file} has an unsupported suffix "
+            f"custom dataset file {show_path(file)} has an unsupported suffix "
             f"{file.suffix!r}; expected one of {', '.join(_SUFFIXES)}."
         )
     return file
+
+
+def show_path(path: Path | str) -> str:
+    """``path`` for a message: as is, or quoted with escapes when it holds control
+    characters (which a terminal would otherwise act on or hide)."""
+    text = str(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return repr(text)
+    return text
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def check_regular_file(file: Path, what: str) -> None:
+    """DatasetError unless ``file`` is a regular file (links followed), saying what
+    it is instead. Only ``stat`` is called: a FIFO is never opened, so never
+    waited on."""
+    shown = show_path(file)
+    if "\0" in str(file):
+        raise DatasetError(f"{what} {shown}: the path contains a NUL byte.")
+    try:
+        mode = os.stat(file).st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found: {shown}") from None
+    except NotADirectoryError:
+        parent = next(
+            (p for p in file.parents if p.exists() and not p.is_dir()), file.parent
+        )
+        raise DatasetError(
+            f"{what} not found: {shown} ({show_path(parent)} is a file, not a "
+            "directory)"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"{what} {shown}: cannot be read ({exc.strerror})."
+        ) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+    raise DatasetError(
+        f"{what} {shown} is {kind}, not a regular file; give the path of a "
+        ".csv, .npz, X .npy or .parquet file."
+    )
 
 
 def _task_param(params: Mapping[str, Any]) -> str | None:
@@ -217,9 +321,11 @@ def _read_csv(
     file: Path, target: str | None, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
     with _open_csv(file) as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
+        row_start = 1  # the line the row being read starts on
         try:
             names, target_index = _csv_header(file, reader, target)
+            row_start = reader.line_num + 1
             feature_names = [n for i, n in enumerate(names) if i != target_index]
             feature_columns = [i for i in range(len(names)) if i != target_index]
             blocks: list[np.ndarray] = []
@@ -228,9 +334,10 @@ def _read_csv(
             labels: list[str] = []
             lines: list[int] = []
             for row in reader:
+                line = reader.line_num
+                row_start = line + 1  # where the next row starts
                 if not any(cell.strip() for cell in row):
                     continue  # blank line
-                line = reader.line_num
                 if len(row) != len(names):
                     raise DatasetError(
                         f"{file}:{line}: expected {len(names)} fields as in the "
@@ -248,9 +355,7 @@ def _read_csv(
                     )
                     block, block_lines = [], []
         except csv.Error as exc:
-            raise DatasetError(
-                f"{file}:{reader.line_num}: malformed CSV: {exc}."
-            ) from None
+            raise _csv_error(file, exc, row_start, reader.line_num) from None
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{file}: not UTF-8 text ({exc}).") from None
     if block:
@@ -273,6 +378,16 @@ def _read_csv(
     if not allow_nan:
         _check_finite_features(X, where_x)
     return X, np.array(labels), tuple(feature_names), where
+
+
+def _csv_error(file: Path, exc: csv.Error, row_start: int, line: int) -> DatasetError:
+    if "unexpected end of data" in str(exc):
+        return DatasetError(
+            f"{file}:{row_start}: unterminated quote: a quoted field opened in the "
+            f"row starting on line {row_start} is never closed (the file ends at "
+            f"line {line})."
+        )
+    return DatasetError(f"{file}:{line}: malformed CSV: {exc}.")
 
 
 def _csv_block(
@@ -301,11 +416,15 @@ def _csv_block(
 
 
 def _csv_shape(
-    file: Path, params: Mapping[str, Any], task: str | None
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    file: Path, params: Mapping[str, Any]
+) -> tuple[int, int, tuple[str, ...]]:
     target = _target_param(params)
     with _open_csv(file) as handle:
-        names, _ = _csv_header(file, csv.reader(handle), target)
+        reader = csv.reader(handle, strict=True)
+        try:
+            names, _ = _csv_header(file, reader, target)
+        except csv.Error as exc:
+            raise _csv_error(file, exc, 1, reader.line_num) from None
     size = file.stat().st_size
     notes: tuple[str, ...] = ()
     if size <= _EXACT_COUNT_LIMIT:
@@ -313,7 +432,7 @@ def _csv_shape(
     else:
         n_rows = _estimate_data_lines(file, size)
         notes = ("n_samples estimated from the file size",)
-    return (n_rows, len(names) - 1, task, notes)
+    return (n_rows, len(names) - 1, notes)
 
 
 def _count_data_lines(file: Path) -> int:
@@ -337,9 +456,76 @@ def _estimate_data_lines(file: Path, size: int) -> int:
 # -- NumPy files --------------------------------------------------------------------
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _npy_file_header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
-    with open(file, "rb") as handle:
-        return _npy_header(handle, str(file))
+    """Shape and dtype of a ``.npy`` file, checked as :func:`_load_npy` checks it,
+    without reading the array."""
+    with _open_npy(file) as handle:
+        return _checked_npy_header(handle, file)[:2]
+
+
+def _open_npy(file: Path) -> IO[bytes]:
+    check_regular_file(file, "custom dataset file")
+    try:
+        return open(file, "rb")
+    except OSError as exc:
+        raise DatasetError(
+            f"{show_path(file)}: cannot be read ({exc.strerror})."
+        ) from None
+
+
+def _checked_npy_header(
+    handle: IO[bytes], file: Path
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes expected) of an open ``.npy``; DatasetError saying
+    what the file is when it is not a whole, pickle-free ``.npy`` array."""
+    shown = show_path(file)
+    start = handle.read(len(_NPY_MAGIC))
+    if not start:
+        raise DatasetError(
+            f"{shown}: the file is empty (0 bytes); expected a .npy array."
+        )
+    if start.startswith(_ZIP_MAGIC):
+        raise DatasetError(
+            f"{shown}: this is a .npz archive (zip), not a .npy array; rename it "
+            "to .npz and set dataset.path to it."
+        )
+    if start != _NPY_MAGIC:
+        raise DatasetError(
+            f"{shown}: not a .npy array (it does not start with the .npy magic bytes)."
+        )
+    handle.seek(0)
+    shape, dtype = _npy_header(handle, shown)
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{shown}: the array holds Python objects (dtype {dtype}), which only "
+            "unpickling could read; mlx never unpickles data files. Save it with a "
+            "numeric or string dtype."
+        )
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    size = os.fstat(handle.fileno()).st_size
+    available = size - handle.tell()
+    if available < expected:
+        raise DatasetError(
+            f"{shown}: the file is truncated: its header says shape {shape} of "
+            f"{dtype}, {expected:,} bytes of data, but only {available:,} follow."
+        )
+    return shape, dtype, expected
+
+
+def _load_npy(file: Path) -> np.ndarray:
+    with _open_npy(file) as handle:
+        _checked_npy_header(handle, file)
+        handle.seek(0)
+        try:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DatasetError(
+                f"{show_path(file)}: cannot read as .npy ({exc})."
+            ) from None
 
 
 def _npy_header(handle: IO[bytes], name: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -364,22 +550,19 @@ def _npy_header_in_zip(
             f"{file}: no array {key!r}; a .npz custom dataset holds arrays 'X' and 'y'."
         ) from None
     with handle:
-        return _npy_header(handle, f"{file}[{key}]")
-
-
-def _array_shape(
-    x_shape: tuple[int, ...], y: np.ndarray, task: str | None
-) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
-    if len(x_shape) != 2:
-        return (None, None, task, (f"X has shape {x_shape}; expected 2-D",))
-    if task is None:
-        task = _infer_task(np.asarray(y).ravel())
-    return (x_shape[0], x_shape[1], task, ())
+        shape, dtype = _npy_header(handle, f"{file}[{key}]")
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{file}[{key}]: the array holds Python objects (dtype {dtype}), which "
+            "only unpickling could read; mlx never unpickles data files."
+        )
+    return shape, dtype
 
 
 def _read_npz(
     file: Path, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    _check_npz_magic(file)
     try:
         with np.load(file, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
@@ -397,22 +580,79 @@ def _read_npz(
     return _check_arrays(file, f"{file}[X]", X, f"{file}[y]", y, allow_nan)
 
 
+def _check_npz_magic(file: Path) -> None:
+    shown = show_path(file)
+    try:
+        with open(file, "rb") as handle:
+            start = handle.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise DatasetError(f"{shown}: cannot be read ({exc.strerror}).") from None
+    if not start:
+        raise DatasetError(
+            f"{shown}: the file is empty (0 bytes); expected a .npz archive."
+        )
+    if start == _NPY_MAGIC:
+        raise DatasetError(
+            f"{shown}: this is a single .npy array, not a .npz archive; a .npz "
+            "custom dataset holds arrays 'X' and 'y' (np.savez(path, X=X, y=y))."
+        )
+    if not start.startswith(_ZIP_MAGIC):
+        raise DatasetError(f"{shown}: not a .npz archive (not a zip file).")
+
+
 def _read_npy_pair(
     file: Path, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
+    y_file = _labels_file(file)
+    X, y = _load_npy(file), _load_npy(y_file)
+    return _check_arrays(file, str(file), X, str(y_file), y, allow_nan)
+
+
+def _labels_file(file: Path) -> Path:
     y_file = features_path_to_labels(file)
-    if not y_file.is_file():
+    try:
+        os.stat(y_file)
+    except FileNotFoundError:
         raise DatasetError(
-            f"{file}: the labels file {y_file.name} is missing beside it "
-            f"(expected {y_file})."
+            f"{show_path(file)}: the labels file {y_file.name} is missing beside it "
+            f"(expected {show_path(y_file)})."
+        ) from None
+    except OSError:
+        pass  # check_regular_file says what is wrong
+    check_regular_file(y_file, "custom dataset labels file")
+    return y_file
+
+
+def _check_array_shapes(
+    x_name: str,
+    x_shape: tuple[int, ...],
+    x_dtype: np.dtype,
+    y_name: str,
+    y: np.ndarray,
+) -> np.ndarray:
+    """DatasetError unless X (by its shape and dtype) and y fit together; returns
+    y as 1-D."""
+    if len(x_shape) != 2:
+        raise DatasetError(
+            f"{x_name} must have shape (n_samples, n_features); got shape {x_shape}."
         )
-    arrays = []
-    for f in (file, y_file):
-        try:
-            arrays.append(np.load(f, allow_pickle=False))
-        except (OSError, ValueError, EOFError) as exc:
-            raise DatasetError(f"{f}: cannot read as .npy ({exc}).") from None
-    return _check_arrays(file, str(file), arrays[0], str(y_file), arrays[1], allow_nan)
+    if x_dtype.kind not in "biuf":
+        raise DatasetError(f"{x_name} must be numeric; got dtype {x_dtype}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(f"{y_name} must have shape (n_samples,); got {y.shape}.")
+    if y.shape[0] != x_shape[0]:
+        raise DatasetError(
+            f"{y_name} has {y.shape[0]} labels but {x_name} has {x_shape[0]} rows."
+        )
+    if x_shape[0] == 0 or x_shape[1] == 0:
+        raise DatasetError(f"{x_name} is empty (shape {x_shape}).")
+    if y.dtype.kind not in "biufUS":
+        raise DatasetError(
+            f"{y_name} must hold numbers or strings; got dtype {y.dtype}."
+        )
+    return y
 
 
 def _check_arrays(
@@ -423,26 +663,7 @@ def _check_arrays(
     y: np.ndarray,
     allow_nan: bool,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
-    if X.ndim != 2:
-        raise DatasetError(
-            f"{x_name} must have shape (n_samples, n_features); got shape {X.shape}."
-        )
-    if X.dtype.kind not in "biuf":
-        raise DatasetError(f"{x_name} must be numeric; got dtype {X.dtype}.")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DatasetError(f"{y_name} must have shape (n_samples,); got {y.shape}.")
-    if y.shape[0] != X.shape[0]:
-        raise DatasetError(
-            f"{y_name} has {y.shape[0]} labels but {x_name} has {X.shape[0]} rows."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DatasetError(f"{x_name} is empty (shape {X.shape}).")
-    if y.dtype.kind not in "biufUS":
-        raise DatasetError(
-            f"{y_name} must hold numbers or strings; got dtype {y.dtype}."
-        )
+    y = _check_array_shapes(x_name, X.shape, X.dtype, y_name, y)
     X = np.asarray(X, dtype=np.float64)
     if not allow_nan:
         _check_finite_features(X, lambda r, c: f"{x_name}[{r}, {c}]")
@@ -533,81 +754,232 @@ def _check_finite_features(X: np.ndarray, where: Callable[[int, int], str]) -> N
     )
 
 
-def _infer_task(y: np.ndarray) -> str:
-    if y.dtype.kind in "USO":
-        return "classification"
-    if y.dtype.kind == "b":
-        return "classification"
-    y = y.astype(np.float64)
-    if y.size == 0 or not np.isfinite(y).all() or not np.all(y == np.round(y)):
-        return "regression"
-    n_distinct = np.unique(y).size
-    if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= y.size:
-        return "classification"
-    return "regression"
+# What a model of each task is, for messages about a task the labels cannot follow.
+_MODEL_KINDS = {
+    "regression": "a regression model (an MLP without output_activation, "
+    "linear_regression)",
+    "classification": "a classifier (an MLP with output_activation sigmoid or softmax)",
+}
+# Below 2**53 every integer is exactly a float64, so float parsing merges nothing.
+_EXACT_FLOAT = 2.0**53
+
+
+@dataclasses.dataclass(frozen=True)
+class _Labels:
+    """Raw labels, read once: ``floats`` (None when some label is text) and
+    ``exact``, values whose ``np.unique`` never merges two different numbers
+    (an int, float or object array of Python ints; None for text)."""
+
+    raw: np.ndarray
+    floats: np.ndarray | None
+    exact: np.ndarray | None
+    fractional: int | None  # index of the first non-integer number, if any
+
+
+def _read_labels(labels: np.ndarray, where: Locator) -> _Labels:
+    kind = labels.dtype.kind
+    if kind not in "biufUS":
+        raise DatasetError(
+            f"{where(0)}: labels of dtype {labels.dtype} are not supported; "
+            "labels must be numbers or strings."
+        )
+    if kind in "US":
+        empty = np.flatnonzero(labels == "" if kind == "U" else labels == b"")
+        if empty.size:
+            raise DatasetError(f"{where(int(empty[0]))}: the label is empty.")
+        floats = _try_numeric(labels)
+        if floats is None:
+            return _Labels(labels, None, None, None)
+        if bool(np.all(np.abs(floats) < _EXACT_FLOAT)):
+            return _exact_floats(labels, floats, where)
+        return _exact_texts(labels, floats, where)
+    if kind in "biu":
+        # integers stay integers: uint64 and int64 labels beyond 2**53 stay distinct
+        return _Labels(labels, labels.astype(np.float64), labels, None)
+    return _exact_floats(labels, labels.astype(np.float64), where)
+
+
+def _exact_floats(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Labels:
+    bad = np.flatnonzero(~np.isfinite(floats))
+    if bad.size:
+        shown = raw[bad[0]] if raw.dtype.kind in "US" else floats[bad[0]]
+        raise DatasetError(
+            f"{where(int(bad[0]))}: label is {shown}; labels must be finite."
+        )
+    fractional = np.flatnonzero(floats != np.round(floats))
+    first = int(fractional[0]) if fractional.size else None
+    return _Labels(raw, floats, floats, first)
+
+
+# Digits of the largest integer label read exactly (Python's own limit for turning
+# text into an int): beyond it a label is refused rather than built in memory.
+_MAX_LABEL_DIGITS = 4300
+
+
+def _exact_texts(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Labels:
+    """Numeric text with values of 2**53 or more: each label parsed exactly, as a
+    decimal number (``1e19`` and ``10000000000000000001`` stay apart)."""
+    values: list[Any] = []
+    fractional = None
+    for i, text in enumerate(raw.tolist()):
+        text = text.decode() if isinstance(text, bytes) else text
+        try:
+            number = decimal.Decimal(text.strip())
+        except decimal.InvalidOperation:
+            raise DatasetError(
+                f"{where(i)}: label {text!r} is not a decimal number."
+            ) from None
+        if not number.is_finite():
+            raise DatasetError(f"{where(i)}: label is {text}; labels must be finite.")
+        if number.adjusted() >= _MAX_LABEL_DIGITS:
+            raise DatasetError(
+                f"{where(i)}: label {text} has more than {_MAX_LABEL_DIGITS} digits."
+            )
+        if number == number.to_integral_value():
+            values.append(int(number))
+        else:
+            fractional = i if fractional is None else fractional
+            values.append(float(number))
+    exact = np.empty(len(values), dtype=object)
+    exact[:] = values
+    return _Labels(raw, floats, exact, fractional)
+
+
+def _infer(labels: _Labels) -> tuple[str, str]:
+    """The task the labels suggest on their own, and why, for messages."""
+    if labels.exact is None:
+        return "classification", "labels that are not numbers"
+    if labels.raw.dtype.kind == "b":
+        return "classification", "true/false labels"
+    if labels.fractional is not None:
+        example = labels.raw[labels.fractional]
+        return "regression", f"a fractional value such as {example}"
+    n_rows = labels.exact.size
+    n_distinct = np.unique(labels.exact).size
+    counts = f"{n_distinct} distinct integers in {n_rows} rows"
+    if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= n_rows:
+        return "classification", counts
+    return "regression", counts
+
+
+def _infer_task(y: np.ndarray) -> str | None:
+    """The inferred task of raw labels, or None when they cannot be read."""
+    try:
+        return _infer(_read_labels(np.asarray(y).ravel(), lambda i: "y"))[0]
+    except (DatasetError, ValueError, TypeError):
+        return None
 
 
 def encode_labels(
-    labels: np.ndarray, task: str | None, where: Locator
+    labels: np.ndarray,
+    task: str | None,
+    where: Locator,
+    *,
+    source: str = "the dataset",
+    model_task: str | None = None,
 ) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
     """Turn raw labels into model targets.
 
     labels : ndarray of shape (n_samples,), numbers or strings.
+    task : the dataset's ``task`` parameter; None infers it from the labels.
+    model_task : the task of the model the labels are for; when ``task`` is None it
+        decides (a DataWarning names ``source`` when the labels suggested the other
+        task), and a ``task`` that contradicts it is an error.
+
     Returns ``(y, task, n_classes, class_names)``: ``y`` is int64 in
     [0, n_classes) for classification (sorted original labels are ``class_names``)
-    and float64 for regression.
+    and float64 for regression. Distinct labels always stay distinct classes.
     """
-    if labels.dtype.kind in "US":
-        empty = np.flatnonzero(labels == "")
-        if empty.size:
-            raise DatasetError(f"{where(int(empty[0]))}: the label is empty.")
-        numeric = _try_numeric(labels)
-        if numeric is None:
-            if task == "regression":
-                first = _first_non_numeric(labels)
-                raise DatasetError(
-                    f"{where(first)}: label {labels[first]!r} is not a number, but "
-                    "task is 'regression'."
-                )
-            classes, y = np.unique(labels, return_inverse=True)
-            _check_two_classes(classes)
-            names = tuple(str(c) for c in classes)
-            return y.astype(np.int64), "classification", len(names), names
-        labels = numeric
-    values = labels.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
+    read = _read_labels(labels, where)
+    inferred, why = _infer(read)
+    if task is not None:
+        if model_task is not None and task != model_task:
+            raise DatasetError(
+                f"{source}: dataset.params.task is {task!r}, but the model is "
+                f"{_MODEL_KINDS[model_task]}; make them agree",
+                hint=f"set dataset.params.task: {model_task}, or use "
+                f"{_MODEL_KINDS[task]}",
+            )
+        chosen, reason = task, f"dataset.params.task is {task!r}"
+    elif model_task is not None:
+        chosen, reason = model_task, f"the model is {_MODEL_KINDS[model_task]}"
+    else:
+        chosen, reason = inferred, f"the labels hold {why}"
+    if chosen == "regression":
+        result = _regression_targets(read, where, reason)
+    else:
+        result = _classes(read, where, reason, source)
+    if task is None and model_task is not None and chosen != inferred:
+        treated = "numeric targets" if chosen == "regression" else "class labels"
+        warnings.warn(
+            f"{source}: the labels look like {inferred} ({why}), but the model is "
+            f"{_MODEL_KINDS[model_task]}; the run follows the model and treats them "
+            f"as {treated}. Set dataset.params.task: {chosen} to say so and "
+            "silence this warning.",
+            DataWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _regression_targets(
+    labels: _Labels, where: Locator, reason: str
+) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
+    if labels.floats is None:
+        first = _first_non_numeric(labels.raw)
+        raise DatasetError(
+            f"{where(first)}: label {str(labels.raw[first])!r} is not a number, but "
+            f"{reason}, which needs numeric targets.",
+            hint="set dataset.params.task: classification and use a classifier "
+            "(an MLP with output_activation sigmoid or softmax)",
+        )
+    bad = np.flatnonzero(~np.isfinite(labels.floats))
     if bad.size:
         raise DatasetError(
-            f"{where(int(bad[0]))}: label is {values[bad[0]]}; labels must be finite."
+            f"{where(int(bad[0]))}: label {labels.raw[bad[0]]} is beyond the float64 "
+            f"range, but {reason}, which needs finite float64 targets."
         )
-    if task is None:
-        task = _infer_task(values)
-    if task == "regression":
-        return values, task, None, None
-    fractional = np.flatnonzero(values != np.round(values))
-    if fractional.size:
+    return labels.floats, "regression", None, None
+
+
+def _classes(
+    labels: _Labels, where: Locator, reason: str, source: str
+) -> tuple[np.ndarray, str, int | None, tuple[Any, ...] | None]:
+    if labels.fractional is not None:
+        i = labels.fractional
         raise DatasetError(
-            f"{where(int(fractional[0]))}: label {values[fractional[0]]} is not an "
-            "integer; classification needs integer or string labels (set task: "
-            "regression for continuous targets)."
+            f"{where(i)}: label {labels.raw[i]} is not an integer, but {reason}; "
+            "classes need integer or string labels.",
+            hint="for continuous targets set dataset.params.task: regression and "
+            "use a regression model (an MLP with one output and no "
+            "output_activation, or linear_regression)",
         )
-    classes, y = np.unique(values.astype(np.int64), return_inverse=True)
-    _check_two_classes(classes)
-    names_int = tuple(int(c) for c in classes)
-    return y.astype(np.int64), "classification", len(names_int), names_int
-
-
-def _check_two_classes(classes: np.ndarray) -> None:
+    values = labels.raw if labels.exact is None else labels.exact
+    classes, y = np.unique(values, return_inverse=True)
     if classes.size < 2:
+        only = classes[0]
+        shown = repr(str(only)) if labels.exact is None else str(_plain(only))
         raise DatasetError(
-            f"classification needs at least 2 classes; every label is {classes[0]!r}."
+            f"{source}: classification needs at least 2 classes; every label is "
+            f"{shown}."
         )
+    if labels.exact is None:
+        names: tuple[Any, ...] = tuple(str(c) for c in classes)
+    else:
+        names = tuple(_plain(c) for c in classes)
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    return y, "classification", len(names), names
+
+
+def _plain(value: Any) -> Any:
+    """A class label as a Python int (exact, whatever its size)."""
+    return int(value)
 
 
 def _try_numeric(labels: np.ndarray) -> np.ndarray | None:
     try:
         return labels.astype(np.float64)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -10,15 +10,20 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import os
-import re
-import sys
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mlx.errors import BackendUnavailableError, ModelError
+from mlx.config.names import (
+    IMAGE_FAMILIES,  # torchvision's builders, run by mlx.models.torch
+)
+from mlx.errors import ModelError
+from mlx.models._imports import (
+    _import_object,
+    _is_torch_module,
+    import_model_class,
+)
 from mlx.models.base import BaseModel
 from mlx.models.linear import LinearRegression
 from mlx.models.mlp import MLP
@@ -37,19 +42,6 @@ __all__ = [
 MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {"linear_regression": LinearRegression, "mlp": MLP}
 )
-
-#: Image-model families and their variants. They are known names, but building one
-#: needs a deep-learning backend that this package does not ship.
-IMAGE_FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "resnet": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
-        "vgg": ("vgg11", "vgg13", "vgg16", "vgg19"),
-        "mobilenet": ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"),
-        "efficientnet": tuple(f"efficientnet_b{i}" for i in range(8)),
-    }
-)
-
-_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def _image_family(name: str) -> str | None:
@@ -73,18 +65,25 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
 
     name : "linear_regression", "mlp", "custom" (``params.class_path`` names a
         BaseModel subclass as ``"package.module:ClassName"``, the other params go to
-        its constructor), or an image family/variant (raises
-        BackendUnavailableError).
+        its constructor; a ``torch.nn.Module`` subclass is wrapped in a
+        TorchModel), or an image family/variant (a TorchModel; params are its
+        constructor's, ``architecture`` names the variant of a family).
     """
     kwargs: dict[str, Any] = _plain(params or {})
     family = _image_family(name)
     if family is not None:
-        raise BackendUnavailableError(
-            f"Model {name!r} ({family} family) needs a deep-learning backend, which "
-            "is not installed; the built-in models are "
-            f"{', '.join(repr(m) for m in MODELS)}.",
-            hint="Use 'mlp' or 'linear_regression', or a custom model class.",
-        )
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import TorchModel
+
+        variant = kwargs.pop("architecture", None) or name
+        if variant not in IMAGE_FAMILIES[family]:
+            raise ModelError(
+                f"Model {name!r} needs an architecture naming one of its variants: "
+                f"{', '.join(IMAGE_FAMILIES[family])}."
+            )
+        return _construct(TorchModel, {"architecture": variant, **kwargs})
     if name == "custom":
         class_path = kwargs.pop("class_path", None)
         if class_path is None:
@@ -92,6 +91,10 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
                 "A 'custom' model needs params.class_path naming a BaseModel subclass, "
                 "e.g. 'examples.custom_models:SoftmaxRegression'."
             )
+        if _is_torch_module(_import_object(class_path)):
+            from mlx.models.torch.model import TorchModel
+
+            return TorchModel(class_path=class_path, module_params=kwargs)
         cls = import_model_class(class_path)
     elif name in MODELS:
         cls = MODELS[name]
@@ -135,42 +138,15 @@ def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
     return cls(**kwargs)
 
 
-def import_model_class(class_path: Any) -> type[BaseModel]:
-    """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
-    return it, refusing anything that is not a BaseModel subclass."""
-    from mlx.utils.paths import repository_root
-
-    if not isinstance(class_path, str) or not _CLASS_PATH.match(class_path):
-        raise ModelError(
-            "params.class_path must look like 'package.module:ClassName'; "
-            f"got {class_path!r}."
-        )
-    module_name, _, attribute = class_path.partition(":")
-    root = str(repository_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(
-            f"Cannot import module {module_name!r} of class_path {class_path!r}: {exc}."
-        ) from exc
-    obj: Any = module
-    for part in attribute.split("."):
-        obj = getattr(obj, part, None)
-    if obj is None:
-        raise ModelError(f"Module {module_name!r} has no attribute {attribute!r}.")
-    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
-        raise ModelError(
-            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
-            "mlx.models.BaseModel."
-        )
-    if inspect.isabstract(obj):
-        raise ModelError(
-            f"class_path {class_path!r} names an abstract class; implement "
-            "forward and train_step."
-        )
-    return obj
+def uses_torch(name: str, params: Mapping[str, Any]) -> bool:
+    """True when model ``name`` with ``params`` runs on the PyTorch backend: an
+    image family or variant, or a custom ``torch.nn.Module``. Imports torch only
+    when the custom class's own module does."""
+    if _image_family(name) is not None:
+        return True
+    if name == "custom" and params.get("class_path"):
+        return _is_torch_module(_import_object(params["class_path"]))
+    return False
 
 
 def load_model(path: str | os.PathLike[str]) -> BaseModel:
@@ -190,6 +166,13 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
         cls: type[BaseModel] = MODELS[str(model_type)]
     elif model_type == "custom":
         cls = import_model_class(config.get("class_path"))
+    elif model_type == "torch":
+        from mlx.models.torch import require_torch
+
+        require_torch()
+        from mlx.models.torch.model import TorchModel
+
+        cls = TorchModel
     else:
         raise CheckpointError(
             f"The checkpoint has an unknown model type {model_type!r}."
@@ -197,6 +180,9 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
     hyperparameters = config.get("hyperparameters")
     if not isinstance(hyperparameters, dict):
         raise CheckpointError("The checkpoint's config.json has no hyperparameters.")
+    if model_type == "torch":
+        # the checkpoint holds the weights: no need to fetch published ones
+        hyperparameters = {**hyperparameters, "pretrained": False}
     try:
         model = _construct(cls, hyperparameters)
     except ModelError as exc:

@@ -57,17 +57,27 @@ def write_checkpoint(
     """Write the three files; ``config`` gains ``format_version`` and ``files``."""
     from safetensors.numpy import save
 
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {}
+    contents = {}
     for name, arrays, metadata in (
         (MODEL_FILE, tensors, {"format": "mlx"}),
         (OPTIMIZER_FILE, optimizer_tensors, dict(optimizer_metadata)),
     ):
-        data = save(
+        contents[name] = save(
             {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()},
             metadata=metadata,
         )
+    return write_checkpoint_files(path, config, contents)
+
+
+def write_checkpoint_files(
+    path: str | os.PathLike[str], config: dict[str, Any], contents: Mapping[str, bytes]
+) -> Path:
+    """Write each ``name -> bytes`` of ``contents``, then ``config.json`` listing
+    them with their SHA-256 (``config`` gains ``format_version`` and ``files``)."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, data in contents.items():
         _atomic_write(directory / name, data)
         files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
     document = {"format_version": FORMAT_VERSION, **config, "files": files}
@@ -117,16 +127,7 @@ def read_tensors(
     from safetensors.numpy import load
 
     file = Path(path) / name
-    entry = (config.get("files") or {}).get(name)
-    expected = entry.get("sha256") if isinstance(entry, Mapping) else None
-    if not isinstance(expected, str):
-        raise CheckpointError(f"{Path(path) / CONFIG_FILE} does not list {name}.")
-    data, metadata = read_safetensors(file)
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise CheckpointError(
-            f"{file} is corrupted or truncated: its SHA-256 does not match "
-            f"{CONFIG_FILE}."
-        )
+    data, metadata = read_checked_bytes(path, name, config)
     try:
         tensors = load(data)
     except Exception as exc:  # safetensors raises its own error type
@@ -139,6 +140,26 @@ def read_tensors(
                 f"{file}: tensor {key!r} is {value.dtype}, not float64."
             )
     return tensors, metadata
+
+
+def read_checked_bytes(
+    path: str | os.PathLike[str], name: str, config: Mapping[str, Any]
+) -> tuple[bytes, dict[str, str]]:
+    """The bytes and metadata of the safetensors file ``name`` of a checkpoint,
+    through the guards of :func:`read_safetensors` and checked against the SHA-256
+    that ``config.json`` lists."""
+    file = Path(path) / name
+    entry = (config.get("files") or {}).get(name)
+    expected = entry.get("sha256") if isinstance(entry, Mapping) else None
+    if not isinstance(expected, str):
+        raise CheckpointError(f"{Path(path) / CONFIG_FILE} does not list {name}.")
+    data, metadata = read_safetensors(file)
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CheckpointError(
+            f"{file} is corrupted or truncated: its SHA-256 does not match "
+            f"{CONFIG_FILE}."
+        )
+    return data, metadata
 
 
 def weights_limit() -> int:

@@ -64,11 +64,18 @@ def model_outputs(
 
     For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
     (binary) classifier it is the positive-class probability, shape (n_samples,).
-    ``task`` (the data's) applies when the model does not say its own.
+    ``task`` (the data's) applies when the model does not say its own. ``X`` may be
+    a streamed split (image files, see :mod:`mlx.datasets.streaming`): it is then
+    predicted batch by batch as workers decode it.
     """
     import numpy as np
 
-    output = predictions(model, X)
+    chunks = getattr(X, "chunks", None)
+    if chunks is not None:
+        parts = [predictions(model, chunk) for chunk in chunks()]
+        output = np.concatenate(parts) if parts else predictions(model, X[:0])
+    else:
+        output = predictions(model, X)
     if model_task(model, task) != "classification":
         return output, None
     if output.ndim == 1:

@@ -87,6 +87,25 @@ def _threadpools() -> Any:
         return None
 
 
+def _torch_info() -> dict[str, Any] | None:
+    """torch, torchvision and CUDA versions, when this process imported torch (a
+    NumPy run never does, and is not made to here)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        vision = sys.modules.get("torchvision")
+        return {
+            "torch": torch.__version__,
+            "torchvision": getattr(vision, "__version__", None),
+            "cuda": torch.version.cuda,
+            "cuda_available": bool(torch.cuda.is_available()),
+            "threads": torch.get_num_threads(),
+        }
+    except Exception:  # an informational extra must never fail a run
+        return None
+
+
 def collect_environment(
     extra: Mapping[str, Any] | None = None,
     repository: Path | None = None,
@@ -95,8 +114,9 @@ def collect_environment(
 
     Keys: ``mlx``, ``python``, ``python_executable``, ``platform``, ``machine``,
     ``numpy``, ``blas`` (NumPy's build configuration), ``threadpools`` (threadpoolctl,
-    if installed), ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for
-    ``repository`` or the repository root), ``hostname``, ``cpu_count``, and every key
+    if installed), ``torch`` (versions, when torch was imported; else null),
+    ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for ``repository`` or the
+    repository root), ``hostname``, ``cpu_count``, and every key
     of ``extra`` (which wins on clashes).
     """
     from mlx._version import __version__
@@ -114,6 +134,7 @@ def collect_environment(
     }
     info.update(_numpy_info())
     info["threadpools"] = _threadpools()
+    info["torch"] = _torch_info()
     info["argv"] = list(sys.argv)
     info["cwd"] = os.getcwd()
     info["git"] = git_state(repository if repository is not None else repository_root())

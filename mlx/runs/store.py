@@ -46,6 +46,7 @@ from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import _as_utc, new_run_id, utc_now
 from mlx.runs.lock import RunLock, lock_state, process_start
 from mlx.utils.atomic import (
+    named,
     read_pointer,
     replace_dir_atomic,
     to_json,
@@ -303,28 +304,34 @@ class RunDir:
                     shutil.rmtree(path, ignore_errors=True)
                     raise
             stamp = _timestamp(moment)
-            run._write_summary(
-                {
-                    "format": SUMMARY_FORMAT,
-                    "run_id": run.run_id,
-                    "name": name,
-                    "status": "running",
-                    "pid": os.getpid(),
-                    "process_start": process_start(os.getpid()),
-                    "host": socket.gethostname(),
-                    "started_at": stamp,
-                    "updated_at": stamp,
-                    "heartbeat_at": stamp,
-                    "heartbeat_interval": DEFAULT_HEARTBEAT_INTERVAL,
-                    "finished_at": None,
-                    "epochs_completed": 0,
-                    "final_metrics": None,
-                    "best_metric": None,
-                    "timings": {},
-                    "error": None,
-                    **(fields or {}),
-                }
-            )
+            try:
+                run._write_summary(
+                    {
+                        "format": SUMMARY_FORMAT,
+                        "run_id": run.run_id,
+                        "name": name,
+                        "status": "running",
+                        "pid": os.getpid(),
+                        "process_start": process_start(os.getpid()),
+                        "host": socket.gethostname(),
+                        "started_at": stamp,
+                        "updated_at": stamp,
+                        "heartbeat_at": stamp,
+                        "heartbeat_interval": DEFAULT_HEARTBEAT_INTERVAL,
+                        "finished_at": None,
+                        "epochs_completed": 0,
+                        "final_metrics": None,
+                        "best_metric": None,
+                        "timings": {},
+                        "error": None,
+                        **(fields or {}),
+                    }
+                )
+            except BaseException:
+                # a disk that is full (or gone) leaves no run without a summary
+                run._ownership.release()
+                shutil.rmtree(path, ignore_errors=True)
+                raise
             return run
         raise RunError(
             f"Could not find a free run ID for {name!r} in {os.fspath(root)!r} after "
@@ -378,7 +385,7 @@ class RunDir:
         (``original_config.json``, ``original_config.yaml``). Returns the path of
         ``config.yaml``.
         """
-        import yaml
+        from mlx.config.documents import dump_yaml
 
         data = config.to_dict() if hasattr(config, "to_dict") else config
         if not isinstance(data, Mapping):
@@ -386,9 +393,8 @@ class RunDir:
                 "write_config expects a mapping or an object with to_dict(); "
                 f"got {type(config).__name__}."
             )
-        text = yaml.safe_dump(
-            _plain(data), sort_keys=False, default_flow_style=False, allow_unicode=True
-        )
+        # quoted wherever YAML 1.1 or 1.2 would read a string as something else
+        text = dump_yaml(_plain(data))
         write_text_atomic(self._inside(self.config_path), text)
         if original_path is not None:
             source = Path(original_path)
@@ -405,6 +411,8 @@ class RunDir:
         """The resolved configuration from ``config.yaml`` as plain data."""
         import yaml
 
+        from mlx.config.documents import load_yaml
+
         text = read_text_guarded(
             self.config_path, DOCUMENT_LIMIT, "the run's config", missing_ok=True
         )
@@ -414,7 +422,7 @@ class RunDir:
                 f"{os.fspath(self.config_path)!r}."
             )
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)  # YAML 1.2, as every config mlx reads
         except yaml.YAMLError as exc:
             raise RunError(
                 f"{os.fspath(self.config_path)}: not valid YAML: {exc}."
@@ -904,10 +912,17 @@ def _remove_leftovers(directory: Path, prefix: str | None = None) -> None:
 
 def _publish_dir(parent: Path, name: str, write_fn: Callable[[Path], Any]) -> Path:
     tmp = parent / f".tmp-{name}-{os.urandom(4).hex()}"
-    os.mkdir(tmp)
+    try:
+        os.mkdir(tmp)
+    except OSError as exc:
+        raise named(exc, parent / name) from None
     try:
         write_fn(tmp)
         return replace_dir_atomic(tmp, parent / name)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # a write that failed inside (a full disk) names the directory it was for
+        raise named(exc, parent / name) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

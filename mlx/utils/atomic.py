@@ -38,6 +38,8 @@ __all__ = [
     "append_line",
     "exchange_paths",
     "fsync_dir",
+    "named",
+    "os_error_text",
     "read_pointer",
     "replace_dir_atomic",
     "to_json",
@@ -90,8 +92,37 @@ def _mode_for(target: Path) -> int:
         return 0o644
 
 
-def _write_temp(directory: Path, prefix: str, data: bytes, mode: int) -> Path:
-    """Write ``data`` to a new fsynced temporary file in ``directory``."""
+def named(exc: OSError, path: PathLike) -> OSError:
+    """``exc`` with ``path`` as its file name when it has none (``os.write`` and
+    ``os.fsync`` failures, such as a full disk, name no file): the same class and
+    errno, so callers that test either still can."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(path))
+
+
+def os_error_text(exc: OSError) -> str:
+    """``'/path': No space left on device``: the path(s) ``exc`` names and why."""
+    reason = exc.strerror or str(exc)
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    if not names:
+        return reason
+    shown = " -> ".join(repr(os.fsdecode(n)) for n in names)
+    return f"{shown}: {reason}"
+
+
+def _write_temp(target: Path, data: bytes, mode: int) -> Path:
+    """Write ``data`` to a new fsynced temporary file next to ``target``; an
+    OSError (a full disk, a read-only directory) names ``target``, not the
+    temporary file."""
+    try:
+        return _write_temp_unnamed(target.parent, f".{target.name}.", data, mode)
+    except OSError as exc:
+        renamed = type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(target))
+        raise renamed from None
+
+
+def _write_temp_unnamed(directory: Path, prefix: str, data: bytes, mode: int) -> Path:
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
         if hasattr(os, "fchmod"):
@@ -120,7 +151,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
     is untouched and no temporary file is left behind.
     """
     target = Path(path)
-    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), _mode_for(target))
+    tmp = _write_temp(target, bytes(data), _mode_for(target))
     try:
         os.replace(tmp, target)
     except BaseException:
@@ -167,7 +198,7 @@ def write_bytes_exclusive(path: PathLike, data: bytes) -> Path:
     crash mid-write could leave a short file.
     """
     target = Path(path)
-    tmp = _write_temp(target.parent, f".{target.name}.", bytes(data), 0o644)
+    tmp = _write_temp(target, bytes(data), 0o644)
     try:
         try:
             os.link(tmp, target)
@@ -202,15 +233,21 @@ def append_line(path: PathLike, line: str, encoding: str = "utf-8") -> None:
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _BINARY
     fd = os.open(os.fspath(path), flags, 0o644)
     try:
-        size = os.fstat(fd).st_size
-        if size > 0:
-            os.lseek(fd, size - 1, os.SEEK_SET)
-            if os.read(fd, 1) != b"\n":
-                data = b"\n" + data
-        _write_all(fd, data)
-        os.fsync(fd)
+        _append(fd, data)
+    except OSError as exc:
+        raise named(exc, path) from None
     finally:
         os.close(fd)
+
+
+def _append(fd: int, data: bytes) -> None:
+    size = os.fstat(fd).st_size
+    if size > 0:
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        if os.read(fd, 1) != b"\n":
+            data = b"\n" + data
+    _write_all(fd, data)
+    os.fsync(fd)
 
 
 def _fsync_tree(root: Path) -> None:

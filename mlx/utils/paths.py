@@ -15,7 +15,13 @@ from typing import Union
 
 from mlx.errors import ConfigError
 
-__all__ = ["is_within", "repository_root", "resolve_inside_root", "resolve_path"]
+__all__ = [
+    "control_character",
+    "is_within",
+    "repository_root",
+    "resolve_inside_root",
+    "resolve_path",
+]
 
 _ROOT_MARKERS = (".git", "pyproject.toml")
 
@@ -34,6 +40,16 @@ def repository_root(start: Path | None = None) -> Path:
     return here
 
 
+def control_character(text: str) -> str | None:
+    """The first control character (U+0000 to U+001F, U+007F to U+009F) in
+    ``text``, or None. Such a character in a path is a mistake (a stray escape, a
+    pasted newline) and would garble every message that shows the path."""
+    for char in text:
+        if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            return char
+    return None
+
+
 def resolve_path(path: PathLike, root: PathLike | None = None) -> Path:
     """``path`` made absolute: ``~`` expanded, relative paths joined to ``root``.
 
@@ -43,8 +59,16 @@ def resolve_path(path: PathLike, root: PathLike | None = None) -> Path:
     Raises
     ------
     ConfigError
-        When the path cannot be resolved (a symlink loop, for instance).
+        When the path cannot be resolved (a symlink loop, for instance) or holds a
+        control character (a NUL byte, a newline, ...).
     """
+    text = os.fspath(path)
+    bad = control_character(text)
+    if bad is not None:
+        raise ConfigError(
+            f"path {text!r} contains the control character {bad!r}; "
+            "a path must be printable"
+        )
     base = Path(root) if root is not None else repository_root()
     candidate = Path(os.fspath(path)).expanduser()
     if not candidate.is_absolute():

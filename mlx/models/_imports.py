@@ -1,0 +1,151 @@
+"""Importing a custom model's class from ``params.class_path``: a BaseModel
+subclass or a ``torch.nn.Module``, with every failure of its module at import (a
+syntax error, an exception, ``sys.exit``) a ModelError naming the file and line."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+import sys
+from typing import Any
+
+from mlx.errors import ModelError
+from mlx.models.base import BaseModel
+
+__all__ = ["import_model_class", "import_module_class"]
+
+_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _is_torch_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return (
+        torch is not None
+        and isinstance(obj, type)
+        and issubclass(obj, torch.nn.Module)
+        and not issubclass(obj, BaseModel)
+    )
+
+
+def import_module_class(class_path: Any) -> type:
+    """Import the ``torch.nn.Module`` subclass ``"package.module:ClassName"``."""
+    obj = _import_object(class_path)
+    if not _is_torch_module(obj):
+        raise ModelError(
+            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
+            "torch.nn.Module."
+        )
+    return obj
+
+
+def import_model_class(class_path: Any) -> type[BaseModel]:
+    """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
+    return it, refusing anything that is not a BaseModel subclass."""
+    obj = _import_object(class_path)
+    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
+        raise ModelError(
+            f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
+            "mlx.models.BaseModel (or of torch.nn.Module)."
+        )
+    if inspect.isabstract(obj):
+        raise ModelError(
+            f"class_path {class_path!r} names an abstract class; implement "
+            "forward and train_step."
+        )
+    return obj
+
+
+def _import_object(class_path: Any) -> Any:
+    """The object ``"package.module:ClassName"`` names (repository root on
+    sys.path)."""
+    from mlx.utils.paths import repository_root
+
+    if not isinstance(class_path, str) or not _CLASS_PATH.match(class_path):
+        raise ModelError(
+            "params.class_path must look like 'package.module:ClassName'; "
+            f"got {class_path!r}."
+        )
+    module_name, _, attribute = class_path.partition(":")
+    root = str(repository_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module = _import_module(module_name, class_path)
+    obj: Any = module
+    for part in attribute.split("."):
+        obj = getattr(obj, part, None)
+    if obj is None:
+        raise ModelError(f"Module {module_name!r} has no attribute {attribute!r}.")
+    return obj
+
+
+def _import_module(module_name: str, class_path: str) -> Any:
+    """Import the module of ``class_path``; whatever goes wrong in it (a syntax
+    error, an exception, ``sys.exit`` at import) is a ModelError naming the file
+    and line where it happened."""
+    what = f"module {module_name!r} of class_path {class_path!r}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise ModelError(
+                f"Cannot import {what}: there is no module {missing!r} "
+                f"(searched the repository root and sys.path).",
+                hint="class_path is 'package.module:ClassName', relative to the "
+                "repository root",
+            ) from None
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}"
+            f"it imports {missing!r}, which is not installed."
+        ) from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}: " if exc.filename else ""
+        raise ModelError(
+            f"Cannot import {what}: {where}syntax error: {exc.msg}."
+        ) from exc
+    except SystemExit as exc:
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}it called "
+            f"sys.exit({exc.code!r}) while being imported."
+        ) from exc
+    except Exception as exc:
+        raise ModelError(
+            f"Cannot import {what}: {_where(exc, module_name)}"
+            f"{type(exc).__name__}: {exc}."
+        ) from exc
+
+
+def _where(exc: BaseException, module_name: str) -> str:
+    """``file:line: `` where ``exc`` was raised in the module (or a parent package)
+    being imported; else in the repository; else the deepest frame; or ``""``."""
+    import importlib.util
+    import traceback
+
+    from mlx.utils.paths import repository_root
+
+    own = set()
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        try:
+            spec = importlib.util.find_spec(".".join(parts[:depth]))
+        except Exception:  # the parent package itself fails to import
+            spec = None
+        if spec is not None and spec.origin:
+            own.add(os.path.realpath(spec.origin))
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<")
+    ]
+    root = str(repository_root())
+    for wanted in (
+        lambda name: os.path.realpath(name) in own,
+        lambda name: os.path.realpath(name).startswith(root + os.sep),
+        lambda name: True,
+    ):
+        chosen = [f for f in frames if wanted(f.filename)]
+        if chosen:
+            return f"{chosen[-1].filename}:{chosen[-1].lineno}: "
+    return ""
