@@ -33,6 +33,7 @@ GROUPS = {
     "memory": "benchmarks.memory",
     "torch_backend": "benchmarks.torch_backend",
     "fingerprint": "benchmarks.fingerprint",
+    "sweep": "benchmarks.sweep",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

@@ -1,4 +1,5 @@
-"""Command-line interface: ``mlx run-experiment``, ``mlx eval``, ``mlx runs``.
+"""Command-line interface: ``mlx run-experiment``, ``mlx eval``, ``mlx runs``,
+``mlx sweep``.
 
 Only the standard library is imported at module level so that ``mlx --help`` and
 ``mlx --version`` start fast; each command imports what it needs when it runs.
@@ -157,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to look for runs (default: <repository root>/outputs)",
     )
+
+    from mlx.sweeps.command import add_parser as add_sweep_parser
+
+    add_sweep_parser(commands)
     return parser
 
 
@@ -213,6 +218,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _run_experiment(parser, args)
         if args.command == "runs":
             return _runs(parser, args)
+        if args.command == "sweep":
+            from mlx.sweeps.command import run as run_sweep
+
+            return run_sweep(parser, args)
         return _eval(parser, args)
     except MLXError as exc:
         if args.debug:

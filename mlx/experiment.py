@@ -56,6 +56,7 @@ def run_experiment(
     *,
     resume: str | Path | None = None,
     quiet: bool = False,
+    record: Mapping[str, Any] | None = None,
 ) -> Run:
     """Run one experiment and return its :class:`Run`.
 
@@ -67,6 +68,9 @@ def run_experiment(
         string is one override).
     resume : a run ID or run directory to continue from its last checkpoint.
     quiet : print nothing to stderr (``train.log`` is still written).
+    record : extra fields for a new run's ``summary.json``, written when the run is
+        created (``mlx sweep`` records ``sweep`` and ``point`` this way); a resumed
+        run keeps those it has.
 
     Raises
     ------
@@ -118,7 +122,7 @@ def run_experiment(
             f"{type(config_or_path).__name__}."
         )
     config = _as_config(config_or_path, overrides)
-    return _execute(config, resume=None, quiet=quiet)
+    return _execute(config, resume=None, quiet=quiet, record=record)
 
 
 def _as_config(
@@ -155,6 +159,7 @@ def _execute(
     *,
     resume: _Resume | None,
     quiet: bool,
+    record: Mapping[str, Any] | None = None,
 ) -> Run:
     from mlx import datasets, models
     from mlx.models import _contract
@@ -196,7 +201,9 @@ def _execute(
         state = TrainerState()
         previous: list[dict[str, Any]] = []
         try:
-            run = RunDir.create(config.output.directory, config.name, lock=True)
+            run = RunDir.create(
+                config.output.directory, config.name, lock=True, fields=record
+            )
         except OSError as exc:  # nothing is left: create removes what it made
             raise RunError(f"cannot create the run: {os_error_text(exc)}") from exc
         try:

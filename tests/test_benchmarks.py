@@ -38,6 +38,7 @@ def test_quick_run_writes_every_group(tmp_path: Path) -> None:
         "memory",
         "torch_backend",
         "fingerprint",
+        "sweep",
     }
     assert document["quick"] is True
     environment = document["environment"]

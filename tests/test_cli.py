@@ -12,8 +12,11 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# the experiment configs among the examples (sweep.yaml is a sweep file)
 EXAMPLES = sorted(
-    p for p in (REPO / "examples").iterdir() if p.suffix in (".json", ".yaml")
+    p
+    for p in (REPO / "examples").iterdir()
+    if p.suffix in (".json", ".yaml") and p.name != "sweep.yaml"
 )
 
 

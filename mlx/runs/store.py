@@ -263,6 +263,7 @@ class RunDir:
         *,
         now: _dt.datetime | None = None,
         lock: bool = False,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunDir:
         """Create a new run directory ``<output_directory>/<run_id>`` and its summary.
 
@@ -274,7 +275,8 @@ class RunDir:
 
         With ``lock=True`` the run's ``run.lock`` is taken (see :meth:`acquire`)
         before its summary is written, so no reader ever sees the new run unowned;
-        :meth:`release` it when done.
+        :meth:`release` it when done. ``fields`` are extra summary fields written
+        with the first summary (``mlx sweep``'s ``sweep`` and ``point``).
         """
         root = Path(output_directory)
         try:
@@ -322,6 +324,7 @@ class RunDir:
                         "best_metric": None,
                         "timings": {},
                         "error": None,
+                        **(fields or {}),
                     }
                 )
             except BaseException:

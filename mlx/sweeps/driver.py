@@ -1,0 +1,584 @@
+"""``mlx sweep``: expand, validate, run the points, resume, report.
+
+A sweep is driven by one process at a time (it holds ``sweep.lock``). Every point is
+validated before the first runs. What to do with each point is decided from its run
+directories: completed points are skipped, interrupted and lost ones resumed from
+their last checkpoint (``run-experiment --resume``), failed ones run again from the
+start unless ``--skip-failed``, and the rest started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from mlx.errors import MLXError, RunError
+from mlx.sweeps.points import Point, expand, identity
+from mlx.sweeps.spec import SweepSpec, load_sweep
+from mlx.sweeps.store import PointState, SweepDir, find_sweep
+
+__all__ = ["changes", "plan", "run_sweep", "show_sweep"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+# how long a resumed sweep waits for the points a killed driver left running
+_ORPHAN_WAIT_SECONDS = 60.0
+# how a point stopped by the driver's SIGINT ends: 128 + SIGINT, or the signal itself
+_INTERRUPTED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
+
+
+@dataclasses.dataclass
+class _Job:
+    point: Point
+    action: str  # "new" or "resume"
+    run: Path | None = None
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ sweep.json
+
+
+def _record(
+    spec: SweepSpec, points: Sequence[Point], duplicates: Sequence[int]
+) -> dict:
+    from mlx.runs.ids import utc_now
+
+    return {
+        "name": spec.name,
+        "file": os.fspath(spec.path),
+        "source": spec.source,
+        "sha256": spec.sha256,
+        "text": spec.text,
+        "definition": spec.definition(),
+        "base_config": identity(spec.base_config.to_dict()),
+        "metric": spec.metric,
+        "goal": spec.goal,
+        "updated_at": utc_now().isoformat(),
+        "points": [
+            {"hash": p.hash, "index": p.index, "parameters": dict(p.parameters)}
+            for p in points
+        ],
+        "duplicates": list(duplicates),
+    }
+
+
+def _diff(old: Any, new: Any, prefix: str) -> Iterator[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in list(old) + [k for k in new if k not in old]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in new:
+                yield f"{path}: removed (was {old[key]!r})"
+            elif key not in old:
+                yield f"{path}: added ({new[key]!r})"
+            else:
+                yield from _diff(old[key], new[key], path)
+    elif old != new:
+        yield f"{prefix}: {old!r} -> {new!r}"
+
+
+def changes(
+    stored: Mapping[str, Any], spec: SweepSpec, points: Sequence[Point]
+) -> list[str]:
+    """How ``spec`` differs from the sweep ``stored`` in ``sweep.json``, leaving out
+    what only adds points (values added to a grid parameter, a larger
+    ``num_samples``); [] when the sweep may go on with ``spec``."""
+    from mlx.sweeps.points import canonical
+
+    old = dict(stored.get("definition") or {})
+    new = spec.definition()
+    found: list[str] = []
+    for key in ("base", "overrides", "method", "seed", "metric", "goal"):
+        if key == "seed" and new.get("method") == "grid" == old.get("method"):
+            continue
+        if old.get(key) != new.get(key):
+            found.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    before, after = old.get("num_samples"), new.get("num_samples")
+    if before != after and not (
+        isinstance(before, int) and isinstance(after, int) and after > before
+    ):
+        found.append(f"num_samples: {before!r} -> {after!r}")
+    old_params = old.get("parameters") or {}
+    new_params = new["parameters"]
+    for path in old_params:
+        if path not in new_params:
+            found.append(f"parameters.{path}: removed")
+    for path, definition in new_params.items():
+        if path not in old_params:
+            found.append(f"parameters.{path}: added")
+            continue
+        was = old_params[path]
+        if new["method"] == "grid" and "values" in was and "values" in definition:
+            kept = {canonical(v) for v in definition["values"]}
+            dropped = [v for v in was["values"] if canonical(v) not in kept]
+            if dropped:
+                found.append(
+                    f"parameters.{path}.values: {was['values']!r} -> "
+                    f"{definition['values']!r} (removes {dropped!r})"
+                )
+        elif canonical(was) != canonical(definition):
+            found.append(f"parameters.{path}: {was!r} -> {definition!r}")
+    base = identity(spec.base_config.to_dict())
+    stored_base = stored.get("base_config")
+    if isinstance(stored_base, Mapping) and canonical(stored_base) != canonical(base):
+        found += [
+            f"base config {line}"
+            for line in _diff(stored_base, base, "")
+            if not line.startswith("name")
+        ] or ["base config: changed"]
+    if not found:
+        hashes = {p.hash for p in points}
+        missing = [
+            str(p.get("hash"))[:12]
+            for p in stored.get("points", [])
+            if isinstance(p, Mapping) and p.get("hash") not in hashes
+        ]
+        if missing:
+            found.append(
+                f"{len(missing)} point(s) of the sweep are no longer in it: "
+                + ", ".join(missing)
+            )
+    return found
+
+
+# ------------------------------------------------------------------ planning
+
+
+def plan(
+    points: Sequence[Point], states: Mapping[str, PointState], retry_failed: bool
+) -> tuple[list[_Job], list[Point], list[Point]]:
+    """``(jobs, skipped as completed, left as failed)`` for the points."""
+    jobs: list[_Job] = []
+    done: list[Point] = []
+    left: list[Point] = []
+    for point in points:
+        state = states[point.hash]
+        if state.status == "completed":
+            done.append(point)
+        elif state.status in ("interrupted", "lost", "running") and state.run:
+            checkpoint = _has_checkpoint(state)
+            jobs.append(_Job(point, "resume" if checkpoint else "new", state.run.path))
+        elif state.status == "failed" and not retry_failed:
+            left.append(point)
+        else:
+            jobs.append(_Job(point, "new"))
+    return jobs, done, left
+
+
+def _has_checkpoint(state: PointState) -> bool:
+    try:
+        return state.run is not None and state.run.latest_checkpoint() is not None
+    except (OSError, RunError):
+        return False
+
+
+# ------------------------------------------------------------------ the command
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``mlx sweep --config F`` / ``mlx sweep --resume SWEEP``."""
+    if args.executor == "ray" and not args.dry_run:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # before anything is written
+            from mlx.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                "--executor ray needs Ray, which is not installed",
+                hint="pip install 'model-harness[ray]'",
+            )
+    if args.resume:
+        sweep = find_sweep(args.resume)
+        stored = sweep.read()
+        file = stored.get("file")
+        if not isinstance(file, str):
+            raise RunError(f"{sweep.record_path}: corrupt sweep record, no 'file'.")
+        overrides = stored.get("definition", {}).get("overrides") or []
+        spec = load_sweep(file, [str(o) for o in overrides])
+        if spec.name != sweep.name:
+            raise RunError(
+                f"cannot resume sweep {sweep.name!r}: its file {file} now names "
+                f"sweep {spec.name!r}"
+            )
+    else:
+        spec = load_sweep(args.config, args.overrides)
+        sweep = SweepDir(Path(spec.base_config.output.directory) / spec.name)
+        stored = None
+    points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
+    if args.dry_run:
+        return _dry_run(spec, sweep, points, duplicates, args.json)
+    if stored is None and sweep.exists():
+        raise RunError(
+            f"sweep {spec.name!r} already exists in {sweep.path}",
+            hint=f"continue it with `mlx sweep --resume {sweep.path}`, or give the "
+            "sweep another name",
+        )
+    if stored is not None:
+        found = changes(stored, spec, points)
+        if found:
+            raise RunError(
+                f"cannot resume sweep {spec.name!r}: the sweep changed since it "
+                "started:\n  " + "\n  ".join(found),
+                hint="only adding values to a grid parameter or raising num_samples "
+                "may change on resume (they add points); start a new sweep, with "
+                "another name, for anything else",
+            )
+    sweep.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(sweep.path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RunError(
+            f"Cannot create the sweep directory {sweep.path}: {exc}"
+        ) from exc
+    lock = sweep.lock().acquire()
+    try:
+        if lock.stale_owner:
+            owner = lock.stale_owner
+            _stderr(
+                f"note: took over sweep {spec.name!r} from a driver that is gone "
+                f"(pid {owner.get('pid')} on {owner.get('host')})"
+            )
+        if stored is None and sweep.exists():  # another driver was quicker
+            raise RunError(f"sweep {spec.name!r} already exists in {sweep.path}")
+        added = len(points) - len(stored["points"]) if stored else len(points)
+        sweep.write(_record(spec, points, duplicates))
+        if stored is not None and added > 0:
+            _stderr(f"sweep {spec.name}: {added} point(s) added")
+        _write_point_configs(sweep, points)
+        return _drive(args, spec, sweep, points, duplicates)
+    finally:
+        lock.release()
+
+
+def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:
+    import yaml
+
+    from mlx.runs.store import _plain
+
+    for point in points:
+        text = yaml.safe_dump(
+            _plain(point.config.to_dict()), sort_keys=False, default_flow_style=False
+        )
+        path = sweep.config_path(point.hash)
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except OSError:
+            pass
+        sweep.write_point_config(point.hash, text)
+
+
+def _params_text(point: Point) -> str:
+    import json
+
+    return " ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+        for k, v in point.parameters.items()
+    )
+
+
+def _dry_run(
+    spec: SweepSpec,
+    sweep: SweepDir,
+    points: Sequence[Point],
+    duplicates: Sequence[int],
+    as_json: bool,
+) -> int:
+    if as_json:
+        from mlx.sweeps.show import report_json
+
+        report = {
+            "name": spec.name,
+            "directory": os.fspath(sweep.path),
+            "metric": spec.metric,
+            "goal": spec.goal,
+            "points": [
+                {
+                    "hash": p.hash,
+                    "run_id": None,
+                    "status": "not started",
+                    "parameters": dict(p.parameters),
+                    "final_metrics": {},
+                    "error": None,
+                }
+                for p in points
+            ],
+            "best": None,
+        }
+        print(report_json(report))
+        return EXIT_OK
+    print(f"sweep {spec.name}: {spec.method}, {len(points)} points, all valid")
+    print(f"directory: {sweep.path}")
+    print(f"base: {spec.base}")
+    print(f"metric: {spec.metric} ({spec.goal})")
+    if duplicates:
+        print(
+            f"note: {len(duplicates)} assignment(s) duplicate an earlier point and are "
+            "skipped: " + ", ".join(str(i) for i in duplicates)
+        )
+    width = len(str(max((p.index for p in points), default=0)))
+    for point in points:
+        print(
+            f"  {str(point.index).rjust(width)}  {point.short}  {_params_text(point)}"
+        )
+    print("dry run: nothing was run or written")
+    return EXIT_OK
+
+
+def _make_executor(args: argparse.Namespace, jobs: int, threads: int) -> Any:
+    from mlx.sweeps import executors
+
+    if args.executor == "ray":
+        executor = executors.RayExecutor(jobs, threads, args.address)
+        _stderr(f"ray: started in {executor.startup_seconds:.1f}s")
+        return executor
+    return executors.LocalExecutor(jobs)
+
+
+class _Progress:
+    """One line per finished point when stderr is piped; a bar on a terminal."""
+
+    def __init__(self, total: int, skipped: int, quiet: bool) -> None:
+        self.total = total
+        self.done = skipped
+        self.failed = 0
+        self.running = 0
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty() and not quiet
+        self._bar = False
+
+    def line(self, text: str, *, always: bool = False) -> None:
+        if self.quiet and not always:
+            return
+        self.clear()
+        _stderr(text)
+        self.draw()
+
+    def clear(self) -> None:
+        if self._bar:
+            sys.stderr.write("\r\033[K")
+            self._bar = False
+
+    def draw(self) -> None:
+        if not self.tty:
+            return
+        width = 30
+        filled = int(width * (self.done + self.failed) / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(
+            f"\r[{bar}] {self.done}/{self.total} done, {self.failed} failed, "
+            f"{self.running} running"
+        )
+        sys.stderr.flush()
+        self._bar = True
+
+
+def _drive(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    sweep: SweepDir,
+    points: list[Point],
+    duplicates: Sequence[int],
+) -> int:
+    from mlx.sweeps import executors
+
+    hashes = [p.hash for p in points]
+    states = sweep.states(hashes)
+    states = _wait_for_orphans(sweep, hashes, states)
+    jobs, done, left = plan(points, states, args.retry_failed)
+    threads = args.threads_per_point
+    n_jobs = args.jobs or executors.default_jobs(threads)
+    max_failures = 1 if args.fail_fast else args.max_failures
+    progress = _Progress(len(points), len(done), args.quiet)
+    if done and not args.quiet:
+        _stderr(f"sweep {spec.name}: {len(done)} point(s) already completed, skipped")
+    if left and not args.quiet:
+        _stderr(f"sweep {spec.name}: {len(left)} failed point(s) left (--skip-failed)")
+    if jobs and not args.quiet:
+        resumed = sum(j.action == "resume" for j in jobs)
+        _stderr(
+            f"sweep {spec.name}: running {len(jobs)} point(s)"
+            + (f" ({resumed} resumed from checkpoints)" if resumed else "")
+            + f" on {args.executor}, {n_jobs} at a time: {sweep.path}"
+        )
+    interrupted = False
+    stopped = False
+    failures = 0
+    executor = _make_executor(args, n_jobs, threads) if jobs else None
+    pending = list(jobs)
+    by_hash = {j.point.hash: j for j in jobs}
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if executor is not None:
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        while executor is not None and (pending or executor.running):
+            try:
+                while pending and executor.running < executor.slots and not stopped:
+                    job = pending.pop(0)
+                    executor.start(_task(sweep, spec, job, threads))
+                    progress.running = executor.running
+                    progress.draw()
+                if stopped and not executor.running:
+                    break
+                for task, code in executor.wait(0.5):
+                    job = by_hash[task.digest]
+                    seconds = time.monotonic() - task.started
+                    progress.running = executor.running
+                    if code == 0:
+                        progress.done += 1
+                        progress.line(_finished_line(sweep, job, progress, seconds))
+                    elif stopped and code in _INTERRUPTED_CODES:
+                        progress.line(
+                            f"interrupted {job.point.short} (it checkpointed; "
+                            "--resume continues it)"
+                        )
+                    else:
+                        failures += 1
+                        progress.failed += 1
+                        progress.line(
+                            _failed_text(sweep, job, code, progress), always=True
+                        )
+                        if max_failures and failures >= max_failures and not stopped:
+                            stopped = True
+                            pending.clear()
+                            progress.line(
+                                f"stopping: {failures} failure(s) (--fail-fast or "
+                                "--max-failures); interrupting the running points"
+                            )
+                            executor.interrupt()
+                    progress.draw()
+            except KeyboardInterrupt:
+                interrupted = True
+                progress.line(
+                    "interrupted: stopping the running points (they checkpoint); "
+                    f"resume with: mlx sweep --resume {sweep.path}"
+                )
+                pending.clear()
+                stopped = True
+                executor.interrupt()
+                _wait_all(executor)
+                break
+    finally:
+        progress.clear()
+        if executor is not None:
+            signal.signal(signal.SIGTERM, previous)
+            executor.close()
+            if executor.name == "ray" and not args.quiet:
+                _stderr(f"ray: stopped in {executor.shutdown_seconds:.1f}s")
+    from mlx.sweeps.show import build_report, format_report, report_json
+
+    report = build_report(sweep)
+    if args.json:
+        print(report_json(report))
+    else:
+        print(format_report(report, getattr(args, "sort", None)))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    statuses = {p["status"] for p in report["points"]}
+    return EXIT_OK if statuses == {"completed"} else EXIT_FAILED
+
+
+def _wait_all(executor: Any) -> None:
+    while executor.running:
+        try:
+            executor.wait(0.5)
+        except KeyboardInterrupt:
+            executor.close()
+            return
+
+
+def _wait_for_orphans(
+    sweep: SweepDir, hashes: Sequence[str], states: dict[str, PointState]
+) -> dict[str, PointState]:
+    """Points still running from a driver that died stop on their own (they get
+    SIGTERM and checkpoint); wait for them before deciding what to do."""
+    deadline = time.monotonic() + _ORPHAN_WAIT_SECONDS
+    noted = False
+    while any(s.status == "running" for s in states.values()):
+        if time.monotonic() > deadline:
+            running = [h[:12] for h, s in states.items() if s.status == "running"]
+            raise RunError(
+                f"sweep {sweep.name!r}: point(s) {', '.join(running)} are still "
+                "running in another process",
+                hint="wait for them to finish, or stop those processes, then resume",
+            )
+        if not noted:
+            _stderr("waiting for points a previous driver left running to stop...")
+            noted = True
+        time.sleep(0.2)
+        states = sweep.states(hashes)
+    return states
+
+
+def _task(sweep: SweepDir, spec: SweepSpec, job: _Job, threads: int) -> Any:
+    from mlx.sweeps import executors
+
+    digest = job.point.hash
+    if job.action == "resume":
+        argv = executors.worker_argv(spec.name, digest, resume=job.run)
+    else:
+        argv = executors.worker_argv(
+            spec.name, digest, config=sweep.config_path(digest)
+        )
+    log = sweep.log_path(digest)
+    with open(log, "ab") as handle:
+        handle.write(f"--- {job.action}: {' '.join(argv[1:])}\n".encode())
+    return executors.Task(digest, argv, log, executors.point_env(threads))
+
+
+def _finished_line(
+    sweep: SweepDir, job: _Job, progress: _Progress, seconds: float
+) -> str:
+    state = sweep.states([job.point.hash])[job.point.hash]
+    metrics = (state.summary or {}).get("final_metrics") or {}
+    shown = " ".join(
+        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))
+    )
+    count = f"[{progress.done + progress.failed}/{progress.total}]"
+    return (
+        f"{count} completed {job.point.short} {_params_text(job.point)}"
+        f"{'  ' + shown if shown else ''} ({seconds:.1f}s)"
+    )
+
+
+def _failed_text(sweep: SweepDir, job: _Job, code: int, progress: _Progress) -> str:
+    count = f"[{progress.done + progress.failed}/{progress.total}]"
+    how = f"exit code {code}"
+    if code < 0:
+        try:
+            how += f", killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    lines = [
+        f"{count} FAILED {job.point.short} {_params_text(job.point)} "
+        f"({how}); log: {sweep.log_path(job.point.hash)}"
+    ]
+    lines += [f"    {line}" for line in sweep.log_tail(job.point.hash)]
+    return "\n".join(lines)
+
+
+def show_sweep(args: argparse.Namespace) -> int:
+    """``mlx sweep show SWEEP [--json] [--sort METRIC]``."""
+    from mlx.sweeps.show import build_report, format_report, report_json
+
+    if not args.sweep:
+        raise MLXError("sweep show: the following arguments are required: SWEEP")
+    sweep = find_sweep(args.sweep)
+    report = build_report(sweep)
+    print(report_json(report) if args.json else format_report(report, args.sort))
+    return EXIT_OK if all(p["status"] != "failed" for p in report["points"]) else 1

@@ -1,0 +1,586 @@
+"""Read and validate a sweep file: located errors, warnings and did-you-mean.
+
+The file is read by the experiment configs' document loader, so the same limits and
+``file:line:column`` positions apply; problems are :class:`~mlx.config.ConfigIssue`
+objects raised together as one :class:`~mlx.errors.ConfigError`. A parameter's path is
+checked against the experiment schema of the base config (its dataset's and model's
+``params`` included), and the nearest known path is suggested for a typo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from mlx.config import ConfigIssue, ExperimentConfig, load_config
+from mlx.config.documents import Document, NodePath, dotted, read_document
+from mlx.errors import ConfigError, ConfigWarning
+
+__all__ = [
+    "METHODS",
+    "Parameter",
+    "SweepSpec",
+    "default_goal",
+    "known_paths",
+    "load_sweep",
+]
+
+METHODS = ("grid", "random")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "base",
+    "method",
+    "parameters",
+    "num_samples",
+    "seed",
+    "metric",
+    "goal",
+)
+_PARAM_KEYS = ("values", "min", "max", "log", "integer")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# what `mlx run-experiment` records per epoch, by task
+_METRICS = {
+    "classification": ("val_accuracy", "val_loss", "train_loss"),
+    "regression": ("val_r2", "val_loss", "train_loss"),
+}
+_MAX_POINTS = 100_000
+# fields that do not change what a run computes: not part of a point's identity
+_NOT_SWEPT = ("name", "description", "output")
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One varied field: ``values`` (grid or random choice) or a ``[low, high]``
+    range (random only), uniform or log-uniform, float or integer."""
+
+    path: str
+    values: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.values is not None:
+            return {"values": list(self.values)}
+        return {
+            "min": self.low,
+            "max": self.high,
+            "log": self.log,
+            "integer": self.integer,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep file."""
+
+    name: str
+    source: str  # the file as the user named it
+    path: Path  # the file, absolute
+    text: str  # the file as given
+    sha256: str  # of its bytes
+    base: Path  # the base experiment config, absolute
+    overrides: tuple[str, ...]  # --set, applied to the base
+    method: str
+    parameters: tuple[Parameter, ...]
+    num_samples: int | None
+    seed: int
+    metric: str
+    goal: str
+    description: str | None
+    base_config: ExperimentConfig
+    document: Document = dataclasses.field(repr=False, compare=False)
+
+    def location(self, path: str) -> str:
+        """``file:line:column`` of parameter ``path`` in the sweep file."""
+        mark = self.document.keys.get(("parameters", path))
+        if mark is None:
+            return self.source
+        return f"{self.source}:{mark.line}:{mark.column}"
+
+    def definition(self) -> dict[str, Any]:
+        """What decides the points, as plain data (compared on resume)."""
+        return {
+            "base": os.fspath(self.base),
+            "overrides": list(self.overrides),
+            "method": self.method,
+            "parameters": {p.path: p.to_dict() for p in self.parameters},
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "metric": self.metric,
+            "goal": self.goal,
+        }
+
+
+def default_goal(metric: str) -> str:
+    """``min`` for losses and errors, ``max`` for scores."""
+    words = ("loss", "mse", "rmse", "mae", "error")
+    return "min" if any(w in metric for w in words) else "max"
+
+
+def _nearest(word: str, options: Iterable[str], cutoff: float = 0.6) -> str | None:
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+class _Checker:
+    """Collects located errors and warnings about one sweep document."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+
+    def _issue(self, at: NodePath, message: str, key: bool) -> ConfigIssue:
+        tables = (self.doc.keys, self.doc.values) if key else (self.doc.values,)
+        for table in tables:
+            if at in table:
+                mark = table[at]
+                return ConfigIssue(
+                    self.doc.source, mark.line, mark.column, dotted(at), message
+                )
+        for n in range(len(at) - 1, -1, -1):
+            if at[:n] in self.doc.values:
+                mark = self.doc.values[at[:n]]
+                return ConfigIssue(
+                    self.doc.source, mark.line, mark.column, dotted(at), message
+                )
+        return ConfigIssue(self.doc.source, None, None, dotted(at), message)
+
+    def error(self, at: NodePath, message: str, *, key: bool = False) -> None:
+        self.errors.append(self._issue(at, message, key))
+
+    def warn(self, at: NodePath, message: str, *, key: bool = False) -> None:
+        self.warnings.append(self._issue(at, message, key))
+
+    def unknown_keys(
+        self, at: NodePath, value: Mapping[str, Any], known: Sequence[str]
+    ) -> None:
+        for key in value:
+            if key in known:
+                continue
+            near = _nearest(str(key), known, 0.5)
+            advice = (
+                f"did you mean {near}?" if near else "known keys: " + ", ".join(known)
+            )
+            where = (*at, key)
+            label = f"{dotted(at)}.{key}" if at else str(key)
+            self.warn(where, f"{label}: unknown key; {advice}", key=True)
+
+
+def load_sweep(
+    path: str | os.PathLike[str], overrides: Sequence[str] = ()
+) -> SweepSpec:
+    """Read and validate the sweep file at ``path``; ``overrides`` (``--set``) apply
+    to the base config.
+
+    Raises ConfigError listing every problem (sweep file and base config). Warnings
+    are issued as :class:`~mlx.errors.ConfigWarning`.
+    """
+    source = os.fspath(path)
+    doc = read_document(source)
+    raw = Path(source).read_bytes()
+    data: dict[str, Any] = doc.data
+    check = _Checker(doc)
+    errors = check.errors
+    check.errors.extend(doc.errors)
+    check.unknown_keys((), data, _TOP_KEYS)
+
+    name = _name(check, data, Path(source))
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        check.error(("description",), "description must be a string or null")
+    method = data.get("method", "grid")
+    if method not in METHODS:
+        near = _nearest(str(method), METHODS, 0.4) if isinstance(method, str) else None
+        check.error(
+            ("method",),
+            f"method must be one of 'grid', 'random', got {_show(method)}"
+            + (f"; did you mean {near}?" if near else ""),
+        )
+        method = None
+    num_samples = _num_samples(check, data, method)
+    seed = data.get("seed", 0)
+    if "seed" in data and not (isinstance(seed, int) and not isinstance(seed, bool)):
+        check.error(("seed",), f"seed must be an integer >= 0, got {_show(seed)}")
+        seed = 0
+    elif seed < 0:
+        check.error(("seed",), f"seed must be an integer >= 0, got {seed}")
+    elif "seed" in data and method == "grid":
+        check.warn(("seed",), "seed: ignored: a grid sweep draws nothing at random")
+
+    base_path = _base(check, data, Path(source))
+    base_config: ExperimentConfig | None = None
+    if base_path is not None:
+        try:
+            base_config = _load_base(base_path, overrides)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    parameters = _parameters(check, data, method, base_config)
+    metric, goal = _metric(check, data, base_config)
+
+    if not errors and method == "grid" and parameters:
+        count = math.prod(len(p.values or ()) for p in parameters)
+        if count > _MAX_POINTS:
+            check.error(
+                ("parameters",),
+                f"parameters: the grid has {count} points, more than {_MAX_POINTS}",
+            )
+    for issue in sorted(check.warnings, key=_position):
+        warnings.warn(str(issue), ConfigWarning, stacklevel=2)
+    if errors or base_config is None or method is None or base_path is None:
+        ordered = sorted(errors, key=lambda i: (i.file != source, *_position(i)))
+        if not ordered:  # pragma: no cover - every failed branch records an error
+            ordered = [ConfigIssue(source, None, None, "", "invalid sweep file")]
+        raise ConfigError("\n".join(str(e) for e in ordered), errors=ordered)
+    return SweepSpec(
+        name=name,
+        source=source,
+        path=Path(source).resolve(),
+        text=raw.decode("utf-8"),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        base=base_path,
+        overrides=tuple(overrides),
+        method=method,
+        parameters=tuple(parameters),
+        num_samples=num_samples,
+        seed=seed,
+        metric=metric,
+        goal=goal,
+        description=description if isinstance(description, str) else None,
+        base_config=base_config,
+        document=doc,
+    )
+
+
+def _position(issue: ConfigIssue) -> tuple[int, int]:
+    return (issue.line or 0, issue.column or 0)
+
+
+def _name(check: _Checker, data: Mapping[str, Any], file: Path) -> str:
+    if "name" not in data:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", file.stem).strip("-.") or "sweep"
+        return stem[:100]
+    name = data["name"]
+    if not (isinstance(name, str) and _NAME.match(name) and name.strip(".")):
+        check.error(
+            ("name",),
+            "name must be a directory name of 1 to 100 letters, digits, '.', '_' "
+            f"or '-', got {_show(name)}",
+        )
+        return "sweep"
+    return name
+
+
+def _num_samples(check: _Checker, data: Mapping[str, Any], method: Any) -> int | None:
+    if "num_samples" not in data:
+        if method == "random":
+            check.error((), "missing required field 'num_samples' (method: random)")
+        return None
+    value = data["num_samples"]
+    if method == "grid":
+        check.error(
+            ("num_samples",),
+            "num_samples: a grid sweep runs every combination; num_samples applies "
+            "to method: random",
+        )
+        return None
+    if not (isinstance(value, int) and not isinstance(value, bool)) or not (
+        1 <= value <= _MAX_POINTS
+    ):
+        check.error(
+            ("num_samples",),
+            f"num_samples must be an integer in [1, {_MAX_POINTS}], got {_show(value)}",
+        )
+        return None
+    return value
+
+
+def _base(check: _Checker, data: Mapping[str, Any], file: Path) -> Path | None:
+    if "base" not in data:
+        check.error((), "missing required field 'base' (the experiment config to vary)")
+        return None
+    value = data["base"]
+    if not isinstance(value, str) or not value.strip():
+        check.error(("base",), f"base must be a config file path, got {_show(value)}")
+        return None
+    resolved = (file.parent / Path(value).expanduser()).resolve()
+    if not resolved.is_file():
+        what = "is a directory" if resolved.is_dir() else "does not exist"
+        check.error(
+            ("base",),
+            f"base: the experiment config {value!r} {what} (resolved against the "
+            f"sweep file: {resolved})",
+        )
+        return None
+    return resolved
+
+
+def _load_base(base: Path, overrides: Sequence[str]) -> ExperimentConfig:
+    # the base's own warnings are shown once here; each point repeats them
+    return load_config(base, overrides)
+
+
+def _parameters(
+    check: _Checker,
+    data: Mapping[str, Any],
+    method: str | None,
+    base: ExperimentConfig | None,
+) -> list[Parameter]:
+    if "parameters" not in data:
+        check.error((), "missing required field 'parameters' (the fields to vary)")
+        return []
+    section = data["parameters"]
+    at: NodePath = ("parameters",)
+    if not isinstance(section, dict) or not section:
+        check.error(
+            at,
+            "parameters must be a non-empty mapping of dotted config paths, e.g. "
+            "training.learning_rate: {values: [0.01, 0.001]}, got "
+            f"{_show(section) if section != {} else 'an empty mapping'}",
+        )
+        return []
+    known = known_paths(base) if base is not None else None
+    found: list[Parameter] = []
+    for key, spec in section.items():
+        here: NodePath = (*at, key)
+        path_ok = _check_path(check, here, str(key), known)
+        param = _parameter(check, here, str(key), spec, method)
+        if param is not None and path_ok:
+            found.append(param)
+    return found
+
+
+def _check_path(
+    check: _Checker, here: NodePath, path: str, known: Mapping[str, bool] | None
+) -> bool:
+    if not path or any(not part for part in path.split(".")):
+        check.error(here, f"parameters: {path!r} is not a dotted config path", key=True)
+        return False
+    first = path.split(".")[0]
+    if first in _NOT_SWEPT:
+        check.error(
+            here,
+            f"parameters.{path}: {first} does not change what a run computes (it "
+            "is not part of a point's identity), so it cannot be swept",
+            key=True,
+        )
+        return False
+    if known is None:
+        return True
+    if path in known:
+        return True
+    parts = path.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        if known.get(".".join(parts[:n])) is True:  # a free-form section
+            return True
+    near = _nearest(path, [p for p in known if not p.startswith(_NOT_SWEPT)], 0.6)
+    check.error(
+        here,
+        f"parameters.{path}: no such field in the experiment schema"
+        + (f"; did you mean {near}?" if near else ""),
+        key=True,
+    )
+    return False
+
+
+def _parameter(
+    check: _Checker, here: NodePath, path: str, spec: Any, method: str | None
+) -> Parameter | None:
+    label = f"parameters.{path}"
+    if not isinstance(spec, dict):
+        check.error(
+            here,
+            f"{label} must be a mapping such as {{values: [...]}}"
+            + (" or {min: ..., max: ...}" if method == "random" else "")
+            + f", got {_show(spec)}",
+        )
+        return None
+    check.unknown_keys(here, spec, _PARAM_KEYS)
+    has_values = "values" in spec
+    has_range = "min" in spec or "max" in spec
+    if has_values and has_range:
+        check.error(here, f"{label}: give either values or min/max, not both")
+        return None
+    if has_values:
+        values = spec["values"]
+        for flag in ("log", "integer"):
+            if flag in spec:
+                check.warn((*here, flag), f"{label}.{flag}: ignored with values")
+        if not isinstance(values, list) or not values:
+            shown = "an empty list" if values == [] else _show(values)
+            check.error(
+                (*here, "values"),
+                f"{label}.values must be a non-empty list, got {shown}",
+            )
+            return None
+        return Parameter(path, values=tuple(values))
+    if not has_range:
+        check.error(here, f"{label} needs values (a list) or a min/max range")
+        return None
+    if method == "grid":
+        check.error(
+            here,
+            f"{label}: a min/max range needs method: random; a grid takes values",
+        )
+        return None
+    ok = True
+    bounds = {}
+    for side in ("min", "max"):
+        if side not in spec:
+            check.error(here, f"{label}: a range needs both min and max")
+            return None
+        value = spec[side]
+        if not _is_number(value) or not math.isfinite(float(value)):
+            check.error(
+                (*here, side),
+                f"{label}.{side} must be a finite number, got {_show(value)}",
+            )
+            ok = False
+        bounds[side] = value
+    flags = {}
+    for flag in ("log", "integer"):
+        value = spec.get(flag, False)
+        if not isinstance(value, bool):
+            check.error(
+                (*here, flag),
+                f"{label}.{flag} must be true or false, got {_show(value)}",
+            )
+            ok = False
+        flags[flag] = value is True
+    if not ok:
+        return None
+    low, high = bounds["min"], bounds["max"]
+    if low > high:
+        check.error(
+            (*here, "min"),
+            f"{label}: min ({low}) must not be greater than max ({high})",
+        )
+        return None
+    if flags["integer"]:
+        for side, value in (("min", low), ("max", high)):
+            if float(value) != int(value):
+                check.error(
+                    (*here, side),
+                    f"{label}.{side} must be an integer with integer: true, got "
+                    f"{value}",
+                )
+                ok = False
+    if flags["log"] and low <= 0:
+        check.error(
+            (*here, "min"), f"{label}.min must be > 0 with log: true, got {low}"
+        )
+        ok = False
+    if not ok:
+        return None
+    return Parameter(
+        path,
+        low=float(low) if not flags["integer"] else int(low),
+        high=float(high) if not flags["integer"] else int(high),
+        log=flags["log"],
+        integer=flags["integer"],
+    )
+
+
+def _metric(
+    check: _Checker, data: Mapping[str, Any], base: ExperimentConfig | None
+) -> tuple[str, str]:
+    metric = data.get("metric", "val_loss")
+    if not isinstance(metric, str) or not metric:
+        check.error(("metric",), f"metric must be a metric name, got {_show(metric)}")
+        metric = "val_loss"
+    elif base is not None and "metric" in data:
+        task = _task(base)
+        known = _METRICS.get(task or "", tuple(sorted(set(sum(_METRICS.values(), ())))))
+        if metric not in known:
+            near = _nearest(metric, known, 0.5)
+            check.error(
+                ("metric",),
+                f"metric: {metric!r} is not recorded by a "
+                f"{task or 'run'}"
+                + (f"; did you mean {near}?" if near else "")
+                + f" (runs record {', '.join(known)})",
+            )
+    goal = data.get("goal", default_goal(metric))
+    if goal not in ("max", "min"):
+        check.error(("goal",), f"goal must be 'max' or 'min', got {_show(goal)}")
+        goal = default_goal(metric)
+    return metric, goal
+
+
+def _task(base: ExperimentConfig) -> str | None:
+    from mlx.datasets import describe
+
+    try:
+        return describe(base.dataset).task
+    except Exception:  # the points' validation reports a dataset problem
+        return None
+
+
+def known_paths(base: ExperimentConfig) -> dict[str, bool]:
+    """Every dotted path of the experiment schema for ``base``'s dataset and model
+    (sections included) -> whether it is a free-form section, whose keys are open."""
+    from mlx.config import schema
+
+    found: dict[str, bool] = {}
+
+    def walk(prefix: str, section: Any) -> None:
+        free = bool(getattr(section, "free", False))
+        found[prefix] = free or isinstance(section, schema._Mapping)
+        fields = getattr(section, "fields", None)
+        if not isinstance(fields, Mapping):
+            return
+        for key, field in fields.items():
+            if field.ignored:
+                continue
+            child = f"{prefix}.{key}"
+            rule = field.rule
+            if isinstance(rule, schema._Section):
+                walk(child, rule)
+            else:
+                found[child] = isinstance(rule, schema._Mapping)
+
+    for key in ("name", "description"):
+        found[key] = False
+    found["dataset"] = False
+    found["dataset.name"] = False
+    found["dataset.path"] = False
+    dataset_fields = schema._DATASET_FIELDS.get(base.dataset.name, {})
+    walk("dataset.params", schema._Section(dataset_fields))
+    found["model"] = False
+    found["model.name"] = False
+    found["model.architecture"] = False
+    model_section = schema._MODEL_FIELDS.get(
+        base.model.name, schema._Section({}, free=True)
+    )
+    walk("model.params", model_section)
+    walk("training", schema._TRAINING)
+    walk("output", schema._OUTPUT)
+    return found

@@ -1,0 +1,353 @@
+"""The sweep directory: ``sweep.json``, the driver's lock and the points' states.
+
+Layout, under the base config's ``output.directory``::
+
+    <sweep name>/
+        sweep.json            the sweep file as given, its hash, the point hashes and
+                              their parameters (replaced atomically)
+        sweep.lock            flock'ed by the driver working on the sweep; holds its
+                              pid and host
+        points/<hash>.yaml    each point's resolved experiment config
+        points/<hash>.log     what each point's process printed
+        <run_id>/             one ordinary run directory per point run
+
+A point's state is read from the run directories alone (each run's ``summary.json``
+records ``sweep`` and ``point``, and its ``run.lock`` tells whether a process still
+owns it): ``completed``, ``running``, ``interrupted``, ``failed``, ``lost`` (its
+process died without a word) or ``not started``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mlx.errors import RunError
+from mlx.runs import RunDir, effective_status
+from mlx.runs.ids import utc_now
+from mlx.runs.lock import lock_state, process_start
+from mlx.utils.atomic import write_json_atomic, write_text_atomic
+from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+
+__all__ = [
+    "NOT_STARTED",
+    "PointState",
+    "SweepDir",
+    "SweepLock",
+    "find_sweep",
+]
+
+NOT_STARTED = "not started"
+SWEEP_FILE = "sweep.json"
+LOCK_FILE = "sweep.lock"
+FORMAT = 1
+# which of a point's runs stands for it, best first
+_RANK = {
+    "completed": 0,
+    "running": 1,
+    "interrupted": 2,
+    "lost": 3,
+    "failed": 4,
+}
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None  # type: ignore[assignment]
+
+_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+@dataclasses.dataclass
+class PointState:
+    """What the run directories say about one point."""
+
+    hash: str
+    status: str
+    run: RunDir | None = None
+    summary: Mapping[str, Any] | None = None
+    runs: int = 0  # how many run directories this point has
+    error: str | None = None
+
+
+class SweepLock:
+    """An exclusive ``flock`` on ``sweep.lock``, which names its owner.
+
+    The kernel drops the lock when the driver dies, however it dies, so a lock file
+    whose owner is gone is stale and simply taken over; a held lock is refused with
+    the owner's pid, host and start time.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        self._fd: int | None = None
+        self.stale_owner: dict[str, Any] | None = None
+
+    def owner(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")[:4096]
+            data = json.loads(text)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def acquire(self) -> SweepLock:
+        if _fcntl is None or self._fd is not None:
+            return self
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise RunError(
+                f"Cannot open the sweep lock {os.fspath(self.path)!r}: "
+                f"{exc.strerror or exc}."
+            ) from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"{os.fspath(self.path)} is not a regular file.")
+            try:
+                _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in _BUSY:
+                    raise RunError(
+                        f"Cannot lock {os.fspath(self.path)!r}: {exc.strerror or exc}."
+                    ) from exc
+                owner = self.owner() or {}
+                raise RunError(
+                    f"Sweep {self.path.parent.name!r} is being driven by another "
+                    f"process (pid {owner.get('pid', '?')} on "
+                    f"{owner.get('host', '?')}, since {owner.get('started_at', '?')}; "
+                    f"it holds {os.fspath(self.path)}).",
+                    hint="wait for that driver to finish, or stop it (its points "
+                    "checkpoint) and then use `mlx sweep --resume`",
+                ) from None
+            previous = self.owner()
+            if previous and previous.get("pid") not in (None, os.getpid()):
+                self.stale_owner = previous
+            record = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "process_start": process_start(os.getpid()),
+                "started_at": utc_now().isoformat(),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock; the owner record is cleared first, so one left in the file
+        means its driver died (the lock itself the kernel drops either way)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            os.close(fd)
+
+    def __enter__(self) -> SweepLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class SweepDir:
+    """A sweep directory (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / SWEEP_FILE
+
+    @property
+    def points_dir(self) -> Path:
+        return self.path / "points"
+
+    def config_path(self, digest: str) -> Path:
+        return self.points_dir / f"{digest}.yaml"
+
+    def log_path(self, digest: str) -> Path:
+        return self.points_dir / f"{digest}.log"
+
+    def exists(self) -> bool:
+        return self.record_path.is_file()
+
+    def lock(self) -> SweepLock:
+        return SweepLock(self.path)
+
+    def read(self) -> dict[str, Any]:
+        """``sweep.json``; RunError if missing or corrupt."""
+        data = read_json_guarded(
+            self.record_path, DOCUMENT_LIMIT, SWEEP_FILE, error=RunError
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            raise RunError(
+                f"{os.fspath(self.record_path)}: corrupt sweep record, expected a "
+                "JSON object with a 'points' list."
+            )
+        return data
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.record_path, {"format": FORMAT, **record})
+
+    def write_point_config(self, digest: str, text: str) -> Path:
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(self.config_path(digest), text)
+
+    def run_dirs(self) -> list[Path]:
+        try:
+            entries = list(os.scandir(self.path))
+        except OSError:
+            return []
+        return sorted(
+            Path(e.path)
+            for e in entries
+            if e.is_dir(follow_symlinks=False)
+            and not e.name.startswith(".")
+            and os.path.isfile(os.path.join(e.path, "summary.json"))
+        )
+
+    def states(self, hashes: Sequence[str]) -> dict[str, PointState]:
+        """The state of each point, from the run directories (and, for a point
+        that never got a run, the last ``error:`` line of its log)."""
+        found: dict[str, list[tuple[str, RunDir, Mapping[str, Any]]]] = {}
+        now = utc_now()
+        for path in self.run_dirs():
+            run = RunDir(path)
+            try:
+                summary = run.read_summary()
+            except RunError:
+                continue
+            digest = summary.get("point")
+            if not isinstance(digest, str):
+                continue
+            status = effective_status(summary, now, lock=lock_state(path))
+            found.setdefault(digest, []).append((status, run, summary))
+        states: dict[str, PointState] = {}
+        for digest in hashes:
+            runs = found.get(digest, [])
+            if not runs:
+                error = self.log_error(digest)
+                status = "failed" if error else NOT_STARTED
+                states[digest] = PointState(digest, status, error=error)
+                continue
+            runs.sort(
+                key=lambda r: (
+                    _RANK.get(r[0], 9),
+                    str(r[2].get("started_at") or ""),
+                ),
+            )
+            status, run, found_summary = runs[0]
+            summary = dict(found_summary)
+            error = summary.get("error") if status != "completed" else None
+            if status == "lost":
+                error = "its process died without a word (lost)"
+            states[digest] = PointState(
+                digest,
+                status,
+                run,
+                summary,
+                len(runs),
+                error if isinstance(error, str) else None,
+            )
+        return states
+
+    def log_error(self, digest: str) -> str | None:
+        """The last ``error:`` line of a point's log, when its process stopped
+        before it had a run directory."""
+        try:
+            with open(self.log_path(digest), "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 65536))
+                tail = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        errors = [
+            line[len("error: ") :]
+            for line in tail.splitlines()
+            if line.startswith("error: ")
+        ]
+        return errors[-1] if errors else None
+
+    def log_tail(self, digest: str, lines: int = 5) -> list[str]:
+        try:
+            with open(self.log_path(digest), "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 16384))
+                tail = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in tail.splitlines() if line.strip()][-lines:]
+
+
+def find_sweep(ref: str) -> SweepDir:
+    """The sweep that ``ref`` names: a sweep directory, or a sweep name looked for
+    under ``<repository root>/outputs`` (three levels deep) and beside the runs of
+    the run index. RunError listing the candidates when none or several match."""
+    from mlx.runs.index import indexed_runs
+    from mlx.utils.paths import repository_root
+
+    candidate = Path(ref).expanduser()
+    if (candidate / SWEEP_FILE).is_file():
+        return SweepDir(candidate.resolve())
+    if os.sep in ref or "/" in ref or ref in (".", ".."):
+        raise RunError(
+            f"No sweep at {ref!r}: it has no {SWEEP_FILE}.",
+            hint="give the sweep's directory or its name",
+        )
+    outputs = repository_root() / "outputs"
+    found: dict[str, Path] = {}
+
+    def look(directory: Path, depth: int) -> None:
+        if depth > 3:
+            return
+        try:
+            entries = [e for e in os.scandir(directory) if e.is_dir()]
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name == ref and (path / SWEEP_FILE).is_file():
+                found[os.path.realpath(path)] = path
+            elif not (path / "summary.json").is_file():
+                look(path, depth + 1)
+
+    look(outputs, 1)
+    for run in indexed_runs():
+        parent = run.parent
+        if parent.name == ref and (parent / SWEEP_FILE).is_file():
+            found.setdefault(os.path.realpath(parent), parent)
+    if len(found) == 1:
+        return SweepDir(next(iter(found.values())).resolve())
+    if not found:
+        raise RunError(
+            f"No sweep {ref!r} under {os.fspath(outputs)!r} nor beside the indexed "
+            "runs.",
+            hint="give the sweep's directory (<output.directory>/<sweep name>)",
+        )
+    listing = "\n".join(f"  {os.fspath(p)}" for p in sorted(found.values()))
+    raise RunError(
+        f"{ref!r} names {len(found)} sweeps:\n{listing}",
+        hint="give the sweep's directory",
+    )
