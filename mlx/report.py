@@ -42,6 +42,8 @@ def _fmt(value: Any) -> str:
     mappings as JSON, null as an em dash."""
     if value is None:
         return "\u2014"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, dict)):
@@ -61,7 +63,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") 
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     klass = f' class="{_e(cls)}"' if cls else ""
-    return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return f"<table{klass}>{thead}<tbody>{body}</tbody></table>"
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -159,7 +162,11 @@ def _read_json(path: Path) -> Any:
 
 def _config_section(run: _Run) -> str:
     rows = [(k, _fmt(v)) for k, v in flatten(run.config).items()]
-    return "<h3>Config</h3>" + _table(("field", "value"), rows, "config")
+    return (
+        "<h3>Config</h3><details open><summary>config.yaml (resolved)</summary>"
+        + _table(("field", "value"), rows, "config")
+        + "</details>"
+    )
 
 
 def _metrics_section(run: _Run) -> str:
@@ -315,7 +322,7 @@ def _run_section(run: _Run) -> str:
     parts = [
         f'<section class="run" id="run-{_e(run.id)}" data-run-id="{_e(run.id)}">',
         f"<h2>{_e(run.id)}</h2>",
-        _table(("", ""), facts, "facts"),
+        _table(None, facts, "facts"),
         _config_section(run),
         _metrics_section(run),
         _evals_section(run),
