@@ -59,8 +59,11 @@ def _cell(value: Any, tag: str = "td", attrs: str = "") -> str:
     return f"<{tag}{attrs}>{_e(_fmt(value))}</{tag}>"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def _table(
+    header: Sequence[str] | None, rows: Sequence[Sequence[Any]], cls: str = ""
+) -> str:
+    """A table; no header row when ``header`` is None."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header or ())
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     klass = f' class="{_e(cls)}"' if cls else ""
     thead = f"<thead><tr>{head}</tr></thead>" if head else ""
