@@ -57,6 +57,11 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _plain(text: Any) -> str:
+    """``text`` as matplotlib shows it literally: a ``$`` would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def _number(value: Any) -> float:
     """A metric value as a float; NaN for null (stored for NaN) or a non-number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -133,9 +138,11 @@ def learning_curves(
     for ax, metric in zip(axes, metrics):
         for label, records in runs.items():
             epochs, values = curve_points(records, metric)
-            (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=label)
+            (line,) = ax.plot(
+                epochs, values, marker="o", markersize=3, label=_plain(label)
+            )
             line.set_gid(f"{metric}:{label}")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(_plain(metric))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -157,12 +164,12 @@ def confusion_matrix_figure(
     image = ax.imshow(counts, cmap="Blues")
     figure.colorbar(image, ax=ax, shrink=0.8)
     ticks = list(range(len(labels)))
-    ax.set_xticks(ticks, [str(v) for v in labels])
-    ax.set_yticks(ticks, [str(v) for v in labels])
+    ax.set_xticks(ticks, [_plain(v) for v in labels])
+    ax.set_yticks(ticks, [_plain(v) for v in labels])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     threshold = counts.max() / 2 if counts.size else 0
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
@@ -196,9 +203,9 @@ def parameter_figure(
         categories = list(dict.fromkeys(str(v) for v in values))
         xs = [categories.index(str(v)) for v in values]
         ax.plot(xs, ys, marker="o", linestyle="none")
-        ax.set_xticks(range(len(categories)), categories)
-    ax.set_xlabel(parameter)
-    ax.set_ylabel(metric)
+        ax.set_xticks(range(len(categories)), [_plain(c) for c in categories])
+    ax.set_xlabel(_plain(parameter))
+    ax.set_ylabel(_plain(metric))
     ax.grid(True, alpha=0.3)
     return figure
 

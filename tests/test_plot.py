@@ -300,3 +300,61 @@ def test_a_run_still_training_plots_what_it_has(tmp_path: Path) -> None:
     final = [_parsed(line) for line in metrics.read_bytes().split(b"\n")]
     final = [r for r in final if r is not None]
     assert list(curve.get_ydata()) == [r["train_loss"] for r in final[: len(epochs)]]
+
+
+def test_plot_uses_the_object_api_and_agg(two_runs: tuple[Path, Path, Path]) -> None:
+    root, first, _ = two_runs
+    code = (
+        "import sys, contextlib, io, matplotlib\n"
+        "from mlx.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['plot', {str(first)!r}, '-o', 'api.png']) == 0\n"
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend().lower())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=cli_env(root, MPLBACKEND="TkAgg"),  # a display backend asked for: ignored
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.split() == ["False", "agg"], done.stderr
+
+
+def test_confusion_matrix_figure_writes_each_count() -> None:
+    from mlx.plots import confusion_matrix_figure
+
+    counts = [[5, 1, 0], [2, 7, 1], [0, 0, 9]]
+    figure = confusion_matrix_figure(counts, ["a$", "b", "c"], title="test $split")
+    ax = figure.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == [str(n) for row in counts for n in row]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [r"a\$", "b", "c"]
+    assert ax.images[0].get_array().tolist() == counts
+    figure.savefig(__import__("io").BytesIO(), format="png")  # draws: no mathtext error
+
+
+@pytest.mark.parametrize(
+    "values, xs",
+    [
+        ([0.1, 0.01, 0.05], [0.01, 0.05, 0.1]),
+        (["adam", "sgd", "adam"], [0, 1, 0]),
+        (["$x", "[1, 2]", "$x"], [0, 1, 0]),
+    ],
+    ids=["numeric-sorted", "categorical", "dollar-text"],
+)
+def test_parameter_figure_points(values: list, xs: list) -> None:
+    from mlx.plots import parameter_figure
+
+    scores = [0.3, 0.2, None]
+    figure = parameter_figure("training.x", values, "val_loss", scores)
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == xs
+    ys = list(line.get_ydata())
+    if isinstance(values[0], float):
+        # sorted by the parameter, each score moving with its value
+        assert ys[0] == 0.2 and ys[2] == 0.3 and ys[1] != ys[1]
+    else:
+        assert ys[:2] == [0.3, 0.2] and ys[2] != ys[2]  # null is NaN
+    figure.savefig(__import__("io").BytesIO(), format="svg")
