@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli, small_classification, write_config
+from helpers import REPO_ROOT, run_cli, small_classification, write_config
 
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
@@ -343,3 +343,33 @@ def test_one_run_has_no_comparison(report: dict) -> None:
     text = out.read_text(encoding="utf-8")
     assert 'id="comparison"' not in text
     assert text.count("<svg") == 1
+
+
+def test_a_run_without_a_model_says_why_it_has_no_matrix(
+    report: dict, tmp_path: Path
+) -> None:
+    from run_copies import clone, new_root
+
+    root = new_root(tmp_path)
+    run_dir = clone(report["computed"], root, "computed-20240101-000000-bbbb")
+    shutil.rmtree(run_dir / "model")
+    before = _files(run_dir)
+    done = run_cli(["report", str(run_dir), "-o", "r.html"], root)
+    assert done.returncode == 0, done.stderr
+    text = (root / "r.html").read_text(encoding="utf-8")
+    assert "<h3>Confusion matrix</h3><p>Not available: run " in text
+    assert "has no checkpoint &#x27;final&#x27;" in text
+    assert _files(run_dir) == before
+
+
+def test_a_regression_run_has_no_confusion_matrix(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    shutil.copy(REPO_ROOT / "examples" / "regression.yaml", tmp_path / "reg.yaml")
+    done = run_cli(["run-experiment", "--config", "reg.yaml", "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "outputs").glob("*/regression-*")
+    done = run_cli(["report", str(run_dir), "-o", "r.html"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Confusion matrix" not in text
+    assert "<h3>Metrics</h3>" in text
