@@ -527,6 +527,7 @@ def _plot(args: argparse.Namespace) -> int:
     from mlx.runs import find_run
 
     figure_format(args.output)  # an unknown extension fails before any work
+    _check_output_file(args.output)
     metrics = [m for group in args.metrics for m in group] if args.metrics else None
     runs = {}
     for ref in args.runs:
@@ -538,12 +539,24 @@ def _plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_output_file(path: str) -> None:
+    """``path`` can take a new file: not a directory, its directory exists."""
+    import os
+
+    if os.path.isdir(path):
+        raise MLXError(f"{path}: is a directory; name the file to write")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise MLXError(f"{path}: the directory {parent} does not exist")
+
+
 def _report(args: argparse.Namespace) -> int:
     from mlx.report import write_report
     from mlx.runs import find_run
 
     if not args.output.lower().endswith((".html", ".htm")):
         raise MLXError(f"{args.output}: a report is an HTML file; name it *.html")
+    _check_output_file(args.output)
     runs = [find_run(ref) for ref in args.runs]
     path = write_report(runs, args.output, metric=args.metric)
     print(f"wrote {path}")

@@ -358,3 +358,22 @@ def test_parameter_figure_points(values: list, xs: list) -> None:
     else:
         assert ys[:2] == [0.3, 0.2] and ys[2] != ys[2]  # null is NaN
     figure.savefig(__import__("io").BytesIO(), format="svg")
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_output_that_cannot_be_a_file_is_named(
+    two_runs: tuple[Path, Path, Path], command: str
+) -> None:
+    root, first, _ = two_runs
+    ext = ".png" if command == "plot" else ".html"
+    (root / f"adir{ext}").mkdir(exist_ok=True)
+    cases = {
+        f"adir{ext}": f"error: adir{ext}: is a directory; name the file to write",
+        f"missing/x{ext}": f"error: missing/x{ext}: the directory missing does not "
+        "exist",
+    }
+    for out, message in cases.items():
+        done = run_cli([command, str(first), "-o", out], root)
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [message]
+    assert not (root / "missing").exists()
