@@ -257,6 +257,12 @@ def _confusion_section(run: _Run) -> str:
     columns = _predictions_csv(source)
     if columns is not None:
         where = "from predictions.csv"
+        saved = [e for e in run.evals if e.get("predictions")]
+        if saved:  # the evaluation that wrote it
+            where += (
+                f" of the {saved[-1].get('split')} split, checkpoint "
+                f"{saved[-1].get('checkpoint')}"
+            )
     else:
         latest = run.latest_eval or {}
         split = latest.get("split") or "test"
