@@ -25,6 +25,9 @@ from mlx.runs import open_run  # noqa: E402
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
 
+# each test drives the CLI on runs trained for real
+pytestmark = pytest.mark.slow
+
 
 def _train(root: Path, name: str, **training: object) -> Path:
     config = small_classification(**training)
@@ -253,7 +256,6 @@ def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
 def test_a_run_still_training_plots_what_it_has(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     config = small_classification(epochs=100_000)
