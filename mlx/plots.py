@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_METRICS",
     "FORMATS",
+    "INSTALL_HINT",
     "PlotError",
+    "available_metrics",
     "confusion_matrix_figure",
     "curve_points",
+    "figure_bytes",
+    "figure_format",
     "learning_curves",
     "parameter_figure",
     "save_figure",

@@ -70,12 +70,12 @@ def _table(
     return f"<table{klass}>{thead}<tbody>{body}</tbody></table>"
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     """Nested mappings as ``{"dotted.path": leaf}``; lists are leaves."""
     if isinstance(data, Mapping) and data:
         out: dict[str, Any] = {}
         for key, value in data.items():
-            out.update(flatten(value, f"{prefix}{key}."))
+            out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: data if not isinstance(data, Mapping) else {}}
 
@@ -164,7 +164,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _config_section(run: _Run) -> str:
-    rows = [(k, _fmt(v)) for k, v in flatten(run.config).items()]
+    rows = [(k, _fmt(v)) for k, v in _flatten(run.config).items()]
     return (
         "<h3>Config</h3><details open><summary>config.yaml (resolved)</summary>"
         + _table(("field", "value"), rows, "config")
@@ -228,7 +228,7 @@ def _class_key(label: str) -> tuple[int, Any]:
         return (1, label)
 
 
-def confusion_counts(
+def _confusion_counts(
     y_true: Sequence[Any], y_pred: Sequence[Any]
 ) -> tuple[list[str], list[list[int]]]:
     """Class labels (sorted, numbers numerically) and counts: ``counts[i][j]`` is the
@@ -275,7 +275,7 @@ def _confusion_section(run: _Run) -> str:
             return f"<h3>Confusion matrix</h3><p>Not available: {_e(exc.message)}</p>"
         columns = (list(y.reshape(-1).tolist()), list(y_pred.reshape(-1).tolist()))
         where = f"computed on the {split} split, checkpoint {checkpoint}"
-    labels, counts = confusion_counts(*columns)
+    labels, counts = _confusion_counts(*columns)
     largest = max((max(row) for row in counts), default=0) or 1
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
     body = ""
@@ -300,7 +300,7 @@ def _confusion_section(run: _Run) -> str:
 def _environment_section(run: _Run) -> str:
     if not isinstance(run.environment, dict):
         return "<h3>Environment</h3><p>No environment.json.</p>"
-    rows = [(k, _fmt(v)) for k, v in flatten(run.environment).items()]
+    rows = [(k, _fmt(v)) for k, v in _flatten(run.environment).items()]
     return (
         "<h3>Environment</h3><details><summary>environment.json</summary>"
         + _table(("field", "value"), rows, "environment")
@@ -362,11 +362,11 @@ def _choose_metric(runs: Sequence[_Run], metric: str | None) -> str:
     return metric
 
 
-def varied_parameters(runs: Sequence[_Run]) -> dict[str, list[Any]]:
+def _varied_parameters(runs: Sequence[_Run]) -> dict[str, list[Any]]:
     """Config fields (dotted paths) whose values differ between the runs, each with
     its value per run (None where a run lacks it); names and output settings are
     left out."""
-    flat = [flatten(r.config) for r in runs]
+    flat = [_flatten(r.config) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     varied: dict[str, list[Any]] = {}
     for key in keys:
@@ -381,7 +381,7 @@ def varied_parameters(runs: Sequence[_Run]) -> dict[str, list[Any]]:
 def _comparison_section(runs: Sequence[_Run], metric: str) -> str:
     from mlx.plots import parameter_figure
 
-    varied = varied_parameters(runs)
+    varied = _varied_parameters(runs)
     names = list(dict.fromkeys(n for r in runs for n in r.metric_names()))
     header = ["run", "status", "epochs", *varied, *names]
     rows = [
