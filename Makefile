@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint browser docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,28 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## browser: Debian's chromium for the report's browser test (as root with apt-get; else
+## skipped quietly, and the test says why it skips)
+browser:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		command -v chromium >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y chromium); \
+	fi
+
 ## test: lint, then the whole test suite
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 ## bench: benchmark suite against PyTorch, scikit-learn and other CLIs (see benchmarks/)
 bench: $(VENV)/.test-installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks
+
+## docs: redraw docs/learning-curves.png from a fresh run of the quickstart example
+docs: $(VENV)/.test-installed
+	rm -rf outputs/docs-quickstart
+	$(BIN)/mlx run-experiment --quiet --config examples/quickstart.yaml \
+		--set output.directory=outputs/docs-quickstart
+	$(BIN)/mlx plot outputs/docs-quickstart/quickstart-* -o docs/learning-curves.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

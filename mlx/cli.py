@@ -158,11 +158,57 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to look for runs (default: <repository root>/outputs)",
     )
+    _add_plot_parser(commands)
+    _add_report_parser(commands)
 
     from mlx.sweeps.command import add_parser as add_sweep_parser
 
     add_sweep_parser(commands)
     return parser
+
+
+def _add_plot_parser(commands: Any) -> None:
+    plot = commands.add_parser(
+        "plot",
+        help="draw learning curves of runs to a PNG, SVG or PDF file",
+        description="Learning curves: one panel per metric, one line per run, epochs "
+        "on x. The output file's extension (.png, .svg, .pdf) picks the format. A "
+        "run still training plots the epochs it has finished. Needs the plot extra "
+        "(pip install 'model-harness[plot]').",
+    )
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run IDs or directories")
+    plot.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        nargs="+",
+        metavar="NAME",
+        help="metrics to plot, one panel each (default: train_loss val_loss)",
+    )
+    plot.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="image file to write"
+    )
+
+
+def _add_report_parser(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write a self-contained HTML report of runs",
+        description="One HTML file with, per run, the config, metrics and curves, "
+        "evaluations, confusion matrix (classification) and environment; for several "
+        "runs also a comparison and each varied parameter against --metric. No "
+        "network, no JavaScript. Needs the plot extra.",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run IDs or directories")
+    report.add_argument(
+        "--metric",
+        metavar="NAME",
+        help="the metric to compare runs by (default: val_loss, else the runs' "
+        "best-metric name)",
+    )
+    report.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="HTML file to write"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,6 +268,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from mlx.sweeps.command import run as run_sweep
 
             return run_sweep(parser, args)
+        if args.command == "plot":
+            return _plot(args)
+        if args.command == "report":
+            return _report(args)
         return _eval(parser, args)
     except MLXError as exc:
         if args.debug:
@@ -253,6 +303,7 @@ _PATH_ARGUMENTS = (
     ("experiment_id", "RUN"),
     ("run", "RUN"),
     ("root", "--root"),
+    ("output", "-o"),
 )
 
 
@@ -476,6 +527,48 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"no runs yet ({os.fspath(root)} does not exist)")
         return EXIT_OK
     print(format_runs_table(runs) if runs else "no runs yet")
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from mlx.plots import DEFAULT_METRICS, figure_format, learning_curves, save_figure
+    from mlx.report import read_run_metrics
+    from mlx.runs import find_run
+
+    figure_format(args.output)  # an unknown extension fails before any work
+    _check_output_file(args.output)
+    metrics = [m for group in args.metrics for m in group] if args.metrics else None
+    runs = {}
+    for ref in args.runs:
+        run = find_run(ref)
+        runs[run.run_id] = read_run_metrics(run)
+    figure = learning_curves(runs, list(dict.fromkeys(metrics or DEFAULT_METRICS)))
+    path = save_figure(figure, args.output)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _check_output_file(path: str) -> None:
+    """``path`` can take a new file: not a directory, its directory exists."""
+    import os
+
+    if os.path.isdir(path):
+        raise MLXError(f"{path}: is a directory; name the file to write")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise MLXError(f"{path}: the directory {parent} does not exist")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlx.report import write_report
+    from mlx.runs import find_run
+
+    if not args.output.lower().endswith((".html", ".htm")):
+        raise MLXError(f"{args.output}: a report is an HTML file; name it *.html")
+    _check_output_file(args.output)
+    runs = [find_run(ref) for ref in args.runs]
+    path = write_report(runs, args.output, metric=args.metric)
+    print(f"wrote {path}")
     return EXIT_OK
 
 

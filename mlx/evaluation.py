@@ -17,7 +17,13 @@ from typing import Any, Sequence
 from mlx.errors import DataWarning, RunError
 from mlx.models._contract import model_outputs  # re-exported: part of this API
 
-__all__ = ["SPLITS", "EvaluationNotSaved", "evaluate", "model_outputs"]
+__all__ = [
+    "SPLITS",
+    "EvaluationNotSaved",
+    "evaluate",
+    "model_outputs",
+    "split_predictions",
+]
 
 SPLITS = ("test", "val", "train")
 
@@ -71,11 +77,7 @@ def evaluate(
         The metrics were computed but could not be written into the run (read-only
         directory, full disk); its ``result`` holds them.
     """
-    from mlx import datasets
     from mlx.experiment import (
-        check_data_record,
-        data_task,
-        feature_dtype,
         stored_config,
     )
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
@@ -125,24 +127,7 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    with warnings.catch_warnings():
-        # the run said so when it trained, and data.json records it
-        warnings.filterwarnings(
-            "ignore", message=r".*: the labels look like", category=DataWarning
-        )
-        splits = datasets.load(
-            config.dataset,
-            config.training.seed,
-            feature_dtype(config, run),
-            model_task=data_task(task, run),
-        )
-    check_data_record(run, splits, (split,))
-    X, y = getattr(splits, split)
-    if len(X) == 0:
-        raise RunError(
-            f"the {split} split of run {run.run_id} is empty",
-            hint="choose another --split, or set a non-zero split fraction",
-        )
+    X, y = _split_data(run, config, task, split)
     y_pred, proba = model_outputs(model, X, task)
     values = compute_metrics(names, task, y, y_pred, proba=proba)
     result.update(
@@ -163,6 +148,58 @@ def evaluate(
             result={k: v for k, v in result.items() if k != "path"},
         ) from exc
     return result
+
+
+def split_predictions(
+    run: str | Path | Any, split: str = "test", checkpoint: str = "final"
+) -> tuple[str, Any, Any, Any | None]:
+    """The task, true targets, predictions and probabilities (None where the model
+    has none) of a run's model on one split, computed as :func:`evaluate` computes
+    them, but recording nothing in the run.
+
+    Returns ``(task, y_true, y_pred, proba)``; arrays of shape ``(n_samples, ...)``.
+    """
+    from mlx.experiment import stored_config
+    from mlx.models._contract import model_task
+
+    if split not in SPLITS:
+        raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    run = _open(run)
+    config = stored_config(run)
+    model = _load_model(run, config, _checkpoint_path(run, checkpoint))
+    task = model_task(model, _recorded_task(run))
+    if task is None:
+        raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
+    X, y = _split_data(run, config, task, split)
+    y_pred, proba = model_outputs(model, X, task)
+    return task, y, y_pred, proba
+
+
+def _split_data(run: Any, config: Any, task: str, split: str) -> tuple[Any, Any]:
+    """``(X, y)`` of one split, rebuilt from the run's config and checked against
+    its ``data.json`` fingerprint; RunError when the split is empty."""
+    from mlx import datasets
+    from mlx.experiment import check_data_record, data_task, feature_dtype
+
+    with warnings.catch_warnings():
+        # the run said so when it trained, and data.json records it
+        warnings.filterwarnings(
+            "ignore", message=r".*: the labels look like", category=DataWarning
+        )
+        splits = datasets.load(
+            config.dataset,
+            config.training.seed,
+            feature_dtype(config, run),
+            model_task=data_task(task, run),
+        )
+    check_data_record(run, splits, (split,))
+    X, y = getattr(splits, split)
+    if len(X) == 0:
+        raise RunError(
+            f"the {split} split of run {run.run_id} is empty",
+            hint="choose another --split, or set a non-zero split fraction",
+        )
+    return X, y
 
 
 def _load_model(run: Any, config: Any, path: Path) -> Any:
