@@ -153,7 +153,7 @@ def _number(value: Any) -> float | None:
     try:
         return float(value)
     except OverflowError:  # an int too large for a float
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def _epoch(value: Any) -> int | None:
