@@ -368,7 +368,7 @@ def test_file_store_histories_not_doubled(
     # 3 refuses the file store unless MLFLOW_ALLOW_FILE_STORE says otherwise
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     root, run_dir = one_run
-    store = root / "mlruns"
+    store = root / "filestore"
     for _ in range(3):
         done = export(
             root, str(run_dir), "--mlflow", str(store), MLFLOW_ALLOW_FILE_STORE="true"
