@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -379,6 +380,63 @@ def test_file_store_histories_not_doubled(
     assert_exported(client, run, run_dir)
     lines = next(store.glob("*/*/metrics/train_loss")).read_text().splitlines()
     assert len(lines) == 3
+
+
+@SQLITE_WARNINGS
+def test_a_run_in_progress_then_finished(
+    one_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from mlx.runs.lock import process_start
+
+    _, finished = one_run
+    run_dir = tmp_path / "outputs" / finished.name
+    shutil.copytree(finished, run_dir)
+    # the same run as it was after two epochs, while this process trained it
+    lines = (finished / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    (run_dir / "metrics.jsonl").write_text(
+        "\n".join(lines[:2]) + "\n", encoding="utf-8"
+    )
+    summary = summary_of(finished)
+    summary.update(
+        status="running",
+        pid=os.getpid(),
+        process_start=process_start(os.getpid()),
+        host=socket.gethostname(),
+        finished_at=None,
+        epochs_completed=2,
+        timings={},
+    )
+    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    shutil.rmtree(run_dir / "model")
+    shutil.rmtree(run_dir / "evals")
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    done = export(tmp_path, str(run_dir), "--mlflow", uri)
+    assert done.returncode == 0, done.stderr
+    assert "no model/ yet: not uploaded" in done.stderr
+
+    client = MlflowClient(uri)
+    (run,) = mlflow_runs(client, "local")
+    assert run.info.status == "RUNNING"
+    assert run.data.tags["mlx.status"] == "running"
+    assert (
+        history(client, run.info.run_id, "val_loss")
+        == expected_histories(run_dir)["val_loss"]
+    )
+    assert len(history(client, run.info.run_id, "val_loss")) == 2
+    assert {f.path for f in client.list_artifacts(run.info.run_id)} == {
+        "config.yaml",
+        "summary.json",
+    }
+
+    # it finished: the third epoch, the model and the evaluation arrive
+    shutil.rmtree(run_dir)
+    shutil.copytree(finished, run_dir)
+    done = export(tmp_path, str(run_dir), "--mlflow", uri)
+    assert done.returncode == 0, done.stderr
+    (again,) = mlflow_runs(client, "local")
+    assert again.info.run_id == run.info.run_id
+    assert_exported(client, again, run_dir)
+    assert_evals(client, again, run_dir, step=3)
 
 
 @SQLITE_WARNINGS
