@@ -280,6 +280,7 @@ def test_a_resumed_run_adds_its_new_epochs_only(
     mlflow_server: str, tmp_path: Path
 ) -> None:
     run_dir = train(tmp_path, "grows")
+    assert run_cli(["eval", str(run_dir)], tmp_path).returncode == 0
     done = export(tmp_path, str(run_dir), "--mlflow", mlflow_server)
     assert done.returncode == 0, done.stderr
     resumed = run_cli(
@@ -287,6 +288,7 @@ def test_a_resumed_run_adds_its_new_epochs_only(
         tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr
+    assert run_cli(["eval", str(run_dir)], tmp_path).returncode == 0
     again = export(tmp_path, str(run_dir), "--mlflow", mlflow_server)
     assert again.returncode == 0, again.stderr
     # MLflow refuses to change a param: the first value stays, and the user is told
@@ -298,6 +300,13 @@ def test_a_resumed_run_adds_its_new_epochs_only(
         assert [p[0] for p in points] == [1, 2, 3, 4, 5]
         assert history(client, run.info.run_id, key) == points, key
     assert run.data.tags["mlx.epochs_completed"] == "5"
+    # the final model was evaluated after 3 epochs, then again after 5
+    before, after = evals_of(run_dir)
+    for name in before["metrics"]:
+        assert history(client, run.info.run_id, f"eval/test/{name}") == [
+            (3, before["metrics"][name]),
+            (5, after["metrics"][name]),
+        ]
 
 
 @pytest.mark.slow
