@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to look for runs (default: <repository root>/outputs)",
     )
+    _add_export_parser(commands)
     _add_plot_parser(commands)
     _add_report_parser(commands)
 
@@ -208,6 +209,33 @@ def _add_report_parser(commands: Any) -> None:
     )
     report.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="HTML file to write"
+    )
+
+
+def _add_export_parser(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="log runs to an MLflow tracking server or store",
+        description="Log each run to MLflow: params (the resolved config), per-epoch "
+        "metrics (step = epoch), eval metrics, tags and artifacts. Exporting again "
+        "updates the same MLflow run.",
+    )
+    export.add_argument("runs", nargs="+", metavar="RUN", help="run ID or directory")
+    export.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="tracking server (http://host:port) or store (sqlite:///mlflow.db, a "
+        "directory); default: $MLFLOW_TRACKING_URI",
+    )
+    export.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="MLflow experiment to log to (default: each run's name)",
+    )
+    export.add_argument(
+        "--root",
+        metavar="DIR",
+        help="where to look for runs (default: <repository root>/outputs)",
     )
 
 
@@ -272,6 +300,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _plot(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "export":
+            return _export(parser, args)
         return _eval(parser, args)
     except MLXError as exc:
         if args.debug:
@@ -569,6 +599,49 @@ def _report(args: argparse.Namespace) -> int:
     runs = [find_run(ref) for ref in args.runs]
     path = write_report(runs, args.output, metric=args.metric)
     print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import os
+
+    from mlx.runs import find_run
+    from mlx.utils.paths import control_character
+
+    uri = args.mlflow or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        _usage_error(
+            parser,
+            "export: --mlflow URI is required (or set MLFLOW_TRACKING_URI)",
+        )
+    for value in args.runs:
+        bad = control_character(value)
+        if bad is not None:
+            _usage_error(
+                parser,
+                f"RUN {value!r} contains the control character {bad!r}; "
+                "a path or run ID must be printable",
+            )
+    from mlx.export_mlflow import export_runs
+
+    # every run resolves before anything is sent
+    runs = [find_run(ref, args.root) for ref in args.runs]
+
+    def report(outcome: Any) -> None:
+        for note in outcome.notes:
+            _err(f"note: {outcome.run_id}: {note}")
+        verb = "created" if outcome.created else "updated"
+        print(
+            f"{outcome.run_id}: {verb} MLflow run {outcome.mlflow_run_id} in "
+            f"experiment {outcome.experiment!r} (ID {outcome.experiment_id}): "
+            f"{outcome.params_logged} params, {outcome.metrics_logged} metric "
+            f"values logged ({outcome.metrics_present} already there), artifacts "
+            f"{', '.join(outcome.artifacts) or 'none'}"
+            + (f"\n  {outcome.url}" if outcome.url else "")
+        )
+        sys.stdout.flush()
+
+    export_runs(runs, uri, experiment=args.experiment, report=report)
     return EXIT_OK
 
 
