@@ -234,9 +234,9 @@ class Console:
             elif self._file is not None:
                 # the mlx logger set above INFO silences the terminal, not the log
                 self._file.write(message)
-            error = self._file.error if self._file is not None else None
-            if error is not None:
-                self._file.error = None
+            file = self._file
+            if file is not None and file.error is not None:
+                error, file.error = file.error, None
                 raise error
 
     def note(self, message: str) -> None:

@@ -25,7 +25,7 @@ __all__ = ["TorchModel", "torch_optimizer"]
 
 #: Samples per forward pass in predict and validation.
 EVAL_BATCH = 256
-_MODEL_METADATA = {"format": "pt"}
+_MODEL_METADATA = _checkpoint.weights_metadata("torch")
 
 
 def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
