@@ -114,7 +114,7 @@ class TorchModel(BaseModel):
 
     # --- construction ------------------------------------------------------------
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {
             "architecture": self.architecture_name,
             "class_path": self.class_path,
