@@ -87,6 +87,9 @@ def _threadpools() -> Any:
         return None
 
 
+# mlx.DISTRIBUTION, spelled out: the package's __init__ is not imported from here
+_DISTRIBUTION = "model-harness"
+
 #: The environment variables that set BLAS and OpenMP threading, recorded as set
 #: (null when unset).
 THREAD_VARIABLES = (
@@ -121,10 +124,8 @@ def package_versions() -> dict[str, Any] | None:
     installed (a bare checkout on ``PYTHONPATH``)."""
     from importlib import metadata
 
-    from mlx import DISTRIBUTION
-
     try:
-        requirements = metadata.requires(DISTRIBUTION) or []
+        requirements = metadata.requires(_DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         return None
     dependencies: dict[str, Any] = {}
