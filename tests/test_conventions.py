@@ -729,3 +729,30 @@ def test_help_stays_free_of_the_heavy_parts() -> None:
         "datetime",
     ):
         assert heavy not in imported, heavy
+
+
+_SAVE = """
+import sys
+import numpy as np
+from mlx.models import LinearRegression
+X = np.random.default_rng(0).normal(size=(20, 3))
+LinearRegression().fit(X, X.sum(axis=1)).save(sys.argv[1])
+"""
+
+
+def test_the_tagged_weights_are_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    """safetensors keeps metadata in a hash map whose order changes per process;
+    the saved bytes must not."""
+    contents = set()
+    for i in range(6):
+        target = tmp_path / f"m{i}"
+        subprocess.run(
+            [sys.executable, "-c", _SAVE, str(target)],
+            env=cli_env(tmp_path), check=True, capture_output=True,
+        )  # fmt: skip
+        data = (target / "model.safetensors").read_bytes()
+        contents.add(data)
+        length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + length])
+        assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    assert len(contents) == 1

@@ -86,6 +86,26 @@ def write_checkpoint(
     return write_checkpoint_files(path, config, contents)
 
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its ``__metadata__`` keys in sorted order.
+
+    safetensors keeps metadata in a hash map, so a file with more than one metadata
+    key comes out in a different key order from one process to the next; sorted,
+    the same weights give the same bytes every time. The header keeps its length
+    (reordering changes no character), so the tensor data does not move.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.get("__metadata__")
+    if not isinstance(metadata, dict) or len(metadata) < 2:
+        return data
+    header["__metadata__"] = dict(sorted(metadata.items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:  # not the compact JSON safetensors writes: leave it be
+        return data
+    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
+
+
 def write_checkpoint_files(
     path: str | os.PathLike[str], config: dict[str, Any], contents: Mapping[str, bytes]
 ) -> Path:
@@ -95,6 +115,8 @@ def write_checkpoint_files(
     directory.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, data in contents.items():
+        if name.endswith(".safetensors"):
+            data = canonical_safetensors(data)
         write_bytes_atomic(directory / name, data)
         files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
     document = {"format_version": FORMAT_VERSION, **config, "files": files}
