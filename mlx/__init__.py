@@ -6,6 +6,8 @@ The distribution is named ``model-harness``; the import package and the command 
 
 from __future__ import annotations
 
+import logging
+
 from mlx._version import __version__
 from mlx.utils.lazy import lazy_attributes
 
@@ -22,3 +24,9 @@ __all__ = ["DISTRIBUTION", "__version__", "evaluate", "run_experiment"]
 __getattr__, __dir__ = lazy_attributes(
     globals(), {"run_experiment": "mlx.experiment", "evaluate": "mlx.evaluation"}
 )
+
+# a library's logger: silent until someone attaches a handler (the `mlx` command does,
+# for stderr; a run adds train.log's), at INFO so a run's lines reach them
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+if logging.getLogger(__name__).level == logging.NOTSET:
+    logging.getLogger(__name__).setLevel(logging.INFO)

@@ -448,6 +448,34 @@ def _with_warnings_printed(load: Callable[[], ExperimentConfig]) -> ExperimentCo
 
 def _execute(config: ExperimentConfig | None, args: argparse.Namespace) -> int:
     """Run the fully resolved experiment ``config``, or resume ``args.resume``."""
+
+    with _log_to_stderr(not args.quiet):
+        return _execute_logged(config, args)
+
+
+def _log_to_stderr(enabled: bool) -> Any:
+    """The run's lines on stderr, as plain text: a handler on the ``mlx`` logger
+    for as long as the command runs (none with --quiet)."""
+    import contextlib
+    import logging
+
+    from mlx.console import StreamLineHandler
+
+    @contextlib.contextmanager
+    def attached() -> Any:
+        logger = logging.getLogger("mlx")
+        handler = StreamLineHandler()
+        if enabled:
+            logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+
+    return attached()
+
+
+def _execute_logged(config: ExperimentConfig | None, args: argparse.Namespace) -> int:
     from mlx.errors import RunInterrupted
     from mlx.experiment import run_experiment
 

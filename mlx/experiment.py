@@ -292,8 +292,6 @@ def _train_run(
     import numpy as np
 
     from mlx.console import Console
-    from mlx.runs import Heartbeat
-    from mlx.training import TrainingStopped, train
 
     state.config_fingerprint = _config_fingerprint(config)
     first_epoch = state.epoch
@@ -304,6 +302,41 @@ def _train_run(
     # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
     # overflow warnings on the way there would only be noise
     quiet_overflow = np.errstate(over="ignore", invalid="ignore")
+    with console:  # the run's log handlers, attached for the whole run
+        return _train_logged(
+            config,
+            run,
+            model,
+            splits,
+            state,
+            learning_rate,
+            console,
+            stopper,
+            quiet_overflow,
+            checkpoint=checkpoint,
+            timing=timing,
+            first_epoch=first_epoch,
+        )
+
+
+def _train_logged(
+    config: ExperimentConfig,
+    run: Any,
+    model: Any,
+    splits: Any,
+    state: Any,
+    learning_rate: Any,
+    console: Any,
+    stopper: Any,
+    quiet_overflow: Any,
+    *,
+    checkpoint: Path | None,
+    timing: _Timing,
+    first_epoch: int,
+) -> Run:
+    from mlx.runs import Heartbeat
+    from mlx.training import TrainingStopped, train
+
     try:
         # inside the try: a log or summary the disk refuses fails the run truthfully
         console(f"run {run.run_id}: {run.path}")

@@ -6,7 +6,8 @@ place: a killed or corrupt download never leaves a file that passes for data. CI
 tarballs are extracted member by member into a temporary directory (links, absolute
 names and ``..`` are refused) that is renamed into place once complete.
 
-The cache is ``$MLX_DATA_DIR`` (default ``~/.cache/mlx/datasets``)``/<name>/``; the
+The cache is ``$MLX_DATA_DIR`` (default ``$XDG_CACHE_HOME/mlx/datasets``, else
+``~/.cache/mlx/datasets``)``/<name>/``; the
 base URL of every archive is ``$MLX_DATA_URL`` when set (a mirror holding the
 archives under their standard file names), else the official location.
 """
@@ -100,10 +101,16 @@ _BASE_URLS = {
 
 
 def cache_dir() -> Path:
-    """``$MLX_DATA_DIR``, else ``~/.cache/mlx/datasets``."""
+    """Where datasets are cached: ``$MLX_DATA_DIR`` when set; else
+    ``$XDG_CACHE_HOME/mlx/datasets`` when ``XDG_CACHE_HOME`` is an absolute path
+    (the XDG Base Directory rule: a relative one is ignored); else
+    ``~/.cache/mlx/datasets``."""
     override = os.environ.get("MLX_DATA_DIR")
     if override:
         return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "mlx" / "datasets"
     return Path.home() / ".cache" / "mlx" / "datasets"
 
 

@@ -2,8 +2,10 @@
 
 A checkpoint is a directory holding ``config.json`` (written last, it names the other
 files with their SHA-256), ``model.safetensors`` and ``optimizer.safetensors``. Every
-file goes through a temporary file and ``os.replace``, so a crash never leaves a half
-written file under the final name. Nothing is unpickled: safetensors and JSON cannot
+file goes through :func:`mlx.utils.atomic.write_bytes_atomic` (a temporary file,
+``os.replace``, then an fsync of the directory), so a crash never leaves a half
+written file under the final name, and files get mode 0644 (less the umask) as every
+other file of a run. Nothing is unpickled: safetensors and JSON cannot
 execute code when read.
 """
 
@@ -12,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from mlx.errors import CheckpointError
+from mlx.utils.atomic import write_bytes_atomic
 from mlx.utils.safe_io import open_regular, parse_json, read_fd, read_json_guarded
 
 __all__: list = []
@@ -29,22 +31,37 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 # a checkpoint's config.json: hyperparameters and architecture, a few KiB
 CONFIG_LIMIT = 16 * 1024 * 1024
+# the ``__metadata__`` of every model.safetensors this package writes: a tag no other
+# library uses ("mlx" is what Apple's MLX writes, and loaders such as transformers
+# take such files for Apple MLX ones), and the checkpoint format version
+FORMAT_TAG = "model-harness"
+# tags that older versions wrote and that are still read: "mlx" (NumPy models) and
+# "pt" (PyTorch models)
+LEGACY_TAGS = ("mlx", "pt")
+
+
+def weights_metadata(backend: str) -> dict[str, str]:
+    """The safetensors metadata of a model's weights file."""
+    return {
+        "format": FORMAT_TAG,
+        "format_version": str(FORMAT_VERSION),
+        "backend": backend,
+    }
+
+
+def check_weights_metadata(file: Path, metadata: Mapping[str, str]) -> None:
+    """Refuse a weights file whose ``format`` tag says another library wrote it
+    (a file without a tag, or with this package's tag old or new, is read)."""
+    tag = metadata.get("format")
+    if tag is not None and tag != FORMAT_TAG and tag not in LEGACY_TAGS:
+        raise CheckpointError(
+            f"{file} was not written by model-harness: its safetensors metadata "
+            f"says format {_short(tag)}."
+        )
+
+
 # the safetensors format's own limit on its JSON header
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_checkpoint(
@@ -59,7 +76,7 @@ def write_checkpoint(
 
     contents = {}
     for name, arrays, metadata in (
-        (MODEL_FILE, tensors, {"format": "mlx"}),
+        (MODEL_FILE, tensors, weights_metadata("numpy")),
         (OPTIMIZER_FILE, optimizer_tensors, dict(optimizer_metadata)),
     ):
         contents[name] = save(
@@ -67,6 +84,26 @@ def write_checkpoint(
             metadata=metadata,
         )
     return write_checkpoint_files(path, config, contents)
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its ``__metadata__`` keys in sorted order.
+
+    safetensors keeps metadata in a hash map, so a file with more than one metadata
+    key comes out in a different key order from one process to the next; sorted,
+    the same weights give the same bytes every time. The header keeps its length
+    (reordering changes no character), so the tensor data does not move.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.get("__metadata__")
+    if not isinstance(metadata, dict) or len(metadata) < 2:
+        return data
+    header["__metadata__"] = dict(sorted(metadata.items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:  # not the compact JSON safetensors writes: leave it be
+        return data
+    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
 
 
 def write_checkpoint_files(
@@ -78,7 +115,9 @@ def write_checkpoint_files(
     directory.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, data in contents.items():
-        _atomic_write(directory / name, data)
+        if name.endswith(".safetensors"):
+            data = canonical_safetensors(data)
+        write_bytes_atomic(directory / name, data)
         files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
     document = {"format_version": FORMAT_VERSION, **config, "files": files}
     try:
@@ -87,7 +126,7 @@ def write_checkpoint_files(
         raise CheckpointError(
             f"The model's configuration cannot be saved as JSON: {exc}."
         ) from exc
-    _atomic_write(directory / CONFIG_FILE, (text + "\n").encode("utf-8"))
+    write_bytes_atomic(directory / CONFIG_FILE, (text + "\n").encode("utf-8"))
     return directory
 
 
@@ -159,6 +198,8 @@ def read_checked_bytes(
             f"{file} is corrupted or truncated: its SHA-256 does not match "
             f"{CONFIG_FILE}."
         )
+    if name == MODEL_FILE:
+        check_weights_metadata(file, metadata)
     return data, metadata
 
 

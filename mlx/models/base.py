@@ -96,8 +96,10 @@ class BaseModel(abc.ABC):
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def get_params(self) -> dict[str, Any]:
-        """The hyperparameters: constructor arguments by name."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyperparameters: constructor arguments by name (``deep`` is
+        scikit-learn's; no hyperparameter is itself an estimator, so it changes
+        nothing)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def architecture(self) -> dict[str, Any]:

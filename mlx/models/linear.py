@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mlx.errors import ModelError, NumericalWarning
+from mlx.models._sklearn import EstimatorMixin
 from mlx.models.base import BaseModel
 
 __all__ = ["LinearRegression"]
@@ -22,7 +23,7 @@ _MAX_CONDITION = 1e10
 _MAX_MEAN_TO_VARIANCE = 1e4
 
 
-class LinearRegression(BaseModel):
+class LinearRegression(EstimatorMixin, BaseModel):
     """Least squares with an optional L2 penalty on the weights (not the bias).
 
     Minimises ``||X W^T + b - y||^2 + l2_regularization * ||W||^2``; with
@@ -42,6 +43,9 @@ class LinearRegression(BaseModel):
 
     Learned state: ``params_["linear.weight"]`` of shape (n_outputs, n_features) and
     ``params_["linear.bias"]`` of shape (n_outputs,).
+
+    A scikit-learn regressor too: ``get_params``, ``set_params``, ``fit``, ``score``
+    (R^2), so ``sklearn.base.clone`` and ``cross_val_score`` take it.
     """
 
     model_type = "linear_regression"

@@ -18,6 +18,7 @@ import numpy as np
 
 from mlx import losses
 from mlx.errors import ModelError
+from mlx.models._sklearn import ClassifierMixin
 from mlx.models.base import BaseModel
 
 __all__ = ["MLP"]
@@ -158,7 +159,7 @@ class _Buffers:
         self.ones = np.ones(n, dtype)
 
 
-class MLP(BaseModel):
+class MLP(ClassifierMixin, BaseModel):
     """Fully connected network trained by backpropagation.
 
     Parameters
@@ -189,6 +190,12 @@ class MLP(BaseModel):
 
     Learned state: ``params_["layers.{i}.weight"]`` of shape (out, in) and
     ``params_["layers.{i}.bias"]`` of shape (out,).
+
+    A scikit-learn estimator too (a classifier with a sigmoid or softmax output, else
+    a regressor): ``get_params``, ``set_params``, ``fit`` (minibatch training from
+    fresh weights), ``score`` (accuracy or R^2) and, for classifiers,
+    ``predict_proba`` and ``classes_``, so ``sklearn.base.clone`` and
+    ``cross_val_score`` take it. ``predict`` still returns probabilities.
     """
 
     model_type = "mlp"
@@ -215,6 +222,41 @@ class MLP(BaseModel):
         self.activation_clip = activation_clip
         self.dtype = dtype
         self._setup()
+
+    # --- scikit-learn's fit ---------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, *, epochs: int = 200, batch_size: int = 32) -> MLP:
+        """Train from fresh weights (drawn from ``seed``) for ``epochs`` passes over
+        ``X`` in shuffled minibatches of ``batch_size``; returns the model.
+
+        For a classifier, ``y`` may hold any labels (``classes_`` keeps them, sorted)
+        as long as there are as many as the network has classes (two for one sigmoid
+        output); integer labels ``0..k-1`` are taken as they are.
+        """
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise ModelError(f"MLP.fit's {name} must be an integer; got {value!r}.")
+            if value < 1:
+                raise ModelError(f"MLP.fit's {name} must be at least 1; got {value}.")
+        self._setup()
+        X = self._check_X(X, reset=True)
+        target = np.asarray(y)
+        if self.task == "classification":
+            target = self._encode_labels(target)
+        rng = np.random.default_rng(self.seed)
+        n = X.shape[0]
+        for _ in range(int(epochs)):
+            order = rng.permutation(n)
+            for start in range(0, n, int(batch_size)):
+                rows = order[start : start + int(batch_size)]
+                self.train_step(X[rows], target[rows])
+        return self
+
+    def _n_outputs(self) -> int:
+        return int(self._sizes[-1])
+
+    def _multilabel(self) -> bool:
+        return self.output_activation == "sigmoid" and self._n_outputs() > 1
 
     # --- validation and initialization --------------------------------------------
 

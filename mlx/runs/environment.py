@@ -1,8 +1,8 @@
 """What a run ran on: versions, platform, BLAS, command line and git state.
 
 Everything here is best effort: a missing piece (no git, an old NumPy without
-``show_config(mode="dicts")``, no threadpoolctl) is recorded as ``null``, never an
-error.
+``show_config(mode="dicts")``, an uninstalled package) is recorded as ``null``, never
+an error.
 """
 
 from __future__ import annotations
@@ -87,6 +87,84 @@ def _threadpools() -> Any:
         return None
 
 
+# mlx.DISTRIBUTION, spelled out: the package's __init__ is not imported from here
+_DISTRIBUTION = "model-harness"
+
+#: The environment variables that set BLAS and OpenMP threading, recorded as set
+#: (null when unset).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+)
+
+
+def _requirement_name(requirement: str) -> str:
+    """``numpy`` of ``numpy>=1.20.0``, ``pooch`` of ``pooch>=1.6; extra == "data"``."""
+    import re
+
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return match.group(1) if match else requirement.strip()
+
+
+def _extra_of(requirement: str) -> str | None:
+    import re
+
+    match = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", requirement)
+    return match.group(1) if match else None
+
+
+def package_versions() -> dict[str, Any] | None:
+    """``{"dependencies": {name: version}, "extras": {extra: {name: version or
+    null}}, "installed_extras": [extra, ...]}`` from the installed distribution's
+    metadata (``importlib.metadata``): every requirement of model-harness, with the
+    installed version (null when that package is not installed). An extra counts as
+    installed when all of its packages are. None when model-harness itself is not
+    installed (a bare checkout on ``PYTHONPATH``)."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires(_DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return None
+    dependencies: dict[str, Any] = {}
+    extras: dict[str, dict[str, Any]] = {}
+    for requirement in requirements:
+        name = _requirement_name(requirement)
+        try:
+            version: str | None = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = None
+        extra = _extra_of(requirement)
+        if extra is None:
+            dependencies[name] = version
+        else:
+            extras.setdefault(extra, {})[name] = version
+    installed = sorted(
+        extra
+        for extra, packages in extras.items()
+        if all(v is not None for v in packages.values())
+    )
+    return {
+        "dependencies": dependencies,
+        "extras": extras,
+        "installed_extras": installed,
+    }
+
+
+def _packages() -> Any:
+    try:
+        return package_versions()
+    except Exception:  # an informational extra must never fail a run
+        return None
+
+
+def thread_settings() -> dict[str, str | None]:
+    """The BLAS/OpenMP threading variables of :data:`THREAD_VARIABLES`, as set."""
+    return {name: os.environ.get(name) for name in THREAD_VARIABLES}
+
+
 def _torch_info() -> dict[str, Any] | None:
     """torch, torchvision and CUDA versions, when this process imported torch (a
     NumPy run never does, and is not made to here)."""
@@ -113,8 +191,10 @@ def collect_environment(
     """A JSON-serialisable description of the running environment.
 
     Keys: ``mlx``, ``python``, ``python_executable``, ``platform``, ``machine``,
-    ``numpy``, ``blas`` (NumPy's build configuration), ``threadpools`` (threadpoolctl,
-    if installed), ``torch`` (versions, when torch was imported; else null),
+    ``numpy``, ``blas`` (NumPy's build configuration), ``threadpools`` (threadpoolctl's
+    ``threadpool_info()``: each BLAS/OpenMP library loaded, its version and thread
+    count), ``thread_settings`` (see :func:`thread_settings`), ``packages`` (see
+    :func:`package_versions`), ``torch`` (versions, when torch was imported; else null),
     ``argv``, ``cwd``, ``git`` (see :func:`git_state`, for ``repository`` or the
     repository root), ``hostname``, ``cpu_count``, and every key
     of ``extra`` (which wins on clashes).
@@ -134,6 +214,8 @@ def collect_environment(
     }
     info.update(_numpy_info())
     info["threadpools"] = _threadpools()
+    info["thread_settings"] = thread_settings()
+    info["packages"] = _packages()
     info["torch"] = _torch_info()
     info["argv"] = list(sys.argv)
     info["cwd"] = os.getcwd()

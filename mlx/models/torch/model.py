@@ -25,7 +25,7 @@ __all__ = ["TorchModel", "torch_optimizer"]
 
 #: Samples per forward pass in predict and validation.
 EVAL_BATCH = 256
-_MODEL_METADATA = {"format": "pt"}
+_MODEL_METADATA = _checkpoint.weights_metadata("torch")
 
 
 def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
@@ -114,7 +114,7 @@ class TorchModel(BaseModel):
 
     # --- construction ------------------------------------------------------------
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {
             "architecture": self.architecture_name,
             "class_path": self.class_path,
