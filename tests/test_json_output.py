@@ -125,15 +125,22 @@ def test_run_experiment_json_with_quiet_and_with_the_default_experiment(
     root: Path,
 ) -> None:
     done = run_cli(
-        ["run-experiment", "builtin", "--json", "--quiet", "--set", "training.epochs=1"],
+        [
+            "run-experiment",
+            "builtin",
+            "--json",
+            "--quiet",
+            "--set",
+            "training.epochs=1",
+        ],
         root,
     )
     record = _json_out(done)
     assert set(record) == RUN_RECORD
     assert record["run_id"].startswith("builtin-")
-    assert _summary(Path(record["directory"]))["final_metrics"] == record[
-        "final_metrics"
-    ]
+    assert (
+        _summary(Path(record["directory"]))["final_metrics"] == record["final_metrics"]
+    )
     assert "note: no --config given" in done.stderr
 
 
@@ -505,7 +512,10 @@ def test_infinite_and_nan_metrics_are_written_as_null(root: Path) -> None:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_json_parse_reads_every_file_and_every_output(root: Path) -> None:
     directory = _huge_target_run(root)
-    assert run_cli(["eval", directory.name, "--metrics", "mse", "r2"], root).returncode == 0
+    assert (
+        run_cli(["eval", directory.name, "--metrics", "mse", "r2"], root).returncode
+        == 0
+    )
     outputs = root / "cli-outputs"
     outputs.mkdir()
     for number, args in enumerate(
@@ -524,7 +534,8 @@ def test_node_json_parse_reads_every_file_and_every_output(root: Path) -> None:
         "const fs = require('fs');"
         "for (const f of process.argv.slice(1)) {"
         "  const text = fs.readFileSync(f, 'utf8');"
-        "  const docs = f.endsWith('.jsonl') ? text.split('\\n').filter(Boolean) : [text];"
+        "  const docs = f.endsWith('.jsonl')"
+        "    ? text.split('\\n').filter(Boolean) : [text];"
         "  for (const d of docs) JSON.parse(d);"
         "  console.log('ok ' + f);"
         "}"
