@@ -64,7 +64,7 @@ def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, str, Any]]:
 
 
 def _bash_case(spec: dict[str, Any], extra: list[str], indent: str) -> list[str]:
-    lines = [f'{indent}case "$prev" in']
+    lines = [f'{indent}case "$prev" in'] if spec["values"] else []
     for option, (kind, words) in spec["values"].items():
         if kind == "choices":
             reply = f'COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))'
@@ -75,7 +75,8 @@ def _bash_case(spec: dict[str, Any], extra: list[str], indent: str) -> list[str]
         else:
             reply = "COMPREPLY=()"
         lines.append(f"{indent}    {option}) {reply}; return 0;;")
-    lines.append(f"{indent}esac")
+    if spec["values"]:
+        lines.append(f"{indent}esac")
     words = " ".join([*spec["words"], *extra, *spec["options"]])
     lines.append(f'{indent}opts="{words}"')
     return lines
@@ -123,7 +124,7 @@ def _zsh_quote(text: str) -> str:
 
 
 def _zsh_case(spec: dict[str, Any], indent: str) -> list[str]:
-    lines = [f"{indent}case $prev in"]
+    lines = [f"{indent}case $prev in"] if spec["values"] else []
     for option, (kind, words) in spec["values"].items():
         if kind == "choices":
             reply = "compadd -- " + " ".join(_zsh_quote(w) for w in words)
@@ -134,7 +135,8 @@ def _zsh_case(spec: dict[str, Any], indent: str) -> list[str]:
         else:
             reply = ":"
         lines.append(f"{indent}    {option}) {reply}; return;;")
-    lines.append(f"{indent}esac")
+    if spec["values"]:
+        lines.append(f"{indent}esac")
     words = " ".join(_zsh_quote(w) for w in [*spec["words"], *spec["options"]])
     if words:
         lines.append(f"{indent}compadd -- {words}")

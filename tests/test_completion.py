@@ -118,12 +118,28 @@ def test_zsh_script_names_every_subcommand_and_option(root: Path) -> None:
         assert f"        {name})" in script, name
         for option in _options(parser):
             assert f"'{option}'" in script, (name, option)
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_parses_the_script_and_registers_mlx(root: Path) -> None:
     zsh = shutil.which("zsh")
-    if zsh is not None:  # the syntax check needs zsh itself
-        check = subprocess.run(
-            [zsh, "-n"], input=script, text=True, capture_output=True
-        )
-        assert check.returncode == 0, check.stderr
+    assert zsh is not None
+    script = run_cli(["completion", "zsh"], root).stdout
+    check = subprocess.run([zsh, "-n"], input=script, text=True, capture_output=True)
+    assert check.returncode == 0, check.stderr
+    (root / "_mlx").write_text(script)
+    loaded = subprocess.run(
+        [
+            zsh,
+            "-fc",
+            f"autoload -U compinit; compinit -u -d {root}/.zcompdump; "
+            f"source {root}/_mlx; print -r -- ${{_comps[mlx]}}",
+        ],
+        text=True,
+        capture_output=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "_mlx"
 
 
 def test_completion_needs_a_known_shell(root: Path) -> None:
