@@ -554,15 +554,10 @@ def _list_evaluable(as_json: bool = False) -> int:
 
 def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     from mlx.runs import find_run, format_run, format_runs_table, list_runs
 
-    root = Path(args.root) if args.root else None
-    if root is not None and os.path.lexists(root) and not root.is_dir():
-        from mlx.errors import RunError
-
-        raise RunError(f"--root {os.fspath(root)!r} is not a directory")
+    root = _root_argument(args)
     if args.action == "show":
         if not args.run:
             _usage_error(parser, "runs show: the following arguments are required: RUN")
@@ -588,9 +583,20 @@ def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _root_argument(args: argparse.Namespace) -> Any:
+    """``--root`` as a Path (None when not given); RunError for a non-directory."""
+    import os
     from pathlib import Path
 
+    root = Path(args.root) if args.root else None
+    if root is not None and os.path.lexists(root) and not root.is_dir():
+        from mlx.errors import RunError
+
+        raise RunError(f"--root {os.fspath(root)!r} is not a directory")
+    return root
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from mlx.runs.compare import compare_runs, format_comparison
 
     if len(args.compare_runs) < 2:
@@ -599,7 +605,7 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             "compare: give two or more runs: mlx compare RUN RUN... [--json]"
             + (f" (got only {args.compare_runs[0]!r})" if args.compare_runs else ""),
         )
-    comparison = compare_runs(args.compare_runs, Path(args.root) if args.root else None)
+    comparison = compare_runs(args.compare_runs, _root_argument(args))
     if args.json:
         _print_json(comparison)
     else:

@@ -203,3 +203,9 @@ def test_compare_errors(three: tuple[Path, list[Path]]) -> None:
     (broken / "summary.json").write_text("{")
     _fails(run_cli(["compare", a, broken.name, "--json"], root), broken.name)
     _fails(run_cli(["compare", a, "bad\x1bname"], root), "control character")
+    _fails(run_cli(["compare", a, b, "--root", "exp.yaml"], root), "not a directory")
+    # --root moves the search: the runs are not under it
+    (root / "empty").mkdir(exist_ok=True)
+    _fails(run_cli(["compare", a, b, "--root", "empty"], root), "No run")
+    ok = run_cli(["compare", a, b, "--root", "outputs", "--json"], root)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["runs"] == [a, b]
