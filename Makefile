@@ -19,8 +19,8 @@ $(VENV)/.test-installed: pyproject.toml constraints/test.txt | $(BIN)/python
 
 ## demo: install mlx, train the quickstart experiment, then evaluate it on its test split
 demo: $(VENV)/.demo-installed
-	$(BIN)/mlx run-experiment --config examples/quickstart.yaml | tee $(VENV)/demo-run.txt
-	$(BIN)/mlx eval $$(awk '$$1 == "run" {print $$2}' $(VENV)/demo-run.txt)
+	$(BIN)/mlx run-experiment --config examples/quickstart.yaml --json > $(VENV)/demo-run.json
+	$(BIN)/mlx eval $$($(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])' < $(VENV)/demo-run.json)
 
 ## lint: ruff and mypy
 lint: $(VENV)/.test-installed

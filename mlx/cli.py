@@ -1,4 +1,5 @@
 """Command-line interface: ``mlx run-experiment``, ``mlx eval``, ``mlx runs``,
+``mlx compare``, ``mlx completion``, ``mlx export``, ``mlx plot``, ``mlx report``,
 ``mlx sweep``.
 
 Only the standard library is imported at module level so that ``mlx --help`` and
@@ -26,6 +27,8 @@ __all__ = ["build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+
+_JSON_HELP = "print one JSON document on stdout instead of text (messages on stderr)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress output on stderr (train.log is still written)",
     )
+    run.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     ev = commands.add_parser(
         "eval",
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check that the run can be evaluated, without computing or writing; "
         "without a run, list the runs that can be evaluated",
     )
+    ev.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     runs = commands.add_parser(
         "runs",
@@ -158,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to look for runs (default: <repository root>/outputs)",
     )
+    runs.add_argument("--json", action="store_true", help=_JSON_HELP)
+    _add_compare_parser(commands)
+    _add_completion_parser(commands)
     _add_export_parser(commands)
     _add_plot_parser(commands)
     _add_report_parser(commands)
@@ -239,6 +247,34 @@ def _add_export_parser(commands: Any) -> None:
     )
 
 
+def _add_compare_parser(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="compare two or more runs side by side",
+        description="Show runs side by side: the config fields that differ, final "
+        "and best metrics, the latest evaluation, epochs, duration and status.",
+    )
+    compare.add_argument(
+        "compare_runs", nargs="*", metavar="RUN", help="run IDs or directories"
+    )
+    compare.add_argument(
+        "--root",
+        metavar="DIR",
+        help="where to look for runs (default: <repository root>/outputs)",
+    )
+    compare.add_argument("--json", action="store_true", help=_JSON_HELP)
+
+
+def _add_completion_parser(commands: Any) -> None:
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print a completion script for bash or zsh on stdout; see the "
+        "README for where to put it.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
@@ -302,6 +338,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return _report(args)
         if args.command == "export":
             return _export(parser, args)
+        if args.command == "compare":
+            return _compare(parser, args)
+        if args.command == "completion":
+            from mlx.completion import completion_script
+
+            sys.stdout.write(completion_script(parser, args.shell))
+            return EXIT_OK
         return _eval(parser, args)
     except MLXError as exc:
         if args.debug:
@@ -335,6 +378,7 @@ _PATH_ARGUMENTS = (
     ("root", "--root"),
     ("output", "-o"),
 )
+_PATH_LISTS = (("compare_runs", "RUN"),)
 
 
 def _check_path_arguments(
@@ -342,8 +386,10 @@ def _check_path_arguments(
 ) -> None:
     from mlx.utils.paths import control_character
 
-    for attribute, flag in _PATH_ARGUMENTS:
-        value = getattr(args, attribute, None)
+    pairs = [(getattr(args, a, None), f) for a, f in _PATH_ARGUMENTS]
+    for attribute, flag in _PATH_LISTS:
+        pairs += [(value, flag) for value in getattr(args, attribute, None) or ()]
+    for value, flag in pairs:
         bad = control_character(value) if isinstance(value, str) else None
         if bad is not None:
             _usage_error(
@@ -402,11 +448,44 @@ def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         )
     config = _with_warnings_printed(lambda: _resolve_config(args))
     if args.dry_run:
+        if args.json:
+            from mlx.plan import plan_record
+
+            _print_json(plan_record(config))
+            return EXIT_OK
         from mlx.plan import render_dry_run
 
         sys.stdout.write(render_dry_run(config))
         return EXIT_OK
     return _execute(config, args)
+
+
+def _print_json(document: Any) -> None:
+    """``document`` as strict JSON (NaN and infinities as null) on stdout."""
+    from mlx.utils.atomic import to_json
+
+    sys.stdout.write(to_json(document) + "\n")
+
+
+def _stopped_run_record(exc: BaseException) -> dict[str, Any] | None:
+    """The run record of a run that stopped with ``exc`` (failed or interrupted),
+    read back from its summary; None when no run directory was made."""
+    from mlx.runs.store import RunDir
+
+    directory = getattr(exc, "run_directory", None)
+    if directory is None:
+        return None
+    try:
+        summary = RunDir(directory).read_summary()
+    except MLXError:
+        summary = {}
+    final = summary.get("final_metrics")
+    return {
+        "run_id": summary.get("run_id") or directory.name,
+        "directory": str(directory),
+        "status": summary.get("status", "unknown"),
+        "final_metrics": final if isinstance(final, dict) else {},
+    }
 
 
 def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -486,9 +565,24 @@ def _execute_logged(config: ExperimentConfig | None, args: argparse.Namespace) -
             )
         else:
             run = run_experiment(config, quiet=args.quiet)
-    except RunInterrupted as exc:
-        _print_error(exc)
-        return exc.exit_code
+    except MLXError as exc:
+        record = _stopped_run_record(exc) if args.json else None
+        if record is not None:
+            _print_json(record)
+        if isinstance(exc, RunInterrupted):
+            _print_error(exc)
+            return exc.exit_code
+        raise
+    if args.json:
+        _print_json(
+            {
+                "run_id": run.run_id,
+                "directory": str(run.directory),
+                "status": run.status,
+                "final_metrics": dict(run.final_metrics),
+            }
+        )
+        return EXIT_OK
     rows = [("run", run.run_id), ("directory", str(run.directory))]
     rows += [("status", run.status)]
     rows += [(k, _format_value(v)) for k, v in run.final_metrics.items()]
@@ -504,7 +598,7 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from mlx.evaluation import EvaluationNotSaved, evaluate
 
     if args.dry_run and not args.experiment_id:
-        return _list_evaluable()
+        return _list_evaluable(args.json)
     try:
         result = evaluate(
             args.experiment_id,
@@ -516,9 +610,18 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     except EvaluationNotSaved as exc:
         # what was computed is shown; that it was not recorded is an error
-        print(_eval_table(exc.result, saved="no (see the error below)"))
+        if args.json:
+            _print_json({**exc.result, "path": None})
+        else:
+            print(_eval_table(exc.result, saved="no (see the error below)"))
         sys.stdout.flush()
         raise
+    if args.json:
+        if args.dry_run:
+            result = {k: v for k, v in result.items() if k != "metrics"}
+            result["can_evaluate"] = True
+        _print_json(result)
+        return EXIT_OK
     if args.dry_run:
         print(
             f"run {result['run_id']} can be evaluated: checkpoint "
@@ -551,10 +654,15 @@ def _model_text(model: dict) -> str:
     )
 
 
-def _list_evaluable() -> int:
+def _list_evaluable(as_json: bool = False) -> int:
     from mlx.runs import format_runs_table, list_runs
 
     runs = [r for r in list_runs() if (r.path / "model").is_dir()]
+    if as_json:
+        from mlx.runs.listing import run_record
+
+        _print_json([run_record(info) for info in runs])
+        return EXIT_OK
     if not runs:
         print("no runs with a final model to evaluate")
         return EXIT_OK
@@ -564,27 +672,62 @@ def _list_evaluable() -> int:
 
 def _runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     from mlx.runs import find_run, format_run, format_runs_table, list_runs
+
+    root = _root_argument(args)
+    if args.action == "show":
+        if not args.run:
+            _usage_error(parser, "runs show: the following arguments are required: RUN")
+        if args.json:
+            from mlx.runs.listing import run_details
+
+            _print_json(run_details(find_run(args.run, root)))
+            return EXIT_OK
+        print(format_run(find_run(args.run, root)))
+        return EXIT_OK
+    if args.run:
+        _usage_error(parser, "runs: did you mean `mlx runs show RUN`?")
+    runs = list_runs(root)
+    if args.json:
+        from mlx.runs.listing import run_record
+
+        _print_json([run_record(info) for info in runs])
+        return EXIT_OK
+    if not runs and root is not None and not root.is_dir():
+        print(f"no runs yet ({os.fspath(root)} does not exist)")
+        return EXIT_OK
+    print(format_runs_table(runs) if runs else "no runs yet")
+    return EXIT_OK
+
+
+def _root_argument(args: argparse.Namespace) -> Any:
+    """``--root`` as a Path (None when not given); RunError for a non-directory."""
+    import os
+    from pathlib import Path
 
     root = Path(args.root) if args.root else None
     if root is not None and os.path.lexists(root) and not root.is_dir():
         from mlx.errors import RunError
 
         raise RunError(f"--root {os.fspath(root)!r} is not a directory")
-    if args.action == "show":
-        if not args.run:
-            _usage_error(parser, "runs show: the following arguments are required: RUN")
-        print(format_run(find_run(args.run, root)))
-        return EXIT_OK
-    if args.run:
-        _usage_error(parser, "runs: did you mean `mlx runs show RUN`?")
-    runs = list_runs(root)
-    if not runs and root is not None and not root.is_dir():
-        print(f"no runs yet ({os.fspath(root)} does not exist)")
-        return EXIT_OK
-    print(format_runs_table(runs) if runs else "no runs yet")
+    return root
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from mlx.runs.compare import compare_runs, format_comparison
+
+    if len(args.compare_runs) < 2:
+        _usage_error(
+            parser,
+            "compare: give two or more runs: mlx compare RUN RUN... [--json]"
+            + (f" (got only {args.compare_runs[0]!r})" if args.compare_runs else ""),
+        )
+    comparison = compare_runs(args.compare_runs, _root_argument(args))
+    if args.json:
+        _print_json(comparison)
+    else:
+        print(format_comparison(comparison))
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, TypeVar, Union
 
 from mlx.config import ExperimentConfig
 from mlx.errors import MLXError, RunError, RunInterrupted
@@ -48,6 +48,17 @@ class Run:
     status: str
     final_metrics: Mapping[str, Any]
     config: ExperimentConfig
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _of_run(exc: _E, run: Any) -> _E:
+    """``exc``, marked with the directory of the run it stopped (``run_directory``),
+    so that the CLI can still report that run."""
+    if isinstance(exc, MLXError):
+        exc.run_directory = run.path  # type: ignore[attr-defined]
+    return exc
 
 
 def run_experiment(
@@ -218,10 +229,14 @@ def _execute(
             note = _update_summary(run.mark_failed, exc)
             run.release()
             if isinstance(exc, OSError):
-                raise RunError(
-                    f"run {run.run_id} failed while being set up: "
-                    f"{os_error_text(exc)}" + note
+                raise _of_run(
+                    RunError(
+                        f"run {run.run_id} failed while being set up: "
+                        f"{os_error_text(exc)}" + note
+                    ),
+                    run,
                 ) from exc
+            _of_run(exc, run)
             raise
     else:
         check_data_record(run, splits)
@@ -386,11 +401,14 @@ def _train_logged(
         )
         ref = _resume_ref(run)
         console.note(f"resume with: mlx run-experiment --resume {ref}")
-        raise RunInterrupted(
-            f"run {run.run_id} interrupted by {stopper.signal_name}; "
-            "a checkpoint was saved" + note,
-            exit_code=128 + stopper.signal_number,
-            hint=f"resume with: mlx run-experiment --resume {ref}",
+        raise _of_run(
+            RunInterrupted(
+                f"run {run.run_id} interrupted by {stopper.signal_name}; "
+                "a checkpoint was saved" + note,
+                exit_code=128 + stopper.signal_number,
+                hint=f"resume with: mlx run-experiment --resume {ref}",
+            ),
+            run,
         ) from None
     except KeyboardInterrupt:
         # a second Ctrl-C: stop at once, every file on disk is still whole
@@ -408,10 +426,14 @@ def _train_logged(
             timings=timing.timings("failed", first_epoch, state.epoch),
         )
         if isinstance(exc, OSError):  # a full disk, a directory gone read-only
-            raise RunError(
-                f"run {run.run_id} failed: {os_error_text(exc)}" + note,
-                hint=_after_failure_hint(run),
+            raise _of_run(
+                RunError(
+                    f"run {run.run_id} failed: {os_error_text(exc)}" + note,
+                    hint=_after_failure_hint(run),
+                ),
+                run,
             ) from exc
+        _of_run(exc, run)
         if isinstance(exc, MLXError):
             # the same error (and class), told what else the environment refused
             # and, for a write it refused, what the user can do
@@ -439,9 +461,12 @@ def _train_logged(
         model=_model_facts(config, model),
     )
     if note:
-        raise RunError(
-            f"run {run.run_id} trained to the end and its model is saved in "
-            f"{run.model_dir}" + note
+        raise _of_run(
+            RunError(
+                f"run {run.run_id} trained to the end and its model is saved in "
+                f"{run.model_dir}" + note
+            ),
+            run,
         )
     console.note(f"completed {run.run_id}: {run.path}")
     return Run(

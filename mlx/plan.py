@@ -33,6 +33,7 @@ __all__ = [
     "make_plan",
     "output_blocker",
     "parameter_count",
+    "plan_record",
     "render_dry_run",
 ]
 
@@ -280,6 +281,39 @@ def render_plan(plan: Plan) -> str:
     lines = ["plan (dry run: nothing was trained or written):"]
     lines += [f"  {label + ':':<14}{value}" for label, value in rows]
     return "\n".join(lines) + "\n"
+
+
+def _resolved_task(info: DatasetInfo, by_model: str | None) -> str | None:
+    """The task the run would train for, as one word (None while unknown)."""
+    if info.task is not None:
+        return info.task
+    if info.name == "custom":
+        return by_model or info.label_task
+    return None
+
+
+def plan_record(config: ExperimentConfig) -> dict[str, Any]:
+    """The dry run as data (``mlx run-experiment --dry-run --json``): the resolved
+    config and the plan's rows, numbers as numbers and None where unknown."""
+    plan = make_plan(config)
+    info = plan.dataset
+    return {
+        "config": config.to_dict(),
+        "dataset": {
+            "name": info.name,
+            "n_samples": info.n_samples,
+            "n_features": info.n_features,
+            "task": _resolved_task(info, model_task(config.model)),
+            "n_classes": info.n_classes,
+            "memory_bytes": info.memory_bytes,
+            "feature_dtype": info.feature_dtype,
+        },
+        "model": {"name": config.model.name, "parameters": plan.parameter_count},
+        "backend": dict(plan.backend),
+        "outputs": plan.run_directory,
+        "can_run": plan.blocker is None,
+        "reason": plan.blocker,
+    }
 
 
 class _Dumper(YamlDumper):

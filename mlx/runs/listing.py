@@ -38,6 +38,8 @@ __all__ = [
     "format_runs_table",
     "iter_run_dirs",
     "list_runs",
+    "run_details",
+    "run_record",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,6 +71,8 @@ class RunInfo:
     started_at: _dt.datetime | None
     finished_at: _dt.datetime | None
     path: Path
+    #: the summary's final metrics ({} when none are recorded)
+    final_metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_summary(
@@ -101,6 +105,7 @@ class RunInfo:
             started_at=started,
             finished_at=parse_timestamp(summary.get("finished_at")),
             path=path,
+            final_metrics=dict(summary.get("final_metrics") or {}),
         )
 
 
@@ -483,12 +488,12 @@ def _current_segment_start(summary: Mapping[str, Any]) -> _dt.datetime | None:
     return parse_timestamp(summary.get("started_at"))
 
 
-def _duration(
+def _duration_seconds(
     summary: Mapping[str, Any], info: RunInfo, now: _dt.datetime
-) -> str | None:
-    """The time the run's processes worked on it: the recorded segments, plus the
-    one going on (up to now) or lost (up to its last heartbeat). Pauses between
-    segments are not counted."""
+) -> tuple[float, int] | None:
+    """The time the run's processes worked on it, in seconds, and over how many
+    segments: the recorded segments, plus the one going on (up to now) or lost (up
+    to its last heartbeat). Pauses between segments are not counted."""
     segments = _segments(summary)
     if info.status in ("running", "lost"):
         begin = _current_segment_start(summary)
@@ -500,20 +505,91 @@ def _duration(
             beats.append(parse_timestamp(summary.get("updated_at")))
             end = max((b for b in beats if b is not None), default=begin)
         previous = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
-        seconds = previous + max((end - begin).total_seconds(), 0.0)
-        count = len(segments) + 1
-    elif segments:
+        return previous + max((end - begin).total_seconds(), 0.0), len(segments) + 1
+    if segments:
         seconds = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
-        count = len(segments)
-    elif info.started_at is not None:
+        return seconds, len(segments)
+    if info.started_at is not None:
         # a run recorded before segments were: first start to last finish
-        seconds = ((info.finished_at or now) - info.started_at).total_seconds()
-        count = 1
-    else:
+        return ((info.finished_at or now) - info.started_at).total_seconds(), 1
+    return None
+
+
+def _duration(
+    summary: Mapping[str, Any], info: RunInfo, now: _dt.datetime
+) -> str | None:
+    """:func:`_duration_seconds` as text."""
+    found = _duration_seconds(summary, info, now)
+    if found is None:
         return None
+    seconds, count = found
     text = _fmt_duration(seconds)
     if info.status == "lost":
         text += " (until its last heartbeat)"
     if count > 1:
         text += f" over {count} segments"
     return text
+
+
+# -- as data (``--json``) -----------------------------------------------------------
+
+
+def _iso(moment: _dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def run_record(info: RunInfo) -> dict[str, Any]:
+    """One run of ``mlx runs --json``: the table's columns as data."""
+    return {
+        "run_id": info.run_id,
+        "name": info.name,
+        "status": info.status,
+        "directory": os.fspath(info.path),
+        "epochs_completed": info.epochs_completed,
+        "metric": None
+        if info.metric_name is None or info.metric_value is None
+        else {"name": info.metric_name, "value": info.metric_value},
+        "final_metrics": dict(info.final_metrics),
+        "started_at": _iso(info.started_at),
+        "finished_at": _iso(info.finished_at),
+    }
+
+
+def run_details(
+    run: RunDir | PathLike, *, now: _dt.datetime | None = None
+) -> dict[str, Any]:
+    """``mlx runs show RUN --json``: what :func:`format_run` shows, as data."""
+    run = run if isinstance(run, RunDir) else open_run(run)
+    summary = _sound_fields(run.read_summary())
+    moment = now if now is not None else utc_now()
+    lock = lock_state(run.path)
+    info = RunInfo.from_summary(run.path, summary, moment, lock=lock)
+    duration = _duration_seconds(summary, info, moment)
+    best = summary.get("best_metric")
+    facts = summary.get("model")
+    count = facts.get("parameters") if isinstance(facts, Mapping) else None
+    checkpoint = run.latest_checkpoint()
+    evals = run.list_evals()
+    timings = summary.get("timings")
+    return {
+        **run_record(info),
+        "pid": summary.get("pid"),
+        "host": summary.get("host"),
+        "holds_lock": info.status == "running" and lock == "held",
+        "heartbeat_at": summary.get("heartbeat_at"),
+        "duration_seconds": None if duration is None else duration[0],
+        "best_metric": dict(best) if isinstance(best, Mapping) else None,
+        "error": summary.get("error"),
+        "checkpoint": os.fspath(checkpoint.relative_to(run.path))
+        if checkpoint
+        else None,
+        "checkpoints": [path.name for _epoch, path in run.list_checkpoints()],
+        "model_saved": run.model_dir.is_dir(),
+        "parameters": count if type(count) is int else None,
+        "evaluations": [f"evals/{path.name}" for path in evals],
+        "metrics_records": _count_records(run),
+        "timings": {k: v for k, v in timings.items() if k != "segments"}
+        if isinstance(timings, Mapping)
+        else {},
+        "segments": [dict(s) for s in _segments(summary)],
+    }

@@ -26,6 +26,7 @@ Readers never need a lock: every name always refers to a complete file or direct
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import stat
@@ -169,19 +170,41 @@ def write_text_atomic(path: PathLike, text: str, encoding: str = "utf-8") -> Pat
 def _json_default(obj: Any) -> Any:
     # NumPy scalars and arrays, without importing NumPy here
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        return finite_json(obj.tolist())
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def to_json(obj: Any, indent: int | None = 2) -> str:
-    """JSON text of ``obj``; NumPy scalars/arrays and paths are converted.
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every NaN and infinite float (NumPy's included) replaced by
+    ``None``, inside dicts, lists and tuples: what strict JSON can hold."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return finite_json(obj.tolist())
+    return obj
 
-    Non-finite floats are written as ``NaN``/``Infinity`` (Python's JSON dialect), so a
-    diverged loss is recorded rather than lost.
+
+def to_json(obj: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """Strict JSON text of ``obj``; NumPy scalars/arrays and paths are converted.
+
+    NaN and infinities become ``null`` (RFC 8259 has no such numbers, and
+    ``JSON.parse``, jq and msgspec reject Python's ``NaN``), so a diverged loss is
+    recorded as a missing value. Every JSON file mlx writes goes through here.
     """
-    return json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False)
+    return json.dumps(
+        finite_json(obj),
+        indent=indent,
+        default=_json_default,
+        ensure_ascii=False,
+        allow_nan=False,
+        sort_keys=sort_keys,
+    )
 
 
 def write_json_atomic(path: PathLike, obj: Any, indent: int | None = 2) -> Path:
