@@ -15,6 +15,7 @@ import os
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from mlx.config.experiment import thaw
 from mlx.config.names import (
     IMAGE_FAMILIES,  # torchvision's builders, run by mlx.models.torch
 )
@@ -51,15 +52,6 @@ def _image_family(name: str) -> str | None:
     return None
 
 
-def _plain(value: Any) -> Any:
-    """Read-only config mappings and tuples back to dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
     """Build a model from its config name and ``model.params``.
 
@@ -69,7 +61,7 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
         TorchModel), or an image family/variant (a TorchModel; params are its
         constructor's, ``architecture`` names the variant of a family).
     """
-    kwargs: dict[str, Any] = _plain(params or {})
+    kwargs: dict[str, Any] = thaw(params or {})
     family = _image_family(name)
     if family is not None:
         from mlx.models.torch import require_torch

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from mlx.config.experiment import thaw
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
 from mlx.models import _checkpoint
 from mlx.models.base import BaseModel
@@ -571,7 +572,7 @@ def model_from_config(
     from mlx.config.names import IMAGE_FAMILIES
 
     model, training = config.model, config.training
-    params = {k: v for k, v in _plain(model.params).items()}
+    params = {k: v for k, v in thaw(model.params).items()}
     common = {
         "task": task,
         "input_shape": list(input_shape) if input_shape else None,
@@ -613,11 +614,3 @@ def model_from_config(
         dropout=params.get("dropout"),
         **common,
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
