@@ -208,7 +208,13 @@ def _add_report_parser(commands: Any) -> None:
         "runs also a comparison and each varied parameter against --metric. No "
         "network, no JavaScript. Needs the plot extra.",
     )
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run IDs or directories")
+    report.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run IDs or directories, or a sweep (its name or directory) for the "
+        "runs of all its points",
+    )
     report.add_argument(
         "--metric",
         metavar="NAME",
@@ -767,10 +773,32 @@ def _report(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith((".html", ".htm")):
         raise MLXError(f"{args.output}: a report is an HTML file; name it *.html")
     _check_output_file(args.output)
-    runs = [find_run(ref) for ref in args.runs]
+    runs = [run for ref in args.runs for run in _runs_of(ref, find_run)]
     path = write_report(runs, args.output, metric=args.metric)
     print(f"wrote {path}")
     return EXIT_OK
+
+
+def _runs_of(ref: str, find_run: Any) -> list[Any]:
+    """The run ``ref`` names, or, when it names a sweep (its name or directory),
+    the run of each of its points that has one, in the sweep's order."""
+    from mlx.errors import RunError
+
+    try:
+        return [find_run(ref)]
+    except RunError as not_a_run:
+        from mlx.sweeps.store import find_sweep
+
+        try:
+            sweep = find_sweep(ref)
+        except RunError:
+            raise not_a_run from None
+    hashes = [p["hash"] for p in sweep.read()["points"] if isinstance(p, dict)]
+    states = sweep.states(hashes)
+    runs = [states[h].run for h in hashes if states[h].run is not None]
+    if not runs:
+        raise RunError(f"sweep {sweep.name!r} has no runs yet: nothing to report")
+    return runs
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
