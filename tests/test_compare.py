@@ -209,3 +209,40 @@ def test_compare_errors(three: tuple[Path, list[Path]]) -> None:
     _fails(run_cli(["compare", a, b, "--root", "empty"], root), "No run")
     ok = run_cli(["compare", a, b, "--root", "outputs", "--json"], root)
     assert ok.returncode == 0 and json.loads(ok.stdout)["runs"] == [a, b]
+
+
+def test_a_field_null_in_one_run_and_absent_in_the_other_is_no_difference(
+    root: Path,
+) -> None:
+    classifier = _train(root)
+    lines = ["a,b,t"] + [f"{i % 7},{i % 5},{0.5 * i}" for i in range(40)]
+    (root / "d.csv").write_text("\n".join(lines) + "\n")
+    write_config(
+        root / "csv.yaml",
+        {
+            "name": "csv",
+            "dataset": {"name": "custom", "path": "d.csv", "params": {"target": "t"}},
+            "model": {"name": "linear_regression"},
+            "training": {"epochs": 1},
+            "output": {"directory": "outputs"},
+        },
+    )
+    done = run_cli(["run-experiment", "--config", "csv.yaml", "--json"], root)
+    assert done.returncode == 0, done.stderr
+    regression = Path(json.loads(done.stdout)["directory"])
+    flat = _leaves(yaml.safe_load((regression / "config.yaml").read_text()))
+    # the oracle: a field the CSV run holds as null, which the other run lacks
+    assert flat["dataset.params.task"] is None
+    assert "dataset.params.task" not in _leaves(
+        yaml.safe_load((classifier / "config.yaml").read_text())
+    )
+    result = _compare(root, classifier.name, regression.name)
+    differences = result["config_differences"]
+    assert "dataset.params.task" not in differences
+    assert differences["dataset.path"] == [None, str(root / "d.csv")]
+    for path, values in differences.items():
+        assert len({json.dumps(v) for v in values}) > 1, path
+    text = run_cli(["compare", classifier.name, regression.name], root)
+    assert text.returncode == 0, text.stderr
+    assert "dataset.params.task" not in text.stdout
+    assert "dataset.path" in text.stdout

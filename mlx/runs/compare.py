@@ -127,9 +127,6 @@ def _run_facts(run: RunDir, now: Any) -> tuple[str, dict[str, Any], dict[str, An
     return info.run_id, flatten_config(run.read_config()), entry
 
 
-_ABSENT = object()
-
-
 def compare_runs(
     refs: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
@@ -159,10 +156,11 @@ def compare_runs(
     paths = sorted({path for config in configs for path in config})
     differences = {}
     for path in paths:
-        values = [config.get(path, _ABSENT) for config in configs]
+        # a field a run lacks is null: null in one run and absent in another agree
+        values = [config.get(path) for config in configs]
         texts = {json.dumps(v, sort_keys=True, default=str) for v in values}
         if len(texts) > 1:
-            differences[path] = [None if v is _ABSENT else v for v in values]
+            differences[path] = values
     return {
         "runs": ids,
         "config_differences": differences,
