@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import posixpath
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "config_hash",
     "export_runs",
     "flatten_config",
+    "mlflow_keys",
     "mlflow_status",
 ]
 
@@ -45,6 +47,8 @@ MLFLOW_HINT = "pip install 'model-harness[mlflow]'"
 #: MLflow's limit on a param value (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH);
 #: the installed client's own figure is used when it has one.
 DEFAULT_PARAM_LIMIT = 6000
+#: MLflow's limit on a param, metric or tag key (MAX_ENTITY_KEY_LENGTH), likewise.
+DEFAULT_KEY_LIMIT = 250
 _ELLIPSIS = "..."
 
 #: How this command bounds MLflow's HTTP retries (its defaults retry for minutes on a
@@ -135,7 +139,54 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def _safe_name(name: str) -> str:
-    return _NAME_UNSAFE.sub("_", name)
+    """``name`` in the characters MLflow takes, and with a ``/`` only between two
+    parts: MLflow refuses a name that would resolve to another as a file path
+    (``a//b``, ``a/./b``, ``a/``)."""
+    key = _NAME_UNSAFE.sub("_", name)
+    if posixpath.normpath(key) != key or key.startswith("/"):
+        key = key.replace("/", "_")
+    if key in ("", ".") or key.startswith(".."):
+        key = "_" + key
+    return key
+
+
+def mlflow_keys(
+    names: Iterable[str], limit: int = DEFAULT_KEY_LIMIT
+) -> tuple[dict[str, str], dict[str, str]]:
+    """An MLflow key for each of ``names``, no two alike, and why each one that is
+    not the name itself was changed: ``({name: key}, {name: reason})``.
+
+    A name MLflow takes as it is keeps it. Any other is written in the characters
+    MLflow allows (:func:`_safe_name`); one that is then over ``limit`` characters,
+    or equal to another's key, is cut and ends in ``-`` and 8 hex digits of its
+    SHA-256, so the same name gets the same key on every export.
+    """
+    unique = list(dict.fromkeys(names))
+    keys = {n: n for n in unique if _safe_name(n) == n and len(n) <= limit}
+    taken = set(keys.values())
+    reasons: dict[str, str] = {}
+    for name in unique:
+        if name in keys:
+            continue
+        key = _safe_name(name)
+        why = []
+        if key != name:
+            why.append(
+                "MLflow names allow letters, digits and _ - . / : space, a / only "
+                "between two parts"
+            )
+        if len(key) > limit or key in taken:
+            why.append(
+                f"over MLflow's limit of {limit} characters"
+                if len(key) > limit
+                else f"{key!r} is another name's key"
+            )
+            digest = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
+            key = f"{key[: limit - len(digest) - 1]}-{digest}"
+        keys[name] = key
+        taken.add(key)
+        reasons[name] = "; ".join(why)
+    return keys, reasons
 
 
 def _millis(value: Any) -> int | None:
@@ -269,7 +320,7 @@ def _eval_points(
             number = _number(value)
             if number is None:
                 continue
-            key = _safe_name(f"eval/{split}/{name}")
+            key = f"eval/{split}/{name}"
             # files are oldest first: a later evaluation of the same weights wins
             latest[(key, step)] = (key, number, stamp, step)
     return list(latest.values())
@@ -280,8 +331,11 @@ def collect(
     experiment: str | None = None,
     *,
     param_limit: int = DEFAULT_PARAM_LIMIT,
+    key_limit: int = DEFAULT_KEY_LIMIT,
 ) -> MlflowRecord:
-    """Read ``run`` into what its MLflow run holds (see :class:`MlflowRecord`)."""
+    """Read ``run`` into what its MLflow run holds (see :class:`MlflowRecord`).
+    Every key is one MLflow accepts (:func:`mlflow_keys`), so nothing is refused
+    once the export has begun."""
     from mlx.runs.store import effective_status
 
     summary = run.read_summary()
@@ -289,13 +343,12 @@ def collect(
     notes: list[str] = []
 
     params: dict[str, str] = {}
-    for path, value in flatten_config(config).items():
-        key = _safe_name(path)
-        if key != path:
-            notes.append(
-                f"param {path!r} is logged as {key!r} (MLflow names allow letters, "
-                "digits and _ - . / : space)"
-            )
+    flat = flatten_config(config)
+    param_keys, renamed = mlflow_keys(flat, key_limit)
+    for path, value in flat.items():
+        key = param_keys[path]
+        if path in renamed:
+            notes.append(f"param {path!r} is logged as {key!r} ({renamed[path]})")
         text = param_text(value)
         if len(text) > param_limit:
             notes.append(
@@ -320,9 +373,13 @@ def collect(
             number = _number(value)
             if name == "epoch" or number is None:
                 continue
-            key = _safe_name(str(name))
+            key = str(name)
             points[(key, epoch)] = (key, number, stamp, epoch)
-    metrics = list(points.values()) + _eval_points(run, summary)
+    named = list(points.values()) + _eval_points(run, summary)
+    metric_keys, renamed = mlflow_keys((p[0] for p in named), key_limit)
+    for name, why in renamed.items():
+        notes.append(f"metric {name!r} is logged as {metric_keys[name]!r} ({why})")
+    metrics = [(metric_keys[n], value, stamp, step) for n, value, stamp, step in named]
 
     status = effective_status(summary)
     tags = {
@@ -405,6 +462,14 @@ def _param_limit(mlflow: Any) -> int:
     except ImportError:
         return DEFAULT_PARAM_LIMIT
     return int(MAX_PARAM_VAL_LENGTH)
+
+
+def _key_limit(mlflow: Any) -> int:
+    try:
+        from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH
+    except ImportError:
+        return DEFAULT_KEY_LIMIT
+    return int(MAX_ENTITY_KEY_LENGTH)
 
 
 def _failure(uri: str, exc: BaseException) -> MLXError:
@@ -581,8 +646,10 @@ def export_runs(
     (``http://host:port``, ``sqlite:///path.db``, a directory); returns what each
     export did, and calls ``report`` after each one."""
     mlflow = _import_mlflow()
-    limit = _param_limit(mlflow)
-    records = [collect(run, experiment, param_limit=limit) for run in runs]
+    limit, key_limit = _param_limit(mlflow), _key_limit(mlflow)
+    records = [
+        collect(run, experiment, param_limit=limit, key_limit=key_limit) for run in runs
+    ]
     from mlflow.exceptions import MlflowException
 
     outcomes = []

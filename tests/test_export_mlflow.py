@@ -472,6 +472,76 @@ def test_long_param_is_truncated_with_a_note(tmp_path: Path) -> None:
     assert text == config["description"][: MAX_PARAM_VAL_LENGTH - 3] + "..."
 
 
+_OPEN_PARAMS = """
+from examples.custom_models import SoftmaxRegression
+
+
+class OpenParams(SoftmaxRegression):
+    def __init__(self, n_features=1, n_classes=2, **options):
+        super().__init__(n_features=n_features, n_classes=n_classes)
+        self.options = options
+"""
+
+# names MLflow refuses as keys: too long, characters it does not take, a path that
+# resolves to another; two names that would become one key; and names it takes
+HOSTILE_NAMES = ["k" * 300, "a+b", "a_b", "lr/2", "a//b", "c/", "x/../y", "\u00fcber"]
+TAKEN_AS_THEY_ARE = ("a_b", "lr/2", "\u00fcber")
+
+
+@pytest.mark.parametrize("store", ["file", "sqlite"])
+@SQLITE_WARNINGS
+def test_keys_mlflow_refuses_are_renamed_before_anything_is_sent(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # read back in this process
+    (tmp_path / "open_params.py").write_text(_OPEN_PARAMS)
+    config = small_classification(epochs=2, batch_size=600)
+    config["name"] = "hostile"
+    config["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "open_params:OpenParams",
+            "n_features": 8,
+            "n_classes": 3,
+            **{name: 1000 + number for number, name in enumerate(HOSTILE_NAMES)},
+        },
+    }
+    config["output"] = {"directory": str(tmp_path / "outputs")}
+    path = write_config(tmp_path / "hostile.yaml", config)
+    done = run_cli(["run-experiment", "--config", str(path), "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "outputs" / done.stdout.split()[1]
+    uri = (
+        str(tmp_path / "filestore")
+        if store == "file"
+        else f"sqlite:///{tmp_path / 'store.db'}"
+    )
+    outputs = [
+        export(tmp_path, str(run_dir), "--mlflow", uri, MLFLOW_ALLOW_FILE_STORE="true")
+        for _ in range(2)
+    ]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    assert " 0 params" in outputs[1].stdout  # the same keys again: nothing new
+
+    client = MlflowClient(uri)
+    (run,) = mlflow_runs(client, "hostile")
+    assert run.info.status == "FINISHED"
+    expected = expected_params(run_dir)
+    params = run.data.params
+    assert len(params) == len(expected)  # one param per leaf, none lost to another
+    for name, value in expected.items():
+        leaf = name.removeprefix("model.params.")
+        if leaf not in HOSTILE_NAMES or leaf in TAKEN_AS_THEY_ARE:
+            assert params[name] == value, name  # a key MLflow takes stays as it is
+            continue
+        (key,) = (k for k, v in params.items() if k not in expected and v == value)
+        assert len(key) <= 250 and key.startswith("model.params.")
+        assert f"param {name!r} is logged as {key!r}" in outputs[0].stderr
+    assert all("//" not in k and not k.endswith("/") for k in params)
+
+
 # -- errors -------------------------------------------------------------------------
 
 
@@ -578,3 +648,20 @@ def test_non_finite_and_missing_values_are_handled() -> None:
         '[4, "x"]',
         "{}",
     ]
+
+
+def test_mlflow_keys_are_accepted_distinct_and_the_same_each_time() -> None:
+    from mlflow.utils.validation import _validate_metric_name, _validate_param_name
+
+    from mlx.export_mlflow import mlflow_keys
+
+    names = [*HOSTILE_NAMES, "", ".", "..x", "/abs", "eval/../test/acc", "eval/test/f1"]
+    keys, reasons = mlflow_keys(names)
+    assert mlflow_keys(reversed(names))[0] == keys  # order does not move a key
+    assert len(set(keys.values())) == len(names)
+    for name, key in keys.items():
+        _validate_param_name(key)
+        _validate_metric_name(key)
+        assert len(key) <= 250
+        assert (key == name) == (name not in reasons), name
+    assert keys["eval/test/f1"] == "eval/test/f1" and keys["lr/2"] == "lr/2"
