@@ -38,6 +38,7 @@ __all__ = [
     "config_hash",
     "export_runs",
     "flatten_config",
+    "check_sqlite_store",
     "mlflow_keys",
     "mlflow_status",
 ]
@@ -635,6 +636,62 @@ def _short(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_store(uri: str) -> None:
+    """For a ``sqlite:///PATH`` store, RunError unless PATH is an SQLite database
+    (or an empty file) that can be written, or can be created: MLflow itself retries
+    a database it cannot open for minutes, then fails with a traceback."""
+    if not uri.startswith("sqlite:///"):
+        return
+    text = uri[len("sqlite:///") :].split("?", 1)[0]
+    if text in ("", ":memory:"):
+        return
+    path = Path(text)
+
+    def refuse(why: str) -> RunError:
+        return RunError(
+            f"the MLflow store {uri} cannot be used: {why}",
+            hint="name an SQLite database file (sqlite:///mlflow.db), new or "
+            "made by MLflow",
+        )
+
+    if os.path.lexists(path):
+        if path.is_dir():
+            raise refuse(f"{text} is a directory")
+        if not path.is_file():
+            raise refuse(f"{text} is not a regular file")
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise refuse(f"{text}: {exc.strerror or exc}") from None
+        if header and header != _SQLITE_HEADER:
+            raise refuse(f"{text} is not an SQLite database")
+        if not os.access(path, os.W_OK):
+            raise refuse(f"{text} cannot be written (permission denied)")
+        return
+    parent = path.absolute().parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise refuse(f"{os.fspath(parent)} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise refuse(f"{os.fspath(parent)} cannot be written (permission denied)")
+
+
+def _no_sqlite_retries() -> None:
+    """MLflow retries opening a database ten times over about 100 s, for a server
+    that is starting; a local SQLite file that does not open now never will."""
+    try:
+        from mlflow.store.db import utils as db_utils
+    except ImportError:  # mlflow-skinny: no database stores at all
+        return
+    if isinstance(getattr(db_utils, "MAX_RETRY_COUNT", None), int):
+        db_utils.MAX_RETRY_COUNT = 1
+
+
 def export_runs(
     runs: Sequence[RunDir],
     uri: str,
@@ -645,7 +702,10 @@ def export_runs(
     """Log each of ``runs`` to the MLflow tracking server or store at ``uri``
     (``http://host:port``, ``sqlite:///path.db``, a directory); returns what each
     export did, and calls ``report`` after each one."""
+    check_sqlite_store(uri)
     mlflow = _import_mlflow()
+    if uri.startswith("sqlite:"):
+        _no_sqlite_retries()
     limit, key_limit = _param_limit(mlflow), _key_limit(mlflow)
     records = [
         collect(run, experiment, param_limit=limit, key_limit=key_limit) for run in runs
@@ -679,4 +739,9 @@ def export_runs(
         if getattr(exc, "filename", None):
             raise  # a local file: the CLI names it
         raise _failure(uri, exc) from None
+    except Exception as exc:
+        # a database store's own errors (SQLAlchemy's) are not MLflow's
+        if type(exc).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        raise _failure(uri, getattr(exc, "orig", None) or exc) from None
     return outcomes

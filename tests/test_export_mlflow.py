@@ -564,6 +564,34 @@ def test_unknown_run_sends_nothing(
     assert not db.exists()  # every run resolves before the store is opened
 
 
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("notes.txt", "notes.txt is not an SQLite database"),
+        ("folder", "folder is a directory"),
+        ("notes.txt/store.db", "notes.txt is not a directory"),
+        ("/proc/self/store.db", "/proc/self"),
+    ],
+    ids=["not-a-database", "a-directory", "below-a-file", "unwritable"],
+)
+def test_an_sqlite_store_that_cannot_open_is_one_error_line(
+    one_run: tuple[Path, Path], tmp_path: Path, target: str, why: str
+) -> None:
+    if target.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    _, run_dir = one_run
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    (tmp_path / "folder").mkdir()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    done = export(tmp_path, str(run_dir), "--mlflow", f"sqlite:///{target}")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ") and why in done.stderr.splitlines()[0]
+    assert "Traceback" not in done.stderr and "retried" not in done.stderr
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, the file it named untouched
+
+
 def test_without_mlflow_the_error_names_the_extra(
     one_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
