@@ -10,10 +10,11 @@ function here is called.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from mlx.errors import MLXError
+from mlx.errors import DataWarning, MLXError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -140,12 +141,34 @@ def learning_curves(
     figure = _figure(6.4, 2.6 * len(metrics) + 0.4)
     axes = figure.subplots(len(metrics), 1, squeeze=False, sharex=True)[:, 0]
     for ax, metric in zip(axes, metrics):
+        drawn, panel_epochs = False, []
         for label, records in runs.items():
             epochs, values = curve_points(records, metric)
-            (line,) = ax.plot(
-                epochs, values, marker="o", markersize=3, label=_plain(label)
-            )
+            panel_epochs += epochs
+            finite = any(math.isfinite(v) for v in values)
+            drawn = drawn or finite
+            text = _plain(label) + ("" if finite else " (no finite value)")
+            (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=text)
             line.set_gid(f"{metric}:{label}")
+        if not drawn:
+            # a panel left blank would look like a plotting bug: say why it is
+            warnings.warn(
+                f"{metric} has no finite value in any run (every one is NaN or "
+                "infinite): its panel is empty",
+                DataWarning,
+                stacklevel=2,
+            )
+            ax.text(
+                0.5,
+                0.5,
+                f"no finite value of {_plain(metric)} (NaN or infinite)",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+            )
+            if panel_epochs:  # the epochs still span the x axis (shared by all)
+                ax.update_datalim([(min(panel_epochs), 0), (max(panel_epochs), 0)])
+                ax.autoscale_view()
         ax.set_ylabel(_plain(metric))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")

@@ -379,3 +379,55 @@ def test_output_that_cannot_be_a_file_is_named(
         assert done.returncode == 1
         assert done.stderr.splitlines() == [message]
     assert not (root / "missing").exists()
+
+
+@pytest.fixture(scope="module")
+def overflowed(two_runs: tuple[Path, Path, Path]) -> Path:
+    """A run of one epoch whose losses overflow (targets near 1e200: their squares
+    do not fit a float64), so metrics.jsonl holds null for every loss."""
+    root = two_runs[0]
+    rows = ["a,b,t"] + [f"{i % 3},{i % 5},{(-1) ** i * (i + 1)}e200" for i in range(40)]
+    (root / "big.csv").write_text("\n".join(rows) + "\n")
+    config = {
+        "name": "overflow",
+        "dataset": {"name": "custom", "path": "big.csv", "params": {"target": "t"}},
+        "model": {"name": "linear_regression"},
+        "training": {"epochs": 1},
+        "output": {"directory": "outputs"},
+    }
+    write_yaml(root / "overflow.yaml", config)
+    done = run_cli(["run-experiment", "--config", "overflow.yaml", "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (root / "outputs").glob("overflow-*")
+    (record,) = _records(run_dir)
+    assert record["train_loss"] is None and record["val_loss"] is None  # the oracle
+    return run_dir
+
+
+@pytest.mark.parametrize("ext", [".svg", ".png"])
+def test_a_metric_with_no_finite_value_is_said_not_drawn_blank(
+    two_runs: tuple[Path, Path, Path], overflowed: Path, ext: str
+) -> None:
+    root, first, _ = two_runs
+    nan_run = overflowed
+    out = root / f"nan{ext}"
+    done = run_cli(["plot", str(nan_run), "-o", str(out)], root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {out}\n"
+    assert done.stderr.splitlines() == [
+        f"warning: {metric} has no finite value in any run (every one is NaN or "
+        "infinite): its panel is empty"
+        for metric in ("train_loss", "val_loss")
+    ]
+    # beside a run that has values, only the run without them is marked
+    mixed = root / f"mixed{ext}"
+    done = run_cli(["plot", str(first), str(nan_run), "-o", str(mixed)], root)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    if ext == ".svg":
+        text = out.read_text(encoding="utf-8")
+        assert "no finite value of train_loss (NaN or infinite)" in text
+        assert "no finite value of val_loss (NaN or infinite)" in text
+        both = mixed.read_text(encoding="utf-8")
+        assert "no finite value of" not in both
+        assert f"{nan_run.name} (no finite value)" in both
+        assert f"{first.name} (no finite value)" not in both
