@@ -739,16 +739,14 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from mlx.plots import DEFAULT_METRICS, figure_format, learning_curves, save_figure
-    from mlx.report import read_run_metrics
+    from mlx.report import labelled_runs, read_run_metrics
     from mlx.runs import find_run
 
     figure_format(args.output)  # an unknown extension fails before any work
     _check_output_file(args.output)
     metrics = [m for group in args.metrics for m in group] if args.metrics else None
-    runs = {}
-    for ref in args.runs:
-        run = find_run(ref)
-        runs[run.run_id] = read_run_metrics(run)
+    found = labelled_runs([find_run(ref) for ref in args.runs])
+    runs = {label: read_run_metrics(run) for label, run in found}
     figure = learning_curves(runs, list(dict.fromkeys(metrics or DEFAULT_METRICS)))
     path = save_figure(figure, args.output)
     print(f"wrote {path}")

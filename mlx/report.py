@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from mlx.errors import MLXError, RunError
 
-__all__ = ["build_report", "read_run_metrics", "write_report"]
+__all__ = ["build_report", "labelled_runs", "read_run_metrics", "write_report"]
 
 # config fields that tell runs apart without being a parameter of the experiment
 _NOT_PARAMETERS = ("name", "description", "output.")
@@ -97,12 +97,27 @@ def _svg(figure: Any) -> str:
 # -- one run ---------------------------------------------------------------------------
 
 
+def labelled_runs(runs: Sequence[Any]) -> list[tuple[str, Any]]:
+    """``runs`` (RunDir objects) without repeats, each with the label it is shown
+    under: its run ID, or its directory where two directories hold runs of one ID (a
+    run and a copy of it), so that neither hides the other. A directory named twice
+    (by ID and by path) counts once."""
+    unique: dict[Path, Any] = {}
+    for run in runs:
+        unique.setdefault(Path(run.path).resolve(), run)
+    ids = [run.run_id for run in unique.values()]
+    return [
+        (run.run_id if ids.count(run.run_id) == 1 else str(run.path), run)
+        for run in unique.values()
+    ]
+
+
 class _Run:
     """What the report reads from one run directory, read once."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, label: str | None = None) -> None:
         self.run = run
-        self.id: str = run.run_id
+        self.id: str = label or run.run_id
         self.summary = run.read_summary()
         self.status = run.status()
         self.config = run.read_config()
@@ -329,7 +344,8 @@ def _run_section(run: _Run) -> str:
             )
         )
     parts = [
-        f'<section class="run" id="run-{_e(run.id)}" data-run-id="{_e(run.id)}">',
+        f'<section class="run" id="run-{_e(run.id)}" '
+        f'data-run-id="{_e(run.run.run_id)}">',
         f"<h2>{_e(run.id)}</h2>",
         _table(None, facts, "facts"),
         _config_section(run),
@@ -437,7 +453,7 @@ def build_report(runs: Sequence[Any], metric: str | None = None) -> str:
     if not runs:
         raise RunError("no runs to report on")
     _matplotlib()  # the one clear error when matplotlib is missing, before reading
-    read = list({r.run_id: _Run(r) for r in runs}.values())
+    read = [_Run(run, label) for label, run in labelled_runs(runs)]
     chosen = _choose_metric(read, metric)
     title = "Report: " + ", ".join(r.id for r in read)
     parts = [

@@ -431,3 +431,37 @@ def test_a_metric_with_no_finite_value_is_said_not_drawn_blank(
         assert "no finite value of" not in both
         assert f"{nan_run.name} (no finite value)" in both
         assert f"{first.name} (no finite value)" not in both
+
+
+def test_a_run_and_its_copy_are_both_shown_and_one_run_named_twice_once(
+    two_runs: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    import re
+    import shutil
+
+    root, first, _ = two_runs
+    copy = tmp_path / "archive" / first.name  # the same run ID, elsewhere
+    shutil.copytree(first, copy)
+    lines = (copy / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    (copy / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    refs = [first.name, str(first), str(copy)]  # `first` twice: by ID and by path
+
+    out = tmp_path / "both.svg"
+    done = run_cli(["plot", *refs, "--metric", "val_loss", "-o", str(out)], root)
+    assert done.returncode == 0, done.stderr
+    groups = [
+        g.get("id") for g in ET.parse(out).iter(f"{SVG}g") if ":" in (g.get("id") or "")
+    ]
+    assert groups == [f"val_loss:{first}", f"val_loss:{copy}"]
+
+    page = tmp_path / "both.html"
+    done = run_cli(["report", *refs, "-o", str(page)], root)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text(encoding="utf-8")
+    sections = re.findall(r'<section class="run".*?</section>', html, re.DOTALL)
+    assert len(sections) == 2
+    for section, directory, epochs in ((sections[0], first, 4), (sections[1], copy, 2)):
+        assert f'data-run-id="{first.name}"' in section
+        assert f"<h2>{directory}</h2>" in section
+        (metrics,) = re.findall(r'<table class="metrics">.*?</table>', section)
+        assert metrics.count("<tr>") == 1 + epochs  # the header, then each epoch
