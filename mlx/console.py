@@ -252,6 +252,19 @@ class Console:
                 self._file = None
             self.log_file = None
 
+    def record(self, message: str) -> None:
+        """``message`` in the log file only, not on the terminal: the error a run
+        ends with, which the command shows itself. A log file that cannot be written
+        loses the line."""
+        from mlx.errors import MLXError
+
+        if self._file is None:
+            return
+        try:
+            self._file.write(message)
+        except (MLXError, OSError):
+            pass
+
     def progress(self, epoch: int, total: int) -> _Bar | None:
         """A progress bar for one epoch of ``total`` batches, or None if unwanted."""
         broken = self._printer is not None and self._printer.broken

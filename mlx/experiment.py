@@ -334,6 +334,16 @@ def _train_run(
         )
 
 
+def _log_failure(console: Any, exc: BaseException) -> None:
+    """The error a run failed with, in ``train.log`` as the command prints it."""
+    if isinstance(exc, MLXError):
+        lines = [f"error: {line}" for line in exc.message.splitlines() or [""]]
+        lines += [f"hint: {exc.hint}"] if exc.hint else []
+    else:
+        lines = [f"error: {type(exc).__name__}: {exc}"]
+    console.record("\n".join(lines))
+
+
 def _train_logged(
     config: ExperimentConfig,
     run: Any,
@@ -426,13 +436,12 @@ def _train_logged(
             timings=timing.timings("failed", first_epoch, state.epoch),
         )
         if isinstance(exc, OSError):  # a full disk, a directory gone read-only
-            raise _of_run(
-                RunError(
-                    f"run {run.run_id} failed: {os_error_text(exc)}" + note,
-                    hint=_after_failure_hint(run),
-                ),
-                run,
-            ) from exc
+            failure = RunError(
+                f"run {run.run_id} failed: {os_error_text(exc)}" + note,
+                hint=_after_failure_hint(run),
+            )
+            _log_failure(console, failure)
+            raise _of_run(failure, run) from exc
         _of_run(exc, run)
         if isinstance(exc, MLXError):
             # the same error (and class), told what else the environment refused
@@ -440,6 +449,7 @@ def _train_logged(
             exc.message += note
             if exc.hint is None and isinstance(exc.__cause__, OSError):
                 exc.hint = _after_failure_hint(run)
+        _log_failure(console, exc)
         raise
 
     metrics = run.read_metrics()

@@ -408,6 +408,35 @@ def test_cli_warnings_reach_train_log(root: Path) -> None:
     assert "odd batch seen by Warner" in done.stderr  # still shown, as before
 
 
+@pytest.mark.parametrize("quiet", [False, True], ids=["shown", "quiet"])
+def test_the_error_a_run_fails_with_is_the_last_of_train_log(
+    root: Path, quiet: bool
+) -> None:
+    config = small_classification(epochs=20, learning_rate=1e6, optimizer="sgd")
+    config["model"]["params"].update(gradient_clip=None, weight_clip=None)
+    config["model"]["params"].pop("output_activation")
+    config["model"]["params"]["layer_sizes"] = [8, 8, 1]
+    config["dataset"] = {
+        "name": "synthetic_regression",
+        "params": {"n_samples": 200, "n_features": 8, "seed": 1},
+    }
+    write_config(root / "exp.yaml", config)
+    args = ["run-experiment", "--config", "exp.yaml"] + (["--quiet"] if quiet else [])
+    done = run_cli(args, root)
+    assert done.returncode == 1
+    (summary,) = root.rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "failed"
+    shown = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert shown and shown[0].startswith("error: training diverged")
+    texts = [text for _, text in _log_lines(summary.parent)]
+    # what the command printed last, the log holds last, each line once
+    assert texts[-2:] == done.stderr.splitlines()[-2:]
+    assert texts[-2] == shown[0] and texts[-1].startswith("hint: ")
+    assert sum(text.startswith("error: ") for text in texts) == 1
+    if not quiet:
+        assert done.stderr.count("error: training diverged") == 1
+
+
 # --- 4. environment.json -----------------------------------------------------------
 
 
