@@ -231,6 +231,15 @@ def parameter_figure(
         xs = [categories.index(str(v)) for v in values]
         ax.plot(xs, ys, marker="o", linestyle="none")
         ax.set_xticks(range(len(categories)), [_plain(c) for c in categories])
+    if not any(math.isfinite(y) for y in ys):
+        ax.text(
+            0.5,
+            0.5,
+            f"no finite value of {_plain(metric)} (NaN, infinite or missing)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
     ax.set_xlabel(_plain(parameter))
     ax.set_ylabel(_plain(metric))
     ax.grid(True, alpha=0.3)

@@ -465,3 +465,24 @@ def test_a_run_and_its_copy_are_both_shown_and_one_run_named_twice_once(
         assert f"<h2>{directory}</h2>" in section
         (metrics,) = re.findall(r'<table class="metrics">.*?</table>', section)
         assert metrics.count("<tr>") == 1 + epochs  # the header, then each epoch
+
+
+def test_a_report_chart_with_no_finite_score_says_so(
+    two_runs: tuple[Path, Path, Path], overflowed: Path, tmp_path: Path
+) -> None:
+    import re
+
+    root, first, _ = two_runs
+    page = tmp_path / "r.html"
+    args = ["report", str(first), str(overflowed), "--metric", "val_r2"]
+    done = run_cli([*args, "-o", str(page)], root)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text(encoding="utf-8")
+    (comparison,) = re.findall(r'<section id="comparison">.*?</section>', html, re.S)
+    charts = comparison.count("<svg")
+    assert charts > 0  # one per differing field (dataset.name, model.name, ...)
+    # neither run has a finite val_r2 (the oracle: the overflowed run's summary)
+    summary = json.loads((overflowed / "summary.json").read_text(encoding="utf-8"))
+    assert summary["final_metrics"]["val_r2"] is None
+    said = "no finite value of val_r2 (NaN, infinite or missing)"
+    assert comparison.count(said) == charts
