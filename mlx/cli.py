@@ -349,7 +349,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "completion":
             from mlx.completion import completion_script
 
-            sys.stdout.write(completion_script(parser, args.shell))
+            _write_stdout(completion_script(parser, args.shell))
             return EXIT_OK
         return _eval(parser, args)
     except MLXError as exc:
@@ -461,7 +461,7 @@ def _run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             return EXIT_OK
         from mlx.plan import render_dry_run
 
-        sys.stdout.write(render_dry_run(config))
+        _write_stdout(render_dry_run(config))
         return EXIT_OK
     return _execute(config, args)
 
@@ -470,7 +470,14 @@ def _print_json(document: Any) -> None:
     """``document`` as strict JSON (NaN and infinities as null) on stdout."""
     from mlx.utils.atomic import to_json
 
-    sys.stdout.write(to_json(document) + "\n")
+    _write_stdout(to_json(document) + "\n")
+
+
+def _write_stdout(text: str) -> None:
+    """``text`` on stdout; a command started with stdout closed (``>&-``) has none,
+    and loses the text as ``print`` does, never the command."""
+    if sys.stdout is not None:
+        sys.stdout.write(text)
 
 
 def _stopped_run_record(exc: BaseException) -> dict[str, Any] | None:
@@ -620,7 +627,8 @@ def _eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _print_json({**exc.result, "path": None})
         else:
             print(_eval_table(exc.result, saved="no (see the error below)"))
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
         raise
     if args.json:
         if args.dry_run:
@@ -836,7 +844,8 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             f"{', '.join(outcome.artifacts) or 'none'}"
             + (f"\n  {outcome.url}" if outcome.url else "")
         )
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
 
     export_runs(runs, uri, experiment=args.experiment, report=report)
     return EXIT_OK

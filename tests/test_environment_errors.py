@@ -654,8 +654,38 @@ def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
 @pytest.mark.parametrize("fd", [1, 2], ids=["stdout", "stderr"])
 @pytest.mark.parametrize(
     "args",
-    [["runs"], ["--help"], [], ["eval", "{run}"], ["runs", "show", "nothing-here"]],
-    ids=["runs", "help", "no-command", "eval", "show-missing"],
+    [
+        ["runs"],
+        ["--help"],
+        [],
+        ["eval", "{run}"],
+        ["runs", "show", "nothing-here"],
+        ["runs", "--json"],
+        ["runs", "show", "{run}", "--json"],
+        ["eval", "{run}", "--json"],
+        ["eval", "--dry-run", "--json"],
+        ["compare", "{run}", "{run}/", "--json"],
+        ["run-experiment", "--config", "c.yaml", "--dry-run"],
+        ["run-experiment", "--config", "c.yaml", "--dry-run", "--json"],
+        ["run-experiment", "--config", "c.yaml", "--json"],
+        ["completion", "bash"],
+    ],
+    ids=[
+        "runs",
+        "help",
+        "no-command",
+        "eval",
+        "show-missing",
+        "runs-json",
+        "show-json",
+        "eval-json",
+        "eval-dry-run-json",
+        "compare-twice-json",
+        "dry-run",
+        "dry-run-json",
+        "run-json",
+        "completion",
+    ],
 )
 def test_a_stream_closed_from_the_start(
     root: Path, finished: Path, fd: int, args: list
@@ -675,8 +705,10 @@ def test_a_stream_closed_from_the_start(
     if fd == 2:  # what belongs on stderr never lands on stdout instead
         assert "error:" not in kept
         assert ("usage:" in kept) == (args == ["--help"])
-    failing = args in ([], ["runs", "show", "nothing-here"])
-    assert done.returncode == (1 if failing else 0)
+    failing = args in ([], ["runs", "show", "nothing-here"]) or "compare" in args
+    assert done.returncode == (1 if failing else 0), kept
+    if "run-experiment" in args and "--dry-run" not in args:  # the work was done
+        assert {_summary(r)["status"] for r in _runs(root)} == {"completed"}
 
 
 def test_run_experiment_in_process_with_a_full_disk(
