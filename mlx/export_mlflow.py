@@ -473,10 +473,28 @@ def _key_limit(mlflow: Any) -> int:
     return int(MAX_ENTITY_KEY_LENGTH)
 
 
+# how urllib3 and the C library say that a host name has no address; checked before
+# "Failed to establish a new connection", which urllib3 1.x also says then
+_UNRESOLVED = (
+    "Failed to resolve",
+    "NameResolutionError",
+    "Name or service not known",
+    "nodename nor servname",
+    "Temporary failure in name resolution",
+    "No address associated with hostname",
+)
+
+
 def _failure(uri: str, exc: BaseException) -> MLXError:
     """One readable error for anything the MLflow client raised."""
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     text = " ".join(str(text).split())
+    if any(sign in text for sign in _UNRESOLVED):
+        return RunError(
+            f"cannot reach the MLflow tracking server at {uri}: its host name does "
+            "not resolve",
+            hint="check the host in the --mlflow URI",
+        )
     if "Connection refused" in text or "Failed to establish a new connection" in text:
         return RunError(
             f"cannot reach the MLflow tracking server at {uri} (connection refused)",

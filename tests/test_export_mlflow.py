@@ -337,6 +337,40 @@ def test_refused_connection_is_one_error_line(
     assert done.stdout == ""
 
 
+def test_a_host_that_does_not_resolve_is_said_so(
+    one_run: tuple[Path, Path],
+) -> None:
+    root, run_dir = one_run
+    uri = "http://no-such-host.invalid:5000"  # .invalid never resolves (RFC 2606)
+    done = export(root, str(run_dir), "--mlflow", uri)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: cannot reach the MLflow tracking server at {uri}: its host name "
+        "does not resolve",
+        "hint: check the host in the --mlflow URI",
+    ]
+
+
+def test_failures_are_told_apart_by_what_the_client_says() -> None:
+    from mlx.export_mlflow import _failure
+
+    uri = "http://example.invalid:5000"
+    # urllib3 1.x says "Failed to establish a new connection" for both
+    unresolved = OSError(
+        "HTTPConnectionPool(host='example.invalid', port=5000): Max retries "
+        "exceeded (Caused by NewConnectionError('Failed to establish a new "
+        "connection: [Errno -2] Name or service not known'))"
+    )
+    refused = OSError(
+        "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded (Caused "
+        "by NewConnectionError('Failed to establish a new connection: [Errno 111] "
+        "Connection refused'))"
+    )
+    assert _failure(uri, unresolved).message.endswith("does not resolve")
+    assert _failure(uri, refused).message.endswith("(connection refused)")
+
+
 # -- local stores, no server ----------------------------------------------------------
 
 
