@@ -804,6 +804,8 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
                 f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
                 "epoch-N) or start a new run",
             )
+        # a write the run would refuse later is refused before anything changes
+        run.check_resume_writes(log=config.output.save_logs)
     except BaseException:
         run.release()
         raise
