@@ -202,8 +202,35 @@ def test_integers_that_look_regressed_become_classes_for_a_classifier(
             None,
             ["d.csv:2: column 'price'", "'cat' is not a number"],
         ),
+        # more digits than a float64 holds: the float is whole, the label is not
+        (
+            [1, 2, "1.0000000000000000001"] * 13,
+            [2, 4, 3],
+            "softmax",
+            ["d.csv:4: column 'price'", "1.0000000000000000001 is not an integer"],
+        ),
+        (
+            [0, 1] * 19 + [1, "0.99999999999999999999"],
+            [2, 4, 1],
+            "sigmoid",
+            ["d.csv:41: column 'price'", "0.99999999999999999999 is not an"],
+        ),
+        (
+            [0, 2, "1e-400"] * 13,
+            [2, 4, 3],
+            "softmax",
+            ["d.csv:4: column 'price'", "1e-400 is not an integer"],
+        ),
     ],
-    ids=["floats-to-softmax", "one-float-to-sigmoid", "text-to-mlp", "text-to-linear"],
+    ids=[
+        "floats-to-softmax",
+        "one-float-to-sigmoid",
+        "text-to-mlp",
+        "text-to-linear",
+        "beyond-float64-digits",
+        "just-below-one",
+        "underflow-to-zero",
+    ],
 )
 def test_labels_the_model_cannot_take_are_a_located_error(
     tmp_path: Path, labels: list, layer_sizes, activation, needles
@@ -270,6 +297,19 @@ def test_distinct_integer_labels_in_a_csv_stay_distinct_classes(
     # json reads integers exactly: the classes are the labels, sorted, each once
     assert record["preprocessing"]["labels"]["classes"] == sorted(set(labels))
     assert record["n_classes"] == k
+
+
+def test_whole_numbers_written_with_a_point_or_exponent_are_their_integers(
+    tmp_path: Path,
+) -> None:
+    labels = ["1", "2.0", "3e0", "4E0", "5.000", "1.0", "60e-1"]
+    column = [labels[i % len(labels)] for i in range(42)]
+    X = np.random.default_rng(4).random((len(column), 2))
+    _csv(tmp_path / "d.csv", X, column)
+    done = _run(tmp_path, _config("d.csv", [2, 4, 6], "softmax"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["preprocessing"]["labels"]["classes"] == [1, 2, 3, 4, 5, 6]
 
 
 def test_uint64_labels_in_npy_files_stay_distinct(tmp_path: Path) -> None:

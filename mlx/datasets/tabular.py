@@ -791,7 +791,13 @@ def _read_labels(labels: np.ndarray, where: Locator) -> _Labels:
         if floats is None:
             return _Labels(labels, None, None, None)
         if bool(np.all(np.abs(floats) < _EXACT_FLOAT)):
-            return _exact_floats(labels, floats, where)
+            read = _exact_floats(labels, floats, where)
+            hidden = _hidden_fraction(labels, floats)
+            if hidden is not None and (
+                read.fractional is None or hidden < read.fractional
+            ):
+                read = dataclasses.replace(read, fractional=hidden)
+            return read
         return _exact_texts(labels, floats, where)
     if kind in "biu":
         # integers stay integers: uint64 and int64 labels beyond 2**53 stay distinct
@@ -809,6 +815,26 @@ def _exact_floats(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Label
     fractional = np.flatnonzero(floats != np.round(floats))
     first = int(fractional[0]) if fractional.size else None
     return _Labels(raw, floats, floats, first)
+
+
+def _hidden_fraction(raw: np.ndarray, floats: np.ndarray) -> int | None:
+    """The index of the first text label that is no integer although its float64
+    is one, having more digits than a float64 holds (``1.0000000000000000001``,
+    ``0.99999999999999999999``, ``1e-400``); None when there is none. Only labels
+    written with a point or an exponent can be such, and only those are parsed
+    exactly."""
+    text = raw if raw.dtype.kind == "U" else np.char.decode(raw, "latin-1")
+    marked = np.zeros(text.shape, dtype=bool)
+    for mark in (".", "e", "E"):
+        marked |= np.char.find(text, mark) >= 0
+    for i in np.flatnonzero(marked & (floats == np.round(floats))):
+        try:
+            number = decimal.Decimal(str(text[i]).strip())
+        except decimal.InvalidOperation:
+            continue  # float parsing took it; the float decides, as before
+        if number.is_finite() and number != number.to_integral_value():
+            return int(i)
+    return None
 
 
 # Digits of the largest integer label read exactly (Python's own limit for turning
