@@ -226,15 +226,17 @@ def _load_model(run: Any, config: Any, path: Path) -> Any:
 
 
 def _recorded_task(run: Any) -> str | None:
-    """The task ``data.json`` recorded for the run's data, None if unreadable."""
-    from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+    """The task ``data.json`` recorded for the run's data, None if unreadable (the
+    data check reports that); RunError naming the field when one is corrupt."""
+    from mlx.experiment import _stored_record, check_record_fields
 
-    path = run.path / "data.json"
     try:
-        task = read_json_guarded(path, DOCUMENT_LIMIT, path.name, error=RunError)
-        return task.get("task") if isinstance(task, dict) else None
-    except (RunError, OSError, ValueError):
+        stored = _stored_record(run, check=False)
+    except RunError:
         return None
+    check_record_fields(run, stored)
+    task = stored.get("task")
+    return task if isinstance(task, str) else None
 
 
 def _open(run: Any) -> Any:

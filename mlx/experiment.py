@@ -1000,12 +1000,70 @@ def _write_data_record(run: Any, splits: Any) -> None:
     write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
 
 
-def _stored_record(run: Any) -> Any:
+def _stored_record(run: Any, *, check: bool = True) -> Any:
+    """The run's ``data.json``; RunError naming the file (and, with ``check``, the
+    field) when it is missing, unreadable or corrupt."""
     path = run.path / "data.json"
     try:
-        return _read_json(path, RunError)
+        stored = _read_json(path, RunError)
     except RunError as exc:
         raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    if check:
+        check_record_fields(run, stored)
+    return stored
+
+
+def check_record_fields(run: Any, stored: Any) -> None:
+    """RunError naming ``data.json`` and the field unless ``stored`` is sound."""
+    problem = _record_problem(stored)
+    if problem:
+        raise RunError(
+            f"{run.path / 'data.json'} is corrupt: {problem}",
+            hint="data.json was edited or damaged, so which data the run was "
+            "trained with is unknown",
+        )
+
+
+def _record_problem(stored: Any) -> str | None:
+    """What is wrong with the fields of a ``data.json`` that eval and resume read;
+    None when they are sound. Unknown fields are ignored; ``fingerprint_version``
+    is checked by :func:`check_data_record`, which names it."""
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    if not isinstance(stored, dict):
+        return f"it must hold a JSON object; got {short(stored)}"
+    task = stored.get("task")
+    if task is not None and task not in ("classification", "regression"):
+        return f"'task' must be 'classification' or 'regression'; got {short(task)}"
+    preprocessing = stored.get("preprocessing")
+    if preprocessing is not None:
+        if not isinstance(preprocessing, dict):
+            return f"'preprocessing' must be a JSON object; got {short(preprocessing)}"
+        dtype = preprocessing.get("feature_dtype")
+        if dtype is not None and dtype not in ("float64", "float32"):
+            return (
+                "'preprocessing.feature_dtype' must be 'float64' or 'float32'; got "
+                f"{short(dtype)}"
+            )
+    for name in ("train", "val", "test"):
+        split = stored.get(name)
+        if split is None:
+            continue
+        shape = split.get("shape") if isinstance(split, dict) else None
+        digest = split.get("sha256") if isinstance(split, dict) else None
+        if not (
+            isinstance(shape, list)
+            and all(type(n) is int and n >= 0 for n in shape)
+            and isinstance(digest, str)
+        ):
+            return (
+                f'{name!r} must be a JSON object {{"shape": [integers >= 0], '
+                f'"sha256": text}}; got {short(split)}'
+            )
+    return None
 
 
 def _fingerprint_version(stored: Any) -> int:
@@ -1031,8 +1089,6 @@ def check_data_record(
 
     path = run.path / "data.json"
     stored = _stored_record(run)
-    if not isinstance(stored, dict):
-        raise RunError(f"{path} is corrupt: it must hold a JSON object")
     version = stored.get("fingerprint_version", 1)
     if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
         raise RunError(
