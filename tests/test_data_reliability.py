@@ -644,6 +644,17 @@ def _below_a_file(d: Path) -> str:
     return "plain/d.csv"
 
 
+def _no_line_breaks(header: bytes) -> Callable[[Path], str]:
+    # a sparse file of a terabyte: NUL bytes and no line break, after ``header``
+    def make(d: Path) -> str:
+        with open(d / "d.csv", "wb") as handle:
+            handle.write(header)
+            handle.truncate(2**40)
+        return "d.csv"
+
+    return make
+
+
 # (make, what the error says, what the dry run should say)
 DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "npz-named-npy": (_npz_named_npy, "is a .npz archive (zip), not a .npy array"),
@@ -662,6 +673,7 @@ DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "fifo-y": (_fifo("y.npy"), "is a FIFO (named pipe), not a regular file"),
     "directory-y": (_y_directory, "is a directory, not a regular file"),
     "below-a-file": (_below_a_file, "is a file, not a directory"),
+    "sparse-csv": (_no_line_breaks(b""), "d.csv:1: the line is longer than"),
 }
 
 
@@ -683,6 +695,16 @@ def test_unreadable_data_is_one_clean_error_and_a_dry_run_says_no(
     (verdict,) = [line for line in dry.stdout.splitlines() if "can run here" in line]
     assert "can run here: no: the dataset would not load: " in verdict
     assert needle in verdict
+    _nothing_written(tmp_path)
+
+
+def test_a_csv_whose_rows_end_in_a_line_without_end_fails_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    # the dry run reads the header only; the run reads the rows, a line at a time
+    _no_line_breaks(b"a,b,price\n1,2,0\n3,4,1\n")(tmp_path)
+    done = _run(tmp_path, _config("d.csv", [2, 4, 1], "sigmoid"))
+    _clean_error(done, "d.csv:4: the line is longer than")
     _nothing_written(tmp_path)
 
 

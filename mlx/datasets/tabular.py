@@ -33,7 +33,7 @@ import stat
 import warnings
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -51,6 +51,9 @@ __all__ = [
 _MAX_CLASSES_INFERRED = 20
 _CSV_BLOCK_ROWS = 8192
 _EXACT_COUNT_LIMIT = 256 * 1024 * 1024
+# The longest line of a CSV read, in characters: a file without line breaks (a
+# sparse file of NUL bytes, a binary file) fails here instead of being read whole.
+_CSV_LINE_LIMIT = 64 * 1024 * 1024
 _SUFFIXES = (".csv", ".npz", ".npy", ".parquet", ".pq")
 _TASKS = ("classification", "regression")
 _DATA_EXTRA = "pip install 'model-harness[data]'"
@@ -283,6 +286,23 @@ def _open_csv(file: Path) -> IO[str]:
     return open(file, newline="", encoding="utf-8-sig")
 
 
+def _csv_lines(file: Path, handle: IO[str]) -> Iterator[str]:
+    """The lines of ``handle``, each read with a bounded ``readline``; DatasetError
+    naming the line that is longer than :data:`_CSV_LINE_LIMIT` characters."""
+    number = 0
+    while True:
+        line = handle.readline(_CSV_LINE_LIMIT + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > _CSV_LINE_LIMIT:
+            raise DatasetError(
+                f"{file}:{number}: the line is longer than {_CSV_LINE_LIMIT} "
+                "characters; this does not look like a CSV file."
+            )
+        yield line
+
+
 def _csv_header(file: Path, reader: Any, target: str | None) -> tuple[list[str], int]:
     try:
         header = next(reader)
@@ -321,7 +341,7 @@ def _read_csv(
     file: Path, target: str | None, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
     with _open_csv(file) as handle:
-        reader = csv.reader(handle, strict=True)
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
         row_start = 1  # the line the row being read starts on
         try:
             names, target_index = _csv_header(file, reader, target)
@@ -420,7 +440,7 @@ def _csv_shape(
 ) -> tuple[int, int, tuple[str, ...]]:
     target = _target_param(params)
     with _open_csv(file) as handle:
-        reader = csv.reader(handle, strict=True)
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
         try:
             names, _ = _csv_header(file, reader, target)
         except csv.Error as exc:
