@@ -83,6 +83,7 @@ def evaluate(
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models._contract import model_task, parameter_count
     from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+    from mlx.utils.safe_io import check_inside
 
     where = "mlx.evaluate"
     requested = (
@@ -136,7 +137,11 @@ def evaluate(
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
     try:
+        # both destinations are checked before either is written: a refused
+        # evaluation leaves no predictions.csv behind
+        check_inside(run.path, run.path / "evals", kind="dir")
         if save_predictions:
+            check_inside(run.path, run.path / "predictions.csv")
             result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
         result["path"] = str(run.write_eval(result))
     except (OSError, RunError) as exc:

@@ -141,6 +141,11 @@ def _run_state(run: Path) -> dict[str, tuple[object, ...]]:
 CASES = {
     "evals-dir-link": (["eval", RUN], _link_dir("evals", copy=False)),
     "evals-dangling-link": (["eval", RUN], _dangling_dir("evals")),
+    # the refused evals/ is found before predictions.csv is written
+    "evals-link-with-predictions": (
+        ["eval", RUN, "--save-predictions"],
+        _link_dir("evals", copy=False),
+    ),
     "predictions-link": (
         ["eval", RUN, "--save-predictions"],
         _link_file("predictions.csv"),
