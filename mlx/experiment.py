@@ -1042,6 +1042,14 @@ def _record_problem(stored: Any) -> str | None:
     if preprocessing is not None:
         if not isinstance(preprocessing, dict):
             return f"'preprocessing' must be a JSON object; got {short(preprocessing)}"
+        labels = preprocessing.get("labels")
+        if labels is not None and not (
+            isinstance(labels, dict) and isinstance(labels.get("classes"), list)
+        ):
+            return (
+                "'preprocessing.labels' must be a JSON object {\"classes\": [...]}; "
+                f"got {short(labels)}"
+            )
         dtype = preprocessing.get("feature_dtype")
         if dtype is not None and dtype not in ("float64", "float32"):
             return (
@@ -1121,6 +1129,33 @@ def check_data_record(
             hint="the dataset files or the seed changed since the run began; "
             "using it would train or score other data",
         )
+    # classes are hashed as their indices: a relabelled column (1 -> 4, 2 -> 9, or
+    # other names in the same order) keeps every index, so the labels are compared
+    labels_before = _recorded_labels(stored)
+    labels_now = _recorded_labels(current)
+    if labels_before is not None and labels_before != labels_now:
+        raise RunError(
+            f"the data rebuilt for run {run.run_id} differs from the data it was "
+            f"trained with: its classes were {_short_list(labels_before)}, now "
+            f"{_short_list(labels_now)}",
+            hint="the dataset files changed since the run began; using them would "
+            "train or score other data",
+        )
+
+
+def _recorded_labels(record: Mapping[str, Any]) -> Any:
+    """The class labels a data record holds (``preprocessing.labels.classes``)."""
+    preprocessing = record.get("preprocessing")
+    labels = preprocessing.get("labels") if isinstance(preprocessing, dict) else None
+    return labels.get("classes") if isinstance(labels, dict) else None
+
+
+def _short_list(values: Any, limit: int = 8) -> str:
+    if not isinstance(values, list):
+        return "none"
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
+    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
+    return f"[{shown}{more}]"
 
 
 def _read_json(path: Path, error: Any) -> Any:

@@ -497,6 +497,36 @@ def test_resume_refuses_a_change_in_one_row(
     assert "differs from the one it was trained with" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "needle"),
+    [
+        ([0, 1, 2], [0, 4, 9], "its classes were [0, 1, 2], now [0, 4, 9]"),
+        (["ant", "bee"], ["cat", "dog"], "were ['ant', 'bee'], now ['cat', 'dog']"),
+        ([1, 2], [10**19, 10**19 + 1], "now [10000000000000000000, 1000000000000"),
+    ],
+    ids=["integers", "text", "beyond-int64"],
+)
+def test_relabelled_classes_are_a_change_though_their_indices_are_not(
+    tmp_path: Path, before: list, after: list, needle: str
+) -> None:
+    # each class keeps its place in the sorted order, so the encoded targets (and
+    # the split hashes) stay the same; the labels are what changed, in every row
+    X = np.random.default_rng(6).random((12 * len(before), 2))
+    rows = [i % len(before) for i in range(len(X))]
+    _csv(tmp_path / "d.csv", X, [before[i] for i in rows])
+    config = _config("d.csv", [2, 4, len(before)], "softmax")
+    assert _run(tmp_path, config).returncode == 0
+    run = _only_run(tmp_path)
+    _csv(tmp_path / "d.csv", X, [after[i] for i in rows])
+    for args in (
+        ["eval", run.name],
+        ["run-experiment", "--resume", run.name, "--set", "training.epochs=3"],
+    ):
+        done = run_cli(args, tmp_path, timeout=TIMEOUT)
+        _clean_error(done, f"the data rebuilt for run {run.name} differs", needle)
+    assert not (run / "evals").exists()
+
+
 def _as_version_1(run: Path, root: Path, config: dict) -> None:
     """Rewrite data.json the way mlx wrote it before fingerprint version 2: the
     sampled fingerprint, the task inferred from the labels alone, no version."""
