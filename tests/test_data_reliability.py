@@ -325,6 +325,32 @@ def test_uint64_labels_in_npy_files_stay_distinct(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
+    reason="long double is float64 here",
+)
+def test_long_double_labels_are_read_in_their_own_precision(tmp_path: Path) -> None:
+    one = np.longdouble(1)
+    big = np.longdouble(2**62)
+    distinct = np.array([big, big + 1, big + 2, 3], dtype=np.longdouble)
+    np.save(tmp_path / "X.npy", np.random.default_rng(5).random((40, 2)))
+    np.save(tmp_path / "y.npy", np.tile(distinct, 10))
+    done = _run(tmp_path, _config("X.npy", [2, 4, 4], "softmax"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["preprocessing"]["labels"]["classes"] == [
+        3,
+        2**62,
+        2**62 + 1,
+        2**62 + 2,
+    ]
+    # 1 + 2**-63 is no integer, though as a float64 it is 1
+    fraction = one + np.finfo(np.longdouble).eps
+    np.save(tmp_path / "y.npy", np.tile(np.array([one, fraction, 2 * one]), 14)[:40])
+    done = _run(tmp_path, _config("X.npy", [2, 4, 3], "softmax"))
+    _clean_error(done, f"y.npy[1]: label {str(fraction)} is not an integer")
+
+
 def _where(i: int) -> str:
     return f"labels[{i}]"
 

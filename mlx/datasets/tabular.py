@@ -822,6 +822,11 @@ def _read_labels(labels: np.ndarray, where: Locator) -> _Labels:
     if kind in "biu":
         # integers stay integers: uint64 and int64 labels beyond 2**53 stay distinct
         return _Labels(labels, labels.astype(np.float64), labels, None)
+    if labels.dtype.itemsize > 8:
+        # long double: more digits than float64, so whole and distinct are decided
+        # in its own precision (1 + 2**-63 is no integer, though its float64 is)
+        read = _exact_floats(labels, labels, where)
+        return dataclasses.replace(read, floats=labels.astype(np.float64))
     return _exact_floats(labels, labels.astype(np.float64), where)
 
 
@@ -994,7 +999,7 @@ def _classes(
     if labels.fractional is not None:
         i = labels.fractional
         raise DatasetError(
-            f"{where(i)}: label {labels.raw[i]} is not an integer, but {reason}; "
+            f"{where(i)}: label {str(labels.raw[i])} is not an integer, but {reason}; "
             "classes need integer or string labels.",
             hint="for continuous targets set dataset.params.task: regression and "
             "use a regression model (an MLP with one output and no "
