@@ -283,6 +283,9 @@ def test_damaged_weights_fail_eval_fast(root: Path, kind: str, file: str) -> Non
         _replace(path, make)
     done = _cli(["eval", BROKEN], root)
     _assert_clean_error(done, str(path), needle)
+    if kind in ("dev-zero", "fifo"):  # the message names the file's role
+        role = "the optimizer state" if file.startswith("optimizer") else "weights"
+        assert role in done.stderr, done.stderr
     assert _cli(["eval", HEALTHY[0]], root).returncode == 0
 
 
