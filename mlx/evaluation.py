@@ -83,6 +83,7 @@ def evaluate(
     from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
     from mlx.models._contract import model_task, parameter_count
     from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+    from mlx.utils.safe_io import check_inside
 
     where = "mlx.evaluate"
     requested = (
@@ -136,7 +137,11 @@ def evaluate(
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
     try:
+        # both destinations are checked before either is written: a refused
+        # evaluation leaves no predictions.csv behind
+        check_inside(run.path, run.path / "evals", kind="dir")
         if save_predictions:
+            check_inside(run.path, run.path / "predictions.csv")
             result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
         result["path"] = str(run.write_eval(result))
     except (OSError, RunError) as exc:
@@ -226,15 +231,17 @@ def _load_model(run: Any, config: Any, path: Path) -> Any:
 
 
 def _recorded_task(run: Any) -> str | None:
-    """The task ``data.json`` recorded for the run's data, None if unreadable."""
-    from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+    """The task ``data.json`` recorded for the run's data, None if unreadable (the
+    data check reports that); RunError naming the field when one is corrupt."""
+    from mlx.experiment import _stored_record, check_record_fields
 
-    path = run.path / "data.json"
     try:
-        task = read_json_guarded(path, DOCUMENT_LIMIT, path.name, error=RunError)
-        return task.get("task") if isinstance(task, dict) else None
-    except (RunError, OSError, ValueError):
+        stored = _stored_record(run, check=False)
+    except RunError:
         return None
+    check_record_fields(run, stored)
+    task = stored.get("task")
+    return task if isinstance(task, str) else None
 
 
 def _open(run: Any) -> Any:

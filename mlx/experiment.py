@@ -814,6 +814,8 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
                 f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
                 "epoch-N) or start a new run",
             )
+        # a write the run would refuse later is refused before anything changes
+        run.check_resume_writes(log=config.output.save_logs)
     except BaseException:
         run.release()
         raise
@@ -1008,12 +1010,78 @@ def _write_data_record(run: Any, splits: Any) -> None:
     write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
 
 
-def _stored_record(run: Any) -> Any:
+def _stored_record(run: Any, *, check: bool = True) -> Any:
+    """The run's ``data.json``; RunError naming the file (and, with ``check``, the
+    field) when it is missing, unreadable or corrupt."""
     path = run.path / "data.json"
     try:
-        return _read_json(path, RunError)
+        stored = _read_json(path, RunError)
     except RunError as exc:
         raise RunError(f"{path} is missing or corrupt ({exc})") from exc
+    if check:
+        check_record_fields(run, stored)
+    return stored
+
+
+def check_record_fields(run: Any, stored: Any) -> None:
+    """RunError naming ``data.json`` and the field unless ``stored`` is sound."""
+    problem = _record_problem(stored)
+    if problem:
+        raise RunError(
+            f"{run.path / 'data.json'} is corrupt: {problem}",
+            hint="data.json was edited or damaged, so which data the run was "
+            "trained with is unknown",
+        )
+
+
+def _record_problem(stored: Any) -> str | None:
+    """What is wrong with the fields of a ``data.json`` that eval and resume read;
+    None when they are sound. Unknown fields are ignored; ``fingerprint_version``
+    is checked by :func:`check_data_record`, which names it."""
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    if not isinstance(stored, dict):
+        return f"it must hold a JSON object; got {short(stored)}"
+    task = stored.get("task")
+    if task is not None and task not in ("classification", "regression"):
+        return f"'task' must be 'classification' or 'regression'; got {short(task)}"
+    preprocessing = stored.get("preprocessing")
+    if preprocessing is not None:
+        if not isinstance(preprocessing, dict):
+            return f"'preprocessing' must be a JSON object; got {short(preprocessing)}"
+        labels = preprocessing.get("labels")
+        if labels is not None and not (
+            isinstance(labels, dict) and isinstance(labels.get("classes"), list)
+        ):
+            return (
+                "'preprocessing.labels' must be a JSON object {\"classes\": [...]}; "
+                f"got {short(labels)}"
+            )
+        dtype = preprocessing.get("feature_dtype")
+        if dtype is not None and dtype not in ("float64", "float32"):
+            return (
+                "'preprocessing.feature_dtype' must be 'float64' or 'float32'; got "
+                f"{short(dtype)}"
+            )
+    for name in ("train", "val", "test"):
+        split = stored.get(name)
+        if split is None:
+            continue
+        shape = split.get("shape") if isinstance(split, dict) else None
+        digest = split.get("sha256") if isinstance(split, dict) else None
+        if not (
+            isinstance(shape, list)
+            and all(type(n) is int and n >= 0 for n in shape)
+            and isinstance(digest, str)
+        ):
+            return (
+                f'{name!r} must be a JSON object {{"shape": [integers >= 0], '
+                f'"sha256": text}}; got {short(split)}'
+            )
+    return None
 
 
 def _fingerprint_version(stored: Any) -> int:
@@ -1039,8 +1107,6 @@ def check_data_record(
 
     path = run.path / "data.json"
     stored = _stored_record(run)
-    if not isinstance(stored, dict):
-        raise RunError(f"{path} is corrupt: it must hold a JSON object")
     version = stored.get("fingerprint_version", 1)
     if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
         raise RunError(
@@ -1073,6 +1139,33 @@ def check_data_record(
             hint="the dataset files or the seed changed since the run began; "
             "using it would train or score other data",
         )
+    # classes are hashed as their indices: a relabelled column (1 -> 4, 2 -> 9, or
+    # other names in the same order) keeps every index, so the labels are compared
+    labels_before = _recorded_labels(stored)
+    labels_now = _recorded_labels(current)
+    if labels_before is not None and labels_before != labels_now:
+        raise RunError(
+            f"the data rebuilt for run {run.run_id} differs from the data it was "
+            f"trained with: its classes were {_short_list(labels_before)}, now "
+            f"{_short_list(labels_now)}",
+            hint="the dataset files changed since the run began; using them would "
+            "train or score other data",
+        )
+
+
+def _recorded_labels(record: Mapping[str, Any]) -> Any:
+    """The class labels a data record holds (``preprocessing.labels.classes``)."""
+    preprocessing = record.get("preprocessing")
+    labels = preprocessing.get("labels") if isinstance(preprocessing, dict) else None
+    return labels.get("classes") if isinstance(labels, dict) else None
+
+
+def _short_list(values: Any, limit: int = 8) -> str:
+    if not isinstance(values, list):
+        return "none"
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
+    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
+    return f"[{shown}{more}]"
 
 
 def _read_json(path: Path, error: Any) -> Any:

@@ -202,8 +202,35 @@ def test_integers_that_look_regressed_become_classes_for_a_classifier(
             None,
             ["d.csv:2: column 'price'", "'cat' is not a number"],
         ),
+        # more digits than a float64 holds: the float is whole, the label is not
+        (
+            [1, 2, "1.0000000000000000001"] * 13,
+            [2, 4, 3],
+            "softmax",
+            ["d.csv:4: column 'price'", "1.0000000000000000001 is not an integer"],
+        ),
+        (
+            [0, 1] * 19 + [1, "0.99999999999999999999"],
+            [2, 4, 1],
+            "sigmoid",
+            ["d.csv:41: column 'price'", "0.99999999999999999999 is not an"],
+        ),
+        (
+            [0, 2, "1e-400"] * 13,
+            [2, 4, 3],
+            "softmax",
+            ["d.csv:4: column 'price'", "1e-400 is not an integer"],
+        ),
     ],
-    ids=["floats-to-softmax", "one-float-to-sigmoid", "text-to-mlp", "text-to-linear"],
+    ids=[
+        "floats-to-softmax",
+        "one-float-to-sigmoid",
+        "text-to-mlp",
+        "text-to-linear",
+        "beyond-float64-digits",
+        "just-below-one",
+        "underflow-to-zero",
+    ],
 )
 def test_labels_the_model_cannot_take_are_a_located_error(
     tmp_path: Path, labels: list, layer_sizes, activation, needles
@@ -272,6 +299,19 @@ def test_distinct_integer_labels_in_a_csv_stay_distinct_classes(
     assert record["n_classes"] == k
 
 
+def test_whole_numbers_written_with_a_point_or_exponent_are_their_integers(
+    tmp_path: Path,
+) -> None:
+    labels = ["1", "2.0", "3e0", "4E0", "5.000", "1.0", "60e-1"]
+    column = [labels[i % len(labels)] for i in range(42)]
+    X = np.random.default_rng(4).random((len(column), 2))
+    _csv(tmp_path / "d.csv", X, column)
+    done = _run(tmp_path, _config("d.csv", [2, 4, 6], "softmax"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["preprocessing"]["labels"]["classes"] == [1, 2, 3, 4, 5, 6]
+
+
 def test_uint64_labels_in_npy_files_stay_distinct(tmp_path: Path) -> None:
     values = np.array([2**64 - 1, 2**64 - 2, 2**63, 3], dtype=np.uint64)
     y = np.tile(values, 10)
@@ -283,6 +323,32 @@ def test_uint64_labels_in_npy_files_stay_distinct(tmp_path: Path) -> None:
     assert record["preprocessing"]["labels"]["classes"] == sorted(
         int(v) for v in values
     )
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
+    reason="long double is float64 here",
+)
+def test_long_double_labels_are_read_in_their_own_precision(tmp_path: Path) -> None:
+    one = np.longdouble(1)
+    big = np.longdouble(2**62)
+    distinct = np.array([big, big + 1, big + 2, 3], dtype=np.longdouble)
+    np.save(tmp_path / "X.npy", np.random.default_rng(5).random((40, 2)))
+    np.save(tmp_path / "y.npy", np.tile(distinct, 10))
+    done = _run(tmp_path, _config("X.npy", [2, 4, 4], "softmax"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((_only_run(tmp_path) / "data.json").read_text())
+    assert record["preprocessing"]["labels"]["classes"] == [
+        3,
+        2**62,
+        2**62 + 1,
+        2**62 + 2,
+    ]
+    # 1 + 2**-63 is no integer, though as a float64 it is 1
+    fraction = one + np.finfo(np.longdouble).eps
+    np.save(tmp_path / "y.npy", np.tile(np.array([one, fraction, 2 * one]), 14)[:40])
+    done = _run(tmp_path, _config("X.npy", [2, 4, 3], "softmax"))
+    _clean_error(done, f"y.npy[1]: label {str(fraction)} is not an integer")
 
 
 def _where(i: int) -> str:
@@ -457,6 +523,36 @@ def test_resume_refuses_a_change_in_one_row(
     assert "differs from the one it was trained with" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "needle"),
+    [
+        ([0, 1, 2], [0, 4, 9], "its classes were [0, 1, 2], now [0, 4, 9]"),
+        (["ant", "bee"], ["cat", "dog"], "were ['ant', 'bee'], now ['cat', 'dog']"),
+        ([1, 2], [10**19, 10**19 + 1], "now [10000000000000000000, 1000000000000"),
+    ],
+    ids=["integers", "text", "beyond-int64"],
+)
+def test_relabelled_classes_are_a_change_though_their_indices_are_not(
+    tmp_path: Path, before: list, after: list, needle: str
+) -> None:
+    # each class keeps its place in the sorted order, so the encoded targets (and
+    # the split hashes) stay the same; the labels are what changed, in every row
+    X = np.random.default_rng(6).random((12 * len(before), 2))
+    rows = [i % len(before) for i in range(len(X))]
+    _csv(tmp_path / "d.csv", X, [before[i] for i in rows])
+    config = _config("d.csv", [2, 4, len(before)], "softmax")
+    assert _run(tmp_path, config).returncode == 0
+    run = _only_run(tmp_path)
+    _csv(tmp_path / "d.csv", X, [after[i] for i in rows])
+    for args in (
+        ["eval", run.name],
+        ["run-experiment", "--resume", run.name, "--set", "training.epochs=3"],
+    ):
+        done = run_cli(args, tmp_path, timeout=TIMEOUT)
+        _clean_error(done, f"the data rebuilt for run {run.name} differs", needle)
+    assert not (run / "evals").exists()
+
+
 def _as_version_1(run: Path, root: Path, config: dict) -> None:
     """Rewrite data.json the way mlx wrote it before fingerprint version 2: the
     sampled fingerprint, the task inferred from the labels alone, no version."""
@@ -604,6 +700,17 @@ def _below_a_file(d: Path) -> str:
     return "plain/d.csv"
 
 
+def _no_line_breaks(header: bytes) -> Callable[[Path], str]:
+    # a sparse file of a terabyte: NUL bytes and no line break, after ``header``
+    def make(d: Path) -> str:
+        with open(d / "d.csv", "wb") as handle:
+            handle.write(header)
+            handle.truncate(2**40)
+        return "d.csv"
+
+    return make
+
+
 # (make, what the error says, what the dry run should say)
 DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "npz-named-npy": (_npz_named_npy, "is a .npz archive (zip), not a .npy array"),
@@ -622,6 +729,7 @@ DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "fifo-y": (_fifo("y.npy"), "is a FIFO (named pipe), not a regular file"),
     "directory-y": (_y_directory, "is a directory, not a regular file"),
     "below-a-file": (_below_a_file, "is a file, not a directory"),
+    "sparse-csv": (_no_line_breaks(b""), "d.csv:1: the line is longer than"),
 }
 
 
@@ -643,6 +751,16 @@ def test_unreadable_data_is_one_clean_error_and_a_dry_run_says_no(
     (verdict,) = [line for line in dry.stdout.splitlines() if "can run here" in line]
     assert "can run here: no: the dataset would not load: " in verdict
     assert needle in verdict
+    _nothing_written(tmp_path)
+
+
+def test_a_csv_whose_rows_end_in_a_line_without_end_fails_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    # the dry run reads the header only; the run reads the rows, a line at a time
+    _no_line_breaks(b"a,b,price\n1,2,0\n3,4,1\n")(tmp_path)
+    done = _run(tmp_path, _config("d.csv", [2, 4, 1], "sigmoid"))
+    _clean_error(done, "d.csv:4: the line is longer than")
     _nothing_written(tmp_path)
 
 

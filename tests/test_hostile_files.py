@@ -283,6 +283,9 @@ def test_damaged_weights_fail_eval_fast(root: Path, kind: str, file: str) -> Non
         _replace(path, make)
     done = _cli(["eval", BROKEN], root)
     _assert_clean_error(done, str(path), needle)
+    if kind in ("dev-zero", "fifo"):  # the message names the file's role
+        role = "the optimizer state" if file.startswith("optimizer") else "weights"
+        assert role in done.stderr, done.stderr
     assert _cli(["eval", HEALTHY[0]], root).returncode == 0
 
 
@@ -332,6 +335,48 @@ def test_damaged_run_files_fail_eval(root: Path, file: str, kind: str) -> None:
     make, needle = RUN_FILE_DAMAGE[kind]
     _replace(path, make)
     _assert_clean_error(_cli(["eval", BROKEN], root), str(path), needle)
+
+
+# fields of data.json of the wrong type or value: (field, new value, message)
+DATA_FIELD_DAMAGE = {
+    "not-an-object": (None, [1, 2], "it must hold a JSON object"),
+    "dtype-int8": ("preprocessing.feature_dtype", "int8", "'preprocessing.feature"),
+    "dtype-number": ("preprocessing.feature_dtype", 5, "'preprocessing.feature"),
+    "preprocessing-text": ("preprocessing", "x", "'preprocessing' must be"),
+    "task-number": ("task", 5, "'task' must be"),
+    "task-unknown": ("task", "clustering", "'task' must be"),
+    "split-number": ("test", 5, "'test' must be"),
+    "split-no-digest": ("train", {"shape": [40, 8]}, "'train' must be"),
+    "split-float-shape": ("val", {"shape": [1.5], "sha256": "ab"}, "'val' must be"),
+}
+
+
+@pytest.mark.parametrize("kind", list(DATA_FIELD_DAMAGE))
+def test_a_data_record_with_a_corrupt_field_is_an_error_naming_it(
+    root: Path, kind: str
+) -> None:
+    run = root / "outputs" / BROKEN
+    path = run / "data.json"
+    field, value, needle = DATA_FIELD_DAMAGE[kind]
+    record = json.loads(path.read_text())
+    if field is None:
+        record = value
+    else:
+        *parents, last = field.split(".")
+        target = record
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    path.write_text(json.dumps(record))
+    before = snapshot(run)
+    for args in (
+        ["eval", BROKEN],
+        ["run-experiment", "--resume", BROKEN, "--set", "training.epochs=3"],
+    ):
+        done = _cli(args, root)
+        _assert_clean_error(done, f"{path} is corrupt: ", needle)
+    assert snapshot(run) == before
+    assert _cli(["eval", HEALTHY[0]], root).returncode == 0
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])

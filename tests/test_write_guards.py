@@ -113,9 +113,39 @@ def _hard_link(name: str) -> Callable[[Path, Path], Path]:
     return make
 
 
+def _fifo(name: str) -> Callable[[Path, Path], Path]:
+    def make(run: Path, outside: Path) -> Path:
+        path = run / name
+        path.unlink()
+        os.mkfifo(path)
+        return path
+
+    return make
+
+
+def _run_state(run: Path) -> dict[str, tuple[object, ...]]:
+    """Every entry of ``run`` (links not followed): its kind, bytes or target, and
+    modification time, so a rewrite with the same bytes is noticed too."""
+    found: dict[str, tuple[object, ...]] = {}
+    for path in sorted(run.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            found[str(path)] = ("link", os.readlink(path), info.st_mtime_ns)
+        elif path.is_file():
+            found[str(path)] = ("file", path.read_bytes(), info.st_mtime_ns)
+        else:
+            found[str(path)] = ("other", info.st_mode, info.st_mtime_ns)
+    return found
+
+
 CASES = {
     "evals-dir-link": (["eval", RUN], _link_dir("evals", copy=False)),
     "evals-dangling-link": (["eval", RUN], _dangling_dir("evals")),
+    # the refused evals/ is found before predictions.csv is written
+    "evals-link-with-predictions": (
+        ["eval", RUN, "--save-predictions"],
+        _link_dir("evals", copy=False),
+    ),
     "predictions-link": (
         ["eval", RUN, "--save-predictions"],
         _link_file("predictions.csv"),
@@ -125,6 +155,7 @@ CASES = {
     "config-link": (RESUME, _link_file("config.yaml")),
     "train-log-link": (RESUME, _link_file("train.log")),
     "train-log-hard-link": (RESUME, _hard_link("train.log")),
+    "train-log-fifo": (RESUME, _fifo("train.log")),
     "checkpoints-dir-link": (RESUME, _link_dir("checkpoints")),
     "next-checkpoint-link": (RESUME, _new_checkpoint_linked),
     "model-dir-link": (RESUME, _link_dir("model")),
@@ -140,6 +171,7 @@ def test_a_write_through_a_link_out_of_the_run_is_refused(
     args, make = CASES[case]
     path = make(run, outside)
     before = snapshot(outside)
+    run_before = _run_state(run)
     done = run_cli(args, root, timeout=TIMEOUT)
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
@@ -148,6 +180,9 @@ def test_a_write_through_a_link_out_of_the_run_is_refused(
     assert any(f"Refusing to write {path}" in line for line in errors), done.stderr
     assert snapshot(outside) == before
     assert not (outside / "not-yet").exists()
+    # refused before anything changed: no file of the run was trimmed, rewritten
+    # or marked, not even with the same bytes, and nothing was trained
+    assert _run_state(run) == run_before
 
 
 @pytest.mark.slow

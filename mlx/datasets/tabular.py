@@ -33,7 +33,7 @@ import stat
 import warnings
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -51,6 +51,9 @@ __all__ = [
 _MAX_CLASSES_INFERRED = 20
 _CSV_BLOCK_ROWS = 8192
 _EXACT_COUNT_LIMIT = 256 * 1024 * 1024
+# The longest line of a CSV read, in characters: a file without line breaks (a
+# sparse file of NUL bytes, a binary file) fails here instead of being read whole.
+_CSV_LINE_LIMIT = 64 * 1024 * 1024
 _SUFFIXES = (".csv", ".npz", ".npy", ".parquet", ".pq")
 _TASKS = ("classification", "regression")
 _DATA_EXTRA = "pip install 'model-harness[data]'"
@@ -283,6 +286,23 @@ def _open_csv(file: Path) -> IO[str]:
     return open(file, newline="", encoding="utf-8-sig")
 
 
+def _csv_lines(file: Path, handle: IO[str]) -> Iterator[str]:
+    """The lines of ``handle``, each read with a bounded ``readline``; DatasetError
+    naming the line that is longer than :data:`_CSV_LINE_LIMIT` characters."""
+    number = 0
+    while True:
+        line = handle.readline(_CSV_LINE_LIMIT + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > _CSV_LINE_LIMIT:
+            raise DatasetError(
+                f"{file}:{number}: the line is longer than {_CSV_LINE_LIMIT} "
+                "characters; this does not look like a CSV file."
+            )
+        yield line
+
+
 def _csv_header(file: Path, reader: Any, target: str | None) -> tuple[list[str], int]:
     try:
         header = next(reader)
@@ -321,7 +341,7 @@ def _read_csv(
     file: Path, target: str | None, allow_nan: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Locator]:
     with _open_csv(file) as handle:
-        reader = csv.reader(handle, strict=True)
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
         row_start = 1  # the line the row being read starts on
         try:
             names, target_index = _csv_header(file, reader, target)
@@ -420,7 +440,7 @@ def _csv_shape(
 ) -> tuple[int, int, tuple[str, ...]]:
     target = _target_param(params)
     with _open_csv(file) as handle:
-        reader = csv.reader(handle, strict=True)
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
         try:
             names, _ = _csv_header(file, reader, target)
         except csv.Error as exc:
@@ -791,11 +811,22 @@ def _read_labels(labels: np.ndarray, where: Locator) -> _Labels:
         if floats is None:
             return _Labels(labels, None, None, None)
         if bool(np.all(np.abs(floats) < _EXACT_FLOAT)):
-            return _exact_floats(labels, floats, where)
+            read = _exact_floats(labels, floats, where)
+            hidden = _hidden_fraction(labels, floats)
+            if hidden is not None and (
+                read.fractional is None or hidden < read.fractional
+            ):
+                read = dataclasses.replace(read, fractional=hidden)
+            return read
         return _exact_texts(labels, floats, where)
     if kind in "biu":
         # integers stay integers: uint64 and int64 labels beyond 2**53 stay distinct
         return _Labels(labels, labels.astype(np.float64), labels, None)
+    if labels.dtype.itemsize > 8:
+        # long double: more digits than float64, so whole and distinct are decided
+        # in its own precision (1 + 2**-63 is no integer, though its float64 is)
+        read = _exact_floats(labels, labels, where)
+        return dataclasses.replace(read, floats=labels.astype(np.float64))
     return _exact_floats(labels, labels.astype(np.float64), where)
 
 
@@ -809,6 +840,26 @@ def _exact_floats(raw: np.ndarray, floats: np.ndarray, where: Locator) -> _Label
     fractional = np.flatnonzero(floats != np.round(floats))
     first = int(fractional[0]) if fractional.size else None
     return _Labels(raw, floats, floats, first)
+
+
+def _hidden_fraction(raw: np.ndarray, floats: np.ndarray) -> int | None:
+    """The index of the first text label that is no integer although its float64
+    is one, having more digits than a float64 holds (``1.0000000000000000001``,
+    ``0.99999999999999999999``, ``1e-400``); None when there is none. Only labels
+    written with a point or an exponent can be such, and only those are parsed
+    exactly."""
+    text = raw if raw.dtype.kind == "U" else np.char.decode(raw, "latin-1")
+    marked = np.zeros(text.shape, dtype=bool)
+    for mark in (".", "e", "E"):
+        marked |= np.char.find(text, mark) >= 0
+    for i in np.flatnonzero(marked & (floats == np.round(floats))):
+        try:
+            number = decimal.Decimal(str(text[i]).strip())
+        except decimal.InvalidOperation:
+            continue  # float parsing took it; the float decides, as before
+        if number.is_finite() and number != number.to_integral_value():
+            return int(i)
+    return None
 
 
 # Digits of the largest integer label read exactly (Python's own limit for turning
@@ -948,7 +999,7 @@ def _classes(
     if labels.fractional is not None:
         i = labels.fractional
         raise DatasetError(
-            f"{where(i)}: label {labels.raw[i]} is not an integer, but {reason}; "
+            f"{where(i)}: label {str(labels.raw[i])} is not an integer, but {reason}; "
             "classes need integer or string labels.",
             hint="for continuous targets set dataset.params.task: regression and "
             "use a regression model (an MLP with one output and no "

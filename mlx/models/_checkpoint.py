@@ -225,14 +225,20 @@ def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
     truncated file or a header that claims terabytes fails at once, in bounded
     memory and time.
     """
-    fd = open_regular(file, "the weights file", error=CheckpointError)
+    # optimizer.safetensors is read here too: messages name the file's role
+    what = (
+        "the optimizer state"
+        if Path(file).name.startswith("optimizer")
+        else "the weights file"
+    )
+    fd = open_regular(file, what, error=CheckpointError)
     assert fd is not None
     try:
         size = os.fstat(fd).st_size
         limit = weights_limit()
         if size > limit:
             raise CheckpointError(
-                f"{file}: the weights file is {size} bytes, more than this machine's "
+                f"{file}: {what} is {size} bytes, more than this machine's "
                 f"memory ({limit} bytes); it cannot be loaded."
             )
         if size < 8:
@@ -261,7 +267,7 @@ def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
         body = read_fd(fd, size - 8 - header_len)
     except OSError as exc:
         raise CheckpointError(
-            f"Cannot read {file} (the weights file): {exc.strerror or exc}."
+            f"Cannot read {file} ({what}): {exc.strerror or exc}."
         ) from exc
     finally:
         os.close(fd)

@@ -61,6 +61,7 @@ from mlx.utils.safe_io import (
     METRICS_LIMIT,
     SUMMARY_LIMIT,
     append_line_guarded,
+    check_appendable,
     check_inside,
     read_bytes_guarded,
     read_text_guarded,
@@ -657,6 +658,27 @@ class RunDir:
         """``path``, if it resolves inside the run directory; RunError otherwise
         (see :func:`mlx.utils.safe_io.check_inside`)."""
         return check_inside(self.path, path, kind=kind)
+
+    def check_resume_writes(self, *, log: bool = True) -> None:
+        """Refuse now, writing nothing, what a resume of this run would refuse to
+        write later (after it had changed the run): ``summary.json``,
+        ``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` and its ``epoch-NNNN``,
+        ``model/`` resolving outside the run or of the wrong kind, and, with
+        ``log``, a ``train.log`` that cannot be appended to (see
+        :func:`mlx.utils.safe_io.append_line_guarded`)."""
+        for path in (self.summary_path, self.config_path, self.metrics_path):
+            self._inside(path)
+        for directory in (self.checkpoints_dir, self.model_dir):
+            self._inside(directory, kind="dir")
+        try:
+            entries = sorted(e.name for e in os.scandir(self.checkpoints_dir))
+        except OSError:
+            entries = []
+        for name in entries:
+            if _EPOCH_DIR_RE.match(name):
+                self._inside(self.checkpoints_dir / name, kind="dir")
+        if log:
+            check_appendable(self.log_path, "the run log")
 
     @property
     def name(self) -> str:

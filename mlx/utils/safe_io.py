@@ -39,6 +39,7 @@ __all__ = [
     "POINTER_LIMIT",
     "SUMMARY_LIMIT",
     "append_line_guarded",
+    "check_appendable",
     "check_inside",
     "describe_mode",
     "open_regular",
@@ -284,6 +285,46 @@ def check_inside(
     return Path(name)
 
 
+def _symlink_refusal(name: str, what: str) -> str:
+    return (
+        f"Refusing to write {name} ({what}): it is a symbolic link; "
+        "mlx writes only regular files inside the run."
+    )
+
+
+def _append_refusal(name: str, what: str, info: os.stat_result) -> str | None:
+    """Why an append into the file ``info`` describes is refused; None if it is not."""
+    if stat.S_ISLNK(info.st_mode):
+        return _symlink_refusal(name, what)
+    if not stat.S_ISREG(info.st_mode):
+        return (
+            f"Refusing to write {name} ({what}): it is "
+            f"{describe_mode(info.st_mode)}, not a regular file."
+        )
+    if info.st_nlink > 1:
+        return (
+            f"Refusing to write {name} ({what}): it has {info.st_nlink} hard "
+            "links, so appending would change a file outside the run too."
+        )
+    return None
+
+
+def check_appendable(path: PathLike, what: str, *, error: ErrorType = RunError) -> None:
+    """Refuse now, writing nothing, what :func:`append_line_guarded` would refuse
+    later: ``path`` a symbolic link, not a regular file, or with other hard links.
+    A missing file is fine (the append creates it)."""
+    name = os.fspath(path)
+    try:
+        info = os.lstat(name)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _fail(error, f"Cannot write {name} ({what}): {_reason(exc)}.", exc)
+    refusal = _append_refusal(name, what, info)
+    if refusal:
+        _fail(error, refusal)
+
+
 def append_line_guarded(
     path: PathLike, line: str, what: str, *, error: ErrorType = RunError
 ) -> None:
@@ -306,12 +347,7 @@ def append_line_guarded(
         fd = os.open(name, flags | _NOCTTY | _BINARY, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP or os.path.islink(name):
-            _fail(
-                error,
-                f"Refusing to write {name} ({what}): it is a symbolic link; "
-                "mlx writes only regular files inside the run.",
-                exc,
-            )
+            _fail(error, _symlink_refusal(name, what), exc)
         if exc.errno == errno.ENXIO:  # a FIFO nobody reads
             _fail(error, f"Refusing to write {name} ({what}): it is a FIFO.", exc)
         if exc.errno == errno.EISDIR:
@@ -319,18 +355,9 @@ def append_line_guarded(
         _fail(error, f"Cannot write {name} ({what}): {_reason(exc)}.", exc)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            _fail(
-                error,
-                f"Refusing to write {name} ({what}): it is "
-                f"{describe_mode(info.st_mode)}, not a regular file.",
-            )
-        if info.st_nlink > 1:
-            _fail(
-                error,
-                f"Refusing to write {name} ({what}): it has {info.st_nlink} hard "
-                "links, so appending would change a file outside the run too.",
-            )
+        refusal = _append_refusal(name, what, info)
+        if refusal:
+            _fail(error, refusal)
         if info.st_size > 0:
             os.lseek(fd, info.st_size - 1, os.SEEK_SET)
             if os.read(fd, 1) != b"\n":
