@@ -870,8 +870,16 @@ class _Validator:
             self.error(("training", field), f"training.{field}: {message}")
 
     def image_classes(self, model: Any, info: Any) -> None:
-        """num_classes must match the data."""
+        """An image model needs image data, and num_classes must match it."""
         if model_family(model.name) not in IMAGE_MODEL_FAMILIES:
+            return
+        if info.name not in _IMAGE_CHANNELS:
+            self.error(
+                ("model", "name"),
+                f"model.name: {model.name} is an image model, but the {info.name} "
+                "dataset holds no images; use an image dataset "
+                f"({', '.join(_IMAGE_CHANNELS)}) or an mlp",
+            )
             return
         channels = model.params.get("in_channels")
         expected_channels = _IMAGE_CHANNELS.get(info.name)
