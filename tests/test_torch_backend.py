@@ -442,6 +442,141 @@ def test_custom_class_must_be_a_module_or_a_base_model() -> None:
         get_model("custom", {"class_path": "json:JSONDecoder"})
 
 
+_MODULES = """\
+import torch
+
+
+class Raises(torch.nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        raise RuntimeError("needs a GPU")
+
+
+class Empty(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+class Linear(torch.nn.Module):
+    def __init__(self, outputs=10, pair=False, features=784):
+        super().__init__()
+        self.pair = pair
+        self.linear = torch.nn.Linear(features, outputs)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return (out, out) if self.pair else out
+"""
+
+
+def _module_config(root: Path, params: dict, dataset: dict | None = None) -> None:
+    package = root / "nets"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(_MODULES)
+    config = tiny_config({"name": "custom", "params": params}, epochs=1)
+    if dataset is not None:
+        config["dataset"] = dataset
+    write_config(root / "c.yaml", config)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"class_path": "nets.layers:Raises"},
+            "Cannot build nets.layers:Raises from model.params: {root}/nets/layers.py:"
+            "7: RuntimeError: needs a GPU.",
+        ),
+        (
+            {"class_path": "nets.layers:Empty"},
+            "nets.layers:Empty has no parameters (no torch.nn.Parameter), so there "
+            "is nothing to train.",
+        ),
+        (
+            {"class_path": "nets.layers:Linear", "outputz": 3},
+            "Cannot build nets.layers:Linear with parameters {'outputz': 3}: got an "
+            "unexpected keyword argument 'outputz'.",
+        ),
+    ],
+    ids=["raises", "no-parameters", "unknown-param"],
+)
+def test_a_module_that_cannot_be_built_is_one_error_before_the_run(
+    root: Path, params: dict, message: str
+) -> None:
+    _module_config(root, params)
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 1
+    message = message.replace("{root}", str(root))
+    assert done.stderr == f"error: {message}\n"
+    assert not (root / "outputs").exists()
+    if "outputz" in params:  # the dry run binds the params without building
+        plan = mlx(root, "run-experiment", "--config", "c.yaml", "--dry-run")
+        verdict = plan.stdout.splitlines()[-1]
+        assert verdict == f"  can run here: no: model.params.class_path: {message}"
+
+
+@pytest.mark.parametrize(
+    ("params", "regression", "message"),
+    [
+        (
+            {"outputs": 7},
+            False,
+            "nets.layers:Linear returns 7 logits per sample, but the data has 10 "
+            "classes; it needs one output per class.",
+        ),
+        (
+            {"outputs": 12},
+            False,
+            "nets.layers:Linear returns 12 logits per sample, but the data has 10 "
+            "classes",
+        ),
+        (
+            {"pair": True},
+            False,
+            "nets.layers:Linear returned a tuple from forward; the harness needs one "
+            "torch.Tensor of outputs per sample.",
+        ),
+        (
+            {"outputs": 3, "features": 6},
+            True,
+            "nets.layers:Linear returned outputs of shape (16, 3) for regression "
+            "targets of shape (16,); they must match ((16,) or (16, 1)).",
+        ),
+    ],
+    ids=["too-few-logits", "too-many-logits", "tuple", "regression-width"],
+)
+def test_module_outputs_that_do_not_fit_the_loss_fail_the_run_clearly(
+    root: Path, params: dict, regression: bool, message: str
+) -> None:
+    dataset = None
+    if regression:
+        dataset = {
+            "name": "synthetic_regression",
+            "params": {"n_samples": 64, "n_features": 6},
+        }
+    _module_config(root, {"class_path": "nets.layers:Linear", **params}, dataset)
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 1
+    assert f"error: {message}" in done.stderr, done.stderr
+    (run,) = run_dirs(root)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and message in summary["error"]
+
+
+def test_a_module_with_fitting_outputs_trains(root: Path) -> None:
+    _module_config(root, {"class_path": "nets.layers:Linear"})
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    _module_config(
+        root,
+        {"class_path": "nets.layers:Linear", "outputs": 1, "features": 6},
+        {"name": "synthetic_regression", "params": {"n_samples": 64, "n_features": 6}},
+    )
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+
+
 # --- determinism and resume ---
 
 
@@ -690,6 +825,65 @@ def test_missing_pretrained_file_is_one_error_before_the_run_exists(
     assert "download https://download.pytorch.org/models/resnet18-f37072fd.pth" in (
         done.stderr
     )
+    assert not (root / "outputs").exists()
+
+
+@pytest.mark.parametrize("variant", ["resnet18", "mobilenet_v3_small"])
+def test_dry_run_offline_without_cached_weights_cannot_run(
+    root: Path, variant: str
+) -> None:
+    config = str(EXAMPLES / "mnist_config.json")
+    sets = [f"model.name={variant}", f"model.architecture={variant}"]
+    sets = [a for s in [*sets, "model.params.pretrained=true"] for a in ("--set", s)]
+    done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    folder = root / "torch-home" / "hub" / "checkpoints"
+    verdict = done.stdout.splitlines()[-1]
+    assert verdict.startswith("  can run here: no: model.params.pretrained: ")
+    assert f" of {variant} is not in {folder}" in verdict
+    assert "(MLX_OFFLINE is set)" in verdict
+    plan = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run", "--json")
+    record = json.loads(plan.stdout)
+    assert record["can_run"] is False and str(folder) in record["reason"]
+    # once the file is in the cache the plan has nothing against it
+    from mlx.models.torch._build import pretrained_file
+
+    _, path = pretrained_file(variant)
+    folder.mkdir(parents=True)
+    (folder / path.name).write_bytes(b"")
+    done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
+    assert done.stdout.splitlines()[-1] == "  can run here: yes"
+    assert not (root / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "shown"),
+    [
+        ({"name": "synthetic_regression", "params": {"n_samples": 40}}, None),
+        ({"name": "synthetic_classification", "params": {"n_samples": 40}}, None),
+        ({"name": "custom", "path": "data/table.csv"}, "custom"),
+    ],
+    ids=["regression", "classification", "custom"],
+)
+def test_image_model_on_data_without_images_is_a_located_error(
+    root: Path, dataset: dict, shown: str | None
+) -> None:
+    (root / "data" / "table.csv").write_text("a,b,target\n1,2,0\n3,4,1\n")
+    config = tiny_config({"name": "resnet18"})
+    config["dataset"] = dataset
+    path = write_config(root / "flat.yaml", config)
+    line = next(
+        i
+        for i, text in enumerate(path.read_text().splitlines(), 1)
+        if text.strip() == "name: resnet18"
+    )
+    for extra in (["--dry-run"], []):
+        done = mlx(root, "run-experiment", "--config", "flat.yaml", *extra)
+        assert done.returncode == 1
+        assert (
+            f"error: flat.yaml:{line}:9: model.name: resnet18 is an image model, but "
+            f"the {shown or dataset['name']} dataset holds no images" in done.stderr
+        ), done.stderr
     assert not (root / "outputs").exists()
 
 

@@ -1,6 +1,7 @@
 """Importing a custom model's class from ``params.class_path``: a BaseModel
 subclass or a ``torch.nn.Module``, with every failure of its module at import (a
-syntax error, an exception, ``sys.exit``) a ModelError naming the file and line."""
+syntax error, an exception, ``sys.exit``) or of its constructor a ModelError naming
+the file and line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from mlx.errors import ModelError
 from mlx.models.base import BaseModel
 
-__all__ = ["import_model_class", "import_module_class"]
+__all__ = ["construct", "import_model_class", "import_module_class"]
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -55,6 +56,23 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
             "forward and train_step."
         )
     return obj
+
+
+def construct(cls: type, kwargs: dict[str, Any]) -> Any:
+    """``cls(**kwargs)``, where an exception the constructor raises (other than the
+    package's own errors) is a ModelError naming the class, and the file and line
+    where it was raised; ``mlx --debug`` shows the traceback."""
+    from mlx.errors import MLXError
+
+    try:
+        return cls(**kwargs)
+    except MLXError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"Cannot build {cls.__module__}:{cls.__qualname__} from model.params: "
+            f"{_where(exc, cls.__module__)}{type(exc).__name__}: {exc}."
+        ) from exc
 
 
 def _import_object(class_path: Any) -> Any:
