@@ -179,7 +179,8 @@ def class_path_blocker(model: ModelConfig) -> str | None:
     try:
         check_custom_params(class_path, model.params)
     except ModelError as exc:
-        return f"model.params.class_path: {exc}"
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return f"model.params.class_path: {exc}{hint}"
     return None
 
 

@@ -679,7 +679,8 @@ def test_points_that_cannot_run_here_stop_the_sweep_before_anything_is_written(
         "error:   point 2 (model.params.class_path=nowhere:Model): "
         "model.params.class_path: Cannot import module 'nowhere' of class_path "
         "'nowhere:Model': there is no module 'nowhere' (searched the repository "
-        "root and sys.path).",
+        "root and sys.path). (class_path is 'package.module:ClassName', relative to "
+        "the repository root)",
     ]
     assert not (tmp_path / "outputs").exists()
     # one reason shared by every point is said once

@@ -992,6 +992,59 @@ def test_without_torch_an_image_model_is_one_clear_error(root: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
+    hidden = _hide_torch(root)
+    config = tiny_config(
+        {
+            "name": "custom",
+            "params": {"class_path": "examples.torch_models:SmallCNN", "channels": 2},
+        },
+        epochs=1,
+    )
+    write_config(root / "cnn.yaml", config)
+    hint = "install PyTorch with: pip install 'model-harness[torch]'"
+    what = (
+        "Cannot import module 'examples.torch_models' of class_path "
+        "'examples.torch_models:SmallCNN': "
+        f"{root / 'examples' / 'torch_models.py'}:12: it imports 'torch', which is "
+        "not installed."
+    )
+    plan = mlx(
+        root, "run-experiment", "--config", "cnn.yaml", "--dry-run", PYTHONPATH=hidden
+    )
+    assert plan.stdout.splitlines()[-1] == (
+        f"  can run here: no: model.params.class_path: {what} ({hint})"
+    )
+    done = mlx(root, "run-experiment", "--config", "cnn.yaml", PYTHONPATH=hidden)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {what}\nhint: {hint}\n"
+    assert not (root / "outputs").exists()
+    # a run made with torch is evaluated without it: the same error
+    done = mlx(root, "run-experiment", "--config", "cnn.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    (run,) = run_dirs(root)
+    done = mlx(root, "eval", str(run), PYTHONPATH=hidden)
+    assert done.returncode == 1 and done.stderr == f"error: {what}\nhint: {hint}\n"
+    assert not (run / "evals").exists()
+    # and a sweep of it stops before it starts
+    write_config(
+        root / "sweep.yaml",
+        {
+            "name": "cnn",
+            "base": "cnn.yaml",
+            "parameters": {"training.seed": {"values": [1, 2]}},
+        },
+    )
+    for extra in (["--dry-run"], []):
+        done = mlx(root, "sweep", "--config", "sweep.yaml", *extra, PYTHONPATH=hidden)
+        assert done.returncode == 1
+        assert done.stderr == (
+            "error: no point of sweep 'cnn' can run here: model.params.class_path: "
+            f"{what} ({hint})\n"
+        )
+    assert not (root / "outputs" / "cnn").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "args",

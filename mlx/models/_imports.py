@@ -114,9 +114,15 @@ def _import_module(module_name: str, class_path: str) -> Any:
                 hint="class_path is 'package.module:ClassName', relative to the "
                 "repository root",
             ) from None
+        hint = None
+        if missing.partition(".")[0] in ("torch", "torchvision"):
+            from mlx.models.torch import INSTALL_HINT
+
+            hint = f"install PyTorch with: {INSTALL_HINT}"
         raise ModelError(
             f"Cannot import {what}: {_where(exc, module_name)}"
-            f"it imports {missing!r}, which is not installed."
+            f"it imports {missing!r}, which is not installed.",
+            hint=hint,
         ) from exc
     except SyntaxError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if exc.filename else ""
