@@ -919,6 +919,44 @@ def test_device_and_precision_errors_are_located(
     assert not (root / "outputs").exists()
 
 
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["training.precision=16-mixed"],
+            "training.precision: precision '16-mixed' needs a CUDA device; this run "
+            "is on 'cpu'",
+        ),
+        (["training.device=cuda:7"], "training.device: device 'cuda:7' is not"),
+    ],
+    ids=["fp16-on-cpu", "cuda-index"],
+)
+def test_a_custom_module_gets_the_device_checks_of_an_image_model(
+    root: Path, sets: list[str], message: str
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = str(EXAMPLES / "mnist_small_cnn.yaml")
+    args = [a for s in [*sets, "dataset.params.download=false"] for a in ("--set", s)]
+    for extra in (["--dry-run"], ["--quiet"]):
+        done = mlx(root, "run-experiment", "--config", config, *args, *extra)
+        assert done.returncode == 1
+        assert f"error: --set {sets[0]}: {message}" in done.stderr, done.stderr
+    assert not (root / "outputs").exists()
+
+
+def test_a_numpy_custom_model_ignores_the_device_with_a_warning(root: Path) -> None:
+    config = str(EXAMPLES / "custom_model.yaml")
+    for setting in ("training.device=cuda:7", "training.precision=16-mixed"):
+        args = ["--set", setting, "--set", "training.epochs=1", "--quiet"]
+        done = mlx(root, "run-experiment", "--config", config, *args)
+        assert done.returncode == 0, done.stderr
+        assert (
+            f"warning: --set {setting}: training.device/precision: ignored: custom "
+            "runs on NumPy on the CPU"
+        ) in done.stderr
+
+
 def test_device_error_in_a_file_names_line_and_column(root: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

@@ -842,9 +842,14 @@ class _Validator:
         device, precision = training.get("device"), training.get("precision")
         if not isinstance(device, str) or not isinstance(precision, str):
             return
-        torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES or (
-            model.name == "custom"
-        )
+        torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES
+        if model.name == "custom":
+            if device in ("auto", "cpu") and precision == "32":
+                return  # nothing to check: no need to import the class
+            uses = self.custom_uses_torch(model.params)
+            if uses is None:
+                return  # the class does not import: the run's check says why
+            torch_model = uses
         if not torch_model:
             if device not in ("auto", "cpu") or precision != "32":
                 self.warn(
@@ -860,14 +865,25 @@ class _Validator:
 
         if missing_backend() is not None:
             return  # the model's blocker says what to install
-        if model.name == "custom" and device in ("auto", "cpu"):
-            return
         from mlx.models.torch.devices import device_problem
 
         problem = device_problem(device, precision)
         if problem:
             field, message = problem
             self.error(("training", field), f"training.{field}: {message}")
+
+    @staticmethod
+    def custom_uses_torch(params: Mapping[str, Any]) -> bool | None:
+        """Whether a custom model's class is a torch.nn.Module (its module is
+        imported, as the run would), or None when it does not import."""
+        if not isinstance(params.get("class_path"), str):
+            return None
+        from mlx.models import uses_torch
+
+        try:
+            return uses_torch("custom", params)
+        except MLXError:
+            return None
 
     def image_classes(self, model: Any, info: Any) -> None:
         """An image model needs image data, and num_classes must match it."""
