@@ -35,6 +35,7 @@ __all__ = [
     "parameter_count",
     "plan_record",
     "render_dry_run",
+    "run_blocker",
 ]
 
 _UNKNOWN = "unknown until the files are read"
@@ -80,21 +81,39 @@ def parameter_count(model: ModelConfig, n_features: int | None) -> int | None:
 def make_plan(config: ExperimentConfig) -> Plan:
     """Work out the plan of ``config`` (cheap: nothing is loaded or written)."""
     info = describe(config.dataset)
-    blocker = model_blocker(config.model.name, config.model.params)
+    blocker = run_blocker(config, info)
     count = parameter_count(config.model, info.n_features)
     backend: tuple[tuple[str, str], ...] = ()
-    if blocker is None and model_family(config.model.name) in IMAGE_MODEL_FAMILIES:
+    if (
+        model_blocker(config.model.name, config.model.params) is None
+        and model_family(config.model.name) in IMAGE_MODEL_FAMILIES
+    ):
         count, backend = _image_model_facts(config, info)
     return Plan(
         config=config,
         dataset=info,
         parameter_count=count,
         run_directory=f"{config.output.directory}/{config.name}-<timestamp>-xxxx/",
-        blocker=blocker
+        blocker=blocker,
+        backend=backend,
+    )
+
+
+def run_blocker(
+    config: ExperimentConfig, info: DatasetInfo | None = None
+) -> str | None:
+    """Why a run of the validated ``config`` cannot go ahead here, or None: the
+    model on this installation (and an image model's published weights), a custom
+    model's ``class_path``, the output path, and the data as far as ``info`` (its
+    :func:`~mlx.datasets.describe`) read it. Nothing is built or written."""
+    blocker = model_blocker(config.model.name, config.model.params)
+    if blocker is None and model_family(config.model.name) in IMAGE_MODEL_FAMILIES:
+        blocker = _pretrained_blocker(config.model)
+    return (
+        blocker
         or class_path_blocker(config.model)
         or output_blocker(config.output.directory, config.name)
-        or _data_blocker(info),
-        backend=backend,
+        or _data_blocker(info if info is not None else describe(config.dataset))
     )
 
 
@@ -135,21 +154,33 @@ def _image_model_facts(
     return count, tuple(rows)
 
 
-def class_path_blocker(model: ModelConfig) -> str | None:
-    """Why a custom model's ``class_path`` cannot be used, or None.
+def _pretrained_blocker(model: ModelConfig) -> str | None:
+    """Why an image model's published weights cannot be had here (not cached, and
+    ``MLX_OFFLINE`` forbids the download), or None; nothing is fetched."""
+    if model.params.get("pretrained") is not True:
+        return None
+    from mlx.models.torch._build import offline_weights_problem
 
-    The module is imported, as the run would: its code runs.
+    return offline_weights_problem(str(model.architecture or model.name))
+
+
+def class_path_blocker(model: ModelConfig) -> str | None:
+    """Why a custom model's ``class_path`` cannot be used, or None: it does not
+    import, names no model, or its constructor does not take the other params.
+
+    The module is imported, as the run would: its code runs; nothing is built.
     """
     class_path = model.params.get("class_path")
     if model.name != "custom" or not isinstance(class_path, str):
         return None
     from mlx.errors import ModelError
-    from mlx.models import import_model_class
+    from mlx.models import check_custom_params
 
     try:
-        import_model_class(class_path)
+        check_custom_params(class_path, model.params)
     except ModelError as exc:
-        return f"model.params.class_path: {exc}"
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return f"model.params.class_path: {exc}{hint}"
     return None
 
 

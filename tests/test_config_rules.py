@@ -169,9 +169,20 @@ ERRORS = [
     ),
     Row(
         "image-num-classes-mismatch",
-        {"model": {"name": "resnet18", "params": {"num_classes": 10}}},
-        r"model.params.num_classes is 10, but synthetic_classification has 3 classes",
+        {
+            "dataset": {"name": "mnist"},
+            "model": {"name": "resnet18", "params": {"num_classes": 5}},
+        },
+        r"model.params.num_classes is 5, but mnist has 10 classes",
         "model.params.num_classes",
+    ),
+    Row(
+        "image-model-without-images",
+        {"model": {"name": "resnet18"}},
+        r"model.name: resnet18 is an image model, but the synthetic_classification "
+        r"dataset holds no images; use an image dataset \(mnist, cifar10, cifar100, "
+        r"imagenet\) or an mlp",
+        "model.name",
     ),
     Row(
         "image-in-channels-mismatch",

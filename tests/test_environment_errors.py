@@ -357,6 +357,94 @@ def test_the_dry_run_says_no_when_class_path_is_no_model(
     assert _runs(root) == []
 
 
+_CONSTRUCTOR = """\
+import numpy as np
+from mlx.models import BaseModel
+
+
+class Model(BaseModel):
+    task = "classification"
+
+    def __init__(self, width=3):
+        self.width = width
+        {body}
+
+    def forward(self, X):
+        return np.full((len(X), 3), 1 / 3)
+
+    def train_step(self, X, y):
+        return {{"loss": 0.0}}
+
+    def save(self, path):
+        pass
+
+    def load(self, path):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        ("raise RuntimeError('no GPU here')", "RuntimeError: no GPU here"),
+        ("{}['missing']", "KeyError: 'missing'"),
+        ("np.zeros(-width)", "ValueError: negative dimensions are not allowed"),
+    ],
+    ids=["raises", "key-error", "in-numpy"],
+)
+def test_a_custom_model_whose_constructor_raises(
+    root: Path, body: str, what: str
+) -> None:
+    package = root / "mine"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "model.py"
+    module.write_text(_CONSTRUCTOR.format(body=body))
+    config = small_classification()
+    config["model"] = {"name": "custom", "params": {"class_path": "mine.model:Model"}}
+    write_config(root / "c.yaml", config)
+    # the line in the model's own file, even when the exception comes from deeper
+    _clean_failure(
+        _train(root, cli_env(root)),
+        f"error: Cannot build mine.model:Model from model.params: {module}:10: {what}",
+    )
+    assert _runs(root) == []
+    debug = run_cli(["--debug", "run-experiment", "--config", "c.yaml"], root)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"widht": 2}, "Unknown parameter 'widht' for Model; it accepts width. Did "),
+        ({"width": 2, "depth": 1}, "Unknown parameter 'depth' for Model"),
+    ],
+    ids=["typo", "unknown"],
+)
+def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
+    root: Path, params: dict, message: str
+) -> None:
+    package = root / "mine"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(_CONSTRUCTOR.format(body="pass"))
+    config = small_classification()
+    config["model"] = {
+        "name": "custom",
+        "params": {"class_path": "mine.model:Model", **params},
+    }
+    write_config(root / "c.yaml", config)
+    plan = run_cli(["run-experiment", "--config", "c.yaml", "--dry-run"], root)
+    assert plan.returncode == 0 and "Traceback" not in plan.stderr
+    assert f"can run here: no: model.params.class_path: {message}" in plan.stdout
+    _clean_failure(_train(root, cli_env(root)), message)
+    assert _runs(root) == []
+    config["model"]["params"] = {"class_path": "mine.model:Model", "width": 3}
+    write_config(root / "c.yaml", config)
+    plan = run_cli(["run-experiment", "--config", "c.yaml", "--dry-run"], root)
+    assert plan.stdout.splitlines()[-1] == "  can run here: yes"
+
+
 # -- control characters in paths -------------------------------------------------------
 
 

@@ -227,6 +227,28 @@ def test_unknown_keys_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
     assert len(data["points"]) == 2
 
 
+@pytest.mark.parametrize("source", ["set", "base"])
+def test_a_warning_of_the_base_config_is_shown_once(
+    tmp_path: Path, source: str
+) -> None:
+    base = small_classification()
+    extra: list[str] = []
+    if source == "base":
+        base["training"]["params"] = {"momentun": 0.5}
+        where = f"{tmp_path / 'base.yaml'}:24:5: "
+    else:
+        extra = ["--set", "training.params.momentun=0.5"]
+        where = "--set training.params.momentun=0.5: "
+    _setup(tmp_path, _grid(training__seed={"values": [1, 2, 3]}), base)
+    for dry in (["--dry-run"], ["--dry-run", "--json"], ["--quiet"]):
+        done = run_cli(["sweep", "--config", "sweep.yaml", *dry, *extra], tmp_path)
+        assert done.returncode == 0, done.stderr
+        warned = [x for x in done.stderr.splitlines() if "momentun" in x]
+        assert len(warned) == 1, done.stderr
+        assert warned[0].startswith(f"warning: {where}training.params.momentun: ")
+        assert "did you mean momentum?" in warned[0]
+
+
 def test_a_point_whose_config_is_invalid_fails_validation_before_anything_runs(
     tmp_path: Path,
 ) -> None:
@@ -461,6 +483,12 @@ def test_sweep_usage_errors(tmp_path: Path) -> None:
         (["sweep", "grid"], "invalid choice: 'grid' (choose from 'show')"),
         (["sweep", "--config", "sweep.yaml", "--jobs", "0"], "an integer >= 1"),
         (["sweep", "--config", "sweep.yaml", "--address", "x:1"], "--executor ray"),
+        (["sweep", "--config", "sweep.yaml", "--fail-fast", "--max-failures", "2"],
+         "give it or --max-failures N, not both"),
+        (["sweep", "--config", "sweep.yaml", "--skip-failed"],
+         "--skip-failed applies to --resume"),
+        (["sweep", "--config", "sweep.yaml", "--dry-run", "--skip-failed"],
+         "--skip-failed applies to --resume"),
         (["sweep", "--resume", "x", "--set", "a=1"], "cannot be combined with --set"),
         (["sweep", "show", "x", "--config", "sweep.yaml"], "not --config"),
         (["sweep", "show", "nothing"], "No sweep 'nothing'"),

@@ -621,27 +621,88 @@ def test_a_numpy_sweep_never_imports_torch(tmp_path: Path) -> None:
     assert not log.exists()
 
 
+_BROKEN = (
+    _FLAKY
+    + """
+
+class Broken(Flaky):
+    def __init__(self, **params):
+        raise RuntimeError("cannot build on purpose")
+"""
+)
+
+
 def test_a_point_that_fails_before_its_run_exists_is_failed_with_its_error(
     tmp_path: Path,
 ) -> None:
-    # the class is looked up when the point runs: the config validates, the point
-    # fails before it has a run directory, and its log tells why
-    (tmp_path / "flaky.py").write_text(_FLAKY)
+    # the class is built when the point runs: the point fails before it has a run
+    # directory, and its log tells why
+    (tmp_path / "flaky.py").write_text(_BROKEN)
     _setup(
         tmp_path,
-        {"model.params.class_path": {"values": ["flaky:Flaky", "flaky:Missing"]}},
+        {"model.params.class_path": {"values": ["flaky:Flaky", "flaky:Broken"]}},
         base=_flaky_base(),
     )
     done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
     assert done.returncode == 1
-    assert "error: Module 'flaky' has no attribute 'Missing'." in done.stderr
+    message = (
+        f"Cannot build flaky:Broken from model.params: {tmp_path / 'flaky.py'}:23: "
+        "RuntimeError: cannot build on purpose."
+    )
+    assert f"error: {message}" in done.stderr
     report = _show(tmp_path)
     by_class = {p["parameters"]["model.params.class_path"]: p for p in report["points"]}
     assert by_class["flaky:Flaky"]["status"] == "completed"
-    missing = by_class["flaky:Missing"]
-    assert missing["status"] == "failed" and missing["run_id"] is None
-    assert missing["error"] == "Module 'flaky' has no attribute 'Missing'."
+    broken = by_class["flaky:Broken"]
+    assert broken["status"] == "failed" and broken["run_id"] is None
+    assert broken["error"] == message
     assert len(_runs(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+def test_points_that_cannot_run_here_stop_the_sweep_before_anything_is_written(
+    tmp_path: Path, dry_run: bool
+) -> None:
+    (tmp_path / "flaky.py").write_text(_FLAKY)
+    classes = ["flaky:Flaky", "flaky:Missing", "nowhere:Model"]
+    path = _setup(
+        tmp_path, {"model.params.class_path": {"values": classes}}, base=_flaky_base()
+    )
+    extra = ["--dry-run"] if dry_run else []
+    done = run_cli(["sweep", "--config", "sweep.yaml", *extra], tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines()[:3] == [
+        "error: 2 point(s) of sweep 'sw' cannot run here:",
+        "error:   point 1 (model.params.class_path=flaky:Missing): "
+        "model.params.class_path: Module 'flaky' has no attribute 'Missing'.",
+        "error:   point 2 (model.params.class_path=nowhere:Model): "
+        "model.params.class_path: Cannot import module 'nowhere' of class_path "
+        "'nowhere:Model': there is no module 'nowhere' (searched the repository "
+        "root and sys.path). (class_path is 'package.module:ClassName', relative to "
+        "the repository root)",
+    ]
+    assert not (tmp_path / "outputs").exists()
+    # one reason shared by every point is said once
+    write_config(
+        path,
+        {
+            "name": "sw",
+            "base": "base.yaml",
+            "parameters": {"training.seed": {"values": [1, 2]}},
+            "metric": "val_accuracy",
+        },
+    )
+    base = _flaky_base()
+    base["model"]["params"]["class_path"] = "flaky:Gone"
+    write_config(tmp_path / "base.yaml", base)
+    done = run_cli(["sweep", "--config", "sweep.yaml", *extra], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: no point of sweep 'sw' can run here: model.params.class_path: "
+        "Module 'flaky' has no attribute 'Gone'.\n"
+    )
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_fail_fast_interrupts_the_running_points_which_resume_later(

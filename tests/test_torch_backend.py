@@ -442,6 +442,141 @@ def test_custom_class_must_be_a_module_or_a_base_model() -> None:
         get_model("custom", {"class_path": "json:JSONDecoder"})
 
 
+_MODULES = """\
+import torch
+
+
+class Raises(torch.nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        raise RuntimeError("needs a GPU")
+
+
+class Empty(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+class Linear(torch.nn.Module):
+    def __init__(self, outputs=10, pair=False, features=784):
+        super().__init__()
+        self.pair = pair
+        self.linear = torch.nn.Linear(features, outputs)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return (out, out) if self.pair else out
+"""
+
+
+def _module_config(root: Path, params: dict, dataset: dict | None = None) -> None:
+    package = root / "nets"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(_MODULES)
+    config = tiny_config({"name": "custom", "params": params}, epochs=1)
+    if dataset is not None:
+        config["dataset"] = dataset
+    write_config(root / "c.yaml", config)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"class_path": "nets.layers:Raises"},
+            "Cannot build nets.layers:Raises from model.params: {root}/nets/layers.py:"
+            "7: RuntimeError: needs a GPU.",
+        ),
+        (
+            {"class_path": "nets.layers:Empty"},
+            "nets.layers:Empty has no parameters (no torch.nn.Parameter), so there "
+            "is nothing to train.",
+        ),
+        (
+            {"class_path": "nets.layers:Linear", "outputz": 3},
+            "Cannot build nets.layers:Linear with parameters {'outputz': 3}: got an "
+            "unexpected keyword argument 'outputz'.",
+        ),
+    ],
+    ids=["raises", "no-parameters", "unknown-param"],
+)
+def test_a_module_that_cannot_be_built_is_one_error_before_the_run(
+    root: Path, params: dict, message: str
+) -> None:
+    _module_config(root, params)
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 1
+    message = message.replace("{root}", str(root))
+    assert done.stderr == f"error: {message}\n"
+    assert not (root / "outputs").exists()
+    if "outputz" in params:  # the dry run binds the params without building
+        plan = mlx(root, "run-experiment", "--config", "c.yaml", "--dry-run")
+        verdict = plan.stdout.splitlines()[-1]
+        assert verdict == f"  can run here: no: model.params.class_path: {message}"
+
+
+@pytest.mark.parametrize(
+    ("params", "regression", "message"),
+    [
+        (
+            {"outputs": 7},
+            False,
+            "nets.layers:Linear returns 7 logits per sample, but the data has 10 "
+            "classes; it needs one output per class.",
+        ),
+        (
+            {"outputs": 12},
+            False,
+            "nets.layers:Linear returns 12 logits per sample, but the data has 10 "
+            "classes",
+        ),
+        (
+            {"pair": True},
+            False,
+            "nets.layers:Linear returned a tuple from forward; the harness needs one "
+            "torch.Tensor of outputs per sample.",
+        ),
+        (
+            {"outputs": 3, "features": 6},
+            True,
+            "nets.layers:Linear returned outputs of shape (16, 3) for regression "
+            "targets of shape (16,); they must match ((16,) or (16, 1)).",
+        ),
+    ],
+    ids=["too-few-logits", "too-many-logits", "tuple", "regression-width"],
+)
+def test_module_outputs_that_do_not_fit_the_loss_fail_the_run_clearly(
+    root: Path, params: dict, regression: bool, message: str
+) -> None:
+    dataset = None
+    if regression:
+        dataset = {
+            "name": "synthetic_regression",
+            "params": {"n_samples": 64, "n_features": 6},
+        }
+    _module_config(root, {"class_path": "nets.layers:Linear", **params}, dataset)
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 1
+    assert f"error: {message}" in done.stderr, done.stderr
+    (run,) = run_dirs(root)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and message in summary["error"]
+
+
+def test_a_module_with_fitting_outputs_trains(root: Path) -> None:
+    _module_config(root, {"class_path": "nets.layers:Linear"})
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    _module_config(
+        root,
+        {"class_path": "nets.layers:Linear", "outputs": 1, "features": 6},
+        {"name": "synthetic_regression", "params": {"n_samples": 64, "n_features": 6}},
+    )
+    done = mlx(root, "run-experiment", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+
+
 # --- determinism and resume ---
 
 
@@ -693,6 +828,65 @@ def test_missing_pretrained_file_is_one_error_before_the_run_exists(
     assert not (root / "outputs").exists()
 
 
+@pytest.mark.parametrize("variant", ["resnet18", "mobilenet_v3_small"])
+def test_dry_run_offline_without_cached_weights_cannot_run(
+    root: Path, variant: str
+) -> None:
+    config = str(EXAMPLES / "mnist_config.json")
+    sets = [f"model.name={variant}", f"model.architecture={variant}"]
+    sets = [a for s in [*sets, "model.params.pretrained=true"] for a in ("--set", s)]
+    done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    folder = root / "torch-home" / "hub" / "checkpoints"
+    verdict = done.stdout.splitlines()[-1]
+    assert verdict.startswith("  can run here: no: model.params.pretrained: ")
+    assert f" of {variant} is not in {folder}" in verdict
+    assert "(MLX_OFFLINE is set)" in verdict
+    plan = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run", "--json")
+    record = json.loads(plan.stdout)
+    assert record["can_run"] is False and str(folder) in record["reason"]
+    # once the file is in the cache the plan has nothing against it
+    from mlx.models.torch._build import pretrained_file
+
+    _, path = pretrained_file(variant)
+    folder.mkdir(parents=True)
+    (folder / path.name).write_bytes(b"")
+    done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
+    assert done.stdout.splitlines()[-1] == "  can run here: yes"
+    assert not (root / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "shown"),
+    [
+        ({"name": "synthetic_regression", "params": {"n_samples": 40}}, None),
+        ({"name": "synthetic_classification", "params": {"n_samples": 40}}, None),
+        ({"name": "custom", "path": "data/table.csv"}, "custom"),
+    ],
+    ids=["regression", "classification", "custom"],
+)
+def test_image_model_on_data_without_images_is_a_located_error(
+    root: Path, dataset: dict, shown: str | None
+) -> None:
+    (root / "data" / "table.csv").write_text("a,b,target\n1,2,0\n3,4,1\n")
+    config = tiny_config({"name": "resnet18"})
+    config["dataset"] = dataset
+    path = write_config(root / "flat.yaml", config)
+    line = next(
+        i
+        for i, text in enumerate(path.read_text().splitlines(), 1)
+        if text.strip() == "name: resnet18"
+    )
+    for extra in (["--dry-run"], []):
+        done = mlx(root, "run-experiment", "--config", "flat.yaml", *extra)
+        assert done.returncode == 1
+        assert (
+            f"error: flat.yaml:{line}:9: model.name: resnet18 is an image model, but "
+            f"the {shown or dataset['name']} dataset holds no images" in done.stderr
+        ), done.stderr
+    assert not (root / "outputs").exists()
+
+
 # --- devices and precision ---
 
 
@@ -723,6 +917,44 @@ def test_device_and_precision_errors_are_located(
             f"error: --set {sets[0]}: {message}" in done.stderr
         ), done.stderr
     assert not (root / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["training.precision=16-mixed"],
+            "training.precision: precision '16-mixed' needs a CUDA device; this run "
+            "is on 'cpu'",
+        ),
+        (["training.device=cuda:7"], "training.device: device 'cuda:7' is not"),
+    ],
+    ids=["fp16-on-cpu", "cuda-index"],
+)
+def test_a_custom_module_gets_the_device_checks_of_an_image_model(
+    root: Path, sets: list[str], message: str
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = str(EXAMPLES / "mnist_small_cnn.yaml")
+    args = [a for s in [*sets, "dataset.params.download=false"] for a in ("--set", s)]
+    for extra in (["--dry-run"], ["--quiet"]):
+        done = mlx(root, "run-experiment", "--config", config, *args, *extra)
+        assert done.returncode == 1
+        assert f"error: --set {sets[0]}: {message}" in done.stderr, done.stderr
+    assert not (root / "outputs").exists()
+
+
+def test_a_numpy_custom_model_ignores_the_device_with_a_warning(root: Path) -> None:
+    config = str(EXAMPLES / "custom_model.yaml")
+    for setting in ("training.device=cuda:7", "training.precision=16-mixed"):
+        args = ["--set", setting, "--set", "training.epochs=1", "--quiet"]
+        done = mlx(root, "run-experiment", "--config", config, *args)
+        assert done.returncode == 0, done.stderr
+        assert (
+            f"warning: --set {setting}: training.device/precision: ignored: custom "
+            "runs on NumPy on the CPU"
+        ) in done.stderr
 
 
 def test_device_error_in_a_file_names_line_and_column(root: Path) -> None:
@@ -796,6 +1028,59 @@ def test_without_torch_an_image_model_is_one_clear_error(root: Path) -> None:
         root, "run-experiment", "--config", "mlp.yaml", "--quiet", PYTHONPATH=hidden
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
+    hidden = _hide_torch(root)
+    config = tiny_config(
+        {
+            "name": "custom",
+            "params": {"class_path": "examples.torch_models:SmallCNN", "channels": 2},
+        },
+        epochs=1,
+    )
+    write_config(root / "cnn.yaml", config)
+    hint = "install PyTorch with: pip install 'model-harness[torch]'"
+    what = (
+        "Cannot import module 'examples.torch_models' of class_path "
+        "'examples.torch_models:SmallCNN': "
+        f"{root / 'examples' / 'torch_models.py'}:12: it imports 'torch', which is "
+        "not installed."
+    )
+    plan = mlx(
+        root, "run-experiment", "--config", "cnn.yaml", "--dry-run", PYTHONPATH=hidden
+    )
+    assert plan.stdout.splitlines()[-1] == (
+        f"  can run here: no: model.params.class_path: {what} ({hint})"
+    )
+    done = mlx(root, "run-experiment", "--config", "cnn.yaml", PYTHONPATH=hidden)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {what}\nhint: {hint}\n"
+    assert not (root / "outputs").exists()
+    # a run made with torch is evaluated without it: the same error
+    done = mlx(root, "run-experiment", "--config", "cnn.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    (run,) = run_dirs(root)
+    done = mlx(root, "eval", str(run), PYTHONPATH=hidden)
+    assert done.returncode == 1 and done.stderr == f"error: {what}\nhint: {hint}\n"
+    assert not (run / "evals").exists()
+    # and a sweep of it stops before it starts
+    write_config(
+        root / "sweep.yaml",
+        {
+            "name": "cnn",
+            "base": "cnn.yaml",
+            "parameters": {"training.seed": {"values": [1, 2]}},
+        },
+    )
+    for extra in (["--dry-run"], []):
+        done = mlx(root, "sweep", "--config", "sweep.yaml", *extra, PYTHONPATH=hidden)
+        assert done.returncode == 1
+        assert done.stderr == (
+            "error: no point of sweep 'cnn' can run here: model.params.class_path: "
+            f"{what} ({hint})\n"
+        )
+    assert not (root / "outputs" / "cnn").exists()
 
 
 @pytest.mark.slow

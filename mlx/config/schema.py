@@ -842,9 +842,14 @@ class _Validator:
         device, precision = training.get("device"), training.get("precision")
         if not isinstance(device, str) or not isinstance(precision, str):
             return
-        torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES or (
-            model.name == "custom"
-        )
+        torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES
+        if model.name == "custom":
+            if device in ("auto", "cpu") and precision == "32":
+                return  # nothing to check: no need to import the class
+            uses = self.custom_uses_torch(model.params)
+            if uses is None:
+                return  # the class does not import: the run's check says why
+            torch_model = uses
         if not torch_model:
             if device not in ("auto", "cpu") or precision != "32":
                 self.warn(
@@ -860,8 +865,6 @@ class _Validator:
 
         if missing_backend() is not None:
             return  # the model's blocker says what to install
-        if model.name == "custom" and device in ("auto", "cpu"):
-            return
         from mlx.models.torch.devices import device_problem
 
         problem = device_problem(device, precision)
@@ -869,9 +872,30 @@ class _Validator:
             field, message = problem
             self.error(("training", field), f"training.{field}: {message}")
 
+    @staticmethod
+    def custom_uses_torch(params: Mapping[str, Any]) -> bool | None:
+        """Whether a custom model's class is a torch.nn.Module (its module is
+        imported, as the run would), or None when it does not import."""
+        if not isinstance(params.get("class_path"), str):
+            return None
+        from mlx.models import uses_torch
+
+        try:
+            return uses_torch("custom", params)
+        except MLXError:
+            return None
+
     def image_classes(self, model: Any, info: Any) -> None:
-        """num_classes must match the data."""
+        """An image model needs image data, and num_classes must match it."""
         if model_family(model.name) not in IMAGE_MODEL_FAMILIES:
+            return
+        if info.name not in _IMAGE_CHANNELS:
+            self.error(
+                ("model", "name"),
+                f"model.name: {model.name} is an image model, but the {info.name} "
+                "dataset holds no images; use an image dataset "
+                f"({', '.join(_IMAGE_CHANNELS)}) or an mlp",
+            )
             return
         channels = model.params.get("in_channels")
         expected_channels = _IMAGE_CHANNELS.get(info.name)

@@ -23,6 +23,7 @@ from mlx.errors import ModelError
 from mlx.models._imports import (
     _import_object,
     _is_torch_module,
+    construct,
     import_model_class,
 )
 from mlx.models.base import BaseModel
@@ -101,6 +102,26 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
 
 
 def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
+    _check_params(cls, kwargs)
+    return construct(cls, kwargs)
+
+
+def check_custom_params(class_path: str, params: Mapping[str, Any]) -> None:
+    """Raise the ModelError building the custom model ``class_path`` from
+    ``params`` (its ``model.params``) would raise for parameters its constructor
+    does not take; nothing is built. The class's module is imported."""
+    kwargs = {k: v for k, v in thaw(params).items() if k != "class_path"}
+    obj = _import_object(class_path)
+    if _is_torch_module(obj):
+        from mlx.models.torch.model import check_module_params
+
+        kwargs.pop("optimizer_config", None)  # the harness's, not the module's
+        check_module_params(obj, class_path, kwargs)
+        return
+    _check_params(import_model_class(class_path), kwargs)
+
+
+def _check_params(cls: type[BaseModel], kwargs: dict[str, Any]) -> None:
     if cls.__init__ is object.__init__:
         # no constructor of its own: it takes no parameters
         accepted: list[str] = []
@@ -127,7 +148,6 @@ def _construct(cls: type[BaseModel], kwargs: dict[str, Any]) -> BaseModel:
             raise ModelError(
                 f"{cls.__name__} cannot be built from its params: {exc}."
             ) from None
-    return cls(**kwargs)
 
 
 def uses_torch(name: str, params: Mapping[str, Any]) -> bool:

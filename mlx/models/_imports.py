@@ -1,6 +1,7 @@
 """Importing a custom model's class from ``params.class_path``: a BaseModel
 subclass or a ``torch.nn.Module``, with every failure of its module at import (a
-syntax error, an exception, ``sys.exit``) a ModelError naming the file and line."""
+syntax error, an exception, ``sys.exit``) or of its constructor a ModelError naming
+the file and line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from mlx.errors import ModelError
 from mlx.models.base import BaseModel
 
-__all__ = ["import_model_class", "import_module_class"]
+__all__ = ["construct", "import_model_class", "import_module_class"]
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -57,6 +58,23 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
     return obj
 
 
+def construct(cls: type, kwargs: dict[str, Any]) -> Any:
+    """``cls(**kwargs)``, where an exception the constructor raises (other than the
+    package's own errors) is a ModelError naming the class, and the file and line
+    where it was raised; ``mlx --debug`` shows the traceback."""
+    from mlx.errors import MLXError
+
+    try:
+        return cls(**kwargs)
+    except MLXError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"Cannot build {cls.__module__}:{cls.__qualname__} from model.params: "
+            f"{_where(exc, cls.__module__)}{type(exc).__name__}: {exc}."
+        ) from exc
+
+
 def _import_object(class_path: Any) -> Any:
     """The object ``"package.module:ClassName"`` names (repository root on
     sys.path)."""
@@ -96,9 +114,15 @@ def _import_module(module_name: str, class_path: str) -> Any:
                 hint="class_path is 'package.module:ClassName', relative to the "
                 "repository root",
             ) from None
+        hint = None
+        if missing.partition(".")[0] in ("torch", "torchvision"):
+            from mlx.models.torch import INSTALL_HINT
+
+            hint = f"install PyTorch with: {INSTALL_HINT}"
         raise ModelError(
             f"Cannot import {what}: {_where(exc, module_name)}"
-            f"it imports {missing!r}, which is not installed."
+            f"it imports {missing!r}, which is not installed.",
+            hint=hint,
         ) from exc
     except SyntaxError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if exc.filename else ""

@@ -153,6 +153,13 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     if args.address and args.executor != "ray":
         return usage("--address needs --executor ray")
+    if args.fail_fast and args.max_failures is not None:
+        return usage(
+            "--fail-fast stops at the first failure; give it or --max-failures N, "
+            "not both"
+        )
+    if not args.retry_failed and not args.resume:
+        return usage("--skip-failed applies to --resume: a new sweep has no failures")
     from mlx.sweeps.driver import run_sweep
 
     return run_sweep(args)

@@ -214,6 +214,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         sweep = SweepDir(Path(spec.base_config.output.directory) / spec.name)
         stored = None
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
+    if stored is None or args.dry_run:
+        _check_runnable(spec, points)
     if args.dry_run:
         return _dry_run(spec, sweep, points, duplicates, args.json)
     if stored is None and sweep.exists():
@@ -259,6 +261,37 @@ def run_sweep(args: argparse.Namespace) -> int:
         return _drive(args, spec, sweep, points, duplicates)
     finally:
         lock.release()
+
+
+def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
+    """Every point can run here, as ``run-experiment --dry-run`` decides it (the
+    model on this installation, an image model's weights, a custom model's
+    class_path, the output path, the data's headers), before anything is written:
+    a sweep whose points would all fail the same way never starts."""
+    import json
+
+    from mlx.datasets import describe
+    from mlx.plan import run_blocker
+
+    described: dict[str, Any] = {}
+    blocked: list[tuple[Point, str]] = []
+    for point in points:
+        key = json.dumps(point.config.to_dict()["dataset"], sort_keys=True, default=str)
+        if key not in described:
+            described[key] = describe(point.config.dataset)
+        blocker = run_blocker(point.config, described[key])
+        if blocker is not None:
+            blocked.append((point, blocker))
+    if not blocked:
+        return
+    if len(blocked) == len(points) and len({b for _, b in blocked}) == 1:
+        raise RunError(f"no point of sweep {spec.name!r} can run here: {blocked[0][1]}")
+    raise RunError(
+        f"{len(blocked)} point(s) of sweep {spec.name!r} cannot run here:\n  "
+        + "\n  ".join(
+            f"point {p.index} ({_params_text(p)}): {blocker}" for p, blocker in blocked
+        )
+    )
 
 
 def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:

@@ -147,7 +147,7 @@ def expand(
     seen: set[str] = set()
     problems: list[Any] = []
     failed = 0
-    seen_warnings: set[str] = set()
+    seen_warnings: set[str] = set(spec.base_warnings)
     for index, assignment in enumerate(_assignments(spec)):
         where = ", ".join(f"{k}={_show_value(v)}" for k, v in assignment.items())
         overrides: list[Any] = list(spec.overrides)

@@ -99,6 +99,11 @@ class SweepSpec:
     description: str | None
     base_config: ExperimentConfig
     document: Document = dataclasses.field(repr=False, compare=False)
+    #: the warnings loading the base config gave (already shown): each point
+    #: would repeat them
+    base_warnings: frozenset[str] = dataclasses.field(
+        default=frozenset(), repr=False, compare=False
+    )
 
     def location(self, path: str) -> str:
         """``file:line:column`` of parameter ``path`` in the sweep file."""
@@ -238,9 +243,10 @@ def load_sweep(
 
     base_path = _base(check, data, Path(source))
     base_config: ExperimentConfig | None = None
+    base_warnings: set[str] = set()
     if base_path is not None:
         try:
-            base_config = _load_base(base_path, overrides)
+            base_config = _load_base(base_path, overrides, base_warnings)
         except ConfigError as exc:
             errors.extend(exc.errors)
     parameters = _parameters(check, data, method, base_config)
@@ -277,6 +283,7 @@ def load_sweep(
         description=description if isinstance(description, str) else None,
         base_config=base_config,
         document=doc,
+        base_warnings=frozenset(base_warnings),
     )
 
 
@@ -343,9 +350,19 @@ def _base(check: _Checker, data: Mapping[str, Any], file: Path) -> Path | None:
     return resolved
 
 
-def _load_base(base: Path, overrides: Sequence[str]) -> ExperimentConfig:
-    # the base's own warnings are shown once here; each point repeats them
-    return load_config(base, overrides)
+def _load_base(
+    base: Path, overrides: Sequence[str], shown: set[str]
+) -> ExperimentConfig:
+    """The base config; its warnings are shown once here, and their texts added to
+    ``shown`` (each point repeats them)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigWarning)
+            return load_config(base, overrides)
+    finally:
+        for record in caught:
+            shown.add(str(record.message))
+            warnings.warn(record.message, record.category, stacklevel=3)
 
 
 def _parameters(

@@ -18,7 +18,13 @@ from urllib.parse import urlparse
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
 
-__all__ = ["build_image_model", "family_of", "pretrained_file", "stem_convolution"]
+__all__ = [
+    "build_image_model",
+    "family_of",
+    "offline_weights_problem",
+    "pretrained_file",
+    "stem_convolution",
+]
 
 
 def family_of(variant: str) -> str:
@@ -52,12 +58,23 @@ def pretrained_file(variant: str) -> tuple[Any, Path]:
     return weights, Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
+def offline_weights_problem(variant: str) -> str | None:
+    """Why the published weights of ``variant`` cannot be had, without fetching
+    anything: the file is not in the hub cache and ``MLX_OFFLINE`` is set. None
+    when they are cached or may be downloaded."""
+    _, path = pretrained_file(variant)
+    if path.is_file() or not os.environ.get("MLX_OFFLINE"):
+        return None
+    return str(_missing_weights(variant, path, "MLX_OFFLINE is set"))
+
+
 def _pretrained_state(variant: str) -> dict[str, Any]:
     """torchvision's published weights of ``variant``, from the hub cache, downloaded
     into it when missing (unless ``MLX_OFFLINE`` is set)."""
     weights, path = pretrained_file(variant)
-    if not path.is_file() and os.environ.get("MLX_OFFLINE"):
-        raise _missing_weights(variant, path, "MLX_OFFLINE is set")
+    problem = offline_weights_problem(variant)
+    if problem is not None:
+        raise ModelError(problem)
     try:
         # torchvision's weights API: the hub cache, the file's hash on download,
         # and torch's restricted (weights-only) reader, which runs no pickled code

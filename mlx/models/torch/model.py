@@ -22,7 +22,7 @@ from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
 from mlx.models.torch.devices import Placement, configure_threads, resolve
 
-__all__ = ["TorchModel", "torch_optimizer"]
+__all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
 
 #: Samples per forward pass in predict and validation.
 EVAL_BATCH = 256
@@ -51,6 +51,21 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
         "rmsprop": torch.optim.RMSprop,
     }
     return classes[kind](list(parameters), lr=lr, **hyper)
+
+
+def check_module_params(cls: type, class_path: str, params: Mapping[str, Any]) -> None:
+    """A ModelError when the constructor of the module ``cls`` does not take
+    ``params``; nothing is built."""
+    import inspect
+
+    try:
+        inspect.signature(cls).bind(**params)
+    except TypeError as exc:
+        raise ModelError(
+            f"Cannot build {class_path} with parameters {dict(params)}: {exc}."
+        ) from None
+    except ValueError:  # no signature to check (a builtin): the call tells
+        pass
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -178,6 +193,9 @@ class TorchModel(BaseModel):
         self.step_ = 0
         self.is_trained = False
         self._mode: bool | None = None
+        self._outputs_checked = False
+        #: the class count of the data it is trained on, when known (a run's)
+        self.data_classes: int | None = None
 
     def _make_module(self) -> Any:
         torch = require_torch()
@@ -194,18 +212,18 @@ class TorchModel(BaseModel):
                 dropout=self.dropout,
                 pretrained=bool(self.pretrained),
             )
-        from mlx.models._imports import import_module_class
+        from mlx.models._imports import construct, import_module_class
 
         cls = import_module_class(self.class_path)
-        try:
-            module = cls(**self.module_params)
-        except TypeError as exc:
-            raise ModelError(
-                f"Cannot build {self.class_path} with parameters "
-                f"{self.module_params}: {exc}."
-            ) from None
+        check_module_params(cls, str(self.class_path), self.module_params)
+        module = construct(cls, self.module_params)
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"{self.class_path} did not build a torch.nn.Module.")
+        if next(module.parameters(), None) is None:
+            raise ModelError(
+                f"{self.class_path} has no parameters (no torch.nn.Parameter), so "
+                "there is nothing to train."
+            )
         return module
 
     def architecture(self) -> dict[str, Any]:
@@ -277,6 +295,48 @@ class TorchModel(BaseModel):
             )
         return target.to(self.placement_.device, non_blocking=True)
 
+    def _check_outputs(self, output: Any, target: Any) -> None:
+        """The module's outputs of the first training batch fit the loss: a tensor
+        of (N, n_classes) logits wide enough for every label, or regression values
+        of the targets' shape. Once per process: a module keeps its output shape."""
+        torch = require_torch()
+        module = self.class_path or self.architecture_name
+        if not isinstance(output, torch.Tensor):
+            raise ModelError(
+                f"{module} returned a {type(output).__name__} from forward; the "
+                "harness needs one torch.Tensor of outputs per sample."
+            )
+        shape, n = tuple(output.shape), int(target.shape[0])
+        if self.task == "classification":
+            if len(shape) != 2 or shape[0] != n:
+                raise ModelError(
+                    f"{module} returned outputs of shape {shape} for a batch of {n}; "
+                    f"classification needs logits of shape ({n}, n_classes)."
+                )
+            classes = self.data_classes
+            if classes is not None and shape[1] != classes:
+                raise ModelError(
+                    f"{module} returns {shape[1]} logits per sample, but the data "
+                    f"has {classes} classes; it needs one output per class."
+                )
+            top = int(target.max()) if n else -1
+            if top >= shape[1]:
+                raise ModelError(
+                    f"{module} returns {shape[1]} logits per sample, but the labels "
+                    f"go up to {top}; it needs one output per class (at least "
+                    f"{top + 1})."
+                )
+        else:
+            wanted = tuple(target.shape)
+            if shape != wanted and not (len(wanted) == 1 and shape == (n, 1)):
+                raise ModelError(
+                    f"{module} returned outputs of shape {shape} for regression "
+                    f"targets of shape {wanted}; they must match ({wanted}"
+                    + (f" or ({n}, 1)" if len(wanted) == 1 else "")
+                    + ")."
+                )
+        self._outputs_checked = True
+
     def _loss(self, output: Any, target: Any) -> Any:
         import torch.nn.functional as F
 
@@ -307,6 +367,8 @@ class TorchModel(BaseModel):
         try:
             with self.placement_.autocast():
                 output = self.module_(x)
+                if not self._outputs_checked:
+                    self._check_outputs(output, target)
                 loss = self._loss(output, target)
         except ValueError as exc:
             if x.shape[0] == 1 and "more than 1 value per channel" in str(exc):
@@ -583,7 +645,10 @@ def model_from_config(
     if model.name == "custom":
         class_path = params.pop("class_path")
         params.pop("optimizer_config", None)  # the harness's, not the module's
-        return TorchModel(class_path=class_path, module_params=params, **common)
+        built = TorchModel(class_path=class_path, module_params=params, **common)
+        if task == "classification":
+            built.data_classes = n_classes
+        return built
     variant = model.name
     if model.name in IMAGE_FAMILIES:
         variant = str(model.architecture)
