@@ -707,6 +707,38 @@ def test_a_data_dir_that_is_no_directory_is_a_clean_error(
     assert "can run here: no" in dry.stdout and f"{plain} is a file" in dry.stdout
 
 
+@pytest.mark.parametrize("download", [False, True], ids=["no-download", "download"])
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("loop", "loop is a symbolic link that leads nowhere (or loops)"),
+        ("dangling", "dangling is a symbolic link that leads nowhere (or loops)"),
+        ("d" * 300, "cannot be looked at (File name too long)"),
+        ("da\x01ta", "MLX_DATA_DIR '{root}/da\\x01ta' contains the control character"),
+        ("da\nta", "MLX_DATA_DIR '{root}/da\\nta' contains the control character"),
+    ],
+    ids=["loop", "dangling", "too-long", "control", "newline"],
+)
+def test_a_data_dir_the_system_refuses_is_a_clean_error(
+    tmp_path: Path, download: bool, where: str, message: str
+) -> None:
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    env = cli_env(
+        tmp_path, MLX_DATA_DIR=str(tmp_path / where), MLX_DATA_URL="http://127.0.0.1:9/"
+    )
+    message = message.format(root=tmp_path)
+    done = _run(tmp_path, _mnist_config(download), env=env)
+    _clean_error(done, message)
+    assert len(done.stderr.strip().splitlines()) <= 2  # an error and at most a hint
+    _nothing_written(tmp_path)
+    assert not (tmp_path / "nowhere").exists()
+    dry = _run(tmp_path, _mnist_config(download), "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "can run here: no: the dataset would not load: " in dry.stdout
+    assert message in dry.stdout
+
+
 @pytest.mark.skipif(
     hasattr(os, "geteuid") and os.geteuid() == 0,
     reason="root writes into read-only directories",

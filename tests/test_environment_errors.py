@@ -651,6 +651,40 @@ def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
     assert len(stderr.strip().splitlines()) <= 2  # an error and at most a hint
 
 
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("loop", "MLX_ROOT '{root}/loop' cannot be resolved"),
+        ("ro\x01ot", "MLX_ROOT '{root}/ro\\x01ot' contains the control character"),
+        ("ro\not", "MLX_ROOT '{root}/ro\\not' contains the control character"),
+    ],
+    ids=["loop", "control", "newline"],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs"],
+        ["run-experiment", "--config", "c.yaml"],
+        ["run-experiment", "--config", "c.yaml", "--dry-run"],
+        ["eval", "some-run"],
+        ["sweep", "show", "some-sweep"],
+    ],
+    ids=["runs", "run", "dry-run", "eval", "sweep-show"],
+)
+def test_an_mlx_root_the_system_refuses(
+    root: Path, where: str, message: str, args: list
+) -> None:
+    (root / "loop").symlink_to("loop")
+    env = cli_env(root, MLX_ROOT=str(root / where))
+    stderr = _clean_failure(run_cli(args, root, env=env), message.format(root=root))
+    assert len(stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in root.iterdir()) == [
+        "c.yaml",
+        "loop",
+        "pyproject.toml",
+    ]
+
+
 @pytest.mark.parametrize("fd", [1, 2], ids=["stdout", "stderr"])
 @pytest.mark.parametrize(
     "args",
