@@ -86,8 +86,9 @@ def run_experiment(
     Raises
     ------
     TypeError
-        An argument of the wrong type (``quiet="no"``, ``overrides=5``), or both a
-        config and ``resume``.
+        An argument of the wrong type (``quiet="no"``, ``overrides=5``, a ``record``
+        that is no mapping of JSON values or sets a field the run writes itself), or
+        both a config and ``resume``.
     ConfigError, DatasetError, ModelError
         Before anything is written.
     RunError, CheckpointError
@@ -100,7 +101,13 @@ def run_experiment(
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
     from mlx.config import Override
-    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+    from mlx.runs.store import SUMMARY_FIELDS
+    from mlx.utils.arguments import (
+        check_bool,
+        check_fields,
+        check_path_or_id,
+        check_strings,
+    )
 
     where = "mlx.run_experiment"
     overrides = check_strings(
@@ -111,6 +118,8 @@ def run_experiment(
         allow=(Override,),
     )
     check_bool(where, "quiet", quiet)
+    if record is not None:
+        record = check_fields(where, "record", record, SUMMARY_FIELDS)
     if resume is not None:
         resume = check_path_or_id(where, "resume", resume)
         if config_or_path is not None:

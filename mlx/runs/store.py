@@ -71,6 +71,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "MIN_STALE_SECONDS",
     "STATUSES",
+    "SUMMARY_FIELDS",
     "Heartbeat",
     "RunDir",
     "effective_status",
@@ -89,6 +90,13 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 MIN_STALE_SECONDS = 60.0
 
 SUMMARY_FORMAT = 1
+#: Fields of ``summary.json`` that the run itself writes; extra ``fields`` given to
+#: :meth:`RunDir.create` may not replace them.
+SUMMARY_FIELDS = frozenset(
+    "format run_id name status pid process_start host started_at updated_at "
+    "heartbeat_at heartbeat_interval finished_at epochs_completed final_metrics "
+    "best_metric timings error error_type resumed_at".split()
+)
 # `epoch-NNNN` after NNNN complete epochs; `epoch-NNNN-step-SSSSSSSS` when a run was
 # stopped inside epoch NNNN+1, after SSSSSSSS optimizer steps in all
 _EPOCH_DIR_RE = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
