@@ -813,10 +813,37 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
                 f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
                 "epoch-N) or start a new run",
             )
+        if state.batch > 0 and config.training.epochs <= state.epoch:
+            # taken inside the epoch after the last one to train: finishing from it
+            # would publish weights past the epoch the metrics describe
+            checkpoint, state = _boundary_checkpoint(run, config, checkpoint, state)
     except BaseException:
         run.release()
         raise
     return _Resume(run, config, checkpoint, state, summary)
+
+
+def _boundary_checkpoint(
+    run: Any, config: ExperimentConfig, checkpoint: Path, state: Any
+) -> tuple[Path, Any]:
+    """The checkpoint at the end of epoch ``state.epoch``, for a resume whose
+    ``training.epochs`` ends there while the newest checkpoint, ``checkpoint``, lies
+    inside the next epoch."""
+    epochs = config.training.epochs
+    boundary = run.checkpoint_dir(state.epoch)
+    if boundary.is_dir() and not boundary.is_symlink():
+        found = _read_trainer_state(boundary, run.run_id)
+        if found.config_fingerprint == state.config_fingerprint and found.batch == 0:
+            return boundary, found
+    raise RunError(
+        f"cannot resume {run.run_id}: training.epochs {epochs} ends at epoch "
+        f"{epochs}, but its newest checkpoint {checkpoint.name} is {state.batch} "
+        f"batch(es) into epoch {state.epoch + 1} and there is no usable checkpoint "
+        f"{boundary.name} to finish from",
+        hint=f"raise training.epochs above {epochs} to continue from "
+        f"{checkpoint.name}, or evaluate a checkpoint (mlx eval {run.run_id} "
+        "--checkpoint epoch-N)",
+    )
 
 
 def _no_checkpoint_hint(
