@@ -604,6 +604,23 @@ def _below_a_file(d: Path) -> str:
     return "plain/d.csv"
 
 
+def _header_only(d: Path) -> str:
+    (d / "d.csv").write_text("a,b,c\n")
+    return "d.csv"
+
+
+def _labels(y: np.ndarray, archive: bool = False) -> Callable[[Path], str]:
+    def make(d: Path) -> str:
+        if archive:
+            np.savez(d / "d.npz", X=np.ones((len(y), 2)), y=y)
+            return "d.npz"
+        np.save(d / "X.npy", np.ones((len(y), 2)))
+        np.save(d / "y.npy", y)
+        return "X.npy"
+
+    return make
+
+
 # (make, what the error says, what the dry run should say)
 DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "npz-named-npy": (_npz_named_npy, "is a .npz archive (zip), not a .npy array"),
@@ -622,6 +639,17 @@ DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "fifo-y": (_fifo("y.npy"), "is a FIFO (named pipe), not a regular file"),
     "directory-y": (_y_directory, "is a directory, not a regular file"),
     "below-a-file": (_below_a_file, "is a file, not a directory"),
+    "header-only": (_header_only, "the file has a header but no data rows"),
+    "one-class-npy": (_labels(np.zeros(20, dtype=int)), "needs at least 2 classes"),
+    "one-class-npz": (
+        _labels(np.full(20, 3), archive=True),
+        "needs at least 2 classes; every label is 3",
+    ),
+    "one-text-class": (_labels(np.array([b"cat"] * 20)), "every label is 'cat'"),
+    "fractional-labels": (
+        _labels(np.linspace(0, 1, 20)),
+        "y.npy[1]: label 0.05263157894736842 is not an integer, but the model is",
+    ),
 }
 
 
@@ -643,6 +671,42 @@ def test_unreadable_data_is_one_clean_error_and_a_dry_run_says_no(
     (verdict,) = [line for line in dry.stdout.splitlines() if "can run here" in line]
     assert "can run here: no: the dataset would not load: " in verdict
     assert needle in verdict
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "needle"),
+    [
+        (np.array([b"cat", b"dog"] * 10), "y.npy[0]: label 'cat' is not a number"),
+        (np.array(["cat", "dog"] * 10), "y.npy[0]: label 'cat' is not a number"),
+    ],
+    ids=["bytes", "unicode"],
+)
+def test_text_labels_for_a_regression_model_make_the_dry_run_say_no(
+    tmp_path: Path, labels: np.ndarray, needle: str
+) -> None:
+    config = _config(_labels(labels)(tmp_path), None)
+    _clean_error(_run(tmp_path, config), needle)
+    _nothing_written(tmp_path)
+    dry = _run(tmp_path, config, "--dry-run")
+    assert "can run here: no: the dataset would not load: " in dry.stdout
+    assert needle in dry.stdout
+
+
+@pytest.mark.parametrize("data", ["X.npy", "d.csv"])
+@pytest.mark.parametrize("outputs", [2, 3])
+def test_a_regression_mlp_with_several_outputs_is_refused_before_the_run(
+    tmp_path: Path, data: str, outputs: int
+) -> None:
+    _labels(np.arange(20.0))(tmp_path)
+    (tmp_path / "d.csv").write_text("a,b,c\n1,2,0.5\n3,4,1.5\n5,6,2.5\n7,8,3.5\n")
+    config = _config(data, [2, 4, outputs])
+    for extra in ([], ["--dry-run"]):
+        _clean_error(
+            _run(tmp_path, config, *extra),
+            f"model.params.layer_sizes[2] (the output size) must be 1 for a "
+            f"regression model (an MLP without output_activation), got {outputs}",
+        )
     _nothing_written(tmp_path)
 
 

@@ -73,7 +73,9 @@ class DatasetInfo:
     ``problem``, when set, is what loading would fail on, found in what was read.
     ``task`` is the task the dataset fixes (by its kind, or a custom dataset's
     ``task`` parameter); ``label_task`` the task a custom dataset's labels suggest
-    on their own, which the model's task overrides when ``task`` is None.
+    on their own, which the model's task overrides when ``task`` is None;
+    ``label_problems`` what those labels would fail on, by the model's task ("" for
+    a model whose task is not known).
     """
 
     name: str
@@ -89,6 +91,7 @@ class DatasetInfo:
     image_shape: tuple[int, int, int] | None = None
     problem: str | None = None
     label_task: str | None = None
+    label_problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def image_shape(data: Any) -> tuple[int, int, int] | None:
@@ -311,4 +314,5 @@ def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
         source=dataset.path,
         problem=shape.problem,
         label_task=shape.label_task,
+        label_problems=shape.label_problems,
     )
