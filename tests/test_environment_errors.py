@@ -208,6 +208,41 @@ def test_full_disk_mid_run_fails_it_truthfully(
     assert "failed" in listing.stdout and "Traceback" not in listing.stderr
 
 
+@pytest.mark.parametrize(
+    "file",
+    ["checkpoints/epoch-0001/model.safetensors", "model/model.safetensors"],
+    ids=["checkpoint", "final-model"],
+)
+def test_a_file_size_limit_names_the_file_where_it_belongs(
+    root: Path, file: str
+) -> None:
+    # past RLIMIT_FSIZE a write fails with EFBIG, naming the file it wrote: that
+    # file was inside a temporary directory, which is gone by the time of the error
+    resource = pytest.importorskip("resource")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
+
+    config = small_classification(epochs=2)
+    config["model"]["params"]["layer_sizes"] = [8, 512, 3]  # weights of 49 KB
+    config["output"]["save_checkpoints"] = file.startswith("checkpoints")
+    write_config(root / "c.yaml", config)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlx", "run-experiment", "--config", "c.yaml"],
+        cwd=root,
+        env=cli_env(root),
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+    )
+    (run_dir,) = _runs(root)
+    stderr = _clean_failure(result, f"'{run_dir}/{file}", "File too large")
+    assert ".tmp" not in stderr
+    summary = _summary(run_dir)
+    assert summary["status"] == "failed" and ".tmp" not in summary["error"]
+    assert _leftovers(run_dir) == []
+
+
 @pytest.mark.parametrize("skip", [0, 3], ids=["first-line", "mid-run"])
 def test_full_disk_for_the_log_fails_the_run_truthfully(root: Path, skip: int) -> None:
     env = _injected(root, root / "outputs", pattern=r"train\.log", skip=skip)

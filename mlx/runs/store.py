@@ -929,11 +929,24 @@ def _publish_dir(parent: Path, name: str, write_fn: Callable[[Path], Any]) -> Pa
         return replace_dir_atomic(tmp, parent / name)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        # a write that failed inside (a full disk) names the directory it was for
-        raise named(exc, parent / name) from None
+        # a write that failed inside (a full disk) names the directory it was for,
+        # never the temporary one, which is gone
+        raise _named_for(exc, tmp, parent / name) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _named_for(exc: OSError, tmp: Path, final: Path) -> OSError:
+    """``exc`` naming ``final`` (or the file in it) where it named nothing or a
+    file in ``tmp``."""
+    if exc.filename is None:
+        return named(exc, final)
+    try:
+        inside = Path(os.fsdecode(exc.filename)).relative_to(tmp)
+    except ValueError:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(final / inside))
 
 
 def open_run(path: PathLike) -> RunDir:
