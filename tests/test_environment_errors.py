@@ -346,6 +346,12 @@ _BROKEN_MODULES = {
     "exits-none": ("import sys\nsys.exit()\n", 2, "called sys.exit(None)"),
     "dependency": ("import not_installed_xyz_123\n", 1, "'not_installed_xyz_123'"),
     "deep": ("import json\njson.loads('{')\n", 2, "JSONDecodeError"),
+    # imports, then fails when the class is looked up in it
+    "getattr": (
+        "def __getattr__(name):\n    raise RuntimeError('nothing here')\n",
+        2,
+        "RuntimeError: nothing here",
+    ),
 }
 
 
@@ -772,7 +778,7 @@ def test_run_experiment_in_process_with_a_full_disk(
     assert _runs(root) == []
 
 
-@pytest.mark.parametrize("kind", ["raises", "syntax", "exits"])
+@pytest.mark.parametrize("kind", ["raises", "syntax", "exits", "getattr"])
 def test_eval_and_resume_of_a_run_whose_model_module_broke_since(
     root: Path, kind: str
 ) -> None:
