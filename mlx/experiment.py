@@ -385,7 +385,17 @@ def _train_logged(
         placement = getattr(model, "placement_", None)
         if placement is not None:
             console(f"device: {placement.device}, precision {placement.precision}")
-        run.mark_running(epochs_completed=state.epoch, model=facts)
+        # where this process started: a lost segment's epochs run from here; the
+        # segments before it are recorded now, so a process that dies too keeps them
+        earlier = (
+            {"timings": _merge_segments(timing.previous)} if timing.previous else {}
+        )
+        run.mark_running(
+            epochs_completed=state.epoch,
+            segment_start_epoch=state.epoch,
+            model=facts,
+            **earlier,
+        )
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
@@ -608,6 +618,12 @@ def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             "finished_at": end.isoformat() if end else None,
             "epochs_completed": summary.get("epochs_completed"),
         }
+        first, last = (
+            summary.get("segment_start_epoch"),
+            summary.get("epochs_completed"),
+        )
+        if type(first) is int and type(last) is int and 0 <= first <= last:
+            lost["epochs"] = [first, last]
         if begin is not None and end is not None:
             lost["total_seconds"] = max((end - begin).total_seconds(), 0.0)
         segments.append(lost)

@@ -280,3 +280,69 @@ def test_finishing_at_the_epoch_done_without_its_checkpoint_is_refused(
         "training.epochs 4 ends at epoch 4, but its newest checkpoint "
         "epoch-0004-step-00000063 is 3 batch(es) into epoch 5",
     )
+
+
+_DIES = '''
+import os
+import signal
+from pathlib import Path
+
+from mlx.models import MLP
+
+
+class Dies(MLP):
+    """An MLP whose process is killed (SIGKILL) after the number of training steps
+    written in the file ``after``, while that file exists: a machine that dies."""
+
+    def __init__(self, after="", **params):
+        self.after = after
+        self._steps = 0
+        super().__init__(**params)
+
+    def train_step(self, X, y):
+        self._steps += 1
+        if self.after and Path(self.after).exists():
+            if self._steps > int(Path(self.after).read_text()):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().train_step(X, y)
+'''
+
+
+def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
+    # 480 training samples in batches of 32: 15 steps an epoch
+    (root / "dies.py").write_text(_DIES)
+    after = root / "after"
+    config = small_classification(epochs=5)
+    config["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "dies:Dies",
+            "after": str(after),
+            "layer_sizes": [8, 16, 3],
+            "output_activation": "softmax",
+            "seed": 1,
+        },
+    }
+    write_config(root / "exp.yaml", config)
+    after.write_text("40")  # killed 10 steps into epoch 3
+    first = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert first.returncode == -9, first.stderr
+    (run_dir,) = (root / "outputs").iterdir()
+    after.write_text("20")  # from epoch 2: killed 5 steps into epoch 4
+    second = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert second.returncode == -9, second.stderr
+    after.unlink()
+    third = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert third.returncode == 0, third.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    segments = summary["timings"]["segments"]
+    assert [s["status"] for s in segments] == ["lost", "lost", "completed"]
+    # a process resumes from the newest checkpoint, which may lag the epochs done
+    # while its writer was still at work when the process was killed
+    (a, b), (c, d), (e, f) = (s["epochs"] for s in segments)
+    assert (a, b) == (0, 2) and c in (1, 2) and d == c + 1 and e <= d and f == 5
+    assert summary["timings"]["total_seconds"] == pytest.approx(
+        sum(s["total_seconds"] for s in segments)
+    )
+    shown = run_cli(["runs", "show", run_dir.name], root).stdout
+    assert "over 3 segments" in shown and f"lost, epochs {c} -> {d}" in shown

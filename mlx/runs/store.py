@@ -95,7 +95,7 @@ SUMMARY_FORMAT = 1
 SUMMARY_FIELDS = frozenset(
     "format run_id name status pid process_start host started_at updated_at "
     "heartbeat_at heartbeat_interval finished_at epochs_completed final_metrics "
-    "best_metric timings error error_type resumed_at".split()
+    "best_metric timings error error_type resumed_at segment_start_epoch".split()
 )
 # `epoch-NNNN` after NNNN complete epochs; `epoch-NNNN-step-SSSSSSSS` when a run was
 # stopped inside epoch NNNN+1, after SSSSSSSS optimizer steps in all
