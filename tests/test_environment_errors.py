@@ -410,8 +410,24 @@ def test_the_dry_run_says_no_when_class_path_is_no_model(
         ["eval", "run{}"],
         ["runs", "show", "run{}"],
         ["runs", "--root", "out{}"],
+        ["sweep", "show", "sweep{}"],
+        ["sweep", "--resume", "sweep{}"],
+        ["plot", "run{}", "-o", "p.png"],
+        ["report", "run", "run{}", "-o", "r.html"],
+        ["compare", "run", "run{}"],
     ],
-    ids=["config", "resume", "eval", "runs-show", "runs-root"],
+    ids=[
+        "config",
+        "resume",
+        "eval",
+        "runs-show",
+        "runs-root",
+        "sweep-show",
+        "sweep-resume",
+        "plot",
+        "report",
+        "compare",
+    ],
 )
 def test_control_characters_in_command_line_paths(
     root: Path, args: list, char: str
