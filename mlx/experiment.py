@@ -256,6 +256,7 @@ def _execute(
         try:
             run.truncate_metrics(state.epoch)
             run.write_config(config.to_dict())
+            _record_location(run)  # a run moved since it was made is found again
         except OSError as exc:  # each file is whole; the summary is as it was
             raise RunError(
                 f"cannot resume {run.run_id}: {os_error_text(exc)}",
