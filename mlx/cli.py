@@ -383,8 +383,9 @@ _PATH_ARGUMENTS = (
     ("run", "RUN"),
     ("root", "--root"),
     ("output", "-o"),
+    ("sweep", "SWEEP"),
 )
-_PATH_LISTS = (("compare_runs", "RUN"),)
+_PATH_LISTS = (("compare_runs", "RUN"), ("runs", "RUN"))
 
 
 def _check_path_arguments(

@@ -86,8 +86,9 @@ def run_experiment(
     Raises
     ------
     TypeError
-        An argument of the wrong type (``quiet="no"``, ``overrides=5``), or both a
-        config and ``resume``.
+        An argument of the wrong type (``quiet="no"``, ``overrides=5``, a ``record``
+        that is no mapping of JSON values or sets a field the run writes itself), or
+        both a config and ``resume``.
     ConfigError, DatasetError, ModelError
         Before anything is written.
     RunError, CheckpointError
@@ -100,7 +101,13 @@ def run_experiment(
         SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
     """
     from mlx.config import Override
-    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+    from mlx.runs.store import SUMMARY_FIELDS
+    from mlx.utils.arguments import (
+        check_bool,
+        check_fields,
+        check_path_or_id,
+        check_strings,
+    )
 
     where = "mlx.run_experiment"
     overrides = check_strings(
@@ -111,6 +118,8 @@ def run_experiment(
         allow=(Override,),
     )
     check_bool(where, "quiet", quiet)
+    if record is not None:
+        record = check_fields(where, "record", record, SUMMARY_FIELDS)
     if resume is not None:
         resume = check_path_or_id(where, "resume", resume)
         if config_or_path is not None:
@@ -247,6 +256,7 @@ def _execute(
         try:
             run.truncate_metrics(state.epoch)
             run.write_config(config.to_dict())
+            _record_location(run)  # a run moved since it was made is found again
         except OSError as exc:  # each file is whole; the summary is as it was
             raise RunError(
                 f"cannot resume {run.run_id}: {os_error_text(exc)}",
@@ -386,7 +396,17 @@ def _train_logged(
         placement = getattr(model, "placement_", None)
         if placement is not None:
             console(f"device: {placement.device}, precision {placement.precision}")
-        run.mark_running(epochs_completed=state.epoch, model=facts)
+        # where this process started: a lost segment's epochs run from here; the
+        # segments before it are recorded now, so a process that dies too keeps them
+        earlier = (
+            {"timings": _merge_segments(timing.previous)} if timing.previous else {}
+        )
+        run.mark_running(
+            epochs_completed=state.epoch,
+            segment_start_epoch=state.epoch,
+            model=facts,
+            **earlier,
+        )
         with stopper, Heartbeat(run), quiet_overflow:
             state = train(
                 model,
@@ -609,6 +629,12 @@ def _previous_segments(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             "finished_at": end.isoformat() if end else None,
             "epochs_completed": summary.get("epochs_completed"),
         }
+        first, last = (
+            summary.get("segment_start_epoch"),
+            summary.get("epochs_completed"),
+        )
+        if type(first) is int and type(last) is int and 0 <= first <= last:
+            lost["epochs"] = [first, last]
         if begin is not None and end is not None:
             lost["total_seconds"] = max((end - begin).total_seconds(), 0.0)
         segments.append(lost)
@@ -814,12 +840,39 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
                 f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
                 "epoch-N) or start a new run",
             )
+        if state.batch > 0 and config.training.epochs <= state.epoch:
+            # taken inside the epoch after the last one to train: finishing from it
+            # would publish weights past the epoch the metrics describe
+            checkpoint, state = _boundary_checkpoint(run, config, checkpoint, state)
         # a write the run would refuse later is refused before anything changes
         run.check_resume_writes(log=config.output.save_logs)
     except BaseException:
         run.release()
         raise
     return _Resume(run, config, checkpoint, state, summary)
+
+
+def _boundary_checkpoint(
+    run: Any, config: ExperimentConfig, checkpoint: Path, state: Any
+) -> tuple[Path, Any]:
+    """The checkpoint at the end of epoch ``state.epoch``, for a resume whose
+    ``training.epochs`` ends there while the newest checkpoint, ``checkpoint``, lies
+    inside the next epoch."""
+    epochs = config.training.epochs
+    boundary = run.checkpoint_dir(state.epoch)
+    if boundary.is_dir() and not boundary.is_symlink():
+        found = _read_trainer_state(boundary, run.run_id)
+        if found.config_fingerprint == state.config_fingerprint and found.batch == 0:
+            return boundary, found
+    raise RunError(
+        f"cannot resume {run.run_id}: training.epochs {epochs} ends at epoch "
+        f"{epochs}, but its newest checkpoint {checkpoint.name} is {state.batch} "
+        f"batch(es) into epoch {state.epoch + 1} and there is no usable checkpoint "
+        f"{boundary.name} to finish from",
+        hint=f"raise training.epochs above {epochs} to continue from "
+        f"{checkpoint.name}, or evaluate a checkpoint (mlx eval {run.run_id} "
+        "--checkpoint epoch-N)",
+    )
 
 
 def _no_checkpoint_hint(

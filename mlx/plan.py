@@ -113,7 +113,10 @@ def run_blocker(
         blocker
         or class_path_blocker(config.model)
         or output_blocker(config.output.directory, config.name)
-        or _data_blocker(info if info is not None else describe(config.dataset))
+        or _data_blocker(
+            info if info is not None else describe(config.dataset),
+            model_task(config.model),
+        )
     )
 
 
@@ -241,11 +244,19 @@ def _limit(path: Path, name: str, default: int) -> int:
     return value if value > 0 else default
 
 
-def _data_blocker(info: DatasetInfo) -> str | None:
+def _data_blocker(info: DatasetInfo, by_model: str | None) -> str | None:
     """Why the data the plan already read would stop the run, if it would."""
-    if info.problem is None:
+    problem = info.problem
+    if problem is None:
+        labels = info.label_problems
+        if by_model is not None:
+            problem = labels.get(by_model)
+        elif "classification" in labels and "regression" in labels:
+            # a custom model: its task is not known here, but no task would do
+            problem = labels.get("")
+    if problem is None:
         return None
-    return f"the dataset would not load: {info.problem}"
+    return f"the dataset would not load: {problem}"
 
 
 def _shape(info: DatasetInfo) -> str:

@@ -4,6 +4,7 @@ character, a truthy "no")."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,59 @@ def test_run_experiment_refuses_a_config_of_the_wrong_type(
 ) -> None:
     with pytest.raises(TypeError, match=r"'config_or_path' parameter .* must be"):
         mlx.run_experiment(bad)  # type: ignore[arg-type]
+    assert _runs(root) == []
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (5, r"'record' parameter of mlx\.run_experiment must be a mapping"),
+        ([("sweep", "s")], r"'record' .* got \[\('sweep', 's'\)\] \(list\)"),
+        ({1: "x"}, r"'record' .* must have str keys; got 1 \(int\)"),
+        ({"sweep": object()}, r"'record' .* JSON values; 'sweep' is <object"),
+        ({"point": float("nan")}, r"'record' .* JSON values; 'point' is nan"),
+        ({"status": "completed"}, r"'record' .* may not set 'status'"),
+        ({"run_id": "other"}, r"'record' .* may not set 'run_id'"),
+        ({"epochs_completed": 9}, r"'record' .* may not set 'epochs_completed'"),
+    ],
+    ids=["int", "list", "int-key", "object", "nan", "status", "run_id", "epochs"],
+)
+def test_run_experiment_refuses_a_record_it_cannot_keep(
+    root: Path, record: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        mlx.run_experiment(small_classification(), record=record)  # type: ignore[arg-type]
+    assert _runs(root) == []
+
+
+def test_a_record_adds_its_fields_to_the_summary(root: Path) -> None:
+    done = mlx.run_experiment(
+        small_classification(epochs=1), record={"sweep": "s", "point": "p"}, quiet=True
+    )
+    summary = json.loads((done.directory / "summary.json").read_text())
+    assert (summary["sweep"], summary["point"], summary["status"]) == (
+        "s",
+        "p",
+        "completed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("c\0.yaml", r"^'c\\x00\.yaml': the path contains the control character"),
+        ("c\n.yaml", r"^'c\\n\.yaml': the path contains the control character"),
+        ("c\x1b.yaml", r"^'c\\x1b\.yaml': the path contains the control character"),
+        ("", r"^'': the config path is empty"),
+    ],
+    ids=["nul", "newline", "escape", "empty"],
+)
+def test_a_config_path_that_cannot_be_shown_or_used(
+    root: Path, path: str, message: str
+) -> None:
+    for call in (mlx.run_experiment, load_config):
+        with pytest.raises(ConfigError, match=message):
+            call(path)
     assert _runs(root) == []
 
 

@@ -77,3 +77,28 @@ def test_runs_with_no_runs(root: Path) -> None:
     done = run_cli(["runs"], root)
     assert done.returncode == 0
     assert "no runs yet" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("copy", "shown"),
+    [("backup", "backup"), ("back\nup", "back?up"), ("b\x1b[31mred", "b?[31mred")],
+    ids=["plain", "newline", "escape"],
+)
+def test_a_copied_run_is_listed_by_the_id_that_opens_it(
+    root: Path, copy: str, shown: str
+) -> None:
+    import shutil
+
+    write_config(root / "exp.yaml", small_classification(epochs=1))
+    done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (root / "outputs").iterdir()
+    shutil.copytree(run_dir, root / "outputs" / copy)
+    listing = run_cli(["runs"], root)
+    ids = sorted(line.split()[0] for line in listing.stdout.splitlines()[1:])
+    assert ids == sorted([run_dir.name, shown])
+    records = json.loads(run_cli(["runs", "--json"], root).stdout)
+    assert sorted(r["run_id"] for r in records) == sorted([run_dir.name, shown])
+    if copy == "backup":
+        opened = run_cli(["runs", "show", "backup"], root)
+        assert opened.returncode == 0 and "Run:         backup" in opened.stdout

@@ -711,6 +711,23 @@ def _no_line_breaks(header: bytes) -> Callable[[Path], str]:
     return make
 
 
+def _header_only(d: Path) -> str:
+    (d / "d.csv").write_text("a,b,c\n")
+    return "d.csv"
+
+
+def _labels(y: np.ndarray, archive: bool = False) -> Callable[[Path], str]:
+    def make(d: Path) -> str:
+        if archive:
+            np.savez(d / "d.npz", X=np.ones((len(y), 2)), y=y)
+            return "d.npz"
+        np.save(d / "X.npy", np.ones((len(y), 2)))
+        np.save(d / "y.npy", y)
+        return "X.npy"
+
+    return make
+
+
 # (make, what the error says, what the dry run should say)
 DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "npz-named-npy": (_npz_named_npy, "is a .npz archive (zip), not a .npy array"),
@@ -730,6 +747,17 @@ DATA_ERRORS: dict[str, tuple[Callable[[Path], str], str]] = {
     "directory-y": (_y_directory, "is a directory, not a regular file"),
     "below-a-file": (_below_a_file, "is a file, not a directory"),
     "sparse-csv": (_no_line_breaks(b""), "d.csv:1: the line is longer than"),
+    "header-only": (_header_only, "the file has a header but no data rows"),
+    "one-class-npy": (_labels(np.zeros(20, dtype=int)), "needs at least 2 classes"),
+    "one-class-npz": (
+        _labels(np.full(20, 3), archive=True),
+        "needs at least 2 classes; every label is 3",
+    ),
+    "one-text-class": (_labels(np.array([b"cat"] * 20)), "every label is 'cat'"),
+    "fractional-labels": (
+        _labels(np.linspace(0, 1, 20)),
+        "y.npy[1]: label 0.05263157894736842 is not an integer, but the model is",
+    ),
 }
 
 
@@ -761,6 +789,41 @@ def test_a_csv_whose_rows_end_in_a_line_without_end_fails_in_bounded_memory(
     _no_line_breaks(b"a,b,price\n1,2,0\n3,4,1\n")(tmp_path)
     done = _run(tmp_path, _config("d.csv", [2, 4, 1], "sigmoid"))
     _clean_error(done, "d.csv:4: the line is longer than")
+
+
+@pytest.mark.parametrize(
+    ("labels", "needle"),
+    [
+        (np.array([b"cat", b"dog"] * 10), "y.npy[0]: label 'cat' is not a number"),
+        (np.array(["cat", "dog"] * 10), "y.npy[0]: label 'cat' is not a number"),
+    ],
+    ids=["bytes", "unicode"],
+)
+def test_text_labels_for_a_regression_model_make_the_dry_run_say_no(
+    tmp_path: Path, labels: np.ndarray, needle: str
+) -> None:
+    config = _config(_labels(labels)(tmp_path), None)
+    _clean_error(_run(tmp_path, config), needle)
+    _nothing_written(tmp_path)
+    dry = _run(tmp_path, config, "--dry-run")
+    assert "can run here: no: the dataset would not load: " in dry.stdout
+    assert needle in dry.stdout
+
+
+@pytest.mark.parametrize("data", ["X.npy", "d.csv"])
+@pytest.mark.parametrize("outputs", [2, 3])
+def test_a_regression_mlp_with_several_outputs_is_refused_before_the_run(
+    tmp_path: Path, data: str, outputs: int
+) -> None:
+    _labels(np.arange(20.0))(tmp_path)
+    (tmp_path / "d.csv").write_text("a,b,c\n1,2,0.5\n3,4,1.5\n5,6,2.5\n7,8,3.5\n")
+    config = _config(data, [2, 4, outputs])
+    for extra in ([], ["--dry-run"]):
+        _clean_error(
+            _run(tmp_path, config, *extra),
+            f"model.params.layer_sizes[2] (the output size) must be 1 for a "
+            f"regression model (an MLP without output_activation), got {outputs}",
+        )
     _nothing_written(tmp_path)
 
 
@@ -823,6 +886,38 @@ def test_a_data_dir_that_is_no_directory_is_a_clean_error(
     _nothing_written(tmp_path)
     dry = _run(tmp_path, _mnist_config(download), "--dry-run", env=env)
     assert "can run here: no" in dry.stdout and f"{plain} is a file" in dry.stdout
+
+
+@pytest.mark.parametrize("download", [False, True], ids=["no-download", "download"])
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("loop", "loop is a symbolic link that leads nowhere (or loops)"),
+        ("dangling", "dangling is a symbolic link that leads nowhere (or loops)"),
+        ("d" * 300, "cannot be looked at (File name too long)"),
+        ("da\x01ta", "MLX_DATA_DIR '{root}/da\\x01ta' contains the control character"),
+        ("da\nta", "MLX_DATA_DIR '{root}/da\\nta' contains the control character"),
+    ],
+    ids=["loop", "dangling", "too-long", "control", "newline"],
+)
+def test_a_data_dir_the_system_refuses_is_a_clean_error(
+    tmp_path: Path, download: bool, where: str, message: str
+) -> None:
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    env = cli_env(
+        tmp_path, MLX_DATA_DIR=str(tmp_path / where), MLX_DATA_URL="http://127.0.0.1:9/"
+    )
+    message = message.format(root=tmp_path)
+    done = _run(tmp_path, _mnist_config(download), env=env)
+    _clean_error(done, message)
+    assert len(done.stderr.strip().splitlines()) <= 2  # an error and at most a hint
+    _nothing_written(tmp_path)
+    assert not (tmp_path / "nowhere").exists()
+    dry = _run(tmp_path, _mnist_config(download), "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "can run here: no: the dataset would not load: " in dry.stdout
+    assert message in dry.stdout
 
 
 @pytest.mark.skipif(

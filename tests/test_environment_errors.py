@@ -208,6 +208,41 @@ def test_full_disk_mid_run_fails_it_truthfully(
     assert "failed" in listing.stdout and "Traceback" not in listing.stderr
 
 
+@pytest.mark.parametrize(
+    "file",
+    ["checkpoints/epoch-0001/model.safetensors", "model/model.safetensors"],
+    ids=["checkpoint", "final-model"],
+)
+def test_a_file_size_limit_names_the_file_where_it_belongs(
+    root: Path, file: str
+) -> None:
+    # past RLIMIT_FSIZE a write fails with EFBIG, naming the file it wrote: that
+    # file was inside a temporary directory, which is gone by the time of the error
+    resource = pytest.importorskip("resource")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
+
+    config = small_classification(epochs=2)
+    config["model"]["params"]["layer_sizes"] = [8, 512, 3]  # weights of 49 KB
+    config["output"]["save_checkpoints"] = file.startswith("checkpoints")
+    write_config(root / "c.yaml", config)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlx", "run-experiment", "--config", "c.yaml"],
+        cwd=root,
+        env=cli_env(root),
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+    )
+    (run_dir,) = _runs(root)
+    stderr = _clean_failure(result, f"'{run_dir}/{file}", "File too large")
+    assert ".tmp" not in stderr
+    summary = _summary(run_dir)
+    assert summary["status"] == "failed" and ".tmp" not in summary["error"]
+    assert _leftovers(run_dir) == []
+
+
 @pytest.mark.parametrize("skip", [0, 3], ids=["first-line", "mid-run"])
 def test_full_disk_for_the_log_fails_the_run_truthfully(root: Path, skip: int) -> None:
     env = _injected(root, root / "outputs", pattern=r"train\.log", skip=skip)
@@ -311,6 +346,12 @@ _BROKEN_MODULES = {
     "exits-none": ("import sys\nsys.exit()\n", 2, "called sys.exit(None)"),
     "dependency": ("import not_installed_xyz_123\n", 1, "'not_installed_xyz_123'"),
     "deep": ("import json\njson.loads('{')\n", 2, "JSONDecodeError"),
+    # imports, then fails when the class is looked up in it
+    "getattr": (
+        "def __getattr__(name):\n    raise RuntimeError('nothing here')\n",
+        2,
+        "RuntimeError: nothing here",
+    ),
 }
 
 
@@ -457,8 +498,24 @@ def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
         ["eval", "run{}"],
         ["runs", "show", "run{}"],
         ["runs", "--root", "out{}"],
+        ["sweep", "show", "sweep{}"],
+        ["sweep", "--resume", "sweep{}"],
+        ["plot", "run{}", "-o", "p.png"],
+        ["report", "run", "run{}", "-o", "r.html"],
+        ["compare", "run", "run{}"],
     ],
-    ids=["config", "resume", "eval", "runs-show", "runs-root"],
+    ids=[
+        "config",
+        "resume",
+        "eval",
+        "runs-show",
+        "runs-root",
+        "sweep-show",
+        "sweep-resume",
+        "plot",
+        "report",
+        "compare",
+    ],
 )
 def test_control_characters_in_command_line_paths(
     root: Path, args: list, char: str
@@ -739,6 +796,40 @@ def test_paths_the_system_refuses(root: Path, args: list, message: str) -> None:
     assert len(stderr.strip().splitlines()) <= 2  # an error and at most a hint
 
 
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("loop", "MLX_ROOT '{root}/loop' cannot be resolved"),
+        ("ro\x01ot", "MLX_ROOT '{root}/ro\\x01ot' contains the control character"),
+        ("ro\not", "MLX_ROOT '{root}/ro\\not' contains the control character"),
+    ],
+    ids=["loop", "control", "newline"],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs"],
+        ["run-experiment", "--config", "c.yaml"],
+        ["run-experiment", "--config", "c.yaml", "--dry-run"],
+        ["eval", "some-run"],
+        ["sweep", "show", "some-sweep"],
+    ],
+    ids=["runs", "run", "dry-run", "eval", "sweep-show"],
+)
+def test_an_mlx_root_the_system_refuses(
+    root: Path, where: str, message: str, args: list
+) -> None:
+    (root / "loop").symlink_to("loop")
+    env = cli_env(root, MLX_ROOT=str(root / where))
+    stderr = _clean_failure(run_cli(args, root, env=env), message.format(root=root))
+    assert len(stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in root.iterdir()) == [
+        "c.yaml",
+        "loop",
+        "pyproject.toml",
+    ]
+
+
 @pytest.mark.parametrize("fd", [1, 2], ids=["stdout", "stderr"])
 @pytest.mark.parametrize(
     "args",
@@ -823,7 +914,7 @@ def test_run_experiment_in_process_with_a_full_disk(
     assert _runs(root) == []
 
 
-@pytest.mark.parametrize("kind", ["raises", "syntax", "exits"])
+@pytest.mark.parametrize("kind", ["raises", "syntax", "exits", "getattr"])
 def test_eval_and_resume_of_a_run_whose_model_module_broke_since(
     root: Path, kind: str
 ) -> None:

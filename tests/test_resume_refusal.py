@@ -206,3 +206,143 @@ def test_lowering_epochs_of_a_lost_run_past_its_checkpoint_is_refused(
         sum(s.get("total_seconds", 0.0) for s in segments)
     )
     assert not [p for p in run_dir.iterdir() if p.name.startswith((".tmp", ".old"))]
+
+
+def _stopped_inside_epoch_5(root: Path) -> Path:
+    """A run as SIGTERM leaves it 3 batches into epoch 5 (of 15): its newest
+    checkpoint epoch-0004-step-00000063, epoch-0004 before it, 4 epochs of metrics."""
+    config = small_classification(epochs=5)
+    write_config(root / "exp.yaml", config)
+    done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (root / "outputs").iterdir()
+    checkpoints = run_dir / "checkpoints"
+    inside = checkpoints / "epoch-0004-step-00000063"
+    (checkpoints / "epoch-0005").rename(inside)
+    state = json.loads((inside / "trainer_state.json").read_text())
+    state.update(epoch=4, batch=3, step=63, loss_sum=0.3, loss_count=96)
+    (inside / "trainer_state.json").write_text(json.dumps(state))
+    (checkpoints / "last").unlink()
+    (checkpoints / "last").symlink_to(inside.name)
+    metrics = run_dir / "metrics.jsonl"
+    metrics.write_text("".join(metrics.read_text().splitlines(True)[:4]))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(status="interrupted", epochs_completed=4)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def test_finishing_at_the_epoch_done_publishes_that_epoch_not_the_batches_after(
+    root: Path,
+) -> None:
+    run_dir = _stopped_inside_epoch_5(root)
+    done = run_cli(
+        ["run-experiment", "--resume", run_dir.name, "--set", "training.epochs=4"],
+        root,
+    )
+    assert done.returncode == 0, done.stderr
+    model = (run_dir / "model" / "model.safetensors").read_bytes()
+    epoch_4 = run_dir / "checkpoints" / "epoch-0004" / "model.safetensors"
+    assert model == epoch_4.read_bytes()
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_completed"], last["epoch"]) == (
+        "completed",
+        4,
+        4,
+    )
+    assert summary["final_metrics"]["val_loss"] == last["val_loss"]
+    # the batches into epoch 5 are still there to continue from
+    longer = ["--resume", run_dir.name, "--set", "training.epochs=5", "--quiet"]
+    assert run_cli(["run-experiment", *longer], root).returncode == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_completed"]) == ("completed", 5)
+
+
+@pytest.mark.parametrize("damage", ["removed", "not-a-boundary"])
+def test_finishing_at_the_epoch_done_without_its_checkpoint_is_refused(
+    root: Path, damage: str
+) -> None:
+    run_dir = _stopped_inside_epoch_5(root)
+    epoch_4 = run_dir / "checkpoints" / "epoch-0004"
+    if damage == "removed":
+        import shutil
+
+        shutil.rmtree(epoch_4)
+    else:
+        state = json.loads((epoch_4 / "trainer_state.json").read_text())
+        state.update(batch=2)
+        (epoch_4 / "trainer_state.json").write_text(json.dumps(state))
+    _refused(
+        root,
+        run_dir,
+        ["--set", "training.epochs=4"],
+        "training.epochs 4 ends at epoch 4, but its newest checkpoint "
+        "epoch-0004-step-00000063 is 3 batch(es) into epoch 5",
+    )
+
+
+_DIES = '''
+import os
+import signal
+from pathlib import Path
+
+from mlx.models import MLP
+
+
+class Dies(MLP):
+    """An MLP whose process is killed (SIGKILL) after the number of training steps
+    written in the file ``after``, while that file exists: a machine that dies."""
+
+    def __init__(self, after="", **params):
+        self.after = after
+        self._steps = 0
+        super().__init__(**params)
+
+    def train_step(self, X, y):
+        self._steps += 1
+        if self.after and Path(self.after).exists():
+            if self._steps > int(Path(self.after).read_text()):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().train_step(X, y)
+'''
+
+
+def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
+    # 480 training samples in batches of 32: 15 steps an epoch
+    (root / "dies.py").write_text(_DIES)
+    after = root / "after"
+    config = small_classification(epochs=5)
+    config["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "dies:Dies",
+            "after": str(after),
+            "layer_sizes": [8, 16, 3],
+            "output_activation": "softmax",
+            "seed": 1,
+        },
+    }
+    write_config(root / "exp.yaml", config)
+    after.write_text("40")  # killed 10 steps into epoch 3
+    first = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert first.returncode == -9, first.stderr
+    (run_dir,) = (root / "outputs").iterdir()
+    after.write_text("20")  # from epoch 2: killed 5 steps into epoch 4
+    second = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert second.returncode == -9, second.stderr
+    after.unlink()
+    third = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    assert third.returncode == 0, third.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    segments = summary["timings"]["segments"]
+    assert [s["status"] for s in segments] == ["lost", "lost", "completed"]
+    # a process resumes from the newest checkpoint, which may lag the epochs done
+    # while its writer was still at work when the process was killed
+    (a, b), (c, d), (e, f) = (s["epochs"] for s in segments)
+    assert (a, b) == (0, 2) and c in (1, 2) and d == c + 1 and e <= d and f == 5
+    assert summary["timings"]["total_seconds"] == pytest.approx(
+        sum(s["total_seconds"] for s in segments)
+    )
+    shown = run_cli(["runs", "show", run_dir.name], root).stdout
+    assert "over 3 segments" in shown and f"lost, epochs {c} -> {d}" in shown

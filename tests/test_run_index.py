@@ -54,6 +54,32 @@ def test_a_run_outside_outputs_is_listed_shown_evaluated_and_resumed(
     assert run_id not in run_cli(["runs", "--root", str(other)], root).stdout
 
 
+@pytest.mark.parametrize("made_in", ["outputs", "results"])
+def test_a_moved_run_resumed_by_its_path_is_found_by_its_id_again(
+    root: Path, made_in: str
+) -> None:
+    config = small_classification(epochs=1)
+    config["output"]["directory"] = made_in
+    write_config(root / "exp.yaml", config)
+    done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (root / made_in).iterdir()
+    moved = root / "archive" / run_dir.name
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    assert run_cli(["runs", "show", run_dir.name], root).returncode == 1
+    for epochs in (2, 3):  # the second resume adds no second index line
+        resumed = run_cli(
+            ["run-experiment", "--resume", str(moved), "--set",
+             f"training.epochs={epochs}", "--quiet"], root,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+    shown = run_cli(["runs", "show", run_dir.name], root)
+    assert shown.returncode == 0 and str(moved) in shown.stdout, shown.stderr
+    lines = index_path(root).read_text().splitlines()
+    assert [json.loads(line)["path"] for line in lines].count(str(moved)) == 1
+
+
 def test_runs_under_outputs_are_not_indexed(root: Path) -> None:
     write_config(root / "exp.yaml", small_classification(epochs=1))
     done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
@@ -67,7 +93,8 @@ def test_the_index_is_read_tolerantly(tmp_path: Path) -> None:
     run.mkdir(parents=True)
     (run / "summary.json").write_text('{"status": "completed"}')
     assert record_run(run, tmp_path)
-    assert record_run(run, tmp_path)  # twice: listed once
+    assert not record_run(run, tmp_path)  # twice: recorded once
+    assert len(index_path(tmp_path).read_text().splitlines()) == 1
     gone = tmp_path / "results" / "y-20240101-000000-abcd"
     with open(index_path(tmp_path), "a", encoding="utf-8") as handle:
         handle.write("{torn\n[1, 2]\n\xff\n")

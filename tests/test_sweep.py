@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,35 @@ def test_an_invalid_base_config_is_reported_in_its_own_file(tmp_path: Path) -> N
     assert (
         "base.yaml:" in stderr and "training.epochs must be an integer >= 1" in stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("loop.yaml", "'loop.yaml' is a symbolic link that leads nowhere (or loops)"),
+        ("dangling.yaml", "'dangling.yaml' is a symbolic link that leads nowhere"),
+        ("fifo.yaml", "'fifo.yaml' is not a regular file"),
+        ("dir.yaml", "'dir.yaml' is a directory"),
+        ("b" * 300 + ".yaml", "cannot be used: File name too long"),
+        ("b\x01.yaml", "path 'b\\x01.yaml' contains the control character '\\x01'"),
+        ("b\n.yaml", "path 'b\\n.yaml' contains the control character '\\n'"),
+    ],
+    ids=["loop", "dangling", "fifo", "directory", "too-long", "control", "newline"],
+)
+def test_a_base_the_system_refuses_is_located_in_the_sweep_file(
+    tmp_path: Path, base: str, message: str
+) -> None:
+    _setup(tmp_path, {**_grid(training__seed={"values": [1]}), "base": base})
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    (tmp_path / "dangling.yaml").symlink_to("nowhere.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    if base == "fifo.yaml":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("needs FIFOs")
+        os.mkfifo(tmp_path / "fifo.yaml")
+    stderr = _error(tmp_path)
+    assert "sweep.yaml:2:7: base: " in stderr and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- dry run and --set

@@ -220,3 +220,34 @@ def test_yes_and_on_are_not_booleans_in_set_values(
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sweep_points_keep_strings_that_only_yaml_1_2_reads_as_numbers(
+    tmp_path: Path,
+) -> None:
+    # each point's config is written to a file and read back by the 1.2 loader
+    labels = ["1e3", "0o17", "-2E5"]
+    rows = [f"{i % 5},{i % 3},{i % 2},{i % 2},{(i + 1) % 2}" for i in range(40)]
+    (tmp_path / "d.csv").write_text("\n".join(["a,b," + ",".join(labels), *rows]))
+    (tmp_path / "pyproject.toml").write_text("")
+    base = small_classification(epochs=1)
+    base["dataset"] = {"name": "custom", "path": "d.csv", "params": {"target": "a"}}
+    base["model"]["params"] = {"layer_sizes": [4, 2], "output_activation": "softmax"}
+    write_config(tmp_path / "base.yaml", base)
+    sweep = {
+        "name": "sw",
+        "base": "base.yaml",
+        "method": "grid",
+        "parameters": {"dataset.params.target": {"values": labels}},
+        "metric": "val_accuracy",
+    }
+    (tmp_path / "sweep.yaml").write_text(dump_yaml(sweep))  # quoted as 1.2 needs
+    result = run_cli(["sweep", "--config", "sweep.yaml", "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    targets = sorted(
+        load_yaml(path.read_text())["dataset"]["params"]["target"]
+        for path in (tmp_path / "outputs" / "sw").glob("*/config.yaml")
+    )
+    assert targets == sorted(labels)

@@ -27,6 +27,7 @@ import yaml
 
 from mlx.config.issues import ConfigIssue
 from mlx.errors import ConfigError
+from mlx.utils.paths import control_character
 
 __all__ = [
     "CORE_SCHEMA",
@@ -113,6 +114,16 @@ def read_document(path: str | Path) -> Document:
         has an unknown extension, or is not valid JSON/YAML within the limits.
     """
     source = str(path)
+    bad = control_character(source)
+    if bad is not None:  # shown escaped, so the path cannot garble the message
+        raise _fail(
+            repr(source),
+            None,
+            f"the path contains the control character {bad!r}; a path must be "
+            "printable",
+        )
+    if not source:
+        raise _fail("''", None, "the config path is empty")
     file = Path(path)
     fmt = _FORMATS.get(file.suffix.lower())
     try:

@@ -1075,6 +1075,13 @@ class _Validator:
                     f"model.params.output_activation: {activation} squashes the "
                     "predictions of a regression model; leave it null",
                 )
+        elif activation is None and out != 1:
+            # the data's labels are read for the model's task: one number per row
+            self.error(
+                last,
+                f"{dotted(last)} (the output size) must be 1 for a regression model "
+                f"(an MLP without output_activation), got {out}",
+            )
 
 
 def _is_number(value: Any) -> bool:

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Iterator
 
-from mlx.errors import BackendUnavailableError, DownloadError
+from mlx.errors import BackendUnavailableError, DatasetError, DownloadError
 
 __all__ = [
     "cache_dir",
@@ -107,6 +107,14 @@ def cache_dir() -> Path:
     ``~/.cache/mlx/datasets``."""
     override = os.environ.get("MLX_DATA_DIR")
     if override:
+        from mlx.utils.paths import control_character
+
+        bad = control_character(override)
+        if bad is not None:
+            raise DatasetError(
+                f"MLX_DATA_DIR {override!r} contains the control character "
+                f"{bad!r}; a path must be printable"
+            )
         return Path(override).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):
@@ -125,9 +133,11 @@ def unusable_directory(root: Path) -> str | None:
     for path in (root, *root.parents):
         try:
             if not path.exists():
+                if path.is_symlink():
+                    return f"{path} is a symbolic link that leads nowhere (or loops)"
                 continue
         except OSError as exc:  # a NUL byte, a name too long
-            return f"{path} cannot be looked at ({exc})"
+            return f"{path} cannot be looked at ({exc.strerror or exc})"
         if path.is_dir():
             return None
         what = "a file" if path.is_file() else "not a directory"

@@ -126,14 +126,23 @@ def pixels_to_float(pixels: np.ndarray, scale: float | None) -> np.ndarray:
 # -- MNIST --------------------------------------------------------------------------
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; a name too long for the file system
+    (which ``unusable_directory`` then reports) is none."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def find_mnist(root: Path) -> tuple[list[Path], list[str]]:
     """The four MNIST files in ``root`` (plain, else ``.gz``) and the missing names."""
     found, missing = [], []
     for name in MNIST_FILES:
         plain, packed = root / name, root / (name + ".gz")
-        if plain.is_file():
+        if _is_file(plain):
             found.append(plain)
-        elif packed.is_file():
+        elif _is_file(packed):
             found.append(packed)
         else:
             missing.append(name)
@@ -235,7 +244,7 @@ def find_cifar(name: str, root: Path) -> tuple[Path | None, list[str]]:
     layout = CIFAR_LAYOUTS[name]
     wanted = layout.train_files + layout.test_files
     for candidate in (root / layout.directory, root):
-        missing = [f for f in wanted if not (candidate / f).is_file()]
+        missing = [f for f in wanted if not _is_file(candidate / f)]
         if not missing:
             return candidate, []
     return None, [f"{layout.directory}/{f}" for f in wanted]

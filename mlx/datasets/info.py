@@ -73,7 +73,9 @@ class DatasetInfo:
     ``problem``, when set, is what loading would fail on, found in what was read.
     ``task`` is the task the dataset fixes (by its kind, or a custom dataset's
     ``task`` parameter); ``label_task`` the task a custom dataset's labels suggest
-    on their own, which the model's task overrides when ``task`` is None.
+    on their own, which the model's task overrides when ``task`` is None;
+    ``label_problems`` what those labels would fail on, by the model's task ("" for
+    a model whose task is not known).
     """
 
     name: str
@@ -89,6 +91,7 @@ class DatasetInfo:
     image_shape: tuple[int, int, int] | None = None
     problem: str | None = None
     label_task: str | None = None
+    label_problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def image_shape(data: Any) -> tuple[int, int, int] | None:
@@ -186,30 +189,39 @@ def _describe_synthetic(name: str, params: Mapping[str, Any]) -> DatasetInfo:
 
 def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import download, images
+    from mlx.errors import DatasetError
 
     name = dataset.name
     n_train, n_test, n_features, n_classes = _IMAGE_SETS[name]
-    root = download.dataset_dir(name, dataset.path)
     shape = _SHAPES[name]
-    if name == "mnist":
-        found, missing = images.find_mnist(root)
-        present = not missing
-        if present:
-            # the IDX headers give the real counts and image size
-            train_head = _idx_header(found[0])
-            test_head = _idx_header(found[2])
-            if train_head is not None and test_head is not None:
-                n_train, n_test = train_head[0], test_head[0]
-                shape = (1, train_head[1], train_head[2])
-                n_features = shape[1] * shape[2]
-    else:
-        present = images.find_cifar(name, root)[0] is not None
-    note = (
-        f"files found in {root}"
-        if present
-        else f"files not in {root} yet (set download: true to fetch them)"
-    )
-    blocked = None if present else download.unusable_directory(root)
+    root: Path | None = None
+    present, problem = False, None
+    try:
+        root = download.dataset_dir(name, dataset.path)
+        if name == "mnist":
+            found, missing = images.find_mnist(root)
+            present = not missing
+        else:
+            present = images.find_cifar(name, root)[0] is not None
+    except DatasetError as exc:  # MLX_DATA_DIR with a control character
+        problem = str(exc)
+    if present and name == "mnist":
+        # the IDX headers give the real counts and image size
+        train_head = _idx_header(found[0])
+        test_head = _idx_header(found[2])
+        if train_head is not None and test_head is not None:
+            n_train, n_test = train_head[0], test_head[0]
+            shape = (1, train_head[1], train_head[2])
+            n_features = shape[1] * shape[2]
+    notes: tuple[str, ...] = ()
+    if root is not None:
+        notes = (
+            f"files found in {root}"
+            if present
+            else f"files not in {root} yet (set download: true to fetch them)",
+        )
+        if not present:
+            problem = download.unusable_directory(root)
     n_samples = n_train + n_test
     return DatasetInfo(
         name=name,
@@ -218,12 +230,12 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         n_features=n_features,
         n_classes=n_classes,
         memory_bytes=n_samples * (n_features * _FLOAT32 + _LABEL),
-        notes=(note,),
+        notes=notes,
         feature_dtype="float32",
         split_sizes=_splits(dataset.params, n_train, n_test),
-        source=str(root),
+        source=None if root is None else str(root),
         image_shape=shape,
-        problem=blocked,
+        problem=problem,
     )
 
 
@@ -250,13 +262,14 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
     from mlx.datasets import download, images
     from mlx.errors import DatasetError
 
-    root = download.dataset_dir("imagenet", dataset.path)
     size = _int(dataset.params.get("image_size", 64))
     n_features = None if size is None or size < 1 else size * size * 3
     n_classes: int | None = None
     sizes: tuple[int, int] | None = None
     notes: tuple[str, ...] = ()
+    root: Path | None = None
     try:
+        root = download.dataset_dir("imagenet", dataset.path)
         classes, train, val = images.image_folder_files(Path(root))
     except (DatasetError, OSError) as exc:
         notes = (str(exc),)
@@ -276,7 +289,7 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
         notes=notes,
         feature_dtype="float32",
         split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
-        source=str(root),
+        source=None if root is None else str(root),
         image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]
     )
 
@@ -301,4 +314,5 @@ def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
         source=dataset.path,
         problem=shape.problem,
         label_task=shape.label_task,
+        label_problems=shape.label_problems,
     )

@@ -120,7 +120,9 @@ class CustomShape:
 
     ``task`` is the ``task`` parameter; ``label_task`` the task the labels suggest
     on their own (read from .npy/.npz labels), which the model's task overrides.
-    ``problem`` says what would make loading fail.
+    ``problem`` says what would make loading fail; ``label_problems`` what the
+    labels would fail on, by the model's task ("" for a model whose task is not
+    known: the labels decide).
     """
 
     n_samples: int | None = None
@@ -129,6 +131,7 @@ class CustomShape:
     label_task: str | None = None
     notes: tuple[str, ...] = ()
     problem: str | None = None
+    label_problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
@@ -163,8 +166,13 @@ def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
             meta = pq.read_metadata(file)
             return CustomShape(meta.num_rows, meta.num_columns - 1, task)
         y = _check_array_shapes(x_name, x_shape, x_dtype, y_name, y)
+        if y.dtype.kind == "S":
+            y = y.astype(str)
         label_task = _infer_task(np.asarray(y).ravel())
-        return CustomShape(x_shape[0], x_shape[1], task, label_task)
+        problems = _label_problems(np.asarray(y).ravel(), params, file, y_name)
+        return CustomShape(
+            x_shape[0], x_shape[1], task, label_task, label_problems=problems
+        )
     except (
         DatasetError,
         BackendUnavailableError,
@@ -449,6 +457,8 @@ def _csv_shape(
     notes: tuple[str, ...] = ()
     if size <= _EXACT_COUNT_LIMIT:
         n_rows = _count_data_lines(file)
+        if n_rows == 0:
+            raise DatasetError(f"{file}: the file has a header but no data rows.")
     else:
         n_rows = _estimate_data_lines(file, size)
         notes = ("n_samples estimated from the file size",)
@@ -911,6 +921,29 @@ def _infer(labels: _Labels) -> tuple[str, str]:
     if n_distinct <= _MAX_CLASSES_INFERRED and 2 * n_distinct <= n_rows:
         return "classification", counts
     return "regression", counts
+
+
+def _label_problems(
+    y: np.ndarray, params: Mapping[str, Any], file: Path, y_name: str
+) -> dict[str, str]:
+    """What :func:`encode_labels` refuses in labels ``y`` (read from ``y_name``),
+    keyed by the model's task, "" for a model whose task is not known."""
+    task = _task_param(params)
+    found = {}
+    for model_task in ("classification", "regression", None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            try:
+                encode_labels(
+                    y,
+                    task,
+                    lambda i: f"{y_name}[{i}]",
+                    source=str(file),
+                    model_task=model_task,
+                )
+            except DatasetError as exc:
+                found[model_task or ""] = str(exc)
+    return found
 
 
 def _infer_task(y: np.ndarray) -> str | None:

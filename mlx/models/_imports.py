@@ -92,7 +92,14 @@ def _import_object(class_path: Any) -> Any:
     module = _import_module(module_name, class_path)
     obj: Any = module
     for part in attribute.split("."):
-        obj = getattr(obj, part, None)
+        try:
+            obj = getattr(obj, part, None)
+        except Exception as exc:  # a module __getattr__ or a property that raises
+            raise ModelError(
+                f"Cannot get {attribute!r} from module {module_name!r} of class_path "
+                f"{class_path!r}: {_where(exc, module_name)}"
+                f"{type(exc).__name__}: {exc}."
+            ) from exc
     if obj is None:
         raise ModelError(f"Module {module_name!r} has no attribute {attribute!r}.")
     return obj

@@ -53,7 +53,7 @@ def record_run(run_path: PathLike, root: PathLike | None = None) -> bool:
 
     base = Path(root).resolve() if root is not None else repository_root()
     path = Path(os.path.realpath(run_path))
-    if _default_search_finds(path, base):
+    if _default_search_finds(path, base) or path in indexed_runs(base):
         return False
     index = index_path(base)
     line = json.dumps({"run_id": path.name, "path": os.fspath(path)})

@@ -96,7 +96,9 @@ class RunInfo:
             parsed = parse_run_id(path.name)
             started = parsed.started if parsed else None
         return cls(
-            run_id=_text(summary.get("run_id")) or path.name,
+            # the directory's name, which every command takes: a copied run keeps
+            # the ID of the one it was copied from in its summary
+            run_id=_text(path.name),
             name=_text(summary.get("name")) or path.name,
             status=effective_status(summary, now, lock=lock),
             epochs_completed=epochs if type(epochs) is int else None,

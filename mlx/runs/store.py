@@ -72,6 +72,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "MIN_STALE_SECONDS",
     "STATUSES",
+    "SUMMARY_FIELDS",
     "Heartbeat",
     "RunDir",
     "effective_status",
@@ -90,6 +91,13 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 MIN_STALE_SECONDS = 60.0
 
 SUMMARY_FORMAT = 1
+#: Fields of ``summary.json`` that the run itself writes; extra ``fields`` given to
+#: :meth:`RunDir.create` may not replace them.
+SUMMARY_FIELDS = frozenset(
+    "format run_id name status pid process_start host started_at updated_at "
+    "heartbeat_at heartbeat_interval finished_at epochs_completed final_metrics "
+    "best_metric timings error error_type resumed_at segment_start_epoch".split()
+)
 # `epoch-NNNN` after NNNN complete epochs; `epoch-NNNN-step-SSSSSSSS` when a run was
 # stopped inside epoch NNNN+1, after SSSSSSSS optimizer steps in all
 _EPOCH_DIR_RE = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
@@ -943,11 +951,24 @@ def _publish_dir(parent: Path, name: str, write_fn: Callable[[Path], Any]) -> Pa
         return replace_dir_atomic(tmp, parent / name)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        # a write that failed inside (a full disk) names the directory it was for
-        raise named(exc, parent / name) from None
+        # a write that failed inside (a full disk) names the directory it was for,
+        # never the temporary one, which is gone
+        raise _named_for(exc, tmp, parent / name) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _named_for(exc: OSError, tmp: Path, final: Path) -> OSError:
+    """``exc`` naming ``final`` (or the file in it) where it named nothing or a
+    file in ``tmp``."""
+    if exc.filename is None:
+        return named(exc, final)
+    try:
+        inside = Path(os.fsdecode(exc.filename)).relative_to(tmp)
+    except ValueError:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(final / inside))
 
 
 def open_run(path: PathLike) -> RunDir:

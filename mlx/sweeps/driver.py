@@ -295,14 +295,13 @@ def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
 
 
 def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:
-    import yaml
-
+    from mlx.config.documents import dump_yaml
     from mlx.runs.store import _plain
 
     for point in points:
-        text = yaml.safe_dump(
-            _plain(point.config.to_dict()), sort_keys=False, default_flow_style=False
-        )
+        # read back by the YAML 1.2 loader: a string such as "1e3" or "0o17" must
+        # be quoted, which a YAML 1.1 dumper does not do
+        text = dump_yaml(_plain(point.config.to_dict()))
         path = sweep.config_path(point.hash)
         try:
             if path.read_text(encoding="utf-8") == text:

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from mlx.config import ConfigIssue, ExperimentConfig, load_config
 from mlx.config.documents import Document, NodePath, dotted, read_document
 from mlx.errors import ConfigError, ConfigWarning
+from mlx.utils.paths import control_character
 
 __all__ = [
     "METHODS",
@@ -338,16 +339,38 @@ def _base(check: _Checker, data: Mapping[str, Any], file: Path) -> Path | None:
     if not isinstance(value, str) or not value.strip():
         check.error(("base",), f"base must be a config file path, got {_show(value)}")
         return None
-    resolved = (file.parent / Path(value).expanduser()).resolve()
-    if not resolved.is_file():
-        what = "is a directory" if resolved.is_dir() else "does not exist"
+    bad = control_character(value)
+    if bad is not None:
         check.error(
             ("base",),
-            f"base: the experiment config {value!r} {what} (resolved against the "
-            f"sweep file: {resolved})",
+            f"base: path {value!r} contains the control character {bad!r}; a path "
+            "must be printable",
         )
         return None
-    return resolved
+    given = file.parent / Path(value).expanduser()
+    try:
+        resolved = given.resolve()
+        if resolved.is_file():
+            return resolved
+        if resolved.is_dir():
+            what = "is a directory"
+        elif resolved.exists():
+            what = "is not a regular file"
+        elif given.is_symlink():
+            what = "is a symbolic link that leads nowhere (or loops)"
+        else:
+            what = "does not exist"
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop before 3.13
+        resolved = given.absolute()
+        what = "is a symbolic link that leads nowhere (or loops)"
+        if isinstance(exc, OSError):
+            what = f"cannot be used: {exc.strerror or exc}"
+    check.error(
+        ("base",),
+        f"base: the experiment config {value!r} {what} (resolved against the "
+        f"sweep file: {resolved})",
+    )
+    return None
 
 
 def _load_base(

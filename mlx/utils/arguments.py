@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-__all__ = ["check_bool", "check_path_or_id", "check_strings"]
+__all__ = ["check_bool", "check_fields", "check_path_or_id", "check_strings"]
 
 
 def _shown(value: Any) -> str:
@@ -69,3 +69,37 @@ def _iterable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def check_fields(
+    function: str, name: str, value: Any, reserved: frozenset[str]
+) -> dict[str, Any]:
+    """``value`` as a dict of extra JSON fields: a mapping whose keys are str, none of
+    them in ``reserved``, and whose values JSON can write; TypeError otherwise."""
+    import json
+
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"The {name!r} parameter of {function} must be a mapping of field names "
+            f"to JSON values; got {_shown(value)} ({type(value).__name__})."
+        )
+    fields = dict(value)
+    for key, item in fields.items():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"The {name!r} parameter of {function} must have str keys; got "
+                f"{_shown(key)} ({type(key).__name__})."
+            )
+        if key in reserved:
+            raise TypeError(
+                f"The {name!r} parameter of {function} may not set {key!r}, which "
+                "the run writes itself."
+            )
+        try:
+            json.dumps(item, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"The {name!r} parameter of {function} must hold JSON values; "
+                f"{key!r} is {_shown(item)} ({type(item).__name__}): {exc}."
+            ) from None
+    return fields

@@ -32,7 +32,18 @@ def repository_root(start: Path | None = None) -> Path:
     """The directory that relative config paths resolve against (absolute, resolved)."""
     override = os.environ.get("MLX_ROOT")
     if override:
-        return Path(override).expanduser().resolve()
+        bad = control_character(override)
+        if bad is not None:
+            raise ConfigError(
+                f"MLX_ROOT {override!r} contains the control character {bad!r}; "
+                "a path must be printable"
+            )
+        try:
+            return Path(override).expanduser().resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a loop before 3.13
+            raise ConfigError(
+                f"MLX_ROOT {override!r} cannot be resolved: {exc}"
+            ) from None
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if any((candidate / marker).exists() for marker in _ROOT_MARKERS):
