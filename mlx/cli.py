@@ -373,6 +373,15 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         _err("error: interrupted")
         return 130
+    except Exception as exc:
+        # raised where no clearer message was made (a custom model's own code): one
+        # line that says where, never a traceback
+        if args.debug:
+            raise
+        from mlx.utils.raised import one_line
+
+        _print_error(MLXError(one_line(exc), hint="mlx --debug shows the traceback"))
+        return EXIT_ERROR
 
 
 # the arguments that name files or runs, and how usage errors call them
@@ -587,6 +596,23 @@ def _execute_logged(config: ExperimentConfig | None, args: argparse.Namespace) -
             _print_error(exc)
             return exc.exit_code
         raise
+    except Exception as exc:
+        # raised by the model's own code (a custom forward or train_step) or a
+        # defect: the run is marked failed and its train.log holds the traceback
+        directory = getattr(exc, "run_directory", None)
+        if directory is None:
+            raise
+        record = _stopped_run_record(exc)
+        if args.json and record is not None:
+            _print_json(record)
+        from mlx.errors import RunError
+        from mlx.utils.raised import one_line
+
+        raise RunError(
+            f"run {directory.name} failed: {one_line(exc)}",
+            hint=f"the traceback is in {directory / 'train.log'}; "
+            "mlx --debug shows it here",
+        ) from exc
     if args.json:
         _print_json(
             {

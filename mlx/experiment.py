@@ -56,8 +56,11 @@ _E = TypeVar("_E", bound=BaseException)
 def _of_run(exc: _E, run: Any) -> _E:
     """``exc``, marked with the directory of the run it stopped (``run_directory``),
     so that the CLI can still report that run."""
-    if isinstance(exc, MLXError):
-        exc.run_directory = run.path  # type: ignore[attr-defined]
+    if isinstance(exc, Exception):
+        try:
+            exc.run_directory = run.path  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type with __slots__
+            pass
     return exc
 
 
@@ -130,6 +133,8 @@ def run_experiment(
             )
         prepared = _prepare_resume(resume, overrides)
         try:
+            if prepared.complete:
+                return _already_complete(prepared, quiet=quiet)
             return _execute(prepared.config, resume=prepared, quiet=quiet)
         finally:
             prepared.run.release()
@@ -172,6 +177,26 @@ class _Resume:
     checkpoint: Path
     state: Any  # TrainerState
     summary: dict[str, Any]  # summary.json as it was before the takeover
+    complete: bool = False  # completed, with no epoch left to train: nothing to do
+
+
+def _already_complete(prepared: _Resume, *, quiet: bool) -> Run:
+    """The run of a resume with nothing to train, left exactly as it is."""
+    from mlx.console import Console
+
+    run, config, summary = prepared.run, prepared.config, prepared.summary
+    final = summary.get("final_metrics")
+    Console(quiet=quiet).note(
+        f"run {run.run_id} already completed its {config.training.epochs} epochs; "
+        "nothing changed (raise training.epochs with --set to train further)"
+    )
+    return Run(
+        run_id=run.run_id,
+        directory=run.path,
+        status="completed",
+        final_metrics=dict(final) if isinstance(final, Mapping) else {},
+        config=config,
+    )
 
 
 def _execute(
@@ -350,7 +375,11 @@ def _log_failure(console: Any, exc: BaseException) -> None:
         lines = [f"error: {line}" for line in exc.message.splitlines() or [""]]
         lines += [f"hint: {exc.hint}"] if exc.hint else []
     else:
-        lines = [f"error: {type(exc).__name__}: {exc}"]
+        # an exception from the model's own code (or a defect): the command prints
+        # one line, the log keeps the whole traceback
+        from mlx.utils.raised import one_line, traceback_text
+
+        lines = [traceback_text(exc).rstrip("\n"), f"error: {one_line(exc)}"]
     console.record("\n".join(lines))
 
 
@@ -840,6 +869,14 @@ def _prepare_resume(ref: str | Path, overrides: Sequence[str]) -> _Resume:
                 f"state evaluate a checkpoint (mlx eval {run.run_id} --checkpoint "
                 "epoch-N) or start a new run",
             )
+        if (
+            summary.get("status") == "completed"
+            and state.batch == 0
+            and state.epoch == done == config.training.epochs
+            and run.model_dir.is_dir()
+        ):
+            # nothing to train: the run stays byte for byte as it is
+            return _Resume(run, config, checkpoint, state, summary, complete=True)
         if state.batch > 0 and config.training.epochs <= state.epoch:
             # taken inside the epoch after the last one to train: finishing from it
             # would publish weights past the epoch the metrics describe

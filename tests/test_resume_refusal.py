@@ -346,3 +346,48 @@ def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
     )
     shown = run_cli(["runs", "show", run_dir.name], root).stdout
     assert "over 3 segments" in shown and f"lost, epochs {c} -> {d}" in shown
+
+
+def _every_entry(run_dir: Path) -> dict:
+    """Bytes and modification time of every file and folder of the run."""
+    entries = {}
+    for path in sorted([run_dir, *run_dir.rglob("*")]):
+        stat = path.stat()
+        content = path.read_bytes() if path.is_file() else None
+        entries[str(path.relative_to(run_dir))] = (content, stat.st_mtime_ns)
+    return entries
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--set", "training.epochs=5"], ["--set", "output.save_logs=false"]],
+    ids=["plain", "same-epochs", "output-option"],
+)
+def test_resuming_a_completed_run_with_nothing_to_train_changes_nothing(
+    root: Path, extra: list
+) -> None:
+    run_dir = _finished_run(root)
+    before = _every_entry(run_dir)
+    for json_flag in ([], ["--json"]):
+        done = run_cli(
+            ["run-experiment", "--resume", run_dir.name, *extra, *json_flag], root
+        )
+        assert done.returncode == 0, done.stderr
+        assert (
+            f"run {run_dir.name} already completed its 5 epochs; nothing changed"
+            in done.stderr
+        )
+        if json_flag:
+            record = json.loads(done.stdout)
+            assert record["status"] == "completed"
+            summary = json.loads((run_dir / "summary.json").read_text())
+            assert record["final_metrics"] == summary["final_metrics"]
+    assert _every_entry(run_dir) == before
+    # raising the epochs still trains on from the last checkpoint
+    more = run_cli(
+        ["run-experiment", "--resume", run_dir.name, "--set", "training.epochs=6"],
+        root,
+    )
+    assert more.returncode == 0, more.stderr
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5, 6]

@@ -60,6 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the model's own code raised: its run's log has more
+        from mlx.utils.raised import one_line
+
+        where = getattr(exc, "run_directory", None)
+        prefix = f"run {where.name} failed: " if where is not None else ""
+        print(f"error: {prefix}{one_line(exc)}", file=sys.stderr)
+        if where is not None:
+            print(f"hint: the traceback is in {where / 'train.log'}", file=sys.stderr)
+        return 1
     print(f"run {run.run_id} {run.status}: {run.directory}")
     return 0
 
