@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -729,3 +731,20 @@ def test_fail_fast_interrupts_the_running_points_which_resume_later(
     assert resumed.returncode == 0, resumed.stderr
     assert "(1 resumed from checkpoints)" in resumed.stderr
     assert [p["status"] for p in _show(tmp_path)["points"]] == ["completed"] * 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_point_whose_driver_died_before_it_was_armed_never_runs(
+    tmp_path: Path,
+) -> None:
+    # the driver killed between the fork and prctl: the child finds another parent
+    # and exits before exec, so a resumed sweep never meets a second copy of a point
+    from mlx.sweeps.executors import _parent_death_signal
+
+    marker = tmp_path / "ran"
+    argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    orphan = subprocess.run(argv, preexec_fn=_parent_death_signal(os.getpid() + 10**7))
+    assert orphan.returncode == 128 + signal.SIGTERM
+    assert not marker.exists()
+    armed = subprocess.run(argv, preexec_fn=_parent_death_signal(os.getpid()))
+    assert armed.returncode == 0 and marker.exists()

@@ -82,16 +82,28 @@ def worker_argv(
     return [*argv, "--config", os.fspath(config)]
 
 
-def _parent_death_signal() -> None:  # pragma: no cover - runs in the child
-    # Linux: the point gets SIGTERM (and checkpoints) if the driver dies, even by
-    # SIGKILL, instead of running on unowned
+def _parent_death_signal(parent: int) -> Callable[[], None] | None:
+    """Linux: what the child runs before ``exec`` so that it gets SIGTERM (and
+    checkpoints) when the driver ``parent`` dies, even by SIGKILL, instead of running
+    on unowned; None elsewhere. libc is loaded here, in the parent: the child only
+    calls it."""
+    if sys.platform != "linux":
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arm() -> None:  # pragma: no cover - runs in the child
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            # the driver died between the fork and prctl: no signal will ever come,
+            # and a resumed sweep may already be running this point
+            os._exit(128 + signal.SIGTERM)
+
+    return arm
 
 
 class LocalExecutor:
@@ -120,7 +132,7 @@ class LocalExecutor:
                 # its own session: a Ctrl-C on the terminal reaches the driver,
                 # which interrupts each point exactly once
                 start_new_session=True,
-                preexec_fn=_parent_death_signal if sys.platform == "linux" else None,
+                preexec_fn=_parent_death_signal(os.getpid()),
             )
         except BaseException:
             log.close()
