@@ -23,6 +23,7 @@ from mlx.errors import ModelError
 from mlx.models._imports import (
     _import_object,
     _is_torch_module,
+    check_signature,
     construct,
     import_model_class,
 )
@@ -142,12 +143,7 @@ def _check_params(cls: type[BaseModel], kwargs: dict[str, Any]) -> None:
             f"{', '.join(accepted) or 'no parameters'}.{hint}"
         )
     if cls.__init__ is not object.__init__:
-        try:
-            inspect.signature(cls).bind(**kwargs)
-        except TypeError as exc:
-            raise ModelError(
-                f"{cls.__name__} cannot be built from its params: {exc}."
-            ) from None
+        check_signature(cls, kwargs, f"{cls.__name__} cannot be built from its params")
 
 
 def uses_torch(name: str, params: Mapping[str, Any]) -> bool:

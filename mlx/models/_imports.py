@@ -10,12 +10,17 @@ import inspect
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 from mlx.errors import ModelError
 from mlx.models.base import BaseModel
 
-__all__ = ["construct", "import_model_class", "import_module_class"]
+__all__ = [
+    "check_signature",
+    "construct",
+    "import_model_class",
+    "import_module_class",
+]
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -56,6 +61,18 @@ def import_model_class(class_path: Any) -> type[BaseModel]:
             "forward and train_step."
         )
     return obj
+
+
+def check_signature(cls: type, kwargs: Mapping[str, Any], what: str) -> None:
+    """ModelError ``"<what>: <why>."`` when ``cls(**kwargs)`` would not bind to the
+    constructor's signature; nothing is built. A class without a signature to read
+    (a builtin) passes: the call itself tells."""
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        raise ModelError(f"{what}: {exc}.") from None
+    except ValueError:
+        pass
 
 
 def construct(cls: type, kwargs: dict[str, Any]) -> Any:

@@ -56,16 +56,11 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
 def check_module_params(cls: type, class_path: str, params: Mapping[str, Any]) -> None:
     """A ModelError when the constructor of the module ``cls`` does not take
     ``params``; nothing is built."""
-    import inspect
+    from mlx.models._imports import check_signature
 
-    try:
-        inspect.signature(cls).bind(**params)
-    except TypeError as exc:
-        raise ModelError(
-            f"Cannot build {class_path} with parameters {dict(params)}: {exc}."
-        ) from None
-    except ValueError:  # no signature to check (a builtin): the call tells
-        pass
+    check_signature(
+        cls, params, f"Cannot build {class_path} with parameters {dict(params)}"
+    )
 
 
 def _step_seed(seed: int, step: int) -> int:
