@@ -192,7 +192,8 @@ def read_checked_bytes(
     expected = entry.get("sha256") if isinstance(entry, Mapping) else None
     if not isinstance(expected, str):
         raise CheckpointError(f"{Path(path) / CONFIG_FILE} does not list {name}.")
-    data, metadata = read_safetensors(file)
+    what = "the weights file" if name == MODEL_FILE else "the optimizer state"
+    data, metadata = read_safetensors(file, what)
     if hashlib.sha256(data).hexdigest() != expected:
         raise CheckpointError(
             f"{file} is corrupted or truncated: its SHA-256 does not match "
@@ -216,21 +217,17 @@ def weights_limit() -> int:
     return int(pages) * int(page_size)
 
 
-def read_safetensors(file: Path) -> tuple[bytes, dict[str, str]]:
+def read_safetensors(
+    file: Path, what: str = "the weights file"
+) -> tuple[bytes, dict[str, str]]:
     """The bytes of the safetensors file ``file`` and its ``__metadata__``.
 
     Before the tensor data is read, the file must be a regular file no larger than
     :func:`weights_limit`, and its header (an 8-byte length, then JSON) must fit the
     file and describe exactly the bytes that follow it; so a device, a FIFO, a
     truncated file or a header that claims terabytes fails at once, in bounded
-    memory and time.
+    memory and time. ``what`` is the file's role, as messages name it.
     """
-    # optimizer.safetensors is read here too: messages name the file's role
-    what = (
-        "the optimizer state"
-        if Path(file).name.startswith("optimizer")
-        else "the weights file"
-    )
     fd = open_regular(file, what, error=CheckpointError)
     assert fd is not None
     try:
