@@ -400,19 +400,19 @@ _PATH_LISTS = (("compare_runs", "RUN"), ("runs", "RUN"))
 def _check_path_arguments(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> None:
-    from mlx.utils.paths import control_character
+    from mlx.utils.paths import unprintable
 
     pairs = [(getattr(args, a, None), f) for a, f in _PATH_ARGUMENTS]
     for attribute, flag in _PATH_LISTS:
         pairs += [(value, flag) for value in getattr(args, attribute, None) or ()]
     for value, flag in pairs:
-        bad = control_character(value) if isinstance(value, str) else None
-        if bad is not None:
-            _usage_error(
-                parser,
-                f"{flag} {value!r} contains the control character {bad!r}; "
-                "a path or run ID must be printable",
-            )
+        problem = (
+            unprintable(value, flag, "a path or run ID")
+            if isinstance(value, str)
+            else None
+        )
+        if problem is not None:
+            _usage_error(parser, problem)
 
 
 def _err(text: str) -> None:
@@ -838,7 +838,6 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import os
 
     from mlx.runs import find_run
-    from mlx.utils.paths import control_character
 
     uri = args.mlflow or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
@@ -846,14 +845,6 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser,
             "export: --mlflow URI is required (or set MLFLOW_TRACKING_URI)",
         )
-    for value in args.runs:
-        bad = control_character(value)
-        if bad is not None:
-            _usage_error(
-                parser,
-                f"RUN {value!r} contains the control character {bad!r}; "
-                "a path or run ID must be printable",
-            )
     from mlx.export_mlflow import export_runs
 
     # every run resolves before anything is sent

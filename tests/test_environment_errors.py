@@ -503,6 +503,7 @@ def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
         ["plot", "run{}", "-o", "p.png"],
         ["report", "run", "run{}", "-o", "r.html"],
         ["compare", "run", "run{}"],
+        ["export", "run", "run{}", "--mlflow", "file:///nowhere"],
     ],
     ids=[
         "config",
@@ -515,6 +516,7 @@ def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
         "plot",
         "report",
         "compare",
+        "export",
     ],
 )
 def test_control_characters_in_command_line_paths(

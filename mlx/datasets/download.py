@@ -107,14 +107,11 @@ def cache_dir() -> Path:
     ``~/.cache/mlx/datasets``."""
     override = os.environ.get("MLX_DATA_DIR")
     if override:
-        from mlx.utils.paths import control_character
+        from mlx.utils.paths import unprintable
 
-        bad = control_character(override)
-        if bad is not None:
-            raise DatasetError(
-                f"MLX_DATA_DIR {override!r} contains the control character "
-                f"{bad!r}; a path must be printable"
-            )
+        problem = unprintable(override, "MLX_DATA_DIR")
+        if problem is not None:
+            raise DatasetError(problem)
         return Path(override).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):

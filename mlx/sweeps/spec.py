@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from mlx.config import ConfigIssue, ExperimentConfig, load_config
 from mlx.config.documents import Document, NodePath, dotted, read_document
 from mlx.errors import ConfigError, ConfigWarning
-from mlx.utils.paths import control_character
+from mlx.utils.paths import unprintable
 
 __all__ = [
     "METHODS",
@@ -339,13 +339,9 @@ def _base(check: _Checker, data: Mapping[str, Any], file: Path) -> Path | None:
     if not isinstance(value, str) or not value.strip():
         check.error(("base",), f"base must be a config file path, got {_show(value)}")
         return None
-    bad = control_character(value)
-    if bad is not None:
-        check.error(
-            ("base",),
-            f"base: path {value!r} contains the control character {bad!r}; a path "
-            "must be printable",
-        )
+    problem = unprintable(value, "base: path")
+    if problem is not None:
+        check.error(("base",), problem)
         return None
     given = file.parent / Path(value).expanduser()
     try:

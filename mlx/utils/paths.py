@@ -21,6 +21,7 @@ __all__ = [
     "repository_root",
     "resolve_inside_root",
     "resolve_path",
+    "unprintable",
 ]
 
 _ROOT_MARKERS = (".git", "pyproject.toml")
@@ -32,12 +33,9 @@ def repository_root(start: Path | None = None) -> Path:
     """The directory that relative config paths resolve against (absolute, resolved)."""
     override = os.environ.get("MLX_ROOT")
     if override:
-        bad = control_character(override)
-        if bad is not None:
-            raise ConfigError(
-                f"MLX_ROOT {override!r} contains the control character {bad!r}; "
-                "a path must be printable"
-            )
+        problem = unprintable(override, "MLX_ROOT")
+        if problem is not None:
+            raise ConfigError(problem)
         try:
             return Path(override).expanduser().resolve()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a loop before 3.13
@@ -61,6 +59,19 @@ def control_character(text: str) -> str | None:
     return None
 
 
+def unprintable(text: str, label: str, kind: str = "a path") -> str | None:
+    """``"<label> '<text>' contains the control character '\\x01'; <kind> must be
+    printable"`` when ``text`` holds a control character (shown escaped, so it
+    cannot garble the message); None when it holds none."""
+    bad = control_character(text)
+    if bad is None:
+        return None
+    return (
+        f"{label} {text!r} contains the control character {bad!r}; {kind} must be "
+        "printable"
+    )
+
+
 def resolve_path(path: PathLike, root: PathLike | None = None) -> Path:
     """``path`` made absolute: ``~`` expanded, relative paths joined to ``root``.
 
@@ -74,12 +85,9 @@ def resolve_path(path: PathLike, root: PathLike | None = None) -> Path:
         control character (a NUL byte, a newline, ...).
     """
     text = os.fspath(path)
-    bad = control_character(text)
-    if bad is not None:
-        raise ConfigError(
-            f"path {text!r} contains the control character {bad!r}; "
-            "a path must be printable"
-        )
+    problem = unprintable(text, "path")
+    if problem is not None:
+        raise ConfigError(problem)
     base = Path(root) if root is not None else repository_root()
     candidate = Path(os.fspath(path)).expanduser()
     if not candidate.is_absolute():
