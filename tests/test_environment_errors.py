@@ -424,6 +424,17 @@ class Model(BaseModel):
 """
 
 
+def _mine_model(root: Path, body: str) -> Path:
+    """``mine/model.py`` under ``root``: the model of ``_CONSTRUCTOR`` whose
+    constructor runs ``body``."""
+    package = root / "mine"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "model.py"
+    module.write_text(_CONSTRUCTOR.format(body=body))
+    return module
+
+
 @pytest.mark.parametrize(
     ("body", "what"),
     [
@@ -436,11 +447,7 @@ class Model(BaseModel):
 def test_a_custom_model_whose_constructor_raises(
     root: Path, body: str, what: str
 ) -> None:
-    package = root / "mine"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    module = package / "model.py"
-    module.write_text(_CONSTRUCTOR.format(body=body))
+    module = _mine_model(root, body)
     config = small_classification()
     config["model"] = {"name": "custom", "params": {"class_path": "mine.model:Model"}}
     write_config(root / "c.yaml", config)
@@ -465,10 +472,7 @@ def test_a_custom_model_whose_constructor_raises(
 def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
     root: Path, params: dict, message: str
 ) -> None:
-    package = root / "mine"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "model.py").write_text(_CONSTRUCTOR.format(body="pass"))
+    _mine_model(root, "pass")
     config = small_classification()
     config["model"] = {
         "name": "custom",

@@ -88,12 +88,11 @@ def test_a_run_whose_model_raises_fails_in_one_line(
     assert "Traceback" not in done.stderr
     run = _one_run(tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    # the line in the model's own file, even when numpy raised deeper down
-    assert errors == [
-        f"error: run {run.name} failed: {module}:{_LINES[method]}: "
-        + errors[0].split(f"{module}:{_LINES[method]}: ", 1)[-1]
-    ]
-    assert f"{module}:{_LINES[method]}: {what}" in errors[0]
+    # one line, naming the line in the model's own file even when numpy raised deeper
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        f"error: run {run.name} failed: {module}:{_LINES[method]}: {what}"
+    )
     assert f"hint: the traceback is in {run / 'train.log'}" in done.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed"
