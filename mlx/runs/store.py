@@ -90,6 +90,22 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 #: A running run whose heartbeat is older than max(3 x interval, this) is ``lost``.
 MIN_STALE_SECONDS = 60.0
 
+#: The run directory's layout: every file and folder name, spelled here alone. Other
+#: modules use these constants (or the RunDir properties below), never the literals.
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.yaml"
+ORIGINAL_CONFIG_STEM = "original_config"
+ENVIRONMENT_FILE = "environment.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+DATA_FILE = "data.json"
+PREDICTIONS_FILE = "predictions.csv"
+TRAINER_STATE_FILE = "trainer_state.json"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_POINTER = "last"
+MODEL_DIR = "model"
+EVALS_DIR = "evals"
+
 SUMMARY_FORMAT = 1
 #: Fields of ``summary.json`` that the run itself writes; extra ``fields`` given to
 #: :meth:`RunDir.create` may not replace them.
@@ -351,37 +367,47 @@ class RunDir:
 
     @property
     def summary_path(self) -> Path:
-        return self.path / "summary.json"
+        return self.path / SUMMARY_FILE
 
     @property
     def config_path(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / CONFIG_FILE
 
     @property
     def environment_path(self) -> Path:
-        return self.path / "environment.json"
+        return self.path / ENVIRONMENT_FILE
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS_FILE
 
     @property
     def log_path(self) -> Path:
         """``train.log``; the trainer writes it (e.g. with a logging.FileHandler)."""
-        return self.path / "train.log"
+        return self.path / LOG_FILE
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS_DIR
 
     @property
     def model_dir(self) -> Path:
         """``model/``: the final model, written with :meth:`save_model`."""
-        return self.path / "model"
+        return self.path / MODEL_DIR
 
     @property
     def evals_dir(self) -> Path:
-        return self.path / "evals"
+        return self.path / EVALS_DIR
+
+    @property
+    def data_path(self) -> Path:
+        """``data.json``: the record of the data the run trained on."""
+        return self.path / DATA_FILE
+
+    @property
+    def predictions_path(self) -> Path:
+        """``predictions.csv``, written by ``mlx eval --save-predictions``."""
+        return self.path / PREDICTIONS_FILE
 
     # -- config and environment ----------------------------------------------------
 
@@ -412,7 +438,7 @@ class RunDir:
             )
             assert content is not None
             suffix = source.suffix.lower() or ".txt"
-            copy = self._inside(self.path / f"original_config{suffix}")
+            copy = self._inside(self.path / f"{ORIGINAL_CONFIG_STEM}{suffix}")
             write_bytes_atomic(copy, content)
         return self.config_path
 
@@ -552,7 +578,7 @@ class RunDir:
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(self.checkpoints_dir)
         published = _publish_dir(self.checkpoints_dir, final.name, write_fn)
-        update_symlink_atomic(self.checkpoints_dir / "last", final.name)
+        update_symlink_atomic(self.checkpoints_dir / LAST_POINTER, final.name)
         return published
 
     def list_checkpoints(self) -> list[tuple[int, Path]]:
@@ -573,7 +599,7 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         """The directory ``checkpoints/last`` points at; if that is missing or
         broken, the highest complete ``epoch-NNNN``; None when there is none."""
-        target = read_pointer(self.checkpoints_dir / "last")
+        target = read_pointer(self.checkpoints_dir / LAST_POINTER)
         if target and _EPOCH_DIR_RE.match(target):
             candidate = self.checkpoints_dir / target
             if candidate.is_dir() and not candidate.is_symlink():
