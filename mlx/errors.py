@@ -29,6 +29,10 @@ when one is set) to stderr, then exits 1.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
@@ -125,6 +129,41 @@ class RunInterrupted(RunError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
+
+
+class map_os_errors:
+    """The one door from operating-system errors to the project's own: inside
+    ``with map_os_errors(RunError, "Cannot create {path!r}: {exc}."):`` an ``OSError``
+    becomes ``RunError`` with that message, the ``OSError`` kept as its cause.
+
+    ``message`` is formatted with ``exc`` (the ``OSError``), ``reason`` (its
+    ``strerror``, or the whole error when it has none) and the keyword arguments
+    given here; it may also be a callable taking the ``OSError``. Exceptions other
+    than ``OSError`` pass through untouched. (A class rather than a generator-based
+    context manager, which keeps ``contextlib`` out of the command's start-up.)
+    """
+
+    def __init__(
+        self,
+        error: type[MLXError],
+        message: str | Callable[[OSError], str],
+        *,
+        hint: str | None = None,
+        **fields: object,
+    ) -> None:
+        self.error, self.message, self.hint, self.fields = error, message, hint, fields
+
+    def __enter__(self) -> map_os_errors:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, OSError):
+            if callable(self.message):
+                text = self.message(exc)
+            else:
+                reason = exc.strerror or exc
+                text = self.message.format(exc=exc, reason=reason, **self.fields)
+            raise self.error(text, hint=self.hint) from exc
 
 
 class MLXWarning(UserWarning):
