@@ -1,0 +1,84 @@
+"""The ``mlx`` argument parser, assembled from the commands' own parts.
+
+Each command module adds its subparser (``add_parser(commands)``) and names the
+function that runs it (``set_defaults(run=...)``); :func:`mlx.cli.main.main` calls
+that function. The order of :data:`COMMANDS` is the order of ``mlx --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlx import DISTRIBUTION, __version__
+from mlx.cli import compare, completion, export, plot, report, runs, sweep
+from mlx.cli import eval as eval_command
+from mlx.cli import run as run_command
+from mlx.cli.output import EXIT_USAGE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from _typeshed import SupportsWrite
+
+__all__ = ["COMMANDS", "CommandParser", "build_parser"]
+
+#: the command modules, each with ``add_parser(commands)`` and ``run(args) -> int``
+COMMANDS = (
+    run_command,
+    eval_command,
+    runs,
+    compare,
+    completion,
+    export,
+    plot,
+    report,
+    sweep,
+)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the spec's exit code: usage errors exit 1, not 2."""
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        # a stream the command was started without (`>&-`) is None: nothing to print
+        if file is not None or sys.stdout is not None:
+            super().print_help(file)
+
+    def _print_message(
+        self, message: str, file: SupportsWrite[str] | None = None
+    ) -> None:
+        # argparse swallows a failed write; a closed stdout must reach main()
+        stream = file if file is not None else sys.stderr
+        if message and stream is not None:
+            stream.write(message)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def build_parser() -> CommandParser:
+    """The parser of the ``mlx`` command line, every command included."""
+    parser = CommandParser(
+        prog="mlx",
+        description="Run machine-learning experiments from a JSON/YAML config "
+        "and evaluate them.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"mlx {__version__} ({DISTRIBUTION})",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback when an error occurs",
+    )
+    # `mlx completion` describes the parser it was parsed by
+    parser.set_defaults(parser=parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
