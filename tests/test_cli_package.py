@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import warnings
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import mlx.cli.runs
 from mlx.cli import build_parser, main
 from mlx.cli.output import warnings_on_stderr
-from mlx.cli.parser import COMMANDS
+from mlx.cli.parser import COMMANDS, terminal_columns
 from mlx.errors import ConfigError, ConfigWarning, MLXError, RunError, RunInterrupted
 
 
@@ -127,3 +128,14 @@ def test_mlx_warnings_read_like_errors_while_a_command_runs(
         warnings.showwarning("odd key", ConfigWarning, "f.py", 1)
     assert warnings.showwarning is before
     assert capsys.readouterr().err == "warning: odd key\n"
+
+
+@pytest.mark.parametrize("columns", [None, "0", "-3", "abc", "40", "300"])
+def test_the_help_is_as_wide_as_argparse_would_make_it(
+    monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns

@@ -8,6 +8,7 @@ that function. The order of :data:`COMMANDS` is the order of ``mlx --help``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from mlx import DISTRIBUTION, __version__
@@ -18,11 +19,17 @@ from mlx.cli.output import EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from _typeshed import SupportsWrite
 
-__all__ = ["COMMANDS", "CommandParser", "build_parser"]
+__all__ = [
+    "COMMANDS",
+    "CommandParser",
+    "HelpFormatter",
+    "build_parser",
+    "terminal_columns",
+]
 
 #: the command modules, each with ``add_parser(commands)`` and ``run(args) -> int``
 COMMANDS = (
@@ -38,8 +45,39 @@ COMMANDS = (
 )
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, told the terminal's width up front: argparse would
+    import ``shutil`` to ask, which costs ``mlx --help`` more than all the command
+    modules together."""
+
+    def __init__(self, prog: str, *, width: int | None = None, **kwargs: Any) -> None:
+        if width is None:
+            width = terminal_columns() - 2  # as argparse does
+        super().__init__(prog, width=width, **kwargs)
+
+
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS`` when a positive number,
+    else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0  # closed, detached, or not a terminal
+    return columns or 80
+
+
 class CommandParser(argparse.ArgumentParser):
-    """argparse with the spec's exit code: usage errors exit 1, not 2."""
+    """argparse with the spec's exit code (usage errors exit 1, not 2) and
+    :class:`HelpFormatter`, for every command's parser too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def print_help(self, file: SupportsWrite[str] | None = None) -> None:
         # a stream the command was started without (`>&-`) is None: nothing to print
