@@ -78,7 +78,9 @@ def _describe(parser: argparse.ArgumentParser) -> dict[str, Any]:
     return {"options": options, "words": words, "values": values}
 
 
-def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, str, Any]]:
+def _commands(
+    parser: argparse.ArgumentParser,
+) -> list[tuple[str, str, argparse.ArgumentParser]]:
     """(name, help, parser) of each subcommand, in the order of ``mlx --help``."""
     found = []
     for action in parser._actions:

@@ -16,7 +16,7 @@ from mlx.errors import MLXWarning
 # typing costs a few milliseconds of start-up: for type checkers only here
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, NoReturn, Sequence, TypeVar
+    from typing import Any, Callable, NoReturn, Sequence, TextIO, TypeVar
 
     _T = TypeVar("_T")
 
@@ -113,12 +113,19 @@ class warnings_on_stderr:
     def __enter__(self) -> warnings_on_stderr:
         previous = self._previous = warnings.showwarning
 
-        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
             if issubclass(category, MLXWarning):
                 err(f"warning: {message}")
                 return
             try:
-                previous(message, category, *args, **kwargs)
+                previous(message, category, filename, lineno, file, line)
             except (OSError, ValueError):
                 pass
 

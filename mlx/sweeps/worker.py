@@ -14,7 +14,7 @@ import argparse
 import signal
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import Sequence
 
 from mlx.config import load_config
 from mlx.errors import MLXError, MLXWarning, RunInterrupted
@@ -69,7 +69,9 @@ def _run_point(args: argparse.Namespace) -> Run:
     return run_experiment(config, record={"sweep": args.sweep, "point": args.point})
 
 
-def _show_warning(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
+def _show_warning(
+    message: Warning | str, category: type[Warning], *rest: object, **kw: object
+) -> None:
     if issubclass(category, MLXWarning):
         print(f"warning: {message}", file=sys.stderr)
     else:
