@@ -23,15 +23,22 @@ Warnings have their own small tree, so callers can filter them by kind::
     ├── NumericalWarning       near-singular systems, large learning rates
     └── DataWarning            skipped torn lines, ignored dataset options
 
-The CLI catches ``MLXError`` and prints ``error: <message>`` (and ``hint: <hint>``
-when one is set) to stderr, then exits 1.
+An error knows how it ends a command: :meth:`MLXError.show` writes
+``error: <message>`` (and ``hint: <hint>`` when one is set) to stderr, and
+:attr:`MLXError.exit_code` is the status to exit with (1; 128 + the signal number for
+:class:`RunInterrupted`). The ``mlx`` command and a sweep's point process both end
+that way.
+
+Standard library only, and cheap to import: every command starts by importing it.
 """
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Callable, TextIO
 
 __all__ = [
     "BackendUnavailableError",
@@ -55,8 +62,12 @@ __all__ = [
 class MLXError(Exception):
     """Base class of every error raised on purpose by mlx.
 
-    ``hint`` is an optional one-line suggestion shown by the CLI after the message.
+    ``hint`` is an optional one-line suggestion shown by the CLI after the message;
+    ``exit_code`` is the status a command that ends with this error exits with.
     """
+
+    #: the exit status of a command that stops with this error
+    exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -65,6 +76,26 @@ class MLXError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Write ``error: <line>`` for each line of the message (a ``ConfigError``
+        holds one problem a line), then ``hint: <hint>`` when one is set, to
+        ``file`` (default: stderr).
+
+        A stream that is missing (a process started with stderr closed) or that
+        refuses the write loses the lines, never the caller.
+        """
+        stream = sys.stderr if file is None else file
+        if stream is None:
+            return
+        lines = [f"error: {line}" for line in self.message.splitlines() or [""]]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        for line in lines:
+            try:
+                print(line, file=stream)
+            except (OSError, ValueError):
+                pass
 
 
 class ConfigError(MLXError, ValueError):
@@ -120,8 +151,8 @@ class DivergenceError(RunError):
 class RunInterrupted(RunError):
     """A signal stopped a run after its state was checkpointed.
 
-    ``exit_code`` is what the CLI exits with: 128 + the signal number (130 for SIGINT,
-    143 for SIGTERM).
+    ``exit_code`` is 128 + the signal number (130 for SIGINT, 143 for SIGTERM), as a
+    shell reports for a process the signal ended.
     """
 
     def __init__(

@@ -535,8 +535,8 @@ def test_the_sweep_command_is_in_the_help_and_stays_light(tmp_path: Path) -> Non
     assert "sweep" in done.stdout
     probe = (
         "import sys; from mlx.cli import build_parser; build_parser(); "
-        "print(sorted(m for m in sys.modules if m.startswith(('mlx.sweeps.', 'yaml', "
-        "'numpy', 'ray'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('mlx.sweeps', "
+        "'mlx.cli.sweep', 'yaml', 'numpy', 'ray'))))"
     )
     import subprocess
     import sys
@@ -547,7 +547,7 @@ def test_the_sweep_command_is_in_the_help_and_stays_light(tmp_path: Path) -> Non
         [sys.executable, "-c", probe], cwd=tmp_path, env=cli_env(tmp_path),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert out.strip() == "['mlx.sweeps.command']"
+    assert out.strip() == "['mlx.cli.sweep']"
 
 
 def test_a_json_sweep_file_is_read_with_positions_too(tmp_path: Path) -> None:

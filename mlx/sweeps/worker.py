@@ -11,14 +11,22 @@ the sweep and the point's hash in the new run's ``summary.json``::
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import Sequence
+
+from mlx.config import load_config
+from mlx.errors import MLXError, MLXWarning, RunInterrupted
+from mlx.experiment import Run, run_experiment
+from mlx.runs.store import RunDir
+from mlx.utils.raised import one_line
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or resume) one point; print its outcome; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m mlx.sweeps.worker")
     parser.add_argument("--sweep", required=True)
     parser.add_argument("--point", required=True)
@@ -27,50 +35,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--resume")
     args = parser.parse_args(argv)
 
-    from mlx.errors import MLXError, MLXWarning, RunInterrupted
-
-    def show(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
-        if issubclass(category, MLXWarning):
-            print(f"warning: {message}", file=sys.stderr)
-        else:
-            print(f"warning: {category.__name__}: {message}", file=sys.stderr)
-
-    warnings.showwarning = show
+    warnings.showwarning = _show_warning
     try:
-        from mlx.experiment import run_experiment
-
-        if args.resume:
-            run = run_experiment(resume=args.resume)
-        else:
-            from mlx.config import load_config
-
-            config = load_config(args.config)
-            run = run_experiment(
-                config, record={"sweep": args.sweep, "point": args.point}
-            )
-    except RunInterrupted as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        run = _run_point(args)
     except MLXError as exc:
-        for line in exc.message.splitlines() or [""]:
-            print(f"error: {line}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
+        if isinstance(exc, RunInterrupted):
+            exc.hint = None  # the sweep resumes its points: no run-experiment hint
+        exc.show()
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        MLXError("interrupted").show()
+        return 128 + signal.SIGINT
     except Exception as exc:  # the model's own code raised: its run's log has more
-        from mlx.utils.raised import one_line
-
         where = getattr(exc, "run_directory", None)
-        prefix = f"run {where.name} failed: " if where is not None else ""
-        print(f"error: {prefix}{one_line(exc)}", file=sys.stderr)
-        if where is not None:
-            print(f"hint: the traceback is in {where / 'train.log'}", file=sys.stderr)
+        if where is None:
+            MLXError(one_line(exc)).show()
+        else:
+            MLXError(
+                f"run {where.name} failed: {one_line(exc)}",
+                hint=f"the traceback is in {RunDir(where).log_path}",
+            ).show()
         return 1
     print(f"run {run.run_id} {run.status}: {run.directory}")
     return 0
+
+
+def _run_point(args: argparse.Namespace) -> Run:
+    """The point's run: resumed from ``args.resume``, or a new one of ``args.config``
+    recorded as the point ``args.point`` of the sweep ``args.sweep``."""
+    if args.resume:
+        return run_experiment(resume=args.resume)
+    config = load_config(args.config)
+    return run_experiment(config, record={"sweep": args.sweep, "point": args.point})
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], *rest: object, **kw: object
+) -> None:
+    if issubclass(category, MLXWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        print(f"warning: {category.__name__}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

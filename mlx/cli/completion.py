@@ -1,4 +1,4 @@
-"""Shell completion scripts for bash and zsh (``mlx completion bash|zsh``).
+"""``mlx completion bash|zsh``: print a shell completion script.
 
 The scripts are generated from the argparse parser itself, so they complete exactly
 the subcommands and options the CLI has: after an option that takes a value they
@@ -9,9 +9,35 @@ elsewhere the options of the subcommand typed so far. Standard library only.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-__all__ = ["completion_script"]
+from mlx.cli.output import EXIT_OK, write_stdout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["add_parser", "completion_script", "run"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``completion`` subparser, run by :func:`run`."""
+    parser = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print a completion script for bash or zsh on stdout; see the "
+        "README for where to put it.",
+    )
+    parser.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """The script for ``args.shell``, describing the parser that parsed ``args``
+    (``args.parser``, which :func:`mlx.cli.parser.build_parser` sets)."""
+    write_stdout(completion_script(args.parser, args.shell))
+    return EXIT_OK
+
 
 # metavars whose value is a path: what the shell offers after the option
 _FILE_METAVARS = ("CONFIG", "FILE")
@@ -52,7 +78,9 @@ def _describe(parser: argparse.ArgumentParser) -> dict[str, Any]:
     return {"options": options, "words": words, "values": values}
 
 
-def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, str, Any]]:
+def _commands(
+    parser: argparse.ArgumentParser,
+) -> list[tuple[str, str, argparse.ArgumentParser]]:
     """(name, help, parser) of each subcommand, in the order of ``mlx --help``."""
     found = []
     for action in parser._actions:

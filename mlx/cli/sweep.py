@@ -1,9 +1,15 @@
-"""The ``mlx sweep`` command line: its arguments (standard library only, so that
-``mlx --help`` stays light) and its entry point, which imports the rest lazily."""
+"""``mlx sweep``: run every point of a sweep file, resume a stopped sweep, or show
+its results (``mlx sweep show SWEEP``)."""
 
 from __future__ import annotations
 
 import argparse
+
+from mlx.cli.output import usage_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["add_parser", "run"]
 
@@ -21,6 +27,7 @@ def _positive(text: str) -> int:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``sweep`` subparser, run by :func:`run`."""
     sweep = commands.add_parser(
         "sweep",
         help="run an experiment over a grid or random space of parameters",
@@ -52,6 +59,24 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="continue a sweep (name or directory): skip completed points, resume "
         "interrupted ones, re-run failed and lost ones",
     )
+    _add_execution_options(sweep)
+    sweep.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as one JSON object instead of the table",
+    )
+    sweep.add_argument(
+        "--sort", metavar="METRIC", help="order the table by this final metric"
+    )
+    sweep.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr"
+    )
+    sweep.set_defaults(run=run)
+    return sweep
+
+
+def _add_execution_options(sweep: argparse.ArgumentParser) -> None:
+    """How the points run: failures, executor, parallelism."""
     failed = sweep.add_mutually_exclusive_group()
     failed.add_argument(
         "--retry-failed",
@@ -100,66 +125,63 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N failed points",
     )
-    sweep.add_argument(
-        "--json",
-        action="store_true",
-        help="print the results as one JSON object instead of the table",
-    )
-    sweep.add_argument(
-        "--sort", metavar="METRIC", help="order the table by this final metric"
-    )
-    sweep.add_argument(
-        "--quiet", action="store_true", help="no progress lines on stderr"
-    )
-    return sweep
 
 
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Check the combination of arguments, then show or drive the sweep."""
-
-    def usage(message: str) -> int:
-        parser.exit(1, f"error: sweep: {message}\n")
-        return 1  # pragma: no cover
-
     if args.action == "show":
-        if not args.sweep:
-            return usage("show: the following arguments are required: SWEEP")
-        extra = [
-            flag
-            for flag, given in (
-                ("--config", args.config),
-                ("--resume", args.resume),
-                ("--dry-run", args.dry_run),
-                ("--set", args.overrides),
-            )
-            if given
-        ]
-        if extra:
-            return usage(f"show takes only SWEEP, --json and --sort, not {extra[0]}")
+        _check_show(args)
         from mlx.sweeps.driver import show_sweep
 
         return show_sweep(args)
+    _check_drive(args)
+    from mlx.sweeps.driver import run_sweep
+
+    return run_sweep(args)
+
+
+def _usage(message: str) -> NoReturn:
+    usage_error(f"sweep: {message}")
+
+
+def _check_show(args: argparse.Namespace) -> None:
+    """``mlx sweep show`` takes a sweep, --json and --sort, nothing else."""
+    if not args.sweep:
+        _usage("show: the following arguments are required: SWEEP")
+    extra = [
+        flag
+        for flag, given in (
+            ("--config", args.config),
+            ("--resume", args.resume),
+            ("--dry-run", args.dry_run),
+            ("--set", args.overrides),
+        )
+        if given
+    ]
+    if extra:
+        _usage(f"show takes only SWEEP, --json and --sort, not {extra[0]}")
+
+
+def _check_drive(args: argparse.Namespace) -> None:
+    """A new sweep (--config) or a resumed one (--resume), and options that fit."""
     if args.sweep:
-        return usage(
+        _usage(
             f"unexpected argument {args.sweep!r}; did you mean `mlx sweep show "
             f"{args.sweep}` or `mlx sweep --resume {args.sweep}`?"
         )
     if bool(args.config) == bool(args.resume):
-        return usage("give either --config FILE (a new sweep) or --resume SWEEP")
+        _usage("give either --config FILE (a new sweep) or --resume SWEEP")
     if args.resume and (args.overrides or args.dry_run):
-        return usage(
+        _usage(
             "--resume takes the sweep's own file and --set values; it cannot be "
             "combined with --set or --dry-run"
         )
     if args.address and args.executor != "ray":
-        return usage("--address needs --executor ray")
+        _usage("--address needs --executor ray")
     if args.fail_fast and args.max_failures is not None:
-        return usage(
+        _usage(
             "--fail-fast stops at the first failure; give it or --max-failures N, "
             "not both"
         )
     if not args.retry_failed and not args.resume:
-        return usage("--skip-failed applies to --resume: a new sweep has no failures")
-    from mlx.sweeps.driver import run_sweep
-
-    return run_sweep(args)
+        _usage("--skip-failed applies to --resume: a new sweep has no failures")
