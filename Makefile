@@ -44,8 +44,11 @@ test: lint browser
 bench: $(VENV)/.test-installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks
 
-## docs: redraw docs/learning-curves.png from a fresh run of the quickstart example
+## docs: write the generated reference pages (docs/configuration-reference.md,
+## docs/cli-reference.md) and redraw docs/learning-curves.png from a fresh run of the
+## quickstart example
 docs: $(VENV)/.test-installed
+	$(BIN)/python docs/generate.py
 	rm -rf outputs/docs-quickstart
 	$(BIN)/mlx run-experiment --quiet --config examples/quickstart.yaml \
 		--set output.directory=outputs/docs-quickstart
