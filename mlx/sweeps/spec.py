@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mlx.config import ConfigIssue, ExperimentConfig, load_config
 from mlx.config.documents import Document, NodePath, dotted, read_document
+from mlx.config.fields import field_paths
 from mlx.errors import ConfigError, ConfigWarning
 from mlx.utils.paths import unprintable
 
@@ -583,40 +584,4 @@ def _task(base: ExperimentConfig) -> str | None:
 def known_paths(base: ExperimentConfig) -> dict[str, bool]:
     """Every dotted path of the experiment schema for ``base``'s dataset and model
     (sections included) -> whether it is a free-form section, whose keys are open."""
-    from mlx.config import schema
-
-    found: dict[str, bool] = {}
-
-    def walk(prefix: str, section: Any) -> None:
-        free = bool(getattr(section, "free", False))
-        found[prefix] = free or isinstance(section, schema._Mapping)
-        fields = getattr(section, "fields", None)
-        if not isinstance(fields, Mapping):
-            return
-        for key, field in fields.items():
-            if field.ignored:
-                continue
-            child = f"{prefix}.{key}"
-            rule = field.rule
-            if isinstance(rule, schema._Section):
-                walk(child, rule)
-            else:
-                found[child] = isinstance(rule, schema._Mapping)
-
-    for key in ("name", "description"):
-        found[key] = False
-    found["dataset"] = False
-    found["dataset.name"] = False
-    found["dataset.path"] = False
-    dataset_fields = schema._DATASET_FIELDS.get(base.dataset.name, {})
-    walk("dataset.params", schema._Section(dataset_fields))
-    found["model"] = False
-    found["model.name"] = False
-    found["model.architecture"] = False
-    model_section = schema._MODEL_FIELDS.get(
-        base.model.name, schema._Section({}, free=True)
-    )
-    walk("model.params", model_section)
-    walk("training", schema._TRAINING)
-    walk("output", schema._OUTPUT)
-    return found
+    return field_paths(base.dataset.name, base.model.name)
