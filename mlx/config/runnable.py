@@ -295,7 +295,7 @@ def _mlp_fits_dataset(
 
 
 def _classification_output(
-    log: IssueLog, last: NodePath, out: int, activation: Any, classes: int | None
+    log: IssueLog, last: NodePath, out: int, activation: str | None, classes: int | None
 ) -> None:
     allowed: tuple[int, ...] = ()
     if classes == 2:

@@ -100,7 +100,7 @@ class _Validator(IssueLog):
         # an unknown dataset or model aborts: its parameters cannot be checked
         dataset_name = self.known_name(dataset_raw, "dataset", KNOWN_DATASETS)
         model_name = self.known_name(model_raw, "model", KNOWN_MODELS)
-        if dataset_name is BAD or model_name is BAD:
+        if isinstance(dataset_name, Bad) or isinstance(model_name, Bad):
             return None
         name = self.top_field(data, "name", NAME, REQUIRED)
         description = self.top_field(data, "description", Str(nullable=True), None)
@@ -139,7 +139,9 @@ class _Validator(IssueLog):
             return BAD
         return default
 
-    def required_mapping(self, data: Mapping[str, Any], key: str) -> Any:
+    def required_mapping(
+        self, data: Mapping[str, Any], key: str
+    ) -> dict[str, Any] | Bad:
         if key not in data:
             self.error((), f"missing required field '{key}'", (key,))
             return BAD
@@ -148,8 +150,12 @@ class _Validator(IssueLog):
             return BAD
         return data[key]
 
-    def known_name(self, section: Any, what: str, known: Sequence[str]) -> Any:
-        if section is BAD:
+    def known_name(
+        self, section: dict[str, Any] | Bad, what: str, known: Sequence[str]
+    ) -> str | Bad | None:
+        """The section's known name; None when the section or its name is missing,
+        BAD when the name is not known."""
+        if isinstance(section, Bad):
             return None
         path = (what, "name")
         if "name" not in section:
@@ -173,8 +179,10 @@ class _Validator(IssueLog):
         )
         return BAD
 
-    def dataset(self, raw: Any, name: str | None) -> DatasetConfig | Bad:
-        if raw is BAD or name is None:
+    def dataset(
+        self, raw: dict[str, Any] | Bad, name: str | None
+    ) -> DatasetConfig | Bad:
+        if isinstance(raw, Bad) or name is None:
             return BAD
         base = ("dataset",)
         self.unknown_keys(base, raw, ("name", "path", "params"))
@@ -198,7 +206,7 @@ class _Validator(IssueLog):
             return BAD
         return DatasetConfig(name=name, path=path, params=freeze(params))
 
-    def dataset_path(self, name: str, raw: str) -> Any:
+    def dataset_path(self, name: str, raw: str) -> str | Bad:
         at = ("dataset", "path")
         try:  # refuses control characters (a NUL byte included) too
             resolved = resolve_path(raw, self.root)
@@ -233,8 +241,8 @@ class _Validator(IssueLog):
                 f"{validation:g} + {test:g} = {validation + test:g}",
             )
 
-    def model(self, raw: Any, name: str | None) -> ModelConfig | Bad:
-        if raw is BAD or name is None:
+    def model(self, raw: dict[str, Any] | Bad, name: str | None) -> ModelConfig | Bad:
+        if isinstance(raw, Bad) or name is None:
             return BAD
         base = ("model",)
         self.unknown_keys(base, raw, ("name", "architecture", "params"))
@@ -254,7 +262,7 @@ class _Validator(IssueLog):
             name=name, architecture=architecture, params=freeze(drop_absent(params))
         )
 
-    def image_variant(self, name: str, architecture: str | None) -> Any:
+    def image_variant(self, name: str, architecture: str | None) -> str | Bad:
         """The variant an image model names: ``resnet18`` (architecture absent,
         ``resnet`` or ``resnet18``) or ``resnet`` with architecture ``resnet34``;
         anything else is an error at model.architecture."""
@@ -286,7 +294,7 @@ class _Validator(IssueLog):
         )
         return BAD
 
-    def output_directory(self, raw: str) -> Any:
+    def output_directory(self, raw: str) -> str | Bad:
         at = ("output", "directory")
         try:
             resolved = resolve_path(raw, self.root)
