@@ -26,7 +26,7 @@ from mlx.config.rules import BAD, DIRECTORY_NAME, Bool, Choice, Float, Int
 from mlx.datasets import describe
 from mlx.errors import ConfigError, ConfigWarning
 from mlx.utils.paths import unprintable
-from mlx.utils.values import did_you_mean, nearest, show
+from mlx.utils.values import did_you_mean, show
 
 __all__ = [
     "METHODS",
@@ -483,12 +483,10 @@ def _metric(
         task = _task(base)
         known = _METRICS.get(task or "", tuple(sorted(set(sum(_METRICS.values(), ())))))
         if metric not in known:
-            near = nearest(metric, known, 0.5)
             check.error(
                 ("metric",),
-                f"metric: {metric!r} is not recorded by a "
-                f"{task or 'run'}"
-                + (f"; did you mean {near}?" if near else "")
+                f"metric: {metric!r} is not recorded by a {task or 'run'}"
+                + did_you_mean(metric, known, 0.5)
                 + f" (runs record {', '.join(known)})",
             )
     goal = data.get("goal", default_goal(metric))
