@@ -24,8 +24,11 @@ from mlx.config.fields import IMAGE_CHANNELS, SYNTHETIC
 from mlx.config.issues import ConfigIssue
 from mlx.config.names import IMAGE_MODEL_FAMILIES, MEMORY_LIMIT_BYTES, model_family
 from mlx.config.reporting import IssueLog
-from mlx.datasets import DatasetInfo, describe
 from mlx.errors import MLXError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mlx.datasets import DatasetInfo
 
 __all__ = [
     "RunnableIssues",
@@ -227,6 +230,9 @@ def _image_classes(log: IssueLog, model: ModelConfig, info: DatasetInfo) -> None
 def _describe(log: IssueLog, dataset: DatasetConfig) -> DatasetInfo | None:
     """What the dataset holds, as :func:`mlx.datasets.describe` finds it without
     loading it; an error (None) when it cannot say, and the memory guard."""
+    # imported here, not while mlx.config loads: mlx.datasets imports mlx.config
+    from mlx.datasets import describe
+
     try:
         info = describe(dataset)
     except MLXError as exc:
