@@ -22,7 +22,7 @@ from mlx.config.experiment import (
 )
 from mlx.config.issues import ConfigIssue
 from mlx.config.loader import Override, default_config, load_config, parse_config
-from mlx.config.schema import KNOWN_DATASETS, KNOWN_MODELS
+from mlx.config.names import KNOWN_DATASETS, KNOWN_MODELS
 from mlx.errors import ConfigError, ConfigWarning
 
 __all__ = [

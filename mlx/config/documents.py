@@ -424,7 +424,7 @@ for _kind, _pattern, _first in CORE_SCHEMA:
 _Loader.add_implicit_resolver(_TAG + "merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
-def _construct_scalar(loader: Any, node: Any) -> Any:
+def _construct_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     return _SCALARS[node.tag](loader.construct_scalar(node))
 
 
@@ -464,7 +464,7 @@ class _Node:
     is_merge: bool = False
 
 
-def _mark(yaml_mark: Any) -> Mark:
+def _mark(yaml_mark: yaml.Mark) -> Mark:
     return Mark(yaml_mark.line + 1, yaml_mark.column + 1)
 
 
@@ -492,11 +492,11 @@ def _parse_yaml(text: str, source: str) -> Document:
 class _Composer:
     """Build :class:`_Node` trees from PyYAML events, within the limits."""
 
-    def __init__(self, loader: Any, source: str) -> None:
+    def __init__(self, loader: _Loader, source: str) -> None:
         self.loader = loader
         self.source = source
         self.anchors: dict[str, _Node] = {}
-        self.open_anchors: set = set()
+        self.open_anchors: set[str] = set()
         self.count = 0
 
     def document(self) -> _Node | None:
@@ -563,7 +563,7 @@ class _Composer:
         if tag not in (None, "!", expected):
             raise _fail(self.source, here, _tag_message(tag))
 
-    def scalar(self, event: Any, here: Mark) -> _Node:
+    def scalar(self, event: yaml.ScalarEvent, here: Mark) -> _Node:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)

@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence
 
-from mlx.errors import MLXError, RunError
-from mlx.sweeps.points import Point, expand, identity
+from mlx.config.documents import dump_yaml
+from mlx.datasets import DatasetInfo, describe
+from mlx.errors import BackendUnavailableError, MLXError, RunError, map_os_errors
+from mlx.plan import run_blocker
+from mlx.runs.ids import utc_now
+from mlx.sweeps import executors
+from mlx.sweeps.executors import Executor, Task
+from mlx.sweeps.points import Point, canonical, expand, identity, show_parameter
+from mlx.sweeps.show import build_report, format_report, report_json
 from mlx.sweeps.spec import SweepSpec, load_sweep
 from mlx.sweeps.store import PointState, SweepDir, find_sweep
+from mlx.utils.values import plain
 
 __all__ = ["changes", "plan", "run_sweep", "show_sweep"]
 
@@ -50,9 +61,7 @@ def _stderr(text: str) -> None:
 
 def _record(
     spec: SweepSpec, points: Sequence[Point], duplicates: Sequence[int]
-) -> dict:
-    from mlx.runs.ids import utc_now
-
+) -> dict[str, Any]:
     return {
         "name": spec.name,
         "file": os.fspath(spec.path),
@@ -92,8 +101,6 @@ def changes(
     """How ``spec`` differs from the sweep ``stored`` in ``sweep.json``, leaving out
     what only adds points (values added to a grid parameter, a larger
     ``num_samples``); [] when the sweep may go on with ``spec``."""
-    from mlx.sweeps.points import canonical
-
     old = dict(stored.get("definition") or {})
     new = spec.definition()
     found: list[str] = []
@@ -187,32 +194,12 @@ def _has_checkpoint(state: PointState) -> bool:
 def run_sweep(args: argparse.Namespace) -> int:
     """``mlx sweep --config F`` / ``mlx sweep --resume SWEEP``."""
     if args.executor == "ray" and not args.dry_run:
-        import importlib.util
-
         if importlib.util.find_spec("ray") is None:  # before anything is written
-            from mlx.errors import BackendUnavailableError
-
             raise BackendUnavailableError(
                 "--executor ray needs Ray, which is not installed",
                 hint="pip install 'model-harness[ray]'",
             )
-    if args.resume:
-        sweep = find_sweep(args.resume)
-        stored = sweep.read()
-        file = stored.get("file")
-        if not isinstance(file, str):
-            raise RunError(f"{sweep.record_path}: corrupt sweep record, no 'file'.")
-        overrides = stored.get("definition", {}).get("overrides") or []
-        spec = load_sweep(file, [str(o) for o in overrides])
-        if spec.name != sweep.name:
-            raise RunError(
-                f"cannot resume sweep {sweep.name!r}: its file {file} now names "
-                f"sweep {spec.name!r}"
-            )
-    else:
-        spec = load_sweep(args.config, args.overrides)
-        sweep = SweepDir(Path(spec.base_config.output.directory) / spec.name)
-        stored = None
+    spec, sweep, stored = _open(args)
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
     if stored is None or args.dry_run:
         _check_runnable(spec, points)
@@ -235,14 +222,13 @@ def run_sweep(args: argparse.Namespace) -> int:
                 "another name, for anything else",
             )
     sweep.path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.mkdir(sweep.path)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise RunError(
-            f"Cannot create the sweep directory {sweep.path}: {exc}"
-        ) from exc
+    with map_os_errors(
+        RunError, "Cannot create the sweep directory {path}: {exc}", path=sweep.path
+    ):
+        try:
+            os.mkdir(sweep.path)
+        except FileExistsError:
+            pass
     lock = sweep.lock().acquire()
     try:
         if lock.stale_owner:
@@ -263,17 +249,36 @@ def run_sweep(args: argparse.Namespace) -> int:
         lock.release()
 
 
+def _open(
+    args: argparse.Namespace,
+) -> tuple[SweepSpec, SweepDir, dict[str, Any] | None]:
+    """The sweep file's spec, the sweep's directory and, on ``--resume``, what its
+    ``sweep.json`` holds (None for a new sweep)."""
+    if not args.resume:
+        spec = load_sweep(args.config, args.overrides)
+        sweep = SweepDir(Path(spec.base_config.output.directory) / spec.name)
+        return spec, sweep, None
+    sweep = find_sweep(args.resume)
+    stored = sweep.read()
+    file = stored.get("file")
+    if not isinstance(file, str):
+        raise RunError(f"{sweep.record_path}: corrupt sweep record, no 'file'.")
+    overrides = stored.get("definition", {}).get("overrides") or []
+    spec = load_sweep(file, [str(o) for o in overrides])
+    if spec.name != sweep.name:
+        raise RunError(
+            f"cannot resume sweep {sweep.name!r}: its file {file} now names "
+            f"sweep {spec.name!r}"
+        )
+    return spec, sweep, stored
+
+
 def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
     """Every point can run here, as ``run-experiment --dry-run`` decides it (the
     model on this installation, an image model's weights, a custom model's
     class_path, the output path, the data's headers), before anything is written:
     a sweep whose points would all fail the same way never starts."""
-    import json
-
-    from mlx.datasets import describe
-    from mlx.plan import run_blocker
-
-    described: dict[str, Any] = {}
+    described: dict[str, DatasetInfo] = {}
     blocked: list[tuple[Point, str]] = []
     for point in points:
         key = json.dumps(point.config.to_dict()["dataset"], sort_keys=True, default=str)
@@ -295,13 +300,10 @@ def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
 
 
 def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:
-    from mlx.config.documents import dump_yaml
-    from mlx.runs.store import _plain
-
     for point in points:
         # read back by the YAML 1.2 loader: a string such as "1e3" or "0o17" must
         # be quoted, which a YAML 1.1 dumper does not do
-        text = dump_yaml(_plain(point.config.to_dict()))
+        text = dump_yaml(plain(point.config.to_dict()))
         path = sweep.config_path(point.hash)
         try:
             if path.read_text(encoding="utf-8") == text:
@@ -312,12 +314,7 @@ def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:
 
 
 def _params_text(point: Point) -> str:
-    import json
-
-    return " ".join(
-        f"{k}={v if isinstance(v, str) else json.dumps(v)}"
-        for k, v in point.parameters.items()
-    )
+    return " ".join(f"{k}={show_parameter(v)}" for k, v in point.parameters.items())
 
 
 def _dry_run(
@@ -328,8 +325,6 @@ def _dry_run(
     as_json: bool,
 ) -> int:
     if as_json:
-        from mlx.sweeps.show import report_json
-
         report = {
             "name": spec.name,
             "directory": os.fspath(sweep.path),
@@ -368,9 +363,7 @@ def _dry_run(
     return EXIT_OK
 
 
-def _make_executor(args: argparse.Namespace, jobs: int, threads: int) -> Any:
-    from mlx.sweeps import executors
-
+def _make_executor(args: argparse.Namespace, jobs: int, threads: int) -> Executor:
     if args.executor == "ray":
         executor = executors.RayExecutor(jobs, threads, args.address)
         _stderr(f"ray: started in {executor.startup_seconds:.1f}s")
@@ -423,97 +416,32 @@ def _drive(
     points: list[Point],
     duplicates: Sequence[int],
 ) -> int:
-    from mlx.sweeps import executors
-
     hashes = [p.hash for p in points]
     states = sweep.states(hashes)
     states = _wait_for_orphans(sweep, hashes, states)
     jobs, done, left = plan(points, states, args.retry_failed)
     threads = args.threads_per_point
     n_jobs = args.jobs or executors.default_jobs(threads)
-    max_failures = 1 if args.fail_fast else args.max_failures
     progress = _Progress(len(points), len(done), args.quiet)
-    if done and not args.quiet:
-        _stderr(f"sweep {spec.name}: {len(done)} point(s) already completed, skipped")
-    if left and not args.quiet:
-        _stderr(f"sweep {spec.name}: {len(left)} failed point(s) left (--skip-failed)")
-    if jobs and not args.quiet:
-        resumed = sum(j.action == "resume" for j in jobs)
-        _stderr(
-            f"sweep {spec.name}: running {len(jobs)} point(s)"
-            + (f" ({resumed} resumed from checkpoints)" if resumed else "")
-            + f" on {args.executor}, {n_jobs} at a time: {sweep.path}"
-        )
+    if not args.quiet:
+        _announce(args, spec, sweep, jobs, done, left, n_jobs)
     interrupted = False
-    stopped = False
-    failures = 0
     executor = _make_executor(args, n_jobs, threads) if jobs else None
-    pending = list(jobs)
-    by_hash = {j.point.hash: j for j in jobs}
     previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
     if executor is not None:
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, _interrupt_on_term)
     try:
-        while executor is not None and (pending or executor.running):
-            try:
-                while pending and executor.running < executor.slots and not stopped:
-                    job = pending.pop(0)
-                    executor.start(_task(sweep, spec, job, threads))
-                    progress.running = executor.running
-                    progress.draw()
-                if stopped and not executor.running:
-                    break
-                for task, code in executor.wait(0.5):
-                    job = by_hash[task.digest]
-                    seconds = time.monotonic() - task.started
-                    progress.running = executor.running
-                    if code == 0:
-                        progress.done += 1
-                        progress.line(_finished_line(sweep, job, progress, seconds))
-                    elif stopped and code in _INTERRUPTED_CODES:
-                        progress.line(
-                            f"interrupted {job.point.short} (it checkpointed; "
-                            "--resume continues it)"
-                        )
-                    else:
-                        failures += 1
-                        progress.failed += 1
-                        progress.line(
-                            _failed_text(sweep, job, code, progress), always=True
-                        )
-                        if max_failures and failures >= max_failures and not stopped:
-                            stopped = True
-                            pending.clear()
-                            progress.line(
-                                f"stopping: {failures} failure(s) (--fail-fast or "
-                                "--max-failures); interrupting the running points"
-                            )
-                            executor.interrupt()
-                    progress.draw()
-            except KeyboardInterrupt:
-                interrupted = True
-                progress.line(
-                    "interrupted: stopping the running points (they checkpoint); "
-                    f"resume with: mlx sweep --resume {sweep.path}"
-                )
-                pending.clear()
-                stopped = True
-                executor.interrupt()
-                _wait_all(executor)
-                break
+        if executor is not None:
+            max_failures = 1 if args.fail_fast else args.max_failures
+            runner = _Runner(executor, sweep, spec, threads, progress, max_failures)
+            interrupted = runner.run(jobs)
     finally:
         progress.clear()
         if executor is not None:
             signal.signal(signal.SIGTERM, previous)
             executor.close()
-            if executor.name == "ray" and not args.quiet:
+            if isinstance(executor, executors.RayExecutor) and not args.quiet:
                 _stderr(f"ray: stopped in {executor.shutdown_seconds:.1f}s")
-    from mlx.sweeps.show import build_report, format_report, report_json
-
     report = build_report(sweep)
     if args.json:
         print(report_json(report))
@@ -525,7 +453,122 @@ def _drive(
     return EXIT_OK if statuses == {"completed"} else EXIT_FAILED
 
 
-def _wait_all(executor: Any) -> None:
+def _announce(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    sweep: SweepDir,
+    jobs: Sequence[_Job],
+    done: Sequence[Point],
+    left: Sequence[Point],
+    n_jobs: int,
+) -> None:
+    """What the driver is about to do, on stderr."""
+    if done:
+        _stderr(f"sweep {spec.name}: {len(done)} point(s) already completed, skipped")
+    if left:
+        _stderr(f"sweep {spec.name}: {len(left)} failed point(s) left (--skip-failed)")
+    if jobs:
+        resumed = sum(j.action == "resume" for j in jobs)
+        _stderr(
+            f"sweep {spec.name}: running {len(jobs)} point(s)"
+            + (f" ({resumed} resumed from checkpoints)" if resumed else "")
+            + f" on {args.executor}, {n_jobs} at a time: {sweep.path}"
+        )
+
+
+def _interrupt_on_term(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class _Runner:
+    """Keeps the executor's slots full, reports each point as it ends, and stops
+    the rest after too many failures or on an interrupt."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        sweep: SweepDir,
+        spec: SweepSpec,
+        threads: int,
+        progress: _Progress,
+        max_failures: int,
+    ) -> None:
+        self.executor = executor
+        self.sweep, self.spec, self.threads = sweep, spec, threads
+        self.progress = progress
+        self.max_failures = max_failures
+        self.pending: list[_Job] = []
+        self.by_hash: dict[str, _Job] = {}
+        self.failures = 0
+        self.stopped = False
+
+    def run(self, jobs: Sequence[_Job]) -> bool:
+        """Run ``jobs``; True when interrupted (Ctrl-C, SIGTERM)."""
+        executor, progress = self.executor, self.progress
+        self.pending = list(jobs)
+        self.by_hash = {j.point.hash: j for j in jobs}
+        while self.pending or executor.running:
+            try:
+                self.fill()
+                if self.stopped and not executor.running:
+                    break
+                for task, code in executor.wait(0.5):
+                    self.finished(task, code)
+                    progress.draw()
+            except KeyboardInterrupt:
+                progress.line(
+                    "interrupted: stopping the running points (they checkpoint); "
+                    f"resume with: mlx sweep --resume {self.sweep.path}"
+                )
+                self.pending.clear()
+                self.stopped = True
+                executor.interrupt()
+                _wait_all(executor)
+                return True
+        return False
+
+    def fill(self) -> None:
+        """Start pending jobs while there are free slots."""
+        executor = self.executor
+        while self.pending and executor.running < executor.slots and not self.stopped:
+            job = self.pending.pop(0)
+            executor.start(_task(self.sweep, self.spec, job, self.threads))
+            self.progress.running = executor.running
+            self.progress.draw()
+
+    def finished(self, task: Task, code: int) -> None:
+        """Report a point that ended with exit status ``code``."""
+        job = self.by_hash[task.digest]
+        seconds = time.monotonic() - task.started
+        progress = self.progress
+        progress.running = self.executor.running
+        if code == 0:
+            progress.done += 1
+            progress.line(_finished_line(self.sweep, job, progress, seconds))
+        elif self.stopped and code in _INTERRUPTED_CODES:
+            progress.line(
+                f"interrupted {job.point.short} (it checkpointed; "
+                "--resume continues it)"
+            )
+        else:
+            self.failures += 1
+            progress.failed += 1
+            progress.line(_failed_text(self.sweep, job, code, progress), always=True)
+            if (
+                self.max_failures
+                and self.failures >= self.max_failures
+                and not self.stopped
+            ):
+                self.stopped = True
+                self.pending.clear()
+                progress.line(
+                    f"stopping: {self.failures} failure(s) (--fail-fast or "
+                    "--max-failures); interrupting the running points"
+                )
+                self.executor.interrupt()
+
+
+def _wait_all(executor: Executor) -> None:
     while executor.running:
         try:
             executor.wait(0.5)
@@ -557,9 +600,7 @@ def _wait_for_orphans(
     return states
 
 
-def _task(sweep: SweepDir, spec: SweepSpec, job: _Job, threads: int) -> Any:
-    from mlx.sweeps import executors
-
+def _task(sweep: SweepDir, spec: SweepSpec, job: _Job, threads: int) -> Task:
     digest = job.point.hash
     if job.action == "resume":
         argv = executors.worker_argv(spec.name, digest, resume=job.run)
@@ -570,7 +611,7 @@ def _task(sweep: SweepDir, spec: SweepSpec, job: _Job, threads: int) -> Any:
     log = sweep.log_path(digest)
     with open(log, "ab") as handle:
         handle.write(f"--- {job.action}: {' '.join(argv[1:])}\n".encode())
-    return executors.Task(digest, argv, log, executors.point_env(threads))
+    return Task(digest, argv, log, executors.point_env(threads))
 
 
 def _finished_line(
@@ -606,8 +647,6 @@ def _failed_text(sweep: SweepDir, job: _Job, code: int, progress: _Progress) -> 
 
 def show_sweep(args: argparse.Namespace) -> int:
     """``mlx sweep show SWEEP [--json] [--sort METRIC]``."""
-    from mlx.sweeps.show import build_report, format_report, report_json
-
     if not args.sweep:
         raise MLXError("sweep show: the following arguments are required: SWEEP")
     sweep = find_sweep(args.sweep)

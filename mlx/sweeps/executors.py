@@ -10,6 +10,7 @@ end as interrupted, as a single run does). Ray is imported only by
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import signal
@@ -17,15 +18,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Protocol, Sequence
+
+from mlx.errors import BackendUnavailableError
 
 __all__ = [
     "THREAD_VARIABLES",
+    "Executor",
     "LocalExecutor",
     "RayExecutor",
     "Task",
+    "cpu_count",
     "default_jobs",
     "point_env",
+    "worker_argv",
 ]
 
 #: Environment variables that cap the threads of BLAS, OpenMP and torch.
@@ -50,7 +56,38 @@ class Task:
     started: float = 0.0
 
 
+class Executor(Protocol):
+    """What the driver asks of an executor: :meth:`start` tasks up to ``slots``,
+    :meth:`wait` for those that finish, :meth:`interrupt` the running ones,
+    :meth:`close` (killing what still runs)."""
+
+    name: str
+    slots: int
+
+    @property
+    def running(self) -> int:
+        """How many tasks run now."""
+        ...
+
+    def start(self, task: Task) -> None:
+        """Start ``task``."""
+        ...
+
+    def wait(self, timeout: float) -> list[tuple[Task, int]]:
+        """The tasks that finished within ``timeout`` seconds, with exit codes."""
+        ...
+
+    def interrupt(self) -> None:
+        """SIGINT to every running task: they checkpoint and end."""
+        ...
+
+    def close(self) -> None:
+        """Stop everything still running and release the executor."""
+        ...
+
+
 def cpu_count() -> int:
+    """The cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -74,6 +111,8 @@ def point_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, 
 def worker_argv(
     sweep: str, digest: str, *, config: Path | None = None, resume: Path | None = None
 ) -> list[str]:
+    """The command line of a point process: a new run from ``config``, or the
+    resumption of the run directory ``resume``."""
     argv = [sys.executable, "-m", "mlx.sweeps.worker", "--sweep", sweep]
     argv += ["--point", digest]
     if resume is not None:
@@ -90,8 +129,6 @@ def _parent_death_signal(parent: int) -> Callable[[], None] | None:
     if sys.platform != "linux":
         return None
     try:
-        import ctypes
-
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
@@ -113,7 +150,7 @@ class LocalExecutor:
 
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
-        self._running: dict[int, tuple[subprocess.Popen, Task, Any]] = {}
+        self._running: dict[int, tuple[subprocess.Popen[bytes], Task, IO[bytes]]] = {}
 
     @property
     def running(self) -> int:
@@ -215,10 +252,8 @@ class RayExecutor:
     def __init__(self, jobs: int, threads: int, address: str | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         try:
-            import ray
+            import ray  # the optional dependency: imported by this executor only
         except ImportError as exc:
-            from mlx.errors import BackendUnavailableError
-
             raise BackendUnavailableError(
                 "--executor ray needs Ray, which is not installed",
                 hint="pip install 'model-harness[ray]'",

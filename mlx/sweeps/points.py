@@ -21,7 +21,7 @@ import random
 import warnings
 from typing import Any, Mapping, Sequence
 
-from mlx.config import ExperimentConfig, Override, load_config
+from mlx.config import ConfigIssue, ExperimentConfig, Override, load_config
 from mlx.errors import ConfigError, ConfigWarning
 from mlx.sweeps.spec import Parameter, SweepSpec
 
@@ -33,6 +33,8 @@ __all__ = [
     "expand",
     "identity",
     "point_name",
+    "show_parameter",
+    "varied",
 ]
 
 #: Top-level config fields that are not part of a point's identity.
@@ -128,7 +130,9 @@ def _assignments(spec: SweepSpec) -> list[dict[str, Any]]:
     ]
 
 
-def _show_value(value: Any) -> str:
+def show_parameter(value: Any) -> str:
+    """A parameter's value as a point's description shows it: a string as it is,
+    anything else as JSON."""
     return json.dumps(value) if not isinstance(value, str) else value
 
 
@@ -145,18 +149,18 @@ def expand(
     points: list[Point] = []
     duplicates: list[int] = []
     seen: set[str] = set()
-    problems: list[Any] = []
+    problems: list[ConfigIssue] = []
     failed = 0
     seen_warnings: set[str] = set(spec.base_warnings)
     for index, assignment in enumerate(_assignments(spec)):
-        where = ", ".join(f"{k}={_show_value(v)}" for k, v in assignment.items())
-        overrides: list[Any] = list(spec.overrides)
+        where = ", ".join(f"{k}={show_parameter(v)}" for k, v in assignment.items())
+        overrides: list[str | Override] = list(spec.overrides)
         overrides += [
             Override(path, value, f"{spec.location(path)}: point {index} ({where})")
             for path, value in assignment.items()
         ]
         # the name and directory are not part of the identity: set them at once
-        extra: list[Any] = []
+        extra: list[Override] = []
         if sweep_dir is not None:
             extra.append(Override("output.directory", sweep_dir, "the sweep directory"))
         with warnings.catch_warnings(record=True) as caught:

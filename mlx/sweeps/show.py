@@ -16,22 +16,17 @@ import json
 import math
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from mlx.errors import DataWarning, RunError
+from mlx.runs import RunDir
 from mlx.sweeps.spec import default_goal
 from mlx.sweeps.store import SweepDir
+from mlx.utils.values import metric_number, table
 
 __all__ = ["build_report", "format_report", "report_json"]
 
 _MAX_TEXT = 160
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _clean(value: Any) -> Any:
@@ -45,7 +40,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def build_report(sweep: SweepDir, record: Mapping[str, Any] | None = None) -> dict:
+def build_report(
+    sweep: SweepDir, record: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The report object of ``sweep`` and, under ``"_extra"`` (dropped from the
     JSON), what the table shows besides: per point the best value of the metric
     over its epochs, its duration and which parameters vary."""
@@ -56,7 +53,7 @@ def build_report(sweep: SweepDir, record: Mapping[str, Any] | None = None) -> di
     hashes = [str(p.get("hash")) for p in entries]
     states = sweep.states(hashes)
     points: list[dict[str, Any]] = []
-    extra = []
+    extra: list[dict[str, Any]] = []
     for entry, digest in zip(entries, hashes):
         state = states[digest]
         summary = state.summary or {}
@@ -79,13 +76,13 @@ def build_report(sweep: SweepDir, record: Mapping[str, Any] | None = None) -> di
         extra.append(
             {
                 "best_value": _best_over_epochs(state.run, metric, goal),
-                "seconds": _number(seconds),
+                "seconds": metric_number(seconds, finite=True),
                 "index": entry.get("index"),
             }
         )
     best: dict[str, Any] | None = None
     for point in points:
-        value = _number(point["final_metrics"].get(metric))
+        value = metric_number(point["final_metrics"].get(metric), finite=True)
         if point["status"] != "completed" or value is None:
             continue
         if best is None or (
@@ -103,7 +100,7 @@ def build_report(sweep: SweepDir, record: Mapping[str, Any] | None = None) -> di
     }
 
 
-def _best_over_epochs(run: Any, metric: str, goal: str) -> float | None:
+def _best_over_epochs(run: RunDir | None, metric: str, goal: str) -> float | None:
     if run is None:
         return None
     try:
@@ -112,7 +109,11 @@ def _best_over_epochs(run: Any, metric: str, goal: str) -> float | None:
             records = run.read_metrics()
     except (RunError, OSError):
         return None
-    values = [v for v in (_number(r.get(metric)) for r in records) if v is not None]
+    values = [
+        v
+        for v in (metric_number(r.get(metric), finite=True) for r in records)
+        if v is not None
+    ]
     if not values:
         return None
     return max(values) if goal == "max" else min(values)
@@ -124,7 +125,7 @@ def report_json(report: Mapping[str, Any]) -> str:
     return json.dumps(_clean(data), indent=2, allow_nan=False)
 
 
-def sort_points(report: dict, metric: str | None) -> list[int]:
+def sort_points(report: Mapping[str, Any], metric: str | None) -> list[int]:
     """Point positions in table order: by ``metric``'s final value (best first,
     missing values last), else as expanded."""
     order = list(range(len(report["points"])))
@@ -133,7 +134,9 @@ def sort_points(report: dict, metric: str | None) -> list[int]:
     goal = report["goal"] if metric == report["metric"] else default_goal(metric)
 
     def key(i: int) -> tuple[int, float]:
-        value = _number(report["points"][i]["final_metrics"].get(metric))
+        value = metric_number(
+            report["points"][i]["final_metrics"].get(metric), finite=True
+        )
         if value is None:
             return (1, 0.0)
         return (0, -value if goal == "max" else value)
@@ -176,7 +179,7 @@ def varied_paths(report: Mapping[str, Any]) -> list[str]:
     ] or paths[:1]
 
 
-def format_report(report: dict, sort: str | None = None) -> str:
+def format_report(report: Mapping[str, Any], sort: str | None = None) -> str:
     """The table: one row per point (``*`` marks the best), then the errors of the
     points that did not complete, then a count by status."""
     metric = report["metric"]
@@ -184,7 +187,7 @@ def format_report(report: dict, sort: str | None = None) -> str:
     header = ["", "point", "status", *paths, f"final {metric}", f"best {metric}"]
     header += ["duration", "run"]
     best = report["best"]["hash"] if report["best"] else None
-    rows: list[Sequence[str]] = []
+    rows: list[list[str]] = []
     for i in sort_points(report, sort):
         point, extra = report["points"][i], report["_extra"][i]
         rows.append(
@@ -193,18 +196,14 @@ def format_report(report: dict, sort: str | None = None) -> str:
                 point["hash"][:12],
                 point["status"],
                 *(_text(point["parameters"].get(p)) for p in paths),
-                _text(_number(point["final_metrics"].get(metric))),
+                _text(metric_number(point["final_metrics"].get(metric), finite=True)),
                 _text(extra["best_value"]),
                 _duration(extra["seconds"]),
                 point["run_id"] or "-",
             ]
         )
-    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
-    lines = [
-        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
-        for row in [header, *rows]
-    ]
-    lines.insert(0, f"sweep {report['name']}: {report['directory']}")
+    lines = [f"sweep {report['name']}: {report['directory']}"]
+    lines += table(header, rows).split("\n")
     errors = [p for p in report["points"] if p["error"]]
     if errors:
         lines.append("")

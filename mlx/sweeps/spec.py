@@ -10,19 +10,23 @@ checked against the experiment schema of the base config (its dataset's and mode
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import math
 import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from mlx.config import ConfigIssue, ExperimentConfig, load_config
-from mlx.config.documents import Document, NodePath, dotted, read_document
+from mlx.config.documents import Document, NodePath, read_document
+from mlx.config.fields import field_paths
+from mlx.config.reporting import IssueLog
+from mlx.config.rules import BAD, DIRECTORY_NAME, Bool, Choice, Float, Int
+from mlx.datasets import describe
 from mlx.errors import ConfigError, ConfigWarning
 from mlx.utils.paths import unprintable
+from mlx.utils.values import did_you_mean, show
 
 __all__ = [
     "METHODS",
@@ -46,13 +50,18 @@ _TOP_KEYS = (
     "goal",
 )
 _PARAM_KEYS = ("values", "min", "max", "log", "integer")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # what `mlx run-experiment` records per epoch, by task
 _METRICS = {
     "classification": ("val_accuracy", "val_loss", "train_loss"),
     "regression": ("val_r2", "val_loss", "train_loss"),
 }
 _MAX_POINTS = 100_000
+# a near miss of a method is suggested from a ratio of 0.4 (difflib), as typed
+_METHOD = Choice(*METHODS, cutoff=0.4, fold_case=False)
+_NUM_SAMPLES = Int(1, _MAX_POINTS)
+_SEED = Int(0)
+_BOUND = Float()
+_FLAG = Bool()
 # fields that do not change what a run computes: not part of a point's identity
 _NOT_SWEPT = ("name", "description", "output")
 
@@ -133,74 +142,6 @@ def default_goal(metric: str) -> str:
     return "min" if any(w in metric for w in words) else "max"
 
 
-def _nearest(word: str, options: Iterable[str], cutoff: float = 0.6) -> str | None:
-    found = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
-    return found[0] if found else None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
-
-
-class _Checker:
-    """Collects located errors and warnings about one sweep document."""
-
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.errors: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def _issue(self, at: NodePath, message: str, key: bool) -> ConfigIssue:
-        tables = (self.doc.keys, self.doc.values) if key else (self.doc.values,)
-        for table in tables:
-            if at in table:
-                mark = table[at]
-                return ConfigIssue(
-                    self.doc.source, mark.line, mark.column, dotted(at), message
-                )
-        for n in range(len(at) - 1, -1, -1):
-            if at[:n] in self.doc.values:
-                mark = self.doc.values[at[:n]]
-                return ConfigIssue(
-                    self.doc.source, mark.line, mark.column, dotted(at), message
-                )
-        return ConfigIssue(self.doc.source, None, None, dotted(at), message)
-
-    def error(self, at: NodePath, message: str, *, key: bool = False) -> None:
-        self.errors.append(self._issue(at, message, key))
-
-    def warn(self, at: NodePath, message: str, *, key: bool = False) -> None:
-        self.warnings.append(self._issue(at, message, key))
-
-    def unknown_keys(
-        self, at: NodePath, value: Mapping[str, Any], known: Sequence[str]
-    ) -> None:
-        for key in value:
-            if key in known:
-                continue
-            near = _nearest(str(key), known, 0.5)
-            advice = (
-                f"did you mean {near}?" if near else "known keys: " + ", ".join(known)
-            )
-            where = (*at, key)
-            label = f"{dotted(at)}.{key}" if at else str(key)
-            self.warn(where, f"{label}: unknown key; {advice}", key=True)
-
-
 def load_sweep(
     path: str | os.PathLike[str], overrides: Sequence[str] = ()
 ) -> SweepSpec:
@@ -214,33 +155,26 @@ def load_sweep(
     doc = read_document(source)
     raw = Path(source).read_bytes()
     data: dict[str, Any] = doc.data
-    check = _Checker(doc)
+    check = IssueLog(doc)
     errors = check.errors
     check.errors.extend(doc.errors)
-    check.unknown_keys((), data, _TOP_KEYS)
+    check.unknown_keys((), data, _TOP_KEYS, fold_case=False)
 
     name = _name(check, data, Path(source))
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         check.error(("description",), "description must be a string or null")
-    method = data.get("method", "grid")
-    if method not in METHODS:
-        near = _nearest(str(method), METHODS, 0.4) if isinstance(method, str) else None
-        check.error(
-            ("method",),
-            f"method must be one of 'grid', 'random', got {_show(method)}"
-            + (f"; did you mean {near}?" if near else ""),
-        )
+    method = _METHOD.check(check, ("method",), data.get("method", "grid"))
+    if method is BAD:
         method = None
     num_samples = _num_samples(check, data, method)
-    seed = data.get("seed", 0)
-    if "seed" in data and not (isinstance(seed, int) and not isinstance(seed, bool)):
-        check.error(("seed",), f"seed must be an integer >= 0, got {_show(seed)}")
-        seed = 0
-    elif seed < 0:
-        check.error(("seed",), f"seed must be an integer >= 0, got {seed}")
-    elif "seed" in data and method == "grid":
-        check.warn(("seed",), "seed: ignored: a grid sweep draws nothing at random")
+    seed = 0
+    if "seed" in data:
+        seed = _SEED.check(check, ("seed",), data["seed"])
+        if seed is BAD:
+            seed = 0
+        elif method == "grid":
+            check.warn(("seed",), "seed: ignored: a grid sweep draws nothing at random")
 
     base_path = _base(check, data, Path(source))
     base_config: ExperimentConfig | None = None
@@ -292,22 +226,15 @@ def _position(issue: ConfigIssue) -> tuple[int, int]:
     return (issue.line or 0, issue.column or 0)
 
 
-def _name(check: _Checker, data: Mapping[str, Any], file: Path) -> str:
+def _name(check: IssueLog, data: Mapping[str, Any], file: Path) -> str:
     if "name" not in data:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", file.stem).strip("-.") or "sweep"
         return stem[:100]
-    name = data["name"]
-    if not (isinstance(name, str) and _NAME.match(name) and name.strip(".")):
-        check.error(
-            ("name",),
-            "name must be a directory name of 1 to 100 letters, digits, '.', '_' "
-            f"or '-', got {_show(name)}",
-        )
-        return "sweep"
-    return name
+    name = DIRECTORY_NAME.check(check, ("name",), data["name"])
+    return "sweep" if name is BAD else str(name)
 
 
-def _num_samples(check: _Checker, data: Mapping[str, Any], method: Any) -> int | None:
+def _num_samples(check: IssueLog, data: Mapping[str, Any], method: Any) -> int | None:
     if "num_samples" not in data:
         if method == "random":
             check.error((), "missing required field 'num_samples' (method: random)")
@@ -320,24 +247,17 @@ def _num_samples(check: _Checker, data: Mapping[str, Any], method: Any) -> int |
             "to method: random",
         )
         return None
-    if not (isinstance(value, int) and not isinstance(value, bool)) or not (
-        1 <= value <= _MAX_POINTS
-    ):
-        check.error(
-            ("num_samples",),
-            f"num_samples must be an integer in [1, {_MAX_POINTS}], got {_show(value)}",
-        )
-        return None
-    return value
+    checked = _NUM_SAMPLES.check(check, ("num_samples",), value)
+    return None if checked is BAD else int(checked)
 
 
-def _base(check: _Checker, data: Mapping[str, Any], file: Path) -> Path | None:
+def _base(check: IssueLog, data: Mapping[str, Any], file: Path) -> Path | None:
     if "base" not in data:
         check.error((), "missing required field 'base' (the experiment config to vary)")
         return None
     value = data["base"]
     if not isinstance(value, str) or not value.strip():
-        check.error(("base",), f"base must be a config file path, got {_show(value)}")
+        check.error(("base",), f"base must be a config file path, got {show(value)}")
         return None
     problem = unprintable(value, "base: path")
     if problem is not None:
@@ -385,7 +305,7 @@ def _load_base(
 
 
 def _parameters(
-    check: _Checker,
+    check: IssueLog,
     data: Mapping[str, Any],
     method: str | None,
     base: ExperimentConfig | None,
@@ -400,7 +320,7 @@ def _parameters(
             at,
             "parameters must be a non-empty mapping of dotted config paths, e.g. "
             "training.learning_rate: {values: [0.01, 0.001]}, got "
-            f"{_show(section) if section != {} else 'an empty mapping'}",
+            f"{show(section) if section != {} else 'an empty mapping'}",
         )
         return []
     known = known_paths(base) if base is not None else None
@@ -415,7 +335,7 @@ def _parameters(
 
 
 def _check_path(
-    check: _Checker, here: NodePath, path: str, known: Mapping[str, bool] | None
+    check: IssueLog, here: NodePath, path: str, known: Mapping[str, bool] | None
 ) -> bool:
     if not path or any(not part for part in path.split(".")):
         check.error(here, f"parameters: {path!r} is not a dotted config path", key=True)
@@ -437,18 +357,19 @@ def _check_path(
     for n in range(len(parts) - 1, 0, -1):
         if known.get(".".join(parts[:n])) is True:  # a free-form section
             return True
-    near = _nearest(path, [p for p in known if not p.startswith(_NOT_SWEPT)], 0.6)
+    suggestion = did_you_mean(
+        path, [p for p in known if not p.startswith(_NOT_SWEPT)], 0.6
+    )
     check.error(
         here,
-        f"parameters.{path}: no such field in the experiment schema"
-        + (f"; did you mean {near}?" if near else ""),
+        f"parameters.{path}: no such field in the experiment schema{suggestion}",
         key=True,
     )
     return False
 
 
 def _parameter(
-    check: _Checker, here: NodePath, path: str, spec: Any, method: str | None
+    check: IssueLog, here: NodePath, path: str, spec: Any, method: str | None
 ) -> Parameter | None:
     label = f"parameters.{path}"
     if not isinstance(spec, dict):
@@ -456,28 +377,17 @@ def _parameter(
             here,
             f"{label} must be a mapping such as {{values: [...]}}"
             + (" or {min: ..., max: ...}" if method == "random" else "")
-            + f", got {_show(spec)}",
+            + f", got {show(spec)}",
         )
         return None
-    check.unknown_keys(here, spec, _PARAM_KEYS)
+    check.unknown_keys(here, spec, _PARAM_KEYS, fold_case=False)
     has_values = "values" in spec
     has_range = "min" in spec or "max" in spec
     if has_values and has_range:
         check.error(here, f"{label}: give either values or min/max, not both")
         return None
     if has_values:
-        values = spec["values"]
-        for flag in ("log", "integer"):
-            if flag in spec:
-                check.warn((*here, flag), f"{label}.{flag}: ignored with values")
-        if not isinstance(values, list) or not values:
-            shown = "an empty list" if values == [] else _show(values)
-            check.error(
-                (*here, "values"),
-                f"{label}.values must be a non-empty list, got {shown}",
-            )
-            return None
-        return Parameter(path, values=tuple(values))
+        return _values(check, here, path, spec)
     if not has_range:
         check.error(here, f"{label} needs values (a list) or a min/max range")
         return None
@@ -487,6 +397,31 @@ def _parameter(
             f"{label}: a min/max range needs method: random; a grid takes values",
         )
         return None
+    return _range(check, here, path, spec)
+
+
+def _values(
+    check: IssueLog, here: NodePath, path: str, spec: Mapping[str, Any]
+) -> Parameter | None:
+    label = f"parameters.{path}"
+    values = spec["values"]
+    for flag in ("log", "integer"):
+        if flag in spec:
+            check.warn((*here, flag), f"{label}.{flag}: ignored with values")
+    if not isinstance(values, list) or not values:
+        shown = "an empty list" if values == [] else show(values)
+        check.error(
+            (*here, "values"),
+            f"{label}.values must be a non-empty list, got {shown}",
+        )
+        return None
+    return Parameter(path, values=tuple(values))
+
+
+def _range(
+    check: IssueLog, here: NodePath, path: str, spec: Mapping[str, Any]
+) -> Parameter | None:
+    label = f"parameters.{path}"
     ok = True
     bounds = {}
     for side in ("min", "max"):
@@ -494,21 +429,13 @@ def _parameter(
             check.error(here, f"{label}: a range needs both min and max")
             return None
         value = spec[side]
-        if not _is_number(value) or not math.isfinite(float(value)):
-            check.error(
-                (*here, side),
-                f"{label}.{side} must be a finite number, got {_show(value)}",
-            )
+        if _BOUND.check(check, (*here, side), value) is BAD:
             ok = False
         bounds[side] = value
     flags = {}
     for flag in ("log", "integer"):
         value = spec.get(flag, False)
-        if not isinstance(value, bool):
-            check.error(
-                (*here, flag),
-                f"{label}.{flag} must be true or false, got {_show(value)}",
-            )
+        if _FLAG.check(check, (*here, flag), value) is BAD:
             ok = False
         flags[flag] = value is True
     if not ok:
@@ -546,34 +473,30 @@ def _parameter(
 
 
 def _metric(
-    check: _Checker, data: Mapping[str, Any], base: ExperimentConfig | None
+    check: IssueLog, data: Mapping[str, Any], base: ExperimentConfig | None
 ) -> tuple[str, str]:
     metric = data.get("metric", "val_loss")
     if not isinstance(metric, str) or not metric:
-        check.error(("metric",), f"metric must be a metric name, got {_show(metric)}")
+        check.error(("metric",), f"metric must be a metric name, got {show(metric)}")
         metric = "val_loss"
     elif base is not None and "metric" in data:
         task = _task(base)
         known = _METRICS.get(task or "", tuple(sorted(set(sum(_METRICS.values(), ())))))
         if metric not in known:
-            near = _nearest(metric, known, 0.5)
             check.error(
                 ("metric",),
-                f"metric: {metric!r} is not recorded by a "
-                f"{task or 'run'}"
-                + (f"; did you mean {near}?" if near else "")
+                f"metric: {metric!r} is not recorded by a {task or 'run'}"
+                + did_you_mean(metric, known, 0.5)
                 + f" (runs record {', '.join(known)})",
             )
     goal = data.get("goal", default_goal(metric))
     if goal not in ("max", "min"):
-        check.error(("goal",), f"goal must be 'max' or 'min', got {_show(goal)}")
+        check.error(("goal",), f"goal must be 'max' or 'min', got {show(goal)}")
         goal = default_goal(metric)
     return metric, goal
 
 
 def _task(base: ExperimentConfig) -> str | None:
-    from mlx.datasets import describe
-
     try:
         return describe(base.dataset).task
     except Exception:  # the points' validation reports a dataset problem
@@ -583,40 +506,4 @@ def _task(base: ExperimentConfig) -> str | None:
 def known_paths(base: ExperimentConfig) -> dict[str, bool]:
     """Every dotted path of the experiment schema for ``base``'s dataset and model
     (sections included) -> whether it is a free-form section, whose keys are open."""
-    from mlx.config import schema
-
-    found: dict[str, bool] = {}
-
-    def walk(prefix: str, section: Any) -> None:
-        free = bool(getattr(section, "free", False))
-        found[prefix] = free or isinstance(section, schema._Mapping)
-        fields = getattr(section, "fields", None)
-        if not isinstance(fields, Mapping):
-            return
-        for key, field in fields.items():
-            if field.ignored:
-                continue
-            child = f"{prefix}.{key}"
-            rule = field.rule
-            if isinstance(rule, schema._Section):
-                walk(child, rule)
-            else:
-                found[child] = isinstance(rule, schema._Mapping)
-
-    for key in ("name", "description"):
-        found[key] = False
-    found["dataset"] = False
-    found["dataset.name"] = False
-    found["dataset.path"] = False
-    dataset_fields = schema._DATASET_FIELDS.get(base.dataset.name, {})
-    walk("dataset.params", schema._Section(dataset_fields))
-    found["model"] = False
-    found["model.name"] = False
-    found["model.architecture"] = False
-    model_section = schema._MODEL_FIELDS.get(
-        base.model.name, schema._Section({}, free=True)
-    )
-    walk("model.params", model_section)
-    walk("training", schema._TRAINING)
-    walk("output", schema._OUTPUT)
-    return found
+    return field_paths(base.dataset.name, base.model.name)

@@ -1,0 +1,282 @@
+"""The experiment schema as tables: every field of every section with its rule and
+default.
+
+A section reads like the reference: ``"epochs": Field(Int(1), 10)`` is an integer
+>= 1, 10 when not given. The dataset's and model's ``params`` depend on their
+``name`` (:data:`DATASET_FIELDS`, :data:`MODEL_FIELDS`); :func:`field_paths` lists
+every dotted path a config may set for a given dataset and model. The checks that
+span fields are in :mod:`mlx.config.schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from mlx.config.names import IMAGE_MODEL_FAMILIES
+from mlx.config.rules import (
+    BAD,
+    DIRECTORY_NAME,
+    REQUIRED,
+    Betas,
+    Bool,
+    Choice,
+    Field,
+    Float,
+    FreeMapping,
+    Int,
+    IntList,
+    Pattern,
+    Rule,
+    Section,
+    Str,
+    absent,
+    optional,
+)
+from mlx.utils.values import is_int
+
+__all__ = [
+    "DATASET_FIELDS",
+    "IMAGE_CHANNELS",
+    "MODEL_FIELDS",
+    "NAME",
+    "NEEDS_PATH",
+    "OPTIMIZERS",
+    "OUTPUT",
+    "SYNTHETIC",
+    "TOP_KEYS",
+    "TRAINING",
+    "field_paths",
+]
+
+#: Datasets generated in memory, not read from files.
+SYNTHETIC = ("synthetic_regression", "synthetic_classification")
+#: Datasets read from files at dataset.path.
+NEEDS_PATH = ("custom", "imagenet")
+_OFFICIAL_TEST_SPLIT = ("mnist", "cifar10", "cifar100")
+_CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+_SEED = Field(Int(0, nullable=True), None)
+_SPLITS = {
+    "validation_split": Field(Float(0, 1, hi_open=True), 0.1),
+    "test_split": Field(Float(0, 1, hi_open=True), 0.1),
+}
+_STANDARDIZE = {"standardize": Field(Bool(), False)}
+
+
+def _same_as_n_features(section: Mapping[str, Any]) -> Any:
+    return section.get("n_features", BAD)
+
+
+_SYNTHETIC_FIELDS = {
+    "n_samples": Field(Int(1), 1000),
+    "n_features": Field(Int(1), 10),
+    "n_informative": Field(Int(1), _same_as_n_features),
+    "seed": _SEED,
+    **_SPLITS,
+    **_STANDARDIZE,
+}
+_IMAGE_SET_FIELDS = {
+    "download": Field(Bool(), False),
+    "normalize": Field(Bool(), True),
+    "validation_split": _SPLITS["validation_split"],
+    # training batches only; see mlx.datasets.augment
+    "augmentation": Field(Bool(), False),
+}
+DATASET_FIELDS: Mapping[str, Mapping[str, Field]] = {
+    "synthetic_regression": {
+        **_SYNTHETIC_FIELDS,
+        "noise_std": Field(Float(0), 0.1),
+    },
+    "synthetic_classification": {
+        **_SYNTHETIC_FIELDS,
+        "n_classes": Field(Int(2), 2),
+        "class_sep": Field(Float(0, lo_open=True), 1.0),
+    },
+    **{
+        name: {
+            **_IMAGE_SET_FIELDS,
+            "test_split": Field(
+                None, ignored=f"ignored: {name} has an official test split"
+            ),
+        }
+        for name in _OFFICIAL_TEST_SPLIT
+    },
+    "imagenet": {
+        "image_size": Field(Int(8), 64),
+        "augmentation": _IMAGE_SET_FIELDS["augmentation"],
+        **_SPLITS,
+    },
+    "custom": {
+        "target": Field(Str(nullable=True), None),
+        "task": Field(Choice("classification", "regression", nullable=True), None),
+        "allow_nan": Field(Bool(), False),
+        **_SPLITS,
+        **_STANDARDIZE,
+    },
+}
+
+_OPTIMIZER_PARAMS = {
+    "momentum": Field(Float(0)),
+    "nesterov": Field(Bool()),
+    "dampening": Field(Float(0)),
+    "betas": Field(Betas()),
+    "eps": Field(Float(0, lo_open=True)),
+    "weight_decay": Field(Float(0)),
+    "alpha": Field(Float(0, 1, hi_open=True)),
+    "centered": Field(Bool()),
+}
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+IMAGE_CHANNELS = {"mnist": 1, "cifar10": 3, "cifar100": 3, "imagenet": 3}
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
+
+
+class _Precision(Choice):
+    """ "32", "bf16-mixed" or "16-mixed"; a bare 32 (YAML reads it as a number)
+    means "32"."""
+
+    def accepts(self, value: Any) -> bool:
+        return super().accepts(value) or (is_int(value) and value == 32)
+
+    def normalize(self, value: Any) -> Any:
+        return str(value)
+
+
+_OPTIMIZER_CONFIG = Section(
+    optional(
+        {
+            "optimizer_type": Field(Choice("sgd", "adam", "adamw", "rmsprop")),
+            "learning_rate": Field(Float(0, lo_open=True)),
+            **_OPTIMIZER_PARAMS,
+        }
+    )
+)
+_IMAGE_MODEL = Section(
+    optional(
+        {
+            "num_classes": Field(Int(1)),
+            "pretrained": Field(Bool()),
+            "dropout": Field(Float(0, 1, hi_open=True)),
+            "in_channels": Field(Int(1)),
+        }
+    )
+)
+
+_CLIP = {
+    "gradient_clip": Field(Float(0, lo_open=True, nullable=True), 10.0),
+    "weight_clip": Field(Float(0, lo_open=True, nullable=True), 10.0),
+    "activation_clip": Field(Float(0, lo_open=True, nullable=True), 50.0),
+}
+MODEL_FIELDS: Mapping[str, Section] = {
+    "linear_regression": Section(
+        {
+            "seed": _SEED,
+            "use_gradient_descent": Field(Bool(), False),
+            "l2_regularization": Field(Float(0), 0.0),
+            "optimizer_config": Field(_OPTIMIZER_CONFIG, {}),
+        }
+    ),
+    "mlp": Section(
+        {
+            "layer_sizes": Field(IntList(2, 1), REQUIRED),
+            "activation": Field(Choice("relu", "tanh", "sigmoid"), "relu"),
+            "output_activation": Field(
+                Choice("sigmoid", "softmax", nullable=True), None
+            ),
+            "seed": _SEED,
+            "optimizer_config": Field(_OPTIMIZER_CONFIG, {}),
+            **_CLIP,
+            "dtype": Field(Choice("float64", "float32"), "float64"),
+        }
+    ),
+    "custom": Section(
+        {
+            "class_path": Field(
+                Pattern(_CLASS_PATH, "of the form 'package.module:ClassName'"),
+                absent,
+            )
+        },
+        free=True,
+    ),
+    **{
+        name: _IMAGE_MODEL
+        for family, variants in IMAGE_MODEL_FAMILIES.items()
+        for name in (family, *variants)
+    },
+}
+
+TRAINING = Section(
+    {
+        "epochs": Field(Int(1), 10),
+        "batch_size": Field(Int(1), 32),
+        "learning_rate": Field(Float(0, lo_open=True), 0.001),
+        "optimizer": Field(Choice(*OPTIMIZERS), "adam"),
+        "seed": Field(Int(0), 42),
+        "params": Field(
+            Section(
+                optional(
+                    {
+                        **_OPTIMIZER_PARAMS,
+                        "warmup_epochs": Field(Int(0)),
+                        "lr_schedule": Field(Choice("constant", "step", "cosine")),
+                        "step_size": Field(Int(1)),
+                        "gamma": Field(Float(0, lo_open=True)),
+                        "grad_clip_norm": Field(Float(0, lo_open=True, nullable=True)),
+                    }
+                )
+            ),
+            {},
+        ),
+        "device": Field(
+            Pattern(_DEVICE, "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+            "auto",
+        ),
+        "precision": Field(_Precision("32", "bf16-mixed", "16-mixed"), "32"),
+    }
+)
+OUTPUT = Section(
+    {
+        "directory": Field(Str(), "outputs"),
+        "save_checkpoints": Field(Bool(), True),
+        "checkpoint_frequency": Field(Int(1), 1),
+        "save_logs": Field(Bool(), True),
+        "params": Field(FreeMapping(), {}),
+    }
+)
+NAME = DIRECTORY_NAME
+TOP_KEYS = ("name", "description", "dataset", "model", "training", "output")
+
+
+def field_paths(dataset: str, model: str) -> dict[str, bool]:
+    """Every dotted path of the schema for the named dataset and model (sections
+    included) -> whether it is a free-form section, whose keys are open."""
+    found: dict[str, bool] = {}
+
+    def walk(prefix: str, section: Rule) -> None:
+        free = isinstance(section, Section) and section.free
+        found[prefix] = free or isinstance(section, FreeMapping)
+        if not isinstance(section, Section):
+            return
+        for key, field in section.fields.items():
+            if field.ignored:
+                continue
+            child = f"{prefix}.{key}"
+            rule = field.rule
+            if isinstance(rule, Section):
+                walk(child, rule)
+            else:
+                found[child] = isinstance(rule, FreeMapping)
+
+    for key in ("name", "description"):
+        found[key] = False
+    found["dataset"] = False
+    found["dataset.name"] = False
+    found["dataset.path"] = False
+    walk("dataset.params", Section(DATASET_FIELDS.get(dataset, {})))
+    found["model"] = False
+    found["model.name"] = False
+    found["model.architecture"] = False
+    walk("model.params", MODEL_FIELDS.get(model, Section({}, free=True)))
+    walk("training", TRAINING)
+    walk("output", OUTPUT)
+    return found
