@@ -166,7 +166,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
     """
     from mlx.errors import CheckpointError
     from mlx.models import _checkpoint
-    from mlx.optim import get_optimizer
+    from mlx.numerics.optim import get_optimizer
 
     config = _checkpoint.read_config(path)
     model_type = config.get("model_type")

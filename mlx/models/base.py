@@ -25,7 +25,7 @@ import numpy as np
 
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
 from mlx.models import _checkpoint
-from mlx.optim import (
+from mlx.numerics.optim import (
     DEFAULT_CONFIG,
     Optimizer,
     get_optimizer,

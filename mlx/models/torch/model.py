@@ -33,7 +33,7 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
     """The ``torch.optim`` optimizer of an mlx optimizer config (same names and
     defaults as :data:`mlx.optim.OPTIMIZERS`); its learning rate is set per step."""
     torch = require_torch()
-    from mlx.optim import OPTIMIZERS
+    from mlx.numerics.optim import OPTIMIZERS
 
     kind = str(config.get("optimizer_type", "sgd"))
     if kind not in OPTIMIZERS:
@@ -142,7 +142,7 @@ class TorchModel(BaseModel):
         }
 
     def _build(self) -> None:
-        from mlx.optim import DEFAULT_CONFIG, get_optimizer
+        from mlx.numerics.optim import DEFAULT_CONFIG, get_optimizer
 
         torch = require_torch()
         configure_threads()
