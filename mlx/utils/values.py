@@ -10,7 +10,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
 
 __all__ = [
     "did_you_mean",
@@ -24,12 +27,12 @@ __all__ = [
 ]
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """An integer that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """An int or a float that is not a bool (NaN and infinities included)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
