@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Tuple
 
 from mlx.errors import DataWarning, MLXError
-from mlx.runs.store import RunDir, effective_status, parse_timestamp
+from mlx.runs.store import RunDir
+from mlx.runs.summary import effective_status, parse_timestamp
 from mlx.utils.safe_io import DOCUMENT_LIMIT, read_text_guarded
 from mlx.utils.values import is_int, metric_number
 

@@ -22,13 +22,8 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import parse_run_id, utc_now
 from mlx.runs.lock import lock_state
-from mlx.runs.store import (
-    RunDir,
-    effective_status,
-    open_run,
-    parse_timestamp,
-    summary_problems,
-)
+from mlx.runs.store import RunDir, open_run
+from mlx.runs.summary import effective_status, parse_timestamp, summary_problems
 
 __all__ = [
     "RunInfo",
@@ -84,7 +79,7 @@ class RunInfo:
         lock: str | None = None,
     ) -> RunInfo:
         """The listing line of the run at ``path``. Any mapping is accepted: a field
-        of the wrong type or range (see :func:`mlx.runs.store.summary_problems`)
+        of the wrong type or range (see :func:`mlx.runs.summary.summary_problems`)
         counts as missing, and a status that is none of the known ones as
         ``unknown``. ``lock``: the state of the run's lock (see
         :func:`effective_status`)."""
