@@ -12,7 +12,6 @@ from mlx.outputs.mlflow import (
     collect,
     config_hash,
     export_runs,
-    flatten_config,
     mlflow_keys,
     mlflow_status,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "collect",
     "config_hash",
     "export_runs",
-    "flatten_config",
     "mlflow_keys",
     "mlflow_status",
 ]

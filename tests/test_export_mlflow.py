@@ -693,7 +693,8 @@ def test_help_does_not_import_mlflow() -> None:
 
 
 def test_non_finite_and_missing_values_are_handled() -> None:
-    from mlx.outputs.mlflow_record import flatten_config, param_text
+    from mlx.outputs.mlflow_record import param_text
+    from mlx.utils.values import flatten as flatten_config
     from mlx.utils.values import metric_number as _number
 
     assert _number(None) is None and _number(True) is None and _number([1]) is None

@@ -30,7 +30,6 @@ from mlx.outputs.mlflow_record import (
     MlflowRecord,
     collect,
     config_hash,
-    flatten_config,
     mlflow_keys,
     mlflow_status,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "collect",
     "config_hash",
     "export_runs",
-    "flatten_config",
     "mlflow_keys",
     "mlflow_status",
 ]

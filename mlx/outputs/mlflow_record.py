@@ -20,7 +20,7 @@ from mlx.errors import DataWarning, MLXError
 from mlx.runs.store import RunDir
 from mlx.runs.summary import effective_status, parse_timestamp
 from mlx.utils.safe_io import DOCUMENT_LIMIT, read_text_guarded
-from mlx.utils.values import is_int, metric_number
+from mlx.utils.values import flatten, is_int, metric_number
 
 __all__ = [
     "DEFAULT_KEY_LIMIT",
@@ -28,7 +28,6 @@ __all__ = [
     "MlflowRecord",
     "collect",
     "config_hash",
-    "flatten_config",
     "mlflow_keys",
     "mlflow_status",
     "param_text",
@@ -81,19 +80,6 @@ class MlflowRecord:
 def mlflow_status(status: str) -> str:
     """The MLflow run status for an mlx status (``completed`` -> ``FINISHED``)."""
     return _STATUS.get(status, "FAILED")
-
-
-def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted paths to the leaves of ``config`` (``training.epochs``); an empty
-    mapping is a leaf of its own, lists are leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten_config(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def param_text(value: Any) -> str:
@@ -287,7 +273,7 @@ def _params(
     """The config's leaves as MLflow params, keys made safe and long values cut (each
     change told in ``notes``)."""
     params: dict[str, str] = {}
-    flat = flatten_config(config)
+    flat = flatten(config)
     param_keys, renamed = mlflow_keys(flat, key_limit)
     for path, value in flat.items():
         key = param_keys[path]

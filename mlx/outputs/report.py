@@ -40,7 +40,7 @@ from mlx.outputs.plots import (
 from mlx.runs.store import RunDir
 from mlx.utils.atomic import write_text_atomic
 from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
-from mlx.utils.values import is_number
+from mlx.utils.values import flatten, is_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,14 +88,10 @@ def _html_table(
     return f"<table{klass}>{thead}<tbody>{body}</tbody></table>"
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``{"dotted.path": leaf}``; lists are leaves."""
-    if isinstance(data, Mapping) and data:
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: data if not isinstance(data, Mapping) else {}}
+def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's config or environment as ``{"dotted.path": leaf}``; an empty one is
+    one empty row."""
+    return flatten(data) or {"": {}}
 
 
 def _svg(figure: Figure) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Union
 
 from mlx.errors import DataWarning
+from mlx.runs.store import SUMMARY_FILE
 
 __all__ = ["index_path", "indexed_runs", "record_run"]
 
@@ -100,7 +101,7 @@ def indexed_runs(root: PathLike | None = None) -> list[Path]:
         if key in seen or path.name != run_id:
             continue
         try:
-            if not (path / "summary.json").is_file():
+            if not (path / SUMMARY_FILE).is_file():
                 continue  # moved or deleted since: a stale entry
         except OSError:
             continue

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "did_you_mean",
+    "flatten",
     "is_int",
     "is_number",
     "metric_number",
@@ -82,6 +83,18 @@ def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean NAME?"`` for the closest option, else ``""``."""
     near = nearest(word, options, cutoff)
     return f"; did you mean {near}?" if near else ""
+
+
+def flatten(data: object, prefix: str = "") -> dict[str, Any]:
+    """``{"training.epochs": 5, ...}``: every leaf of nested mappings by its dotted
+    path. Lists are leaves; an empty mapping inside is a leaf of its own (``{}``);
+    anything but a mapping is one leaf, named ``prefix``."""
+    if not isinstance(data, Mapping) or (prefix and not data):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def plain(value: Any) -> Any:
