@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Iterator
 
 from mlx.errors import BackendUnavailableError, DatasetError, DownloadError
+from mlx.utils.paths import unprintable
 
 __all__ = [
     "cache_dir",
@@ -107,8 +108,6 @@ def cache_dir() -> Path:
     ``~/.cache/mlx/datasets``."""
     override = os.environ.get("MLX_DATA_DIR")
     if override:
-        from mlx.utils.paths import unprintable
-
         problem = unprintable(override, "MLX_DATA_DIR")
         if problem is not None:
             raise DatasetError(problem)

@@ -14,6 +14,7 @@ from mlx.datasets import images as _images
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
 from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
 from mlx.datasets.splits import Splits, split_indices, standardize
+from mlx.datasets.streaming import image_folder
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
 from mlx.datasets.tabular import load_custom
 from mlx.errors import DatasetError, DataWarning
@@ -361,8 +362,6 @@ def _read_image_set(
                 f"{root})."
             )
         if streamed:
-            from mlx.datasets.streaming import image_folder
-
             return image_folder(root, size, scale)
         return _images.read_image_folder(root, size)
     if name == "mnist":

@@ -17,7 +17,7 @@ import numpy as np
 
 from mlx.config.experiment import thaw
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
-from mlx.models import _checkpoint
+from mlx.models import checkpoint
 from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
 from mlx.models.torch.devices import Placement, configure_threads, resolve
@@ -26,7 +26,7 @@ __all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
 
 #: Samples per forward pass in predict and validation.
 EVAL_BATCH = 256
-_MODEL_METADATA = _checkpoint.weights_metadata("torch")
+_MODEL_METADATA = checkpoint.weights_metadata("torch")
 
 
 def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
@@ -462,10 +462,10 @@ class TorchModel(BaseModel):
 
         def write(path: str | os.PathLike[str]) -> None:
             contents = {
-                _checkpoint.MODEL_FILE: save(weights, metadata=_MODEL_METADATA),
-                _checkpoint.OPTIMIZER_FILE: save(opt_tensors, metadata=opt_metadata),
+                checkpoint.MODEL_FILE: save(weights, metadata=_MODEL_METADATA),
+                checkpoint.OPTIMIZER_FILE: save(opt_tensors, metadata=opt_metadata),
             }
-            _checkpoint.write_checkpoint_files(path, config, contents)
+            checkpoint.write_checkpoint_files(path, config, contents)
 
         return write
 
@@ -514,9 +514,9 @@ class TorchModel(BaseModel):
     ) -> None:
         """Restore the module's weights (and the optimizer state, as
         BaseModel.load does) from a checkpoint written by :meth:`save`."""
-        config = _checkpoint.read_config(path)
+        config = checkpoint.read_config(path)
         self._check_compatible(config)
-        weights, _ = self._read(path, _checkpoint.MODEL_FILE, config)
+        weights, _ = self._read(path, checkpoint.MODEL_FILE, config)
         try:
             self.module_.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
@@ -524,7 +524,7 @@ class TorchModel(BaseModel):
                 f"The checkpoint's tensors do not match the module: {exc}"
             ) from None
         if restore_optimizer is not False:
-            tensors, metadata = self._read(path, _checkpoint.OPTIMIZER_FILE, config)
+            tensors, metadata = self._read(path, checkpoint.OPTIMIZER_FILE, config)
             record = _optimizer_record(metadata)
             kind = type(self.torch_optimizer_).__name__
             if record.get("state") == kind:
@@ -542,7 +542,7 @@ class TorchModel(BaseModel):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         from safetensors.torch import load
 
-        data, metadata = _checkpoint.read_checked_bytes(path, name, config)
+        data, metadata = checkpoint.read_checked_bytes(path, name, config)
         try:
             return load(data), metadata
         except Exception as exc:  # safetensors raises its own error type
