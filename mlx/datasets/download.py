@@ -25,7 +25,12 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Iterator
 
-from mlx.errors import BackendUnavailableError, DatasetError, DownloadError
+from mlx.errors import (
+    BackendUnavailableError,
+    DatasetError,
+    DownloadError,
+    map_os_errors,
+)
 from mlx.utils.paths import unprintable
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
 
 _DATA_EXTRA = "pip install 'model-harness[data]'"
 _TIMEOUT_S = 60
+_WRITABLE = "set MLX_DATA_DIR (or dataset.path) to a directory you can write"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,15 +189,11 @@ def download(name: str, root: Path) -> None:
     if blocked:
         raise DownloadError(
             f"cannot download {name} into {root}: {blocked}",
-            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+            hint=_WRITABLE,
         )
-    try:
+    cannot = "cannot download {name}: cannot create {root} ({reason})"
+    with map_os_errors(DownloadError, cannot, hint=_WRITABLE, name=name, root=root):
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(
-            f"cannot download {name}: cannot create {root} ({exc.strerror or exc})",
-            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
-        ) from None
     for archive in _ARCHIVES[name]:
         url = _base_url(name) + archive.filename
         bar = _ProgressBar(archive.filename) if sys.stderr.isatty() else False
@@ -215,7 +217,7 @@ def download(name: str, root: Path) -> None:
             # the cache refused the write: read-only, full, permissions
             raise DownloadError(
                 f"cannot write {archive.filename} into {root} ({exc.strerror or exc})",
-                hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+                hint=_WRITABLE,
             ) from None
         except ValueError as exc:
             # pooch reports a SHA-256 mismatch as ValueError; the bad file is gone.

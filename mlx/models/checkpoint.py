@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mlx.errors import CheckpointError
+from mlx.errors import CheckpointError, map_os_errors
 from mlx.utils.atomic import write_bytes_atomic
 from mlx.utils.safe_io import open_regular, parse_json, read_fd, read_json_guarded
 
@@ -231,41 +231,9 @@ def read_safetensors(
     fd = open_regular(file, what, error=CheckpointError)
     assert fd is not None
     try:
-        size = os.fstat(fd).st_size
-        limit = weights_limit()
-        if size > limit:
-            raise CheckpointError(
-                f"{file}: {what} is {size} bytes, more than this machine's "
-                f"memory ({limit} bytes); it cannot be loaded."
-            )
-        if size < 8:
-            raise CheckpointError(
-                f"{file} is corrupted or truncated: {size} bytes, too short for a "
-                "safetensors header."
-            )
-        head = read_fd(fd, 8)
-        header_len = int.from_bytes(head, "little")
-        if header_len < 2 or header_len > min(size - 8, _MAX_HEADER):
-            raise CheckpointError(
-                f"{file} is corrupted or truncated: its header claims "
-                f"{header_len} bytes, but the file holds {size - 8} after the length "
-                f"(and a header may hold at most {_MAX_HEADER})."
-            )
-        header_bytes = read_fd(fd, header_len)
-        header = parse_json(
-            header_bytes, os.fspath(file), "the header", CheckpointError
-        )
-        end = _data_end(file, header)
-        if 8 + header_len + end != size:
-            raise CheckpointError(
-                f"{file} is corrupted or truncated: its header describes "
-                f"{8 + header_len + end} bytes, but the file has {size}."
-            )
-        body = read_fd(fd, size - 8 - header_len)
-    except OSError as exc:
-        raise CheckpointError(
-            f"Cannot read {file} ({what}): {exc.strerror or exc}."
-        ) from exc
+        unreadable = "Cannot read {file} ({what}): {reason}."
+        with map_os_errors(CheckpointError, unreadable, file=file, what=what):
+            head, header_bytes, header, body, size = _read_parts(fd, file, what)
     finally:
         os.close(fd)
     data = head + header_bytes + body
@@ -282,6 +250,43 @@ def read_safetensors(
             "names to strings."
         )
     return data, dict(metadata)
+
+
+def _read_parts(
+    fd: int, file: Path, what: str
+) -> tuple[bytes, bytes, dict[str, Any], bytes, int]:
+    """(length bytes, header bytes, parsed header, tensor bytes, file size) of the
+    open safetensors file ``fd``, each checked against the others."""
+    size = os.fstat(fd).st_size
+    limit = weights_limit()
+    if size > limit:
+        raise CheckpointError(
+            f"{file}: {what} is {size} bytes, more than this machine's "
+            f"memory ({limit} bytes); it cannot be loaded."
+        )
+    if size < 8:
+        raise CheckpointError(
+            f"{file} is corrupted or truncated: {size} bytes, too short for a "
+            "safetensors header."
+        )
+    head = read_fd(fd, 8)
+    header_len = int.from_bytes(head, "little")
+    if header_len < 2 or header_len > min(size - 8, _MAX_HEADER):
+        raise CheckpointError(
+            f"{file} is corrupted or truncated: its header claims "
+            f"{header_len} bytes, but the file holds {size - 8} after the length "
+            f"(and a header may hold at most {_MAX_HEADER})."
+        )
+    header_bytes = read_fd(fd, header_len)
+    header = parse_json(header_bytes, os.fspath(file), "the header", CheckpointError)
+    end = _data_end(file, header)
+    if 8 + header_len + end != size:
+        raise CheckpointError(
+            f"{file} is corrupted or truncated: its header describes "
+            f"{8 + header_len + end} bytes, but the file has {size}."
+        )
+    body = read_fd(fd, size - 8 - header_len)
+    return head, header_bytes, header, body, size
 
 
 def _data_end(file: Path, header: Any) -> int:
