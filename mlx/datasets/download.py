@@ -23,7 +23,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterator
+from typing import IO, Iterator
 
 from mlx.errors import (
     BackendUnavailableError,
@@ -315,7 +315,7 @@ def _copy(source: IO[bytes], out: IO[bytes]) -> None:
 class _ProgressBar:
     """The small progress-bar protocol pooch drives: total, update, reset, close."""
 
-    def __init__(self, label: str, stream: Any = None) -> None:
+    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
         self.label = label
         self.total = 0
         self.n = 0

@@ -6,11 +6,14 @@ import dataclasses
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
 from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES  # the one list
 from mlx.errors import DatasetError
+
+if TYPE_CHECKING:
+    from mlx.datasets.splits import Splits
 
 __all__ = [
     "KNOWN_DATASETS",
@@ -92,7 +95,7 @@ class DatasetInfo:
     label_problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-def image_shape(data: Any) -> tuple[int, int, int] | None:
+def image_shape(data: DatasetInfo | Splits) -> tuple[int, int, int] | None:
     """(C, H, W) of the images in ``data`` (a :class:`DatasetInfo` or a loaded
     :class:`~mlx.datasets.Splits`), or None when its rows are not images.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -265,7 +265,12 @@ def _split_rows(
     return [(X[: len(train)], y_train), *parts]
 
 
-def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, Any]:
+def _split_record(
+    seed: int,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    official_test: bool,
+) -> dict[str, Any]:
     return {
         "seed": seed,
         "n_train": len(parts[0][1]),
@@ -381,7 +386,7 @@ def _read_image_set(
     return _images.read_cifar(name, directory)
 
 
-def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+def _not_found(name: str, root: Path, missing: Sequence[str]) -> DatasetError:
     blocked = _download.unusable_directory(root)
     if blocked:
         return DatasetError(

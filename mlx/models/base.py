@@ -360,7 +360,7 @@ class BaseModel(abc.ABC):
             and config.get("class_path") != f"{cls.__module__}:{cls.__qualname__}"
         ):
 
-            def describe(model_type: Any, class_path: Any) -> str:
+            def describe(model_type: object, class_path: object) -> str:
                 return f"{model_type!r}" + (
                     f" ({class_path})" if model_type == "custom" else ""
                 )

@@ -30,6 +30,7 @@ import numbers
 import warnings
 from types import MappingProxyType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -44,6 +45,9 @@ import numpy as np
 
 from mlx.errors import CheckpointError, ConfigError, NumericalWarning
 from mlx.utils.values import nearest
+
+if TYPE_CHECKING:
+    from mlx.config.experiment import TrainingConfig
 
 __all__ = [
     "OPTIMIZERS",
@@ -553,7 +557,7 @@ def get_optimizer(config: Mapping[str, Any]) -> Optimizer:
 
 
 def resolve_optimizer_config(
-    training: Any, model_params: Mapping[str, Any] | None = None
+    training: TrainingConfig | None, model_params: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The optimizer settings of an experiment, by precedence.
 

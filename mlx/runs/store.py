@@ -36,7 +36,7 @@ import shutil
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from mlx.errors import RunError, map_os_errors
 from mlx.runs.checkpoints import (
@@ -85,6 +85,9 @@ from mlx.utils.safe_io import (
     read_text_guarded,
 )
 from mlx.utils.values import plain
+
+if TYPE_CHECKING:
+    from mlx.config.experiment import ExperimentConfig
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -275,7 +278,11 @@ class RunDir:
 
     # -- config and environment ----------------------------------------------------
 
-    def write_config(self, config: Any, original_path: PathLike | None = None) -> Path:
+    def write_config(
+        self,
+        config: Mapping[str, Any] | ExperimentConfig,
+        original_path: PathLike | None = None,
+    ) -> Path:
         """Write ``config.yaml`` and, if given, a byte copy of the original file.
 
         ``config`` is the fully resolved configuration: a mapping, or an object with

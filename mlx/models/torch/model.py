@@ -16,11 +16,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from mlx.config.experiment import thaw
+from mlx.config.names import IMAGE_FAMILIES
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
 from mlx.models import checkpoint
+from mlx.models._imports import check_signature, construct, import_module_class
 from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
+from mlx.models.torch._build import build_image_model
 from mlx.models.torch.devices import Placement, configure_threads, resolve
+from mlx.numerics.optim import DEFAULT_CONFIG, OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
 
@@ -33,8 +37,6 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
     """The ``torch.optim`` optimizer of an mlx optimizer config (same names and
     defaults as :data:`mlx.optim.OPTIMIZERS`); its learning rate is set per step."""
     torch = require_torch()
-    from mlx.numerics.optim import OPTIMIZERS
-
     kind = str(config.get("optimizer_type", "sgd"))
     if kind not in OPTIMIZERS:
         raise ModelError(f"Unknown optimizer type {kind!r}.")
@@ -56,8 +58,6 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
 def check_module_params(cls: type, class_path: str, params: Mapping[str, Any]) -> None:
     """A ModelError when the constructor of the module ``cls`` does not take
     ``params``; nothing is built."""
-    from mlx.models._imports import check_signature
-
     check_signature(
         cls, params, f"Cannot build {class_path} with parameters {dict(params)}"
     )
@@ -142,8 +142,6 @@ class TorchModel(BaseModel):
         }
 
     def _build(self) -> None:
-        from mlx.numerics.optim import DEFAULT_CONFIG, get_optimizer
-
         torch = require_torch()
         configure_threads()
         if self.task not in ("classification", "regression"):
@@ -195,8 +193,6 @@ class TorchModel(BaseModel):
     def _make_module(self) -> Any:
         torch = require_torch()
         if self.architecture_name is not None:
-            from mlx.models.torch._build import build_image_model
-
             channels = self.in_channels
             if channels is None:
                 channels = self.input_shape[0] if self.input_shape else 3
@@ -207,8 +203,6 @@ class TorchModel(BaseModel):
                 dropout=self.dropout,
                 pretrained=bool(self.pretrained),
             )
-        from mlx.models._imports import construct, import_module_class
-
         cls = import_module_class(self.class_path)
         check_module_params(cls, str(self.class_path), self.module_params)
         module = construct(cls, self.module_params)
@@ -239,7 +233,7 @@ class TorchModel(BaseModel):
 
     # --- optimizer ---------------------------------------------------------------
 
-    def set_optimizer(self, optimizer: Any) -> None:
+    def set_optimizer(self, optimizer: Optimizer) -> None:
         """Install the torch optimizer matching ``optimizer`` (an mlx Optimizer:
         its ``config`` names the rule and hyperparameters). A constant learning
         rate is used as is; a schedule comes through :meth:`configure_training`."""
@@ -626,8 +620,6 @@ def model_from_config(
     ``in_channels`` to its channels. Custom modules: ``class_path`` plus their own
     constructor parameters. Device, precision and seed come from ``training``.
     """
-    from mlx.config.names import IMAGE_FAMILIES
-
     model, training = config.model, config.training
     params = {k: v for k, v in thaw(model.params).items()}
     common = {
