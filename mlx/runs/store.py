@@ -54,15 +54,10 @@ from mlx.runs.lock import RunLock, lock_state, process_start
 from mlx.runs.metrics_log import kept_records, metrics_line, parse_metrics_log
 from mlx.runs.summary import (
     DEFAULT_HEARTBEAT_INTERVAL,
-    FINISHED_STATUSES,
-    MIN_STALE_SECONDS,
-    STATUSES,
-    SUMMARY_FIELDS,
     effective_status,
     error_fields,
     new_summary,
     parse_summary,
-    parse_timestamp,  # noqa: F401  transitional re-export: removed when the layout branches merge
     ran_here,
     refuse_if_running,
     timestamp,
@@ -90,19 +85,28 @@ if TYPE_CHECKING:
     from mlx.config.experiment import ExperimentConfig
 
 __all__ = [
-    "DEFAULT_HEARTBEAT_INTERVAL",
-    "FINISHED_STATUSES",
-    "MIN_STALE_SECONDS",
-    "STATUSES",
-    "SUMMARY_FIELDS",
-    "Heartbeat",
+    "CHECKPOINTS_DIR",
+    "CONFIG_FILE",
+    "DATA_FILE",
+    "ENVIRONMENT_FILE",
+    "EVALS_DIR",
+    "LAST_POINTER",
+    "LOG_FILE",
+    "METRICS_FILE",
+    "MODEL_DIR",
+    "ORIGINAL_CONFIG_STEM",
+    "PREDICTIONS_FILE",
+    "SUMMARY_FILE",
+    "TRAINER_STATE_FILE",
     "RunDir",
-    "effective_status",
     "open_run",
 ]
 
-# transitional re-export: removed when the layout branches merge
-_plain = plain  # now mlx.utils.values.plain
+# transitional re-export: removed when the layout branches merge (their homes are
+# mlx.runs.summary and mlx.utils.values)
+from mlx.runs.summary import SUMMARY_FIELDS, parse_timestamp  # noqa: E402, F401
+
+_plain = plain
 
 PathLike = Union[str, "os.PathLike[str]"]
 
