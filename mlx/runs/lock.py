@@ -17,6 +17,9 @@ The descriptor is close-on-exec, so a program the run starts does not inherit th
 
 ``flock`` is local to one kernel on most network file systems (or emulated with byte
 range locks on NFS); a run written from another host is judged by its heartbeat.
+
+:class:`FileLock` is the one ``flock`` of the package: :class:`RunLock` and the sweep
+driver's lock (:class:`mlx.sweeps.store.SweepLock`) are made of it.
 """
 
 from __future__ import annotations
