@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mlx.datasets.fingerprint import sampled_fingerprint, split_fingerprint
 from mlx.datasets.splits import split_indices
-from mlx.datasets.tabular import encode_labels
+from mlx.datasets.tabular_labels import encode_labels
 from mlx.errors import DatasetError, DataWarning
 
 TIMEOUT = 120

@@ -353,7 +353,7 @@ def test_a_host_that_does_not_resolve_is_said_so(
 
 
 def test_failures_are_told_apart_by_what_the_client_says() -> None:
-    from mlx.export_mlflow import _failure
+    from mlx.outputs.mlflow import _failure
 
     uri = "http://example.invalid:5000"
     # urllib3 1.x says "Failed to establish a new connection" for both
@@ -693,7 +693,9 @@ def test_help_does_not_import_mlflow() -> None:
 
 
 def test_non_finite_and_missing_values_are_handled() -> None:
-    from mlx.export_mlflow import _number, flatten_config, param_text
+    from mlx.outputs.mlflow_record import param_text
+    from mlx.utils.values import flatten as flatten_config
+    from mlx.utils.values import metric_number as _number
 
     assert _number(None) is None and _number(True) is None and _number([1]) is None
     assert math.isnan(_number(float("nan")))  # type: ignore[arg-type]
@@ -715,7 +717,7 @@ def test_non_finite_and_missing_values_are_handled() -> None:
 def test_mlflow_keys_are_accepted_distinct_and_the_same_each_time() -> None:
     from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 
-    from mlx.export_mlflow import mlflow_keys
+    from mlx.outputs.mlflow import mlflow_keys
 
     names = [*HOSTILE_NAMES, "", ".", "..x", "/abs", "eval/../test/acc", "eval/test/f1"]
     keys, reasons = mlflow_keys(names)

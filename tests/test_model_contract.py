@@ -318,7 +318,7 @@ def test_the_accessors_answer_unknown_for_a_bare_model(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlx.models import MLP
-    from mlx.models._contract import (
+    from mlx.models.facts import (
         architecture,
         model_outputs,
         model_task,

@@ -1,5 +1,5 @@
-"""`mlx plot` and mlx.plots: files that are what their extension says, lines that are
-the run's metrics.jsonl, partial curves of a run still training."""
+"""`mlx plot` and mlx.outputs.plots: files that are what their extension says, lines
+that are the run's metrics.jsonl, partial curves of a run still training."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from helpers import write_config as write_yaml
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
-from mlx.plots import PlotError, learning_curves  # noqa: E402
+from mlx.outputs.plots import PlotError, learning_curves  # noqa: E402
 from mlx.runs import open_run  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -280,7 +280,7 @@ def test_a_run_still_training_plots_what_it_has(tmp_path: Path) -> None:
         # a line torn mid-write is left out, quietly, while the run trains
         with open(metrics, "ab") as handle:
             handle.write(b'{"epoch": 99999, "train_loss": 0.')
-        from mlx.report import read_run_metrics
+        from mlx.outputs.report import read_run_metrics
 
         records = read_run_metrics(open_run(run_dir))
         figure = learning_curves({run_dir.name: records}, ["train_loss"])
@@ -325,7 +325,7 @@ def test_plot_uses_the_object_api_and_agg(two_runs: tuple[Path, Path, Path]) -> 
 
 
 def test_confusion_matrix_figure_writes_each_count() -> None:
-    from mlx.plots import confusion_matrix_figure
+    from mlx.outputs.plots import confusion_matrix_figure
 
     counts = [[5, 1, 0], [2, 7, 1], [0, 0, 9]]
     figure = confusion_matrix_figure(counts, ["a$", "b", "c"], title="test $split")
@@ -347,7 +347,7 @@ def test_confusion_matrix_figure_writes_each_count() -> None:
     ids=["numeric-sorted", "categorical", "dollar-text"],
 )
 def test_parameter_figure_points(values: list, xs: list) -> None:
-    from mlx.plots import parameter_figure
+    from mlx.outputs.plots import parameter_figure
 
     scores = [0.3, 0.2, None]
     figure = parameter_figure("training.x", values, "val_loss", scores)

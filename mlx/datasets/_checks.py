@@ -1,4 +1,5 @@
-"""Parameter checks shared by the dataset classes and loaders.
+"""Checks shared by the dataset classes and loaders: their parameters, and the
+files they read (:func:`check_regular_file`).
 
 Every message follows one template: ``The 'NAME' parameter of OWNER must be WHAT; got
 VALUE.`` Booleans are rejected where integers or floats are expected, because
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import stat
+from pathlib import Path
 from typing import Any, Mapping
 
 from mlx.errors import DatasetError
@@ -100,3 +104,53 @@ def format_bytes(n_bytes: float) -> str:
             return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def show_path(path: Path | str) -> str:
+    """``path`` for a message: as is, or quoted with escapes when it holds control
+    characters (which a terminal would otherwise act on or hide)."""
+    text = str(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return repr(text)
+    return text
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def check_regular_file(file: Path, what: str) -> None:
+    """DatasetError unless ``file`` is a regular file (links followed), saying what
+    it is instead. Only ``stat`` is called: a FIFO is never opened, so never
+    waited on."""
+    shown = show_path(file)
+    if "\0" in str(file):
+        raise DatasetError(f"{what} {shown}: the path contains a NUL byte.")
+    try:
+        mode = os.stat(file).st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found: {shown}") from None
+    except NotADirectoryError:
+        parent = next(
+            (p for p in file.parents if p.exists() and not p.is_dir()), file.parent
+        )
+        raise DatasetError(
+            f"{what} not found: {shown} ({show_path(parent)} is a file, not a "
+            "directory)"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"{what} {shown}: cannot be read ({exc.strerror})."
+        ) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+    raise DatasetError(
+        f"{what} {shown} is {kind}, not a regular file; give the path of a "
+        ".csv, .npz, X .npy or .parquet file."
+    )

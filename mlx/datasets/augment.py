@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping, Sequence, cast
 
 import numpy as np
+
+from mlx.config.experiment import DatasetConfig
 
 __all__ = [
     "AUGMENTED_DATASETS",
@@ -233,7 +235,9 @@ _TRANSFORMS: Mapping[str, tuple[Callable[..., np.ndarray], str]] = {
 AUGMENTED_DATASETS = tuple(_TRANSFORMS)
 
 
-def augmentation_for(dataset: Any, image_shape: Any) -> Augmentation | None:
+def augmentation_for(
+    dataset: DatasetConfig, image_shape: Sequence[int] | None
+) -> Augmentation | None:
     """The augmentation ``dataset`` (a DatasetConfig) asks for, or None when its
     ``params.augmentation`` is off or it holds no images."""
     params = getattr(dataset, "params", None) or {}
@@ -243,4 +247,5 @@ def augmentation_for(dataset: Any, image_shape: Any) -> Augmentation | None:
     if entry is None:
         return None
     transform, description = entry
-    return Augmentation(dataset.name, tuple(image_shape), transform, description)
+    shape = cast("tuple[int, int, int]", tuple(image_shape))  # (C, H, W)
+    return Augmentation(dataset.name, shape, transform, description)

@@ -23,9 +23,15 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterator
+from typing import IO, Iterator
 
-from mlx.errors import BackendUnavailableError, DatasetError, DownloadError
+from mlx.errors import (
+    BackendUnavailableError,
+    DatasetError,
+    DownloadError,
+    map_os_errors,
+)
+from mlx.utils.paths import unprintable
 
 __all__ = [
     "cache_dir",
@@ -38,6 +44,7 @@ __all__ = [
 
 _DATA_EXTRA = "pip install 'model-harness[data]'"
 _TIMEOUT_S = 60
+_WRITABLE = "set MLX_DATA_DIR (or dataset.path) to a directory you can write"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +114,6 @@ def cache_dir() -> Path:
     ``~/.cache/mlx/datasets``."""
     override = os.environ.get("MLX_DATA_DIR")
     if override:
-        from mlx.utils.paths import unprintable
-
         problem = unprintable(override, "MLX_DATA_DIR")
         if problem is not None:
             raise DatasetError(problem)
@@ -184,15 +189,11 @@ def download(name: str, root: Path) -> None:
     if blocked:
         raise DownloadError(
             f"cannot download {name} into {root}: {blocked}",
-            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+            hint=_WRITABLE,
         )
-    try:
+    cannot = "cannot download {name}: cannot create {root} ({reason})"
+    with map_os_errors(DownloadError, cannot, hint=_WRITABLE, name=name, root=root):
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(
-            f"cannot download {name}: cannot create {root} ({exc.strerror or exc})",
-            hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
-        ) from None
     for archive in _ARCHIVES[name]:
         url = _base_url(name) + archive.filename
         bar = _ProgressBar(archive.filename) if sys.stderr.isatty() else False
@@ -216,7 +217,7 @@ def download(name: str, root: Path) -> None:
             # the cache refused the write: read-only, full, permissions
             raise DownloadError(
                 f"cannot write {archive.filename} into {root} ({exc.strerror or exc})",
-                hint="set MLX_DATA_DIR (or dataset.path) to a directory you can write",
+                hint=_WRITABLE,
             ) from None
         except ValueError as exc:
             # pooch reports a SHA-256 mismatch as ValueError; the bad file is gone.
@@ -314,7 +315,7 @@ def _copy(source: IO[bytes], out: IO[bytes]) -> None:
 class _ProgressBar:
     """The small progress-bar protocol pooch drives: total, update, reset, close."""
 
-    def __init__(self, label: str, stream: Any = None) -> None:
+    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
         self.label = label
         self.total = 0
         self.n = 0

@@ -45,6 +45,7 @@ __all__ = [
     "read_idx",
     "read_image_folder",
     "read_mnist",
+    "require_pillow",
 ]
 
 MNIST_FILES = (
@@ -337,7 +338,9 @@ def _images_in(directory: Path, classes: Sequence[str]) -> list[tuple[Path, int]
     return files
 
 
-def _pillow() -> object:
+def require_pillow() -> Any:
+    """Pillow's ``PIL.Image``, imported on first use; BackendUnavailableError
+    naming the extra when Pillow is not installed."""
     try:
         from PIL import Image
     except ImportError:
@@ -354,7 +357,7 @@ def decode_image(
 ) -> np.ndarray:
     """One image file as flat uint8 pixels: RGB, resized (bilinear) to
     ``image_size`` squared, in (C, H, W) order; written into ``out`` when given."""
-    Image: Any = _pillow()
+    Image: Any = require_pillow()
     bilinear = getattr(Image, "Resampling", Image).BILINEAR
     try:
         with Image.open(path) as image:
@@ -375,7 +378,7 @@ def read_image_folder(root: Path, image_size: int) -> RawImages:
     Pixels come out as (n_samples, 3 * image_size * image_size) uint8, RGB, in
     (C, H, W) order; the ``val`` directory is the official test set.
     """
-    _pillow()
+    require_pillow()
     classes, train_files, val_files = image_folder_files(root)
     parts = []
     for files in (train_files, val_files):

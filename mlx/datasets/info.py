@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
 from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES  # the one list
+from mlx.errors import DatasetError
+
+if TYPE_CHECKING:
+    from mlx.datasets.splits import Splits
 
 __all__ = [
     "KNOWN_DATASETS",
@@ -29,10 +34,6 @@ MEMORY_LIMIT_ENV = "MLX_MEMORY_LIMIT"
 def memory_limit() -> int:
     """The in-memory dataset limit in bytes: ``$MLX_MEMORY_LIMIT`` when set (a
     positive integer), else :data:`MEMORY_LIMIT_BYTES`."""
-    import os
-
-    from mlx.errors import DatasetError
-
     text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
     if not text:
         return MEMORY_LIMIT_BYTES
@@ -94,7 +95,7 @@ class DatasetInfo:
     label_problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-def image_shape(data: Any) -> tuple[int, int, int] | None:
+def image_shape(data: DatasetInfo | Splits) -> tuple[int, int, int] | None:
     """(C, H, W) of the images in ``data`` (a :class:`DatasetInfo` or a loaded
     :class:`~mlx.datasets.Splits`), or None when its rows are not images.
 
@@ -188,8 +189,8 @@ def _describe_synthetic(name: str, params: Mapping[str, Any]) -> DatasetInfo:
 
 
 def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
+    # images needs NumPy, which describing a dataset (a dry run) does not load
     from mlx.datasets import download, images
-    from mlx.errors import DatasetError
 
     name = dataset.name
     n_train, n_test, n_features, n_classes = _IMAGE_SETS[name]
@@ -259,8 +260,7 @@ def _idx_header(path: Path) -> tuple[int, int, int] | None:
 
 
 def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
-    from mlx.datasets import download, images
-    from mlx.errors import DatasetError
+    from mlx.datasets import download, images  # as above: NumPy on first use
 
     size = _int(dataset.params.get("image_size", 64))
     n_features = None if size is None or size < 1 else size * size * 3

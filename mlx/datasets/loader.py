@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from mlx.datasets import images as _images
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
 from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
 from mlx.datasets.splits import Splits, split_indices, standardize
+from mlx.datasets.streaming import image_folder
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
 from mlx.datasets.tabular import load_custom
 from mlx.errors import DatasetError, DataWarning
@@ -264,7 +265,12 @@ def _split_rows(
     return [(X[: len(train)], y_train), *parts]
 
 
-def _split_record(seed: int, parts: Any, *, official_test: bool) -> dict[str, Any]:
+def _split_record(
+    seed: int,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    official_test: bool,
+) -> dict[str, Any]:
     return {
         "seed": seed,
         "n_train": len(parts[0][1]),
@@ -361,8 +367,6 @@ def _read_image_set(
                 f"{root})."
             )
         if streamed:
-            from mlx.datasets.streaming import image_folder
-
             return image_folder(root, size, scale)
         return _images.read_image_folder(root, size)
     if name == "mnist":
@@ -382,7 +386,7 @@ def _read_image_set(
     return _images.read_cifar(name, directory)
 
 
-def _not_found(name: str, root: Path, missing: Any) -> DatasetError:
+def _not_found(name: str, root: Path, missing: Sequence[str]) -> DatasetError:
     blocked = _download.unusable_directory(root)
     if blocked:
         return DatasetError(

@@ -21,7 +21,14 @@ from typing import Any, Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
-from mlx.datasets.images import decode_image, pixels_to_float
+from mlx.datasets.images import (
+    RawImages,
+    decode_image,
+    image_folder_files,
+    pixels_to_float,
+    require_pillow,
+)
+from mlx.datasets.splits import batch_order
 from mlx.errors import BackendUnavailableError, DatasetError
 
 __all__ = ["WORKERS_ENV", "ImageFiles", "StreamedBatches", "data_workers"]
@@ -166,8 +173,6 @@ class StreamedBatches:
     def batches(
         self, epoch: int, start: int = 0
     ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
-        from mlx.datasets.splits import batch_order
-
         order = batch_order(self.seed, epoch, self.n_samples)
         size = self.batch_size
         plan = [
@@ -258,12 +263,10 @@ def _iterate(
     return iter(loader)
 
 
-def image_folder(root: Path, size: int, scale: float | None) -> Any:
+def image_folder(root: Path, size: int, scale: float | None) -> RawImages:
     """The ImageFolder tree at ``root`` as :class:`~mlx.datasets.images.RawImages`
     whose pixels are :class:`ImageFiles` (listed, not decoded)."""
-    from mlx.datasets.images import RawImages, _pillow, image_folder_files
-
-    _pillow()
+    require_pillow()
     require_torch()
     classes, train_files, val_files = image_folder_files(root)
     X_train = ImageFiles([path for path, _ in train_files], size, scale)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 from types import MappingProxyType
@@ -19,17 +18,20 @@ from mlx.config.experiment import thaw
 from mlx.config.names import (
     IMAGE_FAMILIES,  # torchvision's builders, run by mlx.models.torch
 )
-from mlx.errors import ModelError
+from mlx.errors import CheckpointError, ModelError
+from mlx.models import checkpoint
 from mlx.models._imports import (
-    _import_object,
-    _is_torch_module,
     check_signature,
     construct,
     import_model_class,
+    import_object,
+    is_torch_module,
 )
 from mlx.models.base import BaseModel
 from mlx.models.linear import LinearRegression
 from mlx.models.mlp import MLP
+from mlx.numerics.optim import get_optimizer
+from mlx.utils.values import nearest
 
 __all__ = [
     "IMAGE_FAMILIES",
@@ -85,7 +87,7 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
                 "A 'custom' model needs params.class_path naming a BaseModel subclass, "
                 "e.g. 'examples.custom_models:SoftmaxRegression'."
             )
-        if _is_torch_module(_import_object(class_path)):
+        if is_torch_module(import_object(class_path)):
             from mlx.models.torch.model import TorchModel
 
             return TorchModel(class_path=class_path, module_params=kwargs)
@@ -94,8 +96,8 @@ def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
         cls = MODELS[name]
     else:
         known = [*MODELS, "custom", *IMAGE_FAMILIES]
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = nearest(str(name), known)
+        hint = f" Did you mean {close!r}?" if close else ""
         raise ModelError(
             f"Unknown model {name!r}; known models are {', '.join(known)}.{hint}"
         )
@@ -112,8 +114,8 @@ def check_custom_params(class_path: str, params: Mapping[str, Any]) -> None:
     ``params`` (its ``model.params``) would raise for parameters its constructor
     does not take; nothing is built. The class's module is imported."""
     kwargs = {k: v for k, v in thaw(params).items() if k != "class_path"}
-    obj = _import_object(class_path)
-    if _is_torch_module(obj):
+    obj = import_object(class_path)
+    if is_torch_module(obj):
         from mlx.models.torch.model import check_module_params
 
         kwargs.pop("optimizer_config", None)  # the harness's, not the module's
@@ -136,8 +138,8 @@ def _check_params(cls: type[BaseModel], kwargs: dict[str, Any]) -> None:
     unknown = [key for key in kwargs if key not in accepted]
     if unknown and not takes_any:
         key = unknown[0]
-        close = difflib.get_close_matches(key, accepted, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = nearest(key, accepted)
+        hint = f" Did you mean {close!r}?" if close else ""
         raise ModelError(
             f"Unknown parameter {key!r} for {cls.__name__}; it accepts "
             f"{', '.join(accepted) or 'no parameters'}.{hint}"
@@ -153,7 +155,7 @@ def uses_torch(name: str, params: Mapping[str, Any]) -> bool:
     if _image_family(name) is not None:
         return True
     if name == "custom" and params.get("class_path"):
-        return _is_torch_module(_import_object(params["class_path"]))
+        return is_torch_module(import_object(params["class_path"]))
     return False
 
 
@@ -164,11 +166,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseModel:
     A custom model's class is imported from the saved ``class_path``, which runs
     that module's code: load only checkpoints of models you trust to import.
     """
-    from mlx.errors import CheckpointError
-    from mlx.models import _checkpoint
-    from mlx.optim import get_optimizer
-
-    config = _checkpoint.read_config(path)
+    config = checkpoint.read_config(path)
     model_type = config.get("model_type")
     if model_type in MODELS:
         cls: type[BaseModel] = MODELS[str(model_type)]

@@ -1,17 +1,17 @@
-"""What the harness asks of a model, asked so that the documented contract suffices.
+"""The old name of :mod:`mlx.models.facts`."""
 
-The contract of a :class:`~mlx.models.BaseModel` subclass is four methods:
-``forward``, ``train_step``, ``save`` and ``load``. A subclass need not call
-``BaseModel.__init__`` or ``_setup``, keep ``params_``, or define ``task``,
-``n_parameters``, ``architecture`` or ``n_features_in_``. The training loop, the run
-store and eval read everything beyond the four methods through these helpers, which
-fall back to ``forward`` or answer ``None`` (reported as unknown) when a model does not
-provide it.
-"""
+# transitional re-export: removed when the layout branches merge
 
 from __future__ import annotations
 
-from typing import Any
+from mlx.models.facts import (
+    architecture,
+    model_outputs,
+    model_task,
+    n_features,
+    parameter_count,
+    predictions,
+)
 
 __all__ = [
     "architecture",
@@ -21,109 +21,3 @@ __all__ = [
     "parameter_count",
     "predictions",
 ]
-
-_TASKS = ("classification", "regression")
-
-
-def _base() -> Any:
-    from mlx.models.base import BaseModel
-
-    return BaseModel
-
-
-def model_task(model: Any, default: str | None = None) -> str | None:
-    """The model's own ``task`` when its class or the instance sets one, else
-    ``default`` (the data's task): BaseModel's class-level ``"regression"`` is only a
-    placeholder and says nothing about a subclass that never set it."""
-    base = _base()
-    if "task" in getattr(model, "__dict__", {}):
-        task = model.__dict__["task"]
-    else:
-        owner = next((c for c in type(model).__mro__ if "task" in vars(c)), None)
-        if owner is None or owner is base:
-            return default
-        task = getattr(model, "task", None)
-    return task if task in _TASKS else default
-
-
-def predictions(model: Any, X: Any) -> Any:
-    """``model.predict(X)``; ``forward`` on the raw array for a model that never ran
-    BaseModel's set-up (which the inherited ``predict`` would need)."""
-    import numpy as np
-
-    base = _base()
-    if hasattr(model, "is_trained") or type(model).predict is not base.predict:
-        return np.asarray(model.predict(X))
-    return np.asarray(model.forward(np.ascontiguousarray(X)))
-
-
-def model_outputs(
-    model: Any, X: Any, task: str | None = None
-) -> tuple[Any, Any | None]:
-    """``(y_pred, proba)``: labels and class probabilities, or values and None.
-
-    For a softmax classifier ``proba`` has shape (n_samples, n_classes); for a sigmoid
-    (binary) classifier it is the positive-class probability, shape (n_samples,).
-    ``task`` (the data's) applies when the model does not say its own. ``X`` may be
-    a streamed split (image files, see :mod:`mlx.datasets.streaming`): it is then
-    predicted batch by batch as workers decode it.
-    """
-    import numpy as np
-
-    chunks = getattr(X, "chunks", None)
-    if chunks is not None:
-        parts = [predictions(model, chunk) for chunk in chunks()]
-        output = np.concatenate(parts) if parts else predictions(model, X[:0])
-    else:
-        output = predictions(model, X)
-    if model_task(model, task) != "classification":
-        return output, None
-    if output.ndim == 1:
-        return (output >= 0.5).astype(np.int64), output
-    return np.argmax(output, axis=1).astype(np.int64), output
-
-
-def _optional(model: Any, name: str) -> Any:
-    # an informational read: a model without the attribute (or whose inherited
-    # default needs state it never built) is unknown, not a failed run
-    try:
-        return getattr(model, name)
-    except Exception:
-        return None
-
-
-def parameter_count(model: Any) -> int | None:
-    """Number of learned scalars, or None when the model does not say."""
-    value = _optional(model, "n_parameters")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
-
-
-def n_features(model: Any) -> int | None:
-    """Number of input features the model was built or trained for, or None."""
-    value = _optional(model, "n_features_in_")
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
-def architecture(model: Any) -> dict[str, Any] | None:
-    """The model's ``architecture()`` as JSON-ready values, or None when it has none
-    to tell (BaseModel's empty default says nothing about a model that never ran
-    BaseModel's set-up)."""
-    base = _base()
-    method = getattr(type(model), "architecture", None)
-    if method is None or (
-        method is base.architecture and not hasattr(model, "is_trained")
-    ):
-        return None
-    try:
-        value = model.architecture()
-    except Exception:
-        return None
-    if not isinstance(value, dict):
-        return None
-    from mlx.models.base import _jsonable
-
-    return dict(_jsonable(value))

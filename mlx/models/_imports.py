@@ -6,26 +6,34 @@ the file and line."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import re
 import sys
+import traceback
 from typing import Any, Mapping
 
-from mlx.errors import ModelError
+from mlx.errors import MLXError, ModelError
 from mlx.models.base import BaseModel
+from mlx.models.torch import INSTALL_HINT
+from mlx.utils.paths import repository_root
 
 __all__ = [
     "check_signature",
     "construct",
     "import_model_class",
     "import_module_class",
+    "import_object",
+    "is_torch_module",
 ]
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-def _is_torch_module(obj: Any) -> bool:
+def is_torch_module(obj: object) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module`` subclass (and no BaseModel); torch
+    is never imported for the question, only asked when already loaded."""
     torch = sys.modules.get("torch")
     return (
         torch is not None
@@ -37,8 +45,8 @@ def _is_torch_module(obj: Any) -> bool:
 
 def import_module_class(class_path: Any) -> type:
     """Import the ``torch.nn.Module`` subclass ``"package.module:ClassName"``."""
-    obj = _import_object(class_path)
-    if not _is_torch_module(obj):
+    obj = import_object(class_path)
+    if not is_torch_module(obj):
         raise ModelError(
             f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
             "torch.nn.Module."
@@ -49,7 +57,7 @@ def import_module_class(class_path: Any) -> type:
 def import_model_class(class_path: Any) -> type[BaseModel]:
     """Import ``"package.module:ClassName"`` (the repository root on sys.path) and
     return it, refusing anything that is not a BaseModel subclass."""
-    obj = _import_object(class_path)
+    obj = import_object(class_path)
     if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
         raise ModelError(
             f"class_path {class_path!r} names {obj!r}, which is not a subclass of "
@@ -79,8 +87,6 @@ def construct(cls: type, kwargs: dict[str, Any]) -> Any:
     """``cls(**kwargs)``, where an exception the constructor raises (other than the
     package's own errors) is a ModelError naming the class, and the file and line
     where it was raised; ``mlx --debug`` shows the traceback."""
-    from mlx.errors import MLXError
-
     try:
         return cls(**kwargs)
     except MLXError:
@@ -92,11 +98,9 @@ def construct(cls: type, kwargs: dict[str, Any]) -> Any:
         ) from exc
 
 
-def _import_object(class_path: Any) -> Any:
+def import_object(class_path: Any) -> Any:
     """The object ``"package.module:ClassName"`` names (repository root on
     sys.path)."""
-    from mlx.utils.paths import repository_root
-
     if not isinstance(class_path, str) or not _CLASS_PATH.match(class_path):
         raise ModelError(
             "params.class_path must look like 'package.module:ClassName'; "
@@ -140,8 +144,6 @@ def _import_module(module_name: str, class_path: str) -> Any:
             ) from None
         hint = None
         if missing.partition(".")[0] in ("torch", "torchvision"):
-            from mlx.models.torch import INSTALL_HINT
-
             hint = f"install PyTorch with: {INSTALL_HINT}"
         raise ModelError(
             f"Cannot import {what}: {_where(exc, module_name)}"
@@ -168,11 +170,6 @@ def _import_module(module_name: str, class_path: str) -> Any:
 def _where(exc: BaseException, module_name: str) -> str:
     """``file:line: `` where ``exc`` was raised in the module (or a parent package)
     being imported; else in the repository; else the deepest frame; or ``""``."""
-    import importlib.util
-    import traceback
-
-    from mlx.utils.paths import repository_root
-
     own = set()
     parts = module_name.split(".")
     for depth in range(1, len(parts) + 1):

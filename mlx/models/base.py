@@ -23,9 +23,10 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from mlx._version import __version__
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
-from mlx.models import _checkpoint
-from mlx.optim import (
+from mlx.models import checkpoint
+from mlx.numerics.optim import (
     DEFAULT_CONFIG,
     Optimizer,
     get_optimizer,
@@ -33,7 +34,7 @@ from mlx.optim import (
     state_to_tensors,
 )
 
-__all__ = ["BaseModel"]
+__all__ = ["BaseModel", "jsonable"]
 
 
 class BaseModel(abc.ABC):
@@ -266,8 +267,6 @@ class BaseModel(abc.ABC):
     # --- checkpoints -------------------------------------------------------------
 
     def _config_document(self) -> dict[str, Any]:
-        from mlx._version import __version__
-
         cls = type(self)
         optimizer_config = (
             dict(self.optimizer_.config) if self.optimizer_.config else None
@@ -278,8 +277,8 @@ class BaseModel(abc.ABC):
             "class_path": f"{cls.__module__}:{cls.__qualname__}",
             "task": self.task,
             "architecture": self.architecture(),
-            "hyperparameters": _jsonable(self.get_params()),
-            "optimizer": _jsonable(optimizer_config),
+            "hyperparameters": jsonable(self.get_params()),
+            "optimizer": jsonable(optimizer_config),
             "n_features": self.n_features_in_,
             "is_trained": bool(self.is_trained),
         }
@@ -320,7 +319,7 @@ class BaseModel(abc.ABC):
         opt_tensors = _float64_copies(opt_tensors)
 
         def write(path: str | os.PathLike[str]) -> None:
-            _checkpoint.write_checkpoint(
+            checkpoint.write_checkpoint(
                 path, config, tensors, opt_tensors, opt_metadata
             )
 
@@ -336,14 +335,14 @@ class BaseModel(abc.ABC):
         installed optimizer keeps the same kind of state; ``restore_optimizer=True``
         makes that mandatory, ``False`` skips it (the state then starts afresh).
         """
-        config = _checkpoint.read_config(path)
+        config = checkpoint.read_config(path)
         self._check_compatible(config)
-        tensors, _ = _checkpoint.read_tensors(path, _checkpoint.MODEL_FILE, config)
+        tensors, _ = checkpoint.read_tensors(path, checkpoint.MODEL_FILE, config)
         self._load_tensors(tensors, config)
         self.optimizer_state_ = None
         if restore_optimizer is not False:
-            opt_tensors, opt_metadata = _checkpoint.read_tensors(
-                path, _checkpoint.OPTIMIZER_FILE, config
+            opt_tensors, opt_metadata = checkpoint.read_tensors(
+                path, checkpoint.OPTIMIZER_FILE, config
             )
             template = self.optimizer_.init(self.params_)
             same_kind = opt_metadata.get("state") == type(template).__name__
@@ -361,7 +360,7 @@ class BaseModel(abc.ABC):
             and config.get("class_path") != f"{cls.__module__}:{cls.__qualname__}"
         ):
 
-            def describe(model_type: Any, class_path: Any) -> str:
+            def describe(model_type: object, class_path: object) -> str:
                 return f"{model_type!r}" + (
                     f" ({class_path})" if model_type == "custom" else ""
                 )
@@ -379,10 +378,10 @@ class BaseModel(abc.ABC):
                 f"a mapping; got {type(saved_arch).__name__}."
             )
         for key, value in self.architecture().items():
-            if saved_arch.get(key) != _jsonable(value):
+            if saved_arch.get(key) != jsonable(value):
                 raise CheckpointError(
                     f"Architecture mismatch: checkpoint has {key} "
-                    f"{_show(saved_arch.get(key))}, model has {_show(value)}."
+                    f"{_as_text(saved_arch.get(key))}, model has {_as_text(value)}."
                 )
 
     def _load_tensors(
@@ -432,11 +431,13 @@ def _check_finite(array: np.ndarray, model: str, what: str) -> None:
         raise ModelError(f"{model} expects finite values in {what}; got NaN or inf.")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Hyperparameters and architectures as JSON takes them: mappings and sequences
+    as dicts and lists, NumPy scalars as Python ones, a schedule as ``"schedule"``."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if callable(value):
@@ -444,5 +445,5 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _show(value: Any) -> str:
+def _as_text(value: Any) -> str:
     return "none" if value is None else str(value)

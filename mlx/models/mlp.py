@@ -16,10 +16,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mlx import losses
 from mlx.errors import ModelError
 from mlx.models._sklearn import ClassifierMixin
 from mlx.models.base import BaseModel
+from mlx.numerics import losses
 
 __all__ = ["MLP"]
 

@@ -20,6 +20,7 @@ not import NumPy or YAML at import time.
 from __future__ import annotations
 
 from mlx.runs.environment import collect_environment, git_state
+from mlx.runs.heartbeat import Heartbeat
 from mlx.runs.ids import new_run_id, parse_run_id
 from mlx.runs.listing import (
     RunInfo,
@@ -29,15 +30,13 @@ from mlx.runs.listing import (
     format_runs_table,
     list_runs,
 )
-from mlx.runs.store import (
+from mlx.runs.store import RunDir, open_run
+from mlx.runs.summary import (
     DEFAULT_HEARTBEAT_INTERVAL,
     FINISHED_STATUSES,
     MIN_STALE_SECONDS,
     STATUSES,
-    Heartbeat,
-    RunDir,
     effective_status,
-    open_run,
 )
 
 __all__ = [

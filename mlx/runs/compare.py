@@ -8,6 +8,7 @@ Nothing is written; reading needs no lock.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import os
@@ -18,36 +19,25 @@ from mlx.errors import RunError
 from mlx.runs.ids import utc_now
 from mlx.runs.listing import (
     RunInfo,
-    _duration_seconds,
-    _fmt_duration,
-    _fmt_value,
-    _sound_fields,
-    _table,
-    _text,
+    duration_seconds,
     find_run,
+    format_duration,
+    format_value,
+    safe_text,
+    sound_fields,
 )
 from mlx.runs.lock import lock_state
 from mlx.runs.store import RunDir
+from mlx.utils.safe_io import SUMMARY_LIMIT, read_json_guarded
+from mlx.utils.values import flatten, table
 
-__all__ = ["compare_runs", "flatten_config", "format_comparison"]
+__all__ = ["compare_runs", "format_comparison"]
 
 # per-epoch columns that are bookkeeping, not metrics
 _NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
 # how a metric's name tells whether lower or higher is better
 _LOWER = ("loss", "mse", "rmse", "mae", "error")
 _HIGHER = ("accuracy", "f1", "precision", "recall", "r2", "auc")
-
-
-def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"training.epochs": 5, ...}``: every leaf of a config by its dotted path.
-    Lists are leaves; an empty mapping is a leaf of its own (``{}``)."""
-    if not isinstance(config, Mapping) or (prefix and not config):
-        return {prefix: config}
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        flat.update(flatten_config(value, path))
-    return flat
 
 
 def _better(name: str) -> str | None:
@@ -91,8 +81,6 @@ def best_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, An
 
 
 def _latest_eval(run: RunDir) -> dict[str, Any] | None:
-    from mlx.utils.safe_io import SUMMARY_LIMIT, read_json_guarded
-
     for path in reversed(run.list_evals()):
         try:
             data = read_json_guarded(path, SUMMARY_LIMIT, "an evaluation")
@@ -108,11 +96,13 @@ def _latest_eval(run: RunDir) -> dict[str, Any] | None:
     return None
 
 
-def _run_facts(run: RunDir, now: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _run_facts(
+    run: RunDir, now: _dt.datetime
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(run ID, flattened config, metrics entry) of one run."""
-    summary = _sound_fields(run.read_summary())
+    summary = sound_fields(run.read_summary())
     info = RunInfo.from_summary(run.path, summary, now, lock=lock_state(run.path))
-    duration = _duration_seconds(summary, info, now)
+    duration = duration_seconds(summary, info, now)
     recorded = summary.get("best_metric")
     entry = {
         "status": info.status,
@@ -124,7 +114,7 @@ def _run_facts(run: RunDir, now: Any) -> tuple[str, dict[str, Any], dict[str, An
         "best_metrics": best_metrics(run.read_metrics()),
         "latest_eval": _latest_eval(run),
     }
-    return info.run_id, flatten_config(run.read_config()), entry
+    return info.run_id, flatten(run.read_config()), entry
 
 
 def compare_runs(
@@ -172,8 +162,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, (list, dict)):
-        return _text(json.dumps(value, default=str))
-    return _fmt_value(value)
+        return safe_text(json.dumps(value, default=str))
+    return format_value(value)
 
 
 def format_comparison(comparison: Mapping[str, Any]) -> str:
@@ -192,7 +182,7 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
         [
             None
             if e["duration_seconds"] is None
-            else _fmt_duration(e["duration_seconds"])
+            else format_duration(e["duration_seconds"])
             for e in entries
         ],
     )
@@ -214,7 +204,9 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
         row(
             f"best {name}",
             [
-                None if b is None else f"{_fmt_value(b['value'])} (epoch {b['epoch']})"
+                None
+                if b is None
+                else f"{format_value(b['value'])} (epoch {b['epoch']})"
                 for b in best
             ],
         )
@@ -229,5 +221,5 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
         )
     for name in eval_names:
         row(f"eval {name}", [latest.get("metrics", {}).get(name) for latest in evals])
-    text = _table(["", *ids], rows)
+    text = table(["", *ids], rows)
     return "\n".join(line.rstrip() for line in text.splitlines())

@@ -11,10 +11,14 @@ import contextlib
 import io
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping
+
+from mlx._version import __version__
+from mlx.utils.paths import repository_root
 
 __all__ = ["collect_environment", "git_state"]
 
@@ -102,15 +106,11 @@ THREAD_VARIABLES = (
 
 def _requirement_name(requirement: str) -> str:
     """``numpy`` of ``numpy>=1.20.0``, ``pooch`` of ``pooch>=1.6; extra == "data"``."""
-    import re
-
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     return match.group(1) if match else requirement.strip()
 
 
 def _extra_of(requirement: str) -> str | None:
-    import re
-
     match = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", requirement)
     return match.group(1) if match else None
 
@@ -199,9 +199,6 @@ def collect_environment(
     repository root), ``hostname``, ``cpu_count``, and every key
     of ``extra`` (which wins on clashes).
     """
-    from mlx._version import __version__
-    from mlx.utils.paths import repository_root
-
     info: dict[str, Any] = {
         "mlx": __version__,
         "python": platform.python_version(),

@@ -12,7 +12,14 @@ import os
 import re
 from typing import NamedTuple
 
-__all__ = ["ParsedRunId", "new_run_id", "parse_run_id", "safe_run_name", "utc_now"]
+__all__ = [
+    "ParsedRunId",
+    "as_utc",
+    "new_run_id",
+    "parse_run_id",
+    "safe_run_name",
+    "utc_now",
+]
 
 _ID_RE = re.compile(r"^(?P<name>.+)-(?P<stamp>\d{8}-\d{6})-(?P<suffix>[0-9a-f]{4})$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -32,8 +39,8 @@ def utc_now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def _as_utc(moment: _dt.datetime) -> _dt.datetime:
-    # naive datetimes are taken to be UTC already
+def as_utc(moment: _dt.datetime) -> _dt.datetime:
+    """``moment`` in UTC; a naive datetime is taken to be UTC already."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=_dt.timezone.utc)
     return moment.astimezone(_dt.timezone.utc)
@@ -54,7 +61,7 @@ def new_run_id(name: str, now: _dt.datetime | None = None) -> str:
     >>> new_run_id("mnist", datetime.datetime(2024, 5, 1, 12, 0, 3))[:-4]
     'mnist-20240501-120003-'
     """
-    moment = _as_utc(now if now is not None else utc_now())
+    moment = as_utc(now if now is not None else utc_now())
     return (
         f"{safe_run_name(name)}-{moment.strftime(_STAMP_FORMAT)}-{os.urandom(2).hex()}"
     )

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Union
 
 from mlx.errors import DataWarning
+from mlx.runs.store import SUMMARY_FILE
+from mlx.utils.atomic import append_line
+from mlx.utils.paths import repository_root
 
 __all__ = ["index_path", "indexed_runs", "record_run"]
 
@@ -31,8 +34,6 @@ _MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 def index_path(root: PathLike | None = None) -> Path:
     """``<root>/.mlx/runs.jsonl`` (``root`` defaults to the repository root)."""
-    from mlx.utils.paths import repository_root
-
     base = Path(root) if root is not None else repository_root()
     return base / _INDEX_DIR / _INDEX_FILE
 
@@ -48,9 +49,6 @@ def record_run(run_path: PathLike, root: PathLike | None = None) -> bool:
     finds it. Returns whether a line was written. A failure to write (read-only
     repository, ...) is a :class:`~mlx.errors.DataWarning`, never an error: the run
     itself is fine, it is only harder to find by ID."""
-    from mlx.utils.atomic import append_line
-    from mlx.utils.paths import repository_root
-
     base = Path(root).resolve() if root is not None else repository_root()
     path = Path(os.path.realpath(run_path))
     if _default_search_finds(path, base) or path in indexed_runs(base):
@@ -100,7 +98,7 @@ def indexed_runs(root: PathLike | None = None) -> list[Path]:
         if key in seen or path.name != run_id:
             continue
         try:
-            if not (path / "summary.json").is_file():
+            if not (path / SUMMARY_FILE).is_file():
                 continue  # moved or deleted since: a stale entry
         except OSError:
             continue

@@ -21,14 +21,13 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 
 from mlx.errors import DataWarning, RunError
 from mlx.runs.ids import parse_run_id, utc_now
+from mlx.runs.index import index_path, indexed_runs
 from mlx.runs.lock import lock_state
-from mlx.runs.store import (
-    RunDir,
-    effective_status,
-    open_run,
-    parse_timestamp,
-    summary_problems,
-)
+from mlx.runs.store import EVALS_DIR, SUMMARY_FILE, RunDir, open_run
+from mlx.runs.summary import effective_status, parse_timestamp, summary_problems
+from mlx.utils.paths import repository_root
+from mlx.utils.safe_io import METRICS_LIMIT, read_bytes_guarded
+from mlx.utils.values import table
 
 __all__ = [
     "RunInfo",
@@ -37,9 +36,14 @@ __all__ = [
     "format_run",
     "format_runs_table",
     "iter_run_dirs",
+    "duration_seconds",
+    "format_duration",
+    "format_value",
     "list_runs",
     "run_details",
     "run_record",
+    "safe_text",
+    "sound_fields",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -84,11 +88,11 @@ class RunInfo:
         lock: str | None = None,
     ) -> RunInfo:
         """The listing line of the run at ``path``. Any mapping is accepted: a field
-        of the wrong type or range (see :func:`mlx.runs.store.summary_problems`)
+        of the wrong type or range (see :func:`mlx.runs.summary.summary_problems`)
         counts as missing, and a status that is none of the known ones as
         ``unknown``. ``lock``: the state of the run's lock (see
         :func:`effective_status`)."""
-        summary = _sound_fields(summary)
+        summary = sound_fields(summary)
         metric_name, metric_value = _key_metric(summary)
         epochs = summary.get("epochs_completed")
         started = parse_timestamp(summary.get("started_at"))
@@ -98,8 +102,8 @@ class RunInfo:
         return cls(
             # the directory's name, which every command takes: a copied run keeps
             # the ID of the one it was copied from in its summary
-            run_id=_text(path.name),
-            name=_text(summary.get("name")) or path.name,
+            run_id=safe_text(path.name),
+            name=safe_text(summary.get("name")) or path.name,
             status=effective_status(summary, now, lock=lock),
             epochs_completed=epochs if type(epochs) is int else None,
             metric_name=metric_name,
@@ -111,7 +115,7 @@ class RunInfo:
         )
 
 
-def _sound_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+def sound_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     """``summary`` without the fields :func:`summary_problems` objects to."""
     if not isinstance(summary, Mapping):
         return {"status": "unknown"}
@@ -122,7 +126,7 @@ def _sound_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     return sound
 
 
-def _text(value: Any, keep_newlines: bool = False) -> str:
+def safe_text(value: Any, keep_newlines: bool = False) -> str:
     """``value`` as one safe line of text ('' for None): control characters become
     '?', and long text is cut."""
     if value is None:
@@ -135,7 +139,9 @@ def _text(value: Any, keep_newlines: bool = False) -> str:
     return _CONTROL.sub("?", text)
 
 
-def _number(value: Any) -> float | None:
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float; None when it is no number or an integer beyond any
+    float (which a listing shows as unknown rather than infinite)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -146,29 +152,27 @@ def _number(value: Any) -> float | None:
 
 def _key_metric(summary: Mapping[str, Any]) -> tuple[str | None, float | None]:
     best = summary.get("best_metric")
-    if isinstance(best, Mapping) and _number(best.get("value")) is not None:
-        return _text(best.get("name")) or "metric", _number(best.get("value"))
+    if isinstance(best, Mapping) and _as_float(best.get("value")) is not None:
+        return safe_text(best.get("name")) or "metric", _as_float(best.get("value"))
     final = summary.get("final_metrics")
     if isinstance(final, Mapping):
         for name in _KEY_METRICS:
             for key in (name, f"val_{name}", f"test_{name}"):
-                if _number(final.get(key)) is not None:
-                    return key, _number(final[key])
+                if _as_float(final.get(key)) is not None:
+                    return key, _as_float(final[key])
         for key, value in final.items():
-            if _number(value) is not None:
-                return _text(key), _number(value)
+            if _as_float(value) is not None:
+                return safe_text(key), _as_float(value)
     return None, None
 
 
 def default_runs_root() -> Path:
     """``<repository root>/outputs``, where runs are looked for by default."""
-    from mlx.utils.paths import repository_root
-
     return repository_root() / "outputs"
 
 
 def _looks_like_run(path: Path) -> bool:
-    return (path / "summary.json").is_file() or parse_run_id(path.name) is not None
+    return (path / SUMMARY_FILE).is_file() or parse_run_id(path.name) is not None
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -185,8 +189,6 @@ def iter_run_dirs(root: PathLike | None = None) -> Iterator[Path]:
     """Directories under ``root`` (depth 1 and 2) that are, or claim to be, runs:
     they hold a ``summary.json`` or are named like a run ID. Without ``root``: those
     under ``<repository root>/outputs``, then the indexed runs found nowhere else."""
-    from mlx.runs.index import indexed_runs
-
     base = Path(root) if root is not None else default_runs_root()
     seen = set()
     for path in _search(base):
@@ -235,7 +237,7 @@ def list_runs(
             summary = RunDir(path).read_summary()
         except RunError as exc:
             warnings.warn(
-                f"Skipped a run: {_text(str(exc))}", DataWarning, stacklevel=2
+                f"Skipped a run: {safe_text(str(exc))}", DataWarning, stacklevel=2
             )
             continue
         infos.append(RunInfo.from_summary(path, summary, moment, lock=lock_state(path)))
@@ -263,7 +265,7 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
     candidate = Path(text).expanduser()
     base = Path(root) if root is not None else default_runs_root()
     is_pathlike = os.sep in text or "/" in text or text in (".", "..")
-    if candidate.is_dir() and (is_pathlike or (candidate / "summary.json").is_file()):
+    if candidate.is_dir() and (is_pathlike or (candidate / SUMMARY_FILE).is_file()):
         return open_run(candidate)
     if is_pathlike:
         raise RunError(f"No run directory at {text!r}.")
@@ -287,8 +289,6 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
     if not base.is_dir():
         message += " (the directory does not exist)"
     if root is None:
-        from mlx.runs.index import index_path
-
         message += f" nor in the run index {os.fspath(index_path())!r}"
     if near:
         message += "; did you mean:\n" + "\n".join(f"  {n}" for n in near)
@@ -304,18 +304,21 @@ def _fmt_time(moment: _dt.datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "-"
 
 
-def _fmt_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A summary value as a listing shows it: floats to 6 significant digits, text
+    made safe (:func:`safe_text`)."""
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, int) and abs(value) >= 10**18:
-        number = _number(value)
+        number = _as_float(value)
         return "(huge)" if number is None else f"{number:.6g}"
-    return _text(value)
+    return safe_text(value)
 
 
-def _fmt_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``1h 02m 03s``, ``2m 03s`` or ``3s``."""
     seconds = max(0, int(round(seconds)))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -324,14 +327,6 @@ def _fmt_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    return "\n".join(lines)
 
 
 def format_runs_table(runs: Sequence[RunInfo]) -> str:
@@ -343,7 +338,7 @@ def format_runs_table(runs: Sequence[RunInfo]) -> str:
     for info in runs:
         metric = "-"
         if info.metric_name is not None and info.metric_value is not None:
-            metric = f"{info.metric_name}={_fmt_value(info.metric_value)}"
+            metric = f"{info.metric_name}={format_value(info.metric_value)}"
         rows.append(
             [
                 info.run_id,
@@ -353,12 +348,10 @@ def format_runs_table(runs: Sequence[RunInfo]) -> str:
                 _fmt_time(info.started_at),
             ]
         )
-    return _table(["RUN ID", "STATUS", "EPOCHS", "METRIC", "STARTED (UTC)"], rows)
+    return table(["RUN ID", "STATUS", "EPOCHS", "METRIC", "STARTED (UTC)"], rows)
 
 
 def _count_records(run: RunDir) -> int:
-    from mlx.utils.safe_io import METRICS_LIMIT, read_bytes_guarded
-
     raw = read_bytes_guarded(
         run.metrics_path, METRICS_LIMIT, "the metrics log", missing_ok=True
     )
@@ -382,13 +375,12 @@ def _short_name(name: str) -> str:
 def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> str:
     """Plain-text description of one run for ``mlx runs show RUN``."""
     run = run if isinstance(run, RunDir) else open_run(run)
-    summary = _sound_fields(run.read_summary())
+    summary = sound_fields(run.read_summary())
     moment = now if now is not None else utc_now()
     lock = lock_state(run.path)
     info = RunInfo.from_summary(run.path, summary, moment, lock=lock)
-    process = (
-        f"pid {_text(summary.get('pid')) or '?'} on {_text(summary.get('host')) or '?'}"
-    )
+    pid, host = safe_text(summary.get("pid")), safe_text(summary.get("host"))
+    process = f"pid {pid or '?'} on {host or '?'}"
     if info.status == "running" and lock == "held":
         process += " (holds the run lock)"
     fields: list[tuple[str, str]] = [
@@ -405,19 +397,19 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
     if duration is not None:
         fields.append(("Duration", duration))
     if info.status in ("running", "lost"):
-        fields.append(("Heartbeat", _text(summary.get("heartbeat_at")) or "-"))
+        fields.append(("Heartbeat", safe_text(summary.get("heartbeat_at")) or "-"))
     fields.append(
         ("Epochs", "-" if info.epochs_completed is None else str(info.epochs_completed))
     )
     best = summary.get("best_metric")
     if isinstance(best, Mapping) and "value" in best:
-        name = _text(best.get("name")) or "metric"
-        text = f"{name} = {_fmt_value(best.get('value'))}"
+        name = safe_text(best.get("name")) or "metric"
+        text = f"{name} = {format_value(best.get('value'))}"
         if best.get("epoch") is not None:
             text += f" (epoch {best['epoch']})"
         fields.append(("Best metric", text))
     if summary.get("error"):
-        fields.append(("Error", _text(summary["error"], keep_newlines=True)))
+        fields.append(("Error", safe_text(summary["error"], keep_newlines=True)))
     checkpoint = run.latest_checkpoint()
     fields.append(
         (
@@ -437,7 +429,7 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
     fields.append(
         (
             "Evaluations",
-            f"{len(evals)} (latest evals/{evals[-1].name})" if evals else "0",
+            f"{len(evals)} (latest {EVALS_DIR}/{evals[-1].name})" if evals else "0",
         )
     )
     fields.append(("Metrics log", f"{_count_records(run)} records"))
@@ -449,9 +441,10 @@ def format_run(run: RunDir | PathLike, *, now: _dt.datetime | None = None) -> st
             section = {k: v for k, v in section.items() if k != "segments"}
         if isinstance(section, Mapping) and section:
             lines.append(f"{title}:")
-            inner = max(len(_text(k)) for k in section) + 2
+            inner = max(len(safe_text(k)) for k in section) + 2
             lines.extend(
-                f"  {_text(k).ljust(inner)}{_fmt_value(v)}" for k, v in section.items()
+                f"  {safe_text(k).ljust(inner)}{format_value(v)}"
+                for k, v in section.items()
             )
     segments = _segments(summary)
     if len(segments) > 1:
@@ -474,9 +467,9 @@ def _fmt_segment(segment: Mapping[str, Any]) -> str:
     epochs = segment.get("epochs")
     if isinstance(epochs, list) and len(epochs) == 2:
         parts.append(f"epochs {epochs[0]} -> {epochs[1]}")
-    seconds = _number(segment.get("total_seconds"))
+    seconds = _as_float(segment.get("total_seconds"))
     if seconds is not None:
-        parts.append(_fmt_duration(seconds))
+        parts.append(format_duration(seconds))
     started = parse_timestamp(segment.get("started_at"))
     if started is not None:
         parts.append(f"from {_fmt_time(started)} UTC")
@@ -490,7 +483,7 @@ def _current_segment_start(summary: Mapping[str, Any]) -> _dt.datetime | None:
     return parse_timestamp(summary.get("started_at"))
 
 
-def _duration_seconds(
+def duration_seconds(
     summary: Mapping[str, Any], info: RunInfo, now: _dt.datetime
 ) -> tuple[float, int] | None:
     """The time the run's processes worked on it, in seconds, and over how many
@@ -506,10 +499,10 @@ def _duration_seconds(
             beats = [parse_timestamp(summary.get(k)) for k in ("heartbeat_at",)]
             beats.append(parse_timestamp(summary.get("updated_at")))
             end = max((b for b in beats if b is not None), default=begin)
-        previous = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
+        previous = sum(_as_float(s.get("total_seconds")) or 0.0 for s in segments)
         return previous + max((end - begin).total_seconds(), 0.0), len(segments) + 1
     if segments:
-        seconds = sum(_number(s.get("total_seconds")) or 0.0 for s in segments)
+        seconds = sum(_as_float(s.get("total_seconds")) or 0.0 for s in segments)
         return seconds, len(segments)
     if info.started_at is not None:
         # a run recorded before segments were: first start to last finish
@@ -520,12 +513,12 @@ def _duration_seconds(
 def _duration(
     summary: Mapping[str, Any], info: RunInfo, now: _dt.datetime
 ) -> str | None:
-    """:func:`_duration_seconds` as text."""
-    found = _duration_seconds(summary, info, now)
+    """:func:`duration_seconds` as text."""
+    found = duration_seconds(summary, info, now)
     if found is None:
         return None
     seconds, count = found
-    text = _fmt_duration(seconds)
+    text = format_duration(seconds)
     if info.status == "lost":
         text += " (until its last heartbeat)"
     if count > 1:
@@ -562,11 +555,11 @@ def run_details(
 ) -> dict[str, Any]:
     """``mlx runs show RUN --json``: what :func:`format_run` shows, as data."""
     run = run if isinstance(run, RunDir) else open_run(run)
-    summary = _sound_fields(run.read_summary())
+    summary = sound_fields(run.read_summary())
     moment = now if now is not None else utc_now()
     lock = lock_state(run.path)
     info = RunInfo.from_summary(run.path, summary, moment, lock=lock)
-    duration = _duration_seconds(summary, info, moment)
+    duration = duration_seconds(summary, info, moment)
     best = summary.get("best_metric")
     facts = summary.get("model")
     count = facts.get("parameters") if isinstance(facts, Mapping) else None
@@ -588,7 +581,7 @@ def run_details(
         "checkpoints": [path.name for _epoch, path in run.list_checkpoints()],
         "model_saved": run.model_dir.is_dir(),
         "parameters": count if type(count) is int else None,
-        "evaluations": [f"evals/{path.name}" for path in evals],
+        "evaluations": [f"{EVALS_DIR}/{path.name}" for path in evals],
         "metrics_records": _count_records(run),
         "timings": {k: v for k, v in timings.items() if k != "segments"}
         if isinstance(timings, Mapping)

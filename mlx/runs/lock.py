@@ -17,6 +17,9 @@ The descriptor is close-on-exec, so a program the run starts does not inherit th
 
 ``flock`` is local to one kernel on most network file systems (or emulated with byte
 range locks on NFS); a run written from another host is judged by its heartbeat.
+
+:class:`FileLock` is the one ``flock`` of the package: :class:`RunLock` and the sweep
+driver's lock (:class:`mlx.sweeps.store.SweepLock`) are made of it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
-from mlx.errors import RunError
+from mlx.errors import RunError, map_os_errors
 
-__all__ = ["LOCK_NAME", "RunLock", "lock_state", "process_start"]
+__all__ = ["LOCK_NAME", "FileLock", "RunLock", "lock_state", "process_start"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+_Lock = TypeVar("_Lock", bound="FileLock")
 
 #: The lock file in every run directory.
 LOCK_NAME = "run.lock"
@@ -55,69 +59,89 @@ _NO_LOCKS = tuple(
 )
 
 
-def _lock_exclusive(fd: int) -> None:
-    # a reader's probe holds a shared lock for a few microseconds: try again a few
-    # times before calling the run owned
+def _lock_exclusive(fd: int, attempts: int) -> None:
+    # a reader's probe holds a shared lock for a few microseconds: with attempts > 1,
+    # try again a few times before calling the file locked
     assert _fcntl is not None
-    for attempt in range(_ATTEMPTS):
+    for attempt in range(attempts):
         try:
             _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
             return
         except OSError as exc:
-            if exc.errno not in _BUSY or attempt == _ATTEMPTS - 1:
+            if exc.errno not in _BUSY or attempt == attempts - 1:
                 raise
         time.sleep(0.01)
 
 
-class RunLock:
-    """The exclusive lock on one run directory, held until :meth:`release`.
+class FileLock:
+    """An exclusive ``flock`` on one file, taken without waiting and held until
+    :meth:`release` (or the end of the process, however it ends).
 
-    :meth:`acquire` never waits: a lock held by another process (or by another
-    :class:`RunLock` of this process) is a :class:`~mlx.errors.RunError` at once.
+    :meth:`acquire` opens the file (created if missing, never through a symlink,
+    close-on-exec), refuses anything but a regular file, and takes the lock; a lock
+    held by another process (or another descriptor of this one) is a
+    :class:`~mlx.errors.RunError` at once. Without ``fcntl`` it does nothing.
+    Subclasses say what the file is in their messages (:meth:`cannot_open`,
+    :meth:`not_regular`, :meth:`busy`) and may write into it once locked
+    (:meth:`locked`, :meth:`unlocking`).
     """
 
-    def __init__(self, run_path: PathLike) -> None:
-        self.path = Path(run_path) / LOCK_NAME
+    #: tries before a lock held by someone else counts as held, 10 ms apart
+    attempts = 1
+    #: whether a file system that cannot lock (some FUSE and network mounts) means
+    #: going on without the lock, instead of an error
+    lockless_ok = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._fd: int | None = None
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock."""
         return self._fd is not None
 
-    def acquire(self, run_id: str | None = None) -> RunLock:
-        """Take the lock; RunError naming the run if another process holds it."""
+    def cannot_open(self, exc: OSError) -> str:
+        """The message when the file cannot be opened."""
+        return f"Cannot open {os.fspath(self.path)!r}: {exc.strerror or exc}."
+
+    def not_regular(self) -> str:
+        """The message when the file is not a regular file."""
+        return f"{os.fspath(self.path)} is not a regular file."
+
+    def busy(self) -> RunError:
+        """The error when another process holds the lock."""
+        return RunError(f"{os.fspath(self.path)} is locked by another process.")
+
+    def locked(self, fd: int) -> None:
+        """Called with the descriptor once the lock is taken; an exception here
+        gives the lock up again."""
+
+    def unlocking(self, fd: int) -> None:
+        """Called with the descriptor just before the lock is dropped."""
+
+    def acquire(self: _Lock) -> _Lock:
+        """Take the lock (no-op when held); RunError when it cannot be taken."""
         if self._fd is not None or _fcntl is None:
             return self
-        name = run_id or self.path.parent.name
         flags = os.O_RDWR | os.O_CREAT | _CLOEXEC | _NOFOLLOW | _NONBLOCK
-        try:
+        with map_os_errors(RunError, self.cannot_open):
             fd = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            raise RunError(
-                f"Cannot open the lock file {os.fspath(self.path)!r} of run "
-                f"{name!r}: {exc.strerror or exc}."
-            ) from exc
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RunError(
-                    f"{os.fspath(self.path)} is not a regular file; a run's lock "
-                    "file must be one."
-                )
+                raise RunError(self.not_regular())
             try:
-                _lock_exclusive(fd)
+                _lock_exclusive(fd, self.attempts)
             except OSError as exc:
-                if exc.errno in _NO_LOCKS:
+                if self.lockless_ok and exc.errno in _NO_LOCKS:
                     os.close(fd)
                     return self  # readers fall back to the pid and heartbeat too
                 if exc.errno in _BUSY:
-                    raise RunError(
-                        f"Run {name!r} is still running: another process holds its "
-                        f"lock {os.fspath(self.path)!r}.",
-                        hint="wait for it to finish, or stop that process first",
-                    ) from None
+                    raise self.busy() from None
                 raise RunError(
                     f"Cannot lock {os.fspath(self.path)!r}: {exc.strerror or exc}."
                 ) from exc
+            self.locked(fd)
         except BaseException:
             os.close(fd)
             raise
@@ -129,13 +153,50 @@ class RunLock:
         it would let two processes lock two different files of the same name."""
         fd, self._fd = self._fd, None
         if fd is not None:
+            self.unlocking(fd)
             os.close(fd)
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self: _Lock) -> _Lock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """The exclusive lock on one run directory's ``run.lock``, held until
+    :meth:`release`; the run's name is in every message."""
+
+    attempts = _ATTEMPTS
+    lockless_ok = True
+
+    def __init__(self, run_path: PathLike) -> None:
+        super().__init__(Path(run_path) / LOCK_NAME)
+        self.run_name = self.path.parent.name
+
+    def acquire(self, run_id: str | None = None) -> RunLock:
+        """Take the lock; RunError naming the run if another process holds it."""
+        self.run_name = run_id or self.path.parent.name
+        return super().acquire()
+
+    def cannot_open(self, exc: OSError) -> str:
+        return (
+            f"Cannot open the lock file {os.fspath(self.path)!r} of run "
+            f"{self.run_name!r}: {exc.strerror or exc}."
+        )
+
+    def not_regular(self) -> str:
+        return (
+            f"{os.fspath(self.path)} is not a regular file; a run's lock file must "
+            "be one."
+        )
+
+    def busy(self) -> RunError:
+        return RunError(
+            f"Run {self.run_name!r} is still running: another process holds its "
+            f"lock {os.fspath(self.path)!r}.",
+            hint="wait for it to finish, or stop that process first",
+        )
 
 
 def lock_state(run_path: PathLike) -> str | None:

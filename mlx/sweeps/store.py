@@ -20,19 +20,20 @@ process died without a word) or ``not started``.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import socket
-import stat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mlx.errors import RunError
 from mlx.runs import RunDir, effective_status
 from mlx.runs.ids import utc_now
-from mlx.runs.lock import lock_state, process_start
+from mlx.runs.index import indexed_runs
+from mlx.runs.lock import FileLock, lock_state, process_start
+from mlx.runs.store import SUMMARY_FILE
 from mlx.utils.atomic import write_json_atomic, write_text_atomic
+from mlx.utils.paths import repository_root
 from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
 
 __all__ = [
@@ -56,13 +57,6 @@ _RANK = {
     "failed": 4,
 }
 
-try:
-    import fcntl as _fcntl
-except ImportError:  # pragma: no cover - Windows
-    _fcntl = None  # type: ignore[assignment]
-
-_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-
 
 @dataclasses.dataclass
 class PointState:
@@ -76,7 +70,7 @@ class PointState:
     error: str | None = None
 
 
-class SweepLock:
+class SweepLock(FileLock):
     """An exclusive ``flock`` on ``sweep.lock``, which names its owner.
 
     The kernel drops the lock when the driver dies, however it dies, so a lock file
@@ -85,11 +79,12 @@ class SweepLock:
     """
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_FILE
-        self._fd: int | None = None
+        super().__init__(directory / LOCK_FILE)
         self.stale_owner: dict[str, Any] | None = None
 
     def owner(self) -> dict[str, Any] | None:
+        """The owner record in the lock file (pid, host, process start, started
+        at); None when there is none."""
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")[:4096]
             data = json.loads(text)
@@ -97,70 +92,45 @@ class SweepLock:
             return None
         return data if isinstance(data, dict) else None
 
-    def acquire(self) -> SweepLock:
-        if _fcntl is None or self._fd is not None:
-            return self
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    def cannot_open(self, exc: OSError) -> str:
+        return (
+            f"Cannot open the sweep lock {os.fspath(self.path)!r}: "
+            f"{exc.strerror or exc}."
+        )
+
+    def busy(self) -> RunError:
+        owner = self.owner() or {}
+        return RunError(
+            f"Sweep {self.path.parent.name!r} is being driven by another "
+            f"process (pid {owner.get('pid', '?')} on "
+            f"{owner.get('host', '?')}, since {owner.get('started_at', '?')}; "
+            f"it holds {os.fspath(self.path)}).",
+            hint="wait for that driver to finish, or stop it (its points "
+            "checkpoint) and then use `mlx sweep --resume`",
+        )
+
+    def locked(self, fd: int) -> None:
+        """Write this process as the owner (a record left by a driver that died is
+        kept in :attr:`stale_owner`)."""
+        previous = self.owner()
+        if previous and previous.get("pid") not in (None, os.getpid()):
+            self.stale_owner = previous
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "process_start": process_start(os.getpid()),
+            "started_at": utc_now().isoformat(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+
+    def unlocking(self, fd: int) -> None:
+        """Clear the owner record first, so one left in the file means its driver
+        died (the lock itself the kernel drops either way)."""
         try:
-            fd = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            raise RunError(
-                f"Cannot open the sweep lock {os.fspath(self.path)!r}: "
-                f"{exc.strerror or exc}."
-            ) from exc
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RunError(f"{os.fspath(self.path)} is not a regular file.")
-            try:
-                _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in _BUSY:
-                    raise RunError(
-                        f"Cannot lock {os.fspath(self.path)!r}: {exc.strerror or exc}."
-                    ) from exc
-                owner = self.owner() or {}
-                raise RunError(
-                    f"Sweep {self.path.parent.name!r} is being driven by another "
-                    f"process (pid {owner.get('pid', '?')} on "
-                    f"{owner.get('host', '?')}, since {owner.get('started_at', '?')}; "
-                    f"it holds {os.fspath(self.path)}).",
-                    hint="wait for that driver to finish, or stop it (its points "
-                    "checkpoint) and then use `mlx sweep --resume`",
-                ) from None
-            previous = self.owner()
-            if previous and previous.get("pid") not in (None, os.getpid()):
-                self.stale_owner = previous
-            record = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "process_start": process_start(os.getpid()),
-                "started_at": utc_now().isoformat(),
-            }
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Drop the lock; the owner record is cleared first, so one left in the file
-        means its driver died (the lock itself the kernel drops either way)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                os.ftruncate(fd, 0)
-            except OSError:
-                pass
-            os.close(fd)
-
-    def __enter__(self) -> SweepLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+        except OSError:
+            pass
 
 
 class SweepDir:
@@ -223,7 +193,7 @@ class SweepDir:
             for e in entries
             if e.is_dir(follow_symlinks=False)
             and not e.name.startswith(".")
-            and os.path.isfile(os.path.join(e.path, "summary.json"))
+            and os.path.isfile(os.path.join(e.path, SUMMARY_FILE))
         )
 
     def states(self, hashes: Sequence[str]) -> dict[str, PointState]:
@@ -305,9 +275,6 @@ def find_sweep(ref: str) -> SweepDir:
     """The sweep that ``ref`` names: a sweep directory, or a sweep name looked for
     under ``<repository root>/outputs`` (three levels deep) and beside the runs of
     the run index. RunError listing the candidates when none or several match."""
-    from mlx.runs.index import indexed_runs
-    from mlx.utils.paths import repository_root
-
     candidate = Path(ref).expanduser()
     if (candidate / SWEEP_FILE).is_file():
         return SweepDir(candidate.resolve())
@@ -330,7 +297,7 @@ def find_sweep(ref: str) -> SweepDir:
             path = Path(entry.path)
             if entry.name == ref and (path / SWEEP_FILE).is_file():
                 found[os.path.realpath(path)] = path
-            elif not (path / "summary.json").is_file():
+            elif not (path / SUMMARY_FILE).is_file():
                 look(path, depth + 1)
 
     look(outputs, 1)

@@ -4,6 +4,7 @@ the parameter, the type expected and the value given, never a confusing failure 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Mapping
 
@@ -76,8 +77,6 @@ def check_fields(
 ) -> dict[str, Any]:
     """``value`` as a dict of extra JSON fields: a mapping whose keys are str, none of
     them in ``reserved``, and whose values JSON can write; TypeError otherwise."""
-    import json
-
     if not isinstance(value, Mapping):
         raise TypeError(
             f"The {name!r} parameter of {function} must be a mapping of field names "

@@ -25,6 +25,7 @@ Readers never need a lock: every name always refers to a complete file or direct
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -338,8 +339,6 @@ def exchange_paths(first: PathLike, second: PathLike) -> bool:
     file system): ``renameat2(RENAME_EXCHANGE)`` on Linux. Returns False, changing
     nothing, where the system or file system cannot (other platforms, old kernels,
     some network file systems); raises OSError for any other failure."""
-    import errno
-
     call = _load_renameat2()
     if not call:
         return False

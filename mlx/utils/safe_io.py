@@ -31,7 +31,7 @@ import stat
 from pathlib import Path
 from typing import Any, NoReturn, Type, Union
 
-from mlx.errors import MLXError, RunError
+from mlx.errors import MLXError, RunError, map_os_errors
 
 __all__ = [
     "DOCUMENT_LIMIT",
@@ -95,6 +95,10 @@ def _fail(error: ErrorType, message: str, exc: BaseException | None = None) -> N
     raise error(message) from exc
 
 
+_CANNOT_READ = "Cannot read {name} ({what}): {reason}."
+_CANNOT_WRITE = "Cannot write {name} ({what}): {reason}."
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -131,10 +135,8 @@ def open_regular(
             f"{name}: {what} is {describe_mode(before.st_mode)}, not a regular file.",
         )
     flags = os.O_RDONLY | _NONBLOCK | _NOCTTY | _CLOEXEC | _BINARY
-    try:
+    with map_os_errors(error, _CANNOT_READ, name=name, what=what):
         fd = os.open(name, flags)
-    except OSError as exc:
-        _fail(error, f"Cannot read {name} ({what}): {_reason(exc)}.", exc)
     try:
         mode = os.fstat(fd).st_mode
     except OSError as exc:
@@ -176,17 +178,16 @@ def read_bytes_guarded(
     if fd is None:
         return None
     name = os.fspath(path)
+    too_big = (
+        f"{name}: {what} is larger than the {_size_text(max_bytes)} allowed "
+        "for it; it is not a file mlx wrote"
+    )
     try:
-        size = os.fstat(fd).st_size
-        too_big = (
-            f"{name}: {what} is larger than the {_size_text(max_bytes)} allowed "
-            "for it; it is not a file mlx wrote"
-        )
-        if size > max_bytes:
-            _fail(error, f"{too_big} ({size} bytes).")
-        data = read_fd(fd, max_bytes + 1)
-    except OSError as exc:
-        _fail(error, f"Cannot read {name} ({what}): {_reason(exc)}.", exc)
+        with map_os_errors(error, _CANNOT_READ, name=name, what=what):
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                _fail(error, f"{too_big} ({size} bytes).")
+            data = read_fd(fd, max_bytes + 1)
     finally:
         os.close(fd)
     if len(data) > max_bytes:
@@ -354,19 +355,18 @@ def append_line_guarded(
             _fail(error, f"Refusing to write {name} ({what}): it is a directory.", exc)
         _fail(error, f"Cannot write {name} ({what}): {_reason(exc)}.", exc)
     try:
-        info = os.fstat(fd)
-        refusal = _append_refusal(name, what, info)
-        if refusal:
-            _fail(error, refusal)
-        if info.st_size > 0:
-            os.lseek(fd, info.st_size - 1, os.SEEK_SET)
-            if os.read(fd, 1) != b"\n":
-                data = b"\n" + data
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except OSError as exc:
-        _fail(error, f"Cannot write {name} ({what}): {_reason(exc)}.", exc)
+        with map_os_errors(error, _CANNOT_WRITE, name=name, what=what):
+            info = os.fstat(fd)
+            refusal = _append_refusal(name, what, info)
+            if refusal:
+                _fail(error, refusal)
+            if info.st_size > 0:
+                os.lseek(fd, info.st_size - 1, os.SEEK_SET)
+                if os.read(fd, 1) != b"\n":
+                    data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
     finally:
         os.close(fd)

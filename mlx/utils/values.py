@@ -10,10 +10,14 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
 
 __all__ = [
     "did_you_mean",
+    "flatten",
     "is_int",
     "is_number",
     "metric_number",
@@ -24,12 +28,12 @@ __all__ = [
 ]
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """An integer that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """An int or a float that is not a bool (NaN and infinities included)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -79,6 +83,18 @@ def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean NAME?"`` for the closest option, else ``""``."""
     near = nearest(word, options, cutoff)
     return f"; did you mean {near}?" if near else ""
+
+
+def flatten(data: object, prefix: str = "") -> dict[str, Any]:
+    """``{"training.epochs": 5, ...}``: every leaf of nested mappings by its dotted
+    path. Lists are leaves; an empty mapping inside is a leaf of its own (``{}``);
+    anything but a mapping is one leaf, named ``prefix``."""
+    if not isinstance(data, Mapping) or (prefix and not data):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def plain(value: Any) -> Any:

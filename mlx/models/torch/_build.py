@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mlx.config.names import IMAGE_FAMILIES
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
 
@@ -28,8 +29,6 @@ __all__ = [
 
 
 def family_of(variant: str) -> str:
-    from mlx.config.names import IMAGE_FAMILIES
-
     for family, variants in IMAGE_FAMILIES.items():
         if variant in variants:
             return family

@@ -15,6 +15,7 @@ import os
 import re
 from typing import Any
 
+from mlx.errors import ModelError
 from mlx.models.torch import require_torch
 
 __all__ = [
@@ -141,8 +142,6 @@ class Placement:
 
 def resolve(device: str, precision: str) -> Placement:
     """The placement of ``device``/``precision``; ModelError when impossible here."""
-    from mlx.errors import ModelError
-
     problem = device_problem(device, precision)
     if problem:
         raise ModelError(f"training.{problem[0]}: {problem[1]}")

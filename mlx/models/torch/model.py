@@ -16,25 +16,27 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from mlx.config.experiment import thaw
+from mlx.config.names import IMAGE_FAMILIES
 from mlx.errors import CheckpointError, ModelError, NotTrainedError
-from mlx.models import _checkpoint
+from mlx.models import checkpoint
+from mlx.models._imports import check_signature, construct, import_module_class
 from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
+from mlx.models.torch._build import build_image_model
 from mlx.models.torch.devices import Placement, configure_threads, resolve
+from mlx.numerics.optim import DEFAULT_CONFIG, OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
 
 #: Samples per forward pass in predict and validation.
 EVAL_BATCH = 256
-_MODEL_METADATA = _checkpoint.weights_metadata("torch")
+_MODEL_METADATA = checkpoint.weights_metadata("torch")
 
 
 def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
     """The ``torch.optim`` optimizer of an mlx optimizer config (same names and
     defaults as :data:`mlx.optim.OPTIMIZERS`); its learning rate is set per step."""
     torch = require_torch()
-    from mlx.optim import OPTIMIZERS
-
     kind = str(config.get("optimizer_type", "sgd"))
     if kind not in OPTIMIZERS:
         raise ModelError(f"Unknown optimizer type {kind!r}.")
@@ -56,8 +58,6 @@ def torch_optimizer(config: Mapping[str, Any], parameters: Sequence[Any]) -> Any
 def check_module_params(cls: type, class_path: str, params: Mapping[str, Any]) -> None:
     """A ModelError when the constructor of the module ``cls`` does not take
     ``params``; nothing is built."""
-    from mlx.models._imports import check_signature
-
     check_signature(
         cls, params, f"Cannot build {class_path} with parameters {dict(params)}"
     )
@@ -142,8 +142,6 @@ class TorchModel(BaseModel):
         }
 
     def _build(self) -> None:
-        from mlx.optim import DEFAULT_CONFIG, get_optimizer
-
         torch = require_torch()
         configure_threads()
         if self.task not in ("classification", "regression"):
@@ -195,8 +193,6 @@ class TorchModel(BaseModel):
     def _make_module(self) -> Any:
         torch = require_torch()
         if self.architecture_name is not None:
-            from mlx.models.torch._build import build_image_model
-
             channels = self.in_channels
             if channels is None:
                 channels = self.input_shape[0] if self.input_shape else 3
@@ -207,8 +203,6 @@ class TorchModel(BaseModel):
                 dropout=self.dropout,
                 pretrained=bool(self.pretrained),
             )
-        from mlx.models._imports import construct, import_module_class
-
         cls = import_module_class(self.class_path)
         check_module_params(cls, str(self.class_path), self.module_params)
         module = construct(cls, self.module_params)
@@ -239,7 +233,7 @@ class TorchModel(BaseModel):
 
     # --- optimizer ---------------------------------------------------------------
 
-    def set_optimizer(self, optimizer: Any) -> None:
+    def set_optimizer(self, optimizer: Optimizer) -> None:
         """Install the torch optimizer matching ``optimizer`` (an mlx Optimizer:
         its ``config`` names the rule and hyperparameters). A constant learning
         rate is used as is; a schedule comes through :meth:`configure_training`."""
@@ -462,10 +456,10 @@ class TorchModel(BaseModel):
 
         def write(path: str | os.PathLike[str]) -> None:
             contents = {
-                _checkpoint.MODEL_FILE: save(weights, metadata=_MODEL_METADATA),
-                _checkpoint.OPTIMIZER_FILE: save(opt_tensors, metadata=opt_metadata),
+                checkpoint.MODEL_FILE: save(weights, metadata=_MODEL_METADATA),
+                checkpoint.OPTIMIZER_FILE: save(opt_tensors, metadata=opt_metadata),
             }
-            _checkpoint.write_checkpoint_files(path, config, contents)
+            checkpoint.write_checkpoint_files(path, config, contents)
 
         return write
 
@@ -514,9 +508,9 @@ class TorchModel(BaseModel):
     ) -> None:
         """Restore the module's weights (and the optimizer state, as
         BaseModel.load does) from a checkpoint written by :meth:`save`."""
-        config = _checkpoint.read_config(path)
+        config = checkpoint.read_config(path)
         self._check_compatible(config)
-        weights, _ = self._read(path, _checkpoint.MODEL_FILE, config)
+        weights, _ = self._read(path, checkpoint.MODEL_FILE, config)
         try:
             self.module_.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
@@ -524,7 +518,7 @@ class TorchModel(BaseModel):
                 f"The checkpoint's tensors do not match the module: {exc}"
             ) from None
         if restore_optimizer is not False:
-            tensors, metadata = self._read(path, _checkpoint.OPTIMIZER_FILE, config)
+            tensors, metadata = self._read(path, checkpoint.OPTIMIZER_FILE, config)
             record = _optimizer_record(metadata)
             kind = type(self.torch_optimizer_).__name__
             if record.get("state") == kind:
@@ -542,7 +536,7 @@ class TorchModel(BaseModel):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         from safetensors.torch import load
 
-        data, metadata = _checkpoint.read_checked_bytes(path, name, config)
+        data, metadata = checkpoint.read_checked_bytes(path, name, config)
         try:
             return load(data), metadata
         except Exception as exc:  # safetensors raises its own error type
@@ -626,8 +620,6 @@ def model_from_config(
     ``in_channels`` to its channels. Custom modules: ``class_path`` plus their own
     constructor parameters. Device, precision and seed come from ``training``.
     """
-    from mlx.config.names import IMAGE_FAMILIES
-
     model, training = config.model, config.training
     params = {k: v for k, v in thaw(model.params).items()}
     common = {
