@@ -10,7 +10,7 @@ from mlx.cli.output import EXIT_OK, err, flush_stdout, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from mlx.export_mlflow import ExportOutcome
+    from mlx.outputs.mlflow import ExportOutcome
 
 __all__ = ["add_parser", "run"]
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     uri = args.mlflow or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         usage_error("export: --mlflow URI is required (or set MLFLOW_TRACKING_URI)")
-    from mlx.export_mlflow import export_runs
+    from mlx.outputs.mlflow import export_runs
     from mlx.runs import find_run
 
     # every run resolves before anything is sent

@@ -38,8 +38,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Draw one panel per metric, one line per run, and save the figure."""
-    from mlx.plots import DEFAULT_METRICS, figure_format, learning_curves, save_figure
-    from mlx.report import labelled_runs, read_run_metrics
+    from mlx.outputs.plots import (
+        DEFAULT_METRICS,
+        figure_format,
+        learning_curves,
+        save_figure,
+    )
+    from mlx.outputs.report import labelled_runs, read_run_metrics
     from mlx.runs import find_run
 
     figure_format(args.output)  # an unknown extension fails before any work

@@ -48,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report of every run the arguments name."""
-    from mlx.report import write_report
+    from mlx.outputs.report import write_report
 
     if not args.output.lower().endswith((".html", ".htm")):
         raise MLXError(f"{args.output}: a report is an HTML file; name it *.html")
