@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from mlx.errors import DataWarning, RunError
 from mlx.models._contract import model_outputs  # re-exported: part of this API
+from mlx.runs.records import recorded_task
 
 __all__ = [
     "SPLITS",
@@ -112,7 +113,7 @@ def evaluate(
     config = stored_config(run)
     model_path = _checkpoint_path(run, checkpoint)
     model = _load_model(run, config, model_path)
-    task = model_task(model, _recorded_task(run))
+    task = model_task(model, recorded_task(run))
     if task is None:
         raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
     names = requested if requested else list(DEFAULT_METRICS[task])
@@ -172,7 +173,7 @@ def split_predictions(
     run = _open(run)
     config = stored_config(run)
     model = _load_model(run, config, _checkpoint_path(run, checkpoint))
-    task = model_task(model, _recorded_task(run))
+    task = model_task(model, recorded_task(run))
     if task is None:
         raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
     X, y = _split_data(run, config, task, split)
@@ -184,7 +185,7 @@ def _split_data(run: Any, config: Any, task: str, split: str) -> tuple[Any, Any]
     """``(X, y)`` of one split, rebuilt from the run's config and checked against
     its ``data.json`` fingerprint; RunError when the split is empty."""
     from mlx import datasets
-    from mlx.experiment import check_data_record, data_task, feature_dtype
+    from mlx.runs.records import check_data_record, data_task, feature_dtype
 
     with warnings.catch_warnings():
         # the run said so when it trained, and data.json records it
@@ -228,20 +229,6 @@ def _load_model(run: Any, config: Any, path: Path) -> Any:
             f"the checkpoint {path} of run {run.run_id} does not load ({exc})"
         ) from exc
     return model
-
-
-def _recorded_task(run: Any) -> str | None:
-    """The task ``data.json`` recorded for the run's data, None if unreadable (the
-    data check reports that); RunError naming the field when one is corrupt."""
-    from mlx.experiment import _stored_record, check_record_fields
-
-    try:
-        stored = _stored_record(run, check=False)
-    except RunError:
-        return None
-    check_record_fields(run, stored)
-    task = stored.get("task")
-    return task if isinstance(task, str) else None
 
 
 def _open(run: Any) -> Any:

@@ -21,9 +21,19 @@ from typing import Any, Iterator, Mapping, Sequence, TypeVar, Union
 
 from mlx.config import ExperimentConfig
 from mlx.errors import MLXError, RunError, RunInterrupted
+from mlx.runs.records import (
+    check_data_record,
+    data_record,  # noqa: F401  # transitional re-export: removed when the layout branches merge
+    data_task,
+    feature_dtype,
+    write_data_record,
+)
 from mlx.utils.atomic import os_error_text
 
 __all__ = ["Run", "run_experiment"]
+
+# transitional re-export: removed when the layout branches merge
+_write_data_record = write_data_record
 
 ConfigLike = Union[ExperimentConfig, Mapping[str, Any], str, Path]
 
@@ -257,7 +267,7 @@ def _execute(
             run.write_config(config.to_dict(), original_path=original)
             describe = getattr(model, "environment", None)
             run.write_environment(describe() if callable(describe) else None)
-            _write_data_record(run, splits)
+            write_data_record(run, splits)
             _record_location(run)
         except BaseException as exc:
             note = _update_summary(run.mark_failed, exc)
@@ -1006,39 +1016,6 @@ def _diff(old: Any, new: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]
         yield prefix, old, new
 
 
-def feature_dtype(config: ExperimentConfig, run: Any = None) -> str:
-    """The dtype to load a run's features in: float32 for a float32 MLP, so its
-    data is never held in float64 as well; for an existing ``run``, the dtype its
-    ``data.json`` recorded (float64 when it predates the record), so the data it
-    rebuilds matches the fingerprints."""
-    if run is not None:
-        try:
-            stored = _read_json(run.path / "data.json", RunError)
-            return str(stored["preprocessing"]["feature_dtype"])
-        except (RunError, KeyError, TypeError):
-            return "float64"  # check_data_record reports a missing or corrupt file
-    if config.model.name == "mlp" and config.model.params.get("dtype") == "float32":
-        return "float32"
-    from mlx.models import uses_torch
-
-    if uses_torch(config.model.name, config.model.params):
-        return "float32"  # what torch models compute in
-    return "float64"
-
-
-def data_task(model_task: str | None, run: Any = None) -> str | None:
-    """The task a run's data is read for: the model's (``model_task``; None for a
-    model that does not say, whose data's labels then decide).
-
-    For an existing ``run`` recorded before fingerprint version 2 (when a custom
-    dataset's task was inferred from its labels alone) ``None``, so its data is
-    rebuilt as it was recorded.
-    """
-    if run is not None and _fingerprint_version(_stored_record(run)) < 2:
-        return None
-    return model_task
-
-
 def _check_outputs_hold_classes(config: ExperimentConfig, splits: Any) -> None:
     """DatasetError, before any run exists, when an MLP has fewer outputs than the
     data has classes (training would stop at the first batch)."""
@@ -1061,201 +1038,6 @@ def _check_outputs_hold_classes(config: ExperimentConfig, splits: Any) -> None:
         hint=f"set model.params.layer_sizes[-1] to {splits.n_classes} with "
         "output_activation: softmax",
     )
-
-
-def data_record(
-    splits: Any, names: Sequence[str] = ("train", "val", "test"), version: int = 0
-) -> dict[str, Any]:
-    """The fingerprint of the named splits, to notice when eval or resume would see
-    other data: SHA-256 over every byte of each split (``version`` 2, the default),
-    or of 256 sampled rows (``version`` 1, runs recorded before)."""
-    from mlx.datasets.fingerprint import (
-        FINGERPRINT_VERSION,
-        sampled_fingerprint,
-        split_fingerprint,
-    )
-
-    version = version or FINGERPRINT_VERSION
-    digest = split_fingerprint if version >= 2 else sampled_fingerprint
-    record: dict[str, Any] = {
-        "fingerprint_version": version,
-        "task": splits.task,
-        "n_features": splits.n_features,
-        "n_classes": splits.n_classes,
-        "preprocessing": splits.preprocessing,
-    }
-    shape = getattr(splits, "image_shape", None)
-    # (C, H, W) of an image set's rows, for models that take images; not compared
-    # on eval or resume (the split fingerprints cover the data)
-    record["image_shape"] = None if shape is None else [int(n) for n in shape]
-    for name in names:
-        X, y = getattr(splits, name)
-        record[name] = {"shape": list(X.shape), "sha256": digest(X, y)}
-    return record
-
-
-def _write_data_record(run: Any, splits: Any) -> None:
-    from mlx.utils.atomic import write_json_atomic
-
-    write_json_atomic(run._inside(run.path / "data.json"), data_record(splits))
-
-
-def _stored_record(run: Any, *, check: bool = True) -> Any:
-    """The run's ``data.json``; RunError naming the file (and, with ``check``, the
-    field) when it is missing, unreadable or corrupt."""
-    path = run.path / "data.json"
-    try:
-        stored = _read_json(path, RunError)
-    except RunError as exc:
-        raise RunError(f"{path} is missing or corrupt ({exc})") from exc
-    if check:
-        check_record_fields(run, stored)
-    return stored
-
-
-def check_record_fields(run: Any, stored: Any) -> None:
-    """RunError naming ``data.json`` and the field unless ``stored`` is sound."""
-    problem = _record_problem(stored)
-    if problem:
-        raise RunError(
-            f"{run.path / 'data.json'} is corrupt: {problem}",
-            hint="data.json was edited or damaged, so which data the run was "
-            "trained with is unknown",
-        )
-
-
-def _record_problem(stored: Any) -> str | None:
-    """What is wrong with the fields of a ``data.json`` that eval and resume read;
-    None when they are sound. Unknown fields are ignored; ``fingerprint_version``
-    is checked by :func:`check_data_record`, which names it."""
-
-    def short(value: Any) -> str:
-        text = repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    if not isinstance(stored, dict):
-        return f"it must hold a JSON object; got {short(stored)}"
-    task = stored.get("task")
-    if task is not None and task not in ("classification", "regression"):
-        return f"'task' must be 'classification' or 'regression'; got {short(task)}"
-    preprocessing = stored.get("preprocessing")
-    if preprocessing is not None:
-        if not isinstance(preprocessing, dict):
-            return f"'preprocessing' must be a JSON object; got {short(preprocessing)}"
-        labels = preprocessing.get("labels")
-        if labels is not None and not (
-            isinstance(labels, dict) and isinstance(labels.get("classes"), list)
-        ):
-            return (
-                "'preprocessing.labels' must be a JSON object {\"classes\": [...]}; "
-                f"got {short(labels)}"
-            )
-        dtype = preprocessing.get("feature_dtype")
-        if dtype is not None and dtype not in ("float64", "float32"):
-            return (
-                "'preprocessing.feature_dtype' must be 'float64' or 'float32'; got "
-                f"{short(dtype)}"
-            )
-    for name in ("train", "val", "test"):
-        split = stored.get(name)
-        if split is None:
-            continue
-        shape = split.get("shape") if isinstance(split, dict) else None
-        digest = split.get("sha256") if isinstance(split, dict) else None
-        if not (
-            isinstance(shape, list)
-            and all(type(n) is int and n >= 0 for n in shape)
-            and isinstance(digest, str)
-        ):
-            return (
-                f'{name!r} must be a JSON object {{"shape": [integers >= 0], '
-                f'"sha256": text}}; got {short(split)}'
-            )
-    return None
-
-
-def _fingerprint_version(stored: Any) -> int:
-    """The fingerprint version of a ``data.json``: 1 when it has none (older runs)."""
-    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
-
-    if not isinstance(stored, dict):
-        return FINGERPRINT_VERSION  # check_data_record reports the file
-    version = stored.get("fingerprint_version", 1)
-    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
-        return FINGERPRINT_VERSION
-    return version
-
-
-def check_data_record(
-    run: Any, splits: Any, names: Sequence[str] = ("train", "val", "test")
-) -> None:
-    """RunError unless ``splits`` still match what the run recorded in data.json,
-    compared the way the record was made (its ``fingerprint_version``)."""
-    import json
-
-    from mlx.datasets.fingerprint import FINGERPRINT_VERSION
-
-    path = run.path / "data.json"
-    stored = _stored_record(run)
-    version = stored.get("fingerprint_version", 1)
-    if type(version) is not int or not 1 <= version <= FINGERPRINT_VERSION:
-        raise RunError(
-            f"{path}: fingerprint_version {version!r} is not one this mlx knows "
-            f"(1 to {FINGERPRINT_VERSION})",
-            hint="the run was recorded by a newer mlx, or data.json was edited",
-        )
-    # only the splits asked about are hashed: eval checks just the one it scores
-    current = json.loads(json.dumps(data_record(splits, names, version)))
-    method = (
-        "SHA-256 of every byte of X and y"
-        if version >= 2
-        else "SHA-256 of 256 sampled rows and the labels, as recorded by older mlx"
-    )
-    for name in names:
-        before, now = stored.get(name), current[name]
-        if before == now:
-            continue
-        if not isinstance(before, dict) or before.get("shape") != now["shape"]:
-            shown = before.get("shape") if isinstance(before, dict) else before
-            detail = f"its shape was {shown}, now {now['shape']}"
-        else:
-            detail = (
-                f"its contents changed ({method}: recorded "
-                f"{str(before.get('sha256'))[:16]}..., now {now['sha256'][:16]}...)"
-            )
-        raise RunError(
-            f"the {name} split rebuilt for run {run.run_id} differs from the one "
-            f"it was trained with: {detail}",
-            hint="the dataset files or the seed changed since the run began; "
-            "using it would train or score other data",
-        )
-    # classes are hashed as their indices: a relabelled column (1 -> 4, 2 -> 9, or
-    # other names in the same order) keeps every index, so the labels are compared
-    labels_before = _recorded_labels(stored)
-    labels_now = _recorded_labels(current)
-    if labels_before is not None and labels_before != labels_now:
-        raise RunError(
-            f"the data rebuilt for run {run.run_id} differs from the data it was "
-            f"trained with: its classes were {_short_list(labels_before)}, now "
-            f"{_short_list(labels_now)}",
-            hint="the dataset files changed since the run began; using them would "
-            "train or score other data",
-        )
-
-
-def _recorded_labels(record: Mapping[str, Any]) -> Any:
-    """The class labels a data record holds (``preprocessing.labels.classes``)."""
-    preprocessing = record.get("preprocessing")
-    labels = preprocessing.get("labels") if isinstance(preprocessing, dict) else None
-    return labels.get("classes") if isinstance(labels, dict) else None
-
-
-def _short_list(values: Any, limit: int = 8) -> str:
-    if not isinstance(values, list):
-        return "none"
-    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:limit])
-    more = f", ... ({len(values)} in all)" if len(values) > limit else ""
-    return f"[{shown}{more}]"
 
 
 def _read_json(path: Path, error: Any) -> Any:
