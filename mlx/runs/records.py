@@ -1,4 +1,4 @@
-"""The data record of a run: ``data.json``, what the run was trained on.
+"""What a run recorded of its inputs: ``data.json`` (the data record) and its config.
 
 A run records the fingerprint of every split it was trained with, the data's task,
 its preprocessing and the dtype its features were loaded in. Resume and eval rebuild
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from mlx.config import ExperimentConfig
+from mlx.config import ExperimentConfig, parse_config
 from mlx.datasets.fingerprint import (
     FINGERPRINT_VERSION,
     sampled_fingerprint,
@@ -36,12 +36,30 @@ __all__ = [
     "fingerprint_version",
     "record_problem",
     "recorded_task",
+    "stored_config",
     "stored_record",
     "write_data_record",
 ]
 
 #: the splits a run records, in the order it records them
 SPLIT_NAMES = ("train", "val", "test")
+
+
+def stored_config(run: RunDir, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The run's resolved ``config.yaml`` (with ``overrides``), validated again.
+
+    Its paths are absolute already. They are checked against the run's own output
+    directory rather than the current repository root, so a run can be resumed or
+    evaluated from any working directory.
+    """
+    data = run.read_config()
+    try:
+        root = data["output"]["directory"]
+    except (KeyError, TypeError):
+        raise RunError(f"{run.config_path} has no output.directory") from None
+    return parse_config(
+        data, source=str(run.config_path), overrides=overrides, root=root
+    )
 
 
 def feature_dtype(

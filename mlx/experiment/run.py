@@ -21,19 +21,17 @@ from typing import Any, Iterator, Mapping, Sequence, TypeVar, Union
 
 from mlx.config import ExperimentConfig
 from mlx.errors import MLXError, RunError, RunInterrupted
+from mlx.experiment.preflight import check_output
 from mlx.runs.records import (
     check_data_record,
-    data_record,  # noqa: F401  # transitional re-export: removed when the layout branches merge
     data_task,
     feature_dtype,
+    stored_config,
     write_data_record,
 )
 from mlx.utils.atomic import os_error_text
 
 __all__ = ["Run", "run_experiment"]
-
-# transitional re-export: removed when the layout branches merge
-_write_data_record = write_data_record
 
 ConfigLike = Union[ExperimentConfig, Mapping[str, Any], str, Path]
 
@@ -192,7 +190,7 @@ class _Resume:
 
 def _already_complete(prepared: _Resume, *, quiet: bool) -> Run:
     """The run of a resume with nothing to train, left exactly as it is."""
-    from mlx.console import Console
+    from mlx.experiment.console import Console
 
     run, config, summary = prepared.run, prepared.config, prepared.summary
     final = summary.get("final_metrics")
@@ -217,10 +215,10 @@ def _execute(
     record: Mapping[str, Any] | None = None,
 ) -> Run:
     from mlx import datasets, models
+    from mlx.experiment.loop import TrainerState
     from mlx.models import _contract
     from mlx.runs import RunDir
     from mlx.runs.ids import utc_now
-    from mlx.training import TrainerState
 
     started = time.perf_counter()
     segment_start = utc_now().isoformat()
@@ -228,7 +226,7 @@ def _execute(
     # (or, on resume, before anything in it changes)
     run: Any = resume.run if resume is not None else None
     if resume is None:
-        _check_output(config)
+        check_output(config)
     params = _model_params(config)
     model = (
         None
@@ -351,7 +349,7 @@ def _train_run(
 ) -> Run:
     import numpy as np
 
-    from mlx.console import Console
+    from mlx.experiment.console import Console
 
     state.config_fingerprint = _config_fingerprint(config)
     first_epoch = state.epoch
@@ -408,8 +406,8 @@ def _train_logged(
     timing: _Timing,
     first_epoch: int,
 ) -> Run:
+    from mlx.experiment.loop import TrainingStopped, train
     from mlx.runs import Heartbeat
-    from mlx.training import TrainingStopped, train
 
     try:
         # inside the try: a log or summary the disk refuses fails the run truthfully
@@ -591,16 +589,6 @@ def _after_failure_hint(run: Any) -> str:
     )
 
 
-def _check_output(config: ExperimentConfig) -> None:
-    """RunError, before anything is created, when no run directory can be made
-    where the config puts it (the dry run reports the same)."""
-    from mlx.plan import output_blocker
-
-    problem = output_blocker(config.output.directory, config.name)
-    if problem is not None:
-        raise RunError(f"cannot create the run: {problem}")
-
-
 def _record_location(run: Any) -> None:
     """Index a run the default search would not find, so its ID resolves."""
     from mlx.runs.index import record_run
@@ -748,7 +736,7 @@ def _read_trainer_state(checkpoint: Path, run_id: str) -> Any:
     import math
 
     from mlx.errors import CheckpointError
-    from mlx.training import TrainerState
+    from mlx.experiment.loop import TrainerState
 
     state_file = checkpoint / "trainer_state.json"
 
@@ -955,25 +943,6 @@ def _no_checkpoint_hint(
     return (
         "it ran with output.save_checkpoints: false and was not stopped by "
         "SIGINT/SIGTERM (the only time such a run saves a checkpoint)" + fresh
-    )
-
-
-def stored_config(run: Any, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """The run's resolved ``config.yaml`` (with ``overrides``), validated again.
-
-    Its paths are absolute already. They are checked against the run's own output
-    directory rather than the current repository root, so a run can be resumed or
-    evaluated from any working directory.
-    """
-    from mlx.config import parse_config
-
-    data = run.read_config()
-    try:
-        root = data["output"]["directory"]
-    except (KeyError, TypeError):
-        raise RunError(f"{run.config_path} has no output.directory") from None
-    return parse_config(
-        data, source=str(run.config_path), overrides=overrides, root=root
     )
 
 
