@@ -21,10 +21,15 @@ run goes on and ``train.log`` keeps every line.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
+
+from mlx.errors import MLXError
+from mlx.utils.safe_io import append_line_guarded
 
 __all__ = ["Console", "StreamLineHandler", "utc_stamp"]
 
@@ -35,8 +40,6 @@ RUN_LOGGER = "mlx.run"
 def utc_stamp(seconds: float | None = None) -> str:
     """``2026-12-04T03:55:01+00:00``: the time (now by default) in UTC, with its
     offset."""
-    import datetime
-
     moment = (
         datetime.datetime.now(datetime.timezone.utc)
         if seconds is None
@@ -83,8 +86,6 @@ class _RunLogHandler(logging.Handler):
         self.error: BaseException | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        from mlx.errors import MLXError
-
         try:
             self.write(record.getMessage(), record.created)
         except (MLXError, OSError) as exc:
@@ -94,8 +95,6 @@ class _RunLogHandler(logging.Handler):
                 self.error = exc
 
     def write(self, message: str, created: float | None = None) -> None:
-        from mlx.utils.safe_io import append_line_guarded
-
         stamp = utc_stamp(created)
         for line in message.splitlines() or [""]:
             append_line_guarded(self.path, f"{stamp} {line}", "the run log")
@@ -183,8 +182,6 @@ class Console:
         self._handlers.append((logger, handler))
 
     def _detach(self) -> None:
-        import warnings
-
         if self._hook is not None and warnings.showwarning is self._hook:
             warnings.showwarning = self._shown
         self._hook = self._shown = None
@@ -200,8 +197,6 @@ class Console:
         ignored by the warning filters) is also written to ``train.log``, then
         shown as it would have been (so ``warnings.catch_warnings(record=True)``
         and pytest still see it)."""
-        import warnings
-
         previous = warnings.showwarning
 
         def show(
@@ -242,8 +237,6 @@ class Console:
     def note(self, message: str) -> None:
         """:meth:`info`, but a log file that cannot be written (a full disk) loses
         the line instead of raising: for the last words of a run that is ending."""
-        from mlx.errors import MLXError
-
         try:
             self.info(message)
         except (MLXError, OSError):
@@ -256,8 +249,6 @@ class Console:
         """``message`` in the log file only, not on the terminal: the error a run
         ends with, which the command shows itself. A log file that cannot be written
         loses the line."""
-        from mlx.errors import MLXError
-
         if self._file is None:
             return
         try:
@@ -270,7 +261,7 @@ class Console:
         broken = self._printer is not None and self._printer.broken
         if self.quiet or broken or not _isatty(self.stream):
             return None
-        try:
+        try:  # an optional dependency: imported when a bar is wanted
             from tqdm import tqdm
         except ImportError:
             return None

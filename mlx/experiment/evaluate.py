@@ -9,14 +9,36 @@ silently scores a different dataset. Each evaluation is kept as its own
 from __future__ import annotations
 
 import datetime
+import io
 import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from mlx.errors import DataWarning, RunError
-from mlx.models._contract import model_outputs  # re-exported: part of this API
-from mlx.runs.records import recorded_task, stored_config
+import numpy as np
+
+from mlx.config import ExperimentConfig
+from mlx.datasets.loader import load
+from mlx.errors import CheckpointError, DataWarning, MLXError, RunError
+from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
+from mlx.models import BaseModel, get_model, load_model, uses_torch
+from mlx.models._contract import (  # model_outputs is re-exported: part of this API
+    model_outputs,
+    model_task,
+    parameter_count,
+)
+from mlx.runs import find_run
+from mlx.runs.records import (
+    check_data_record,
+    data_task,
+    feature_dtype,
+    recorded_task,
+    stored_config,
+)
+from mlx.runs.store import RunDir
+from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
+from mlx.utils.atomic import os_error_text, write_text_atomic
+from mlx.utils.safe_io import check_inside
 
 __all__ = [
     "SPLITS",
@@ -27,6 +49,8 @@ __all__ = [
 ]
 
 SPLITS = ("test", "val", "train")
+
+_WHERE = "mlx.evaluate"
 
 
 class EvaluationNotSaved(RunError):
@@ -44,7 +68,7 @@ class EvaluationNotSaved(RunError):
 
 
 def evaluate(
-    run: str | Path | Any,
+    run: str | Path | RunDir,
     metrics: Sequence[str] | None = None,
     split: str = "test",
     *,
@@ -78,50 +102,15 @@ def evaluate(
         The metrics were computed but could not be written into the run (read-only
         directory, full disk); its ``result`` holds them.
     """
-    from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
-    from mlx.models._contract import model_task, parameter_count
-    from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
-    from mlx.utils.safe_io import check_inside
-
-    where = "mlx.evaluate"
-    requested = (
-        None
-        if metrics is None
-        else check_strings(where, "metrics", metrics, "metric name")
+    requested = _checked_arguments(
+        metrics, split, checkpoint, save_predictions, dry_run
     )
-    if requested == []:
-        raise ValueError(
-            "The 'metrics' parameter of mlx.evaluate is empty; pass None for the "
-            "task's default metrics."
-        )
-    for name, value in (("split", split), ("checkpoint", checkpoint)):
-        if not isinstance(value, str):
-            raise TypeError(
-                f"The {name!r} parameter of mlx.evaluate must be a str; got "
-                f"{value!r} ({type(value).__name__})."
-            )
-    check_bool(where, "save_predictions", save_predictions)
-    check_bool(where, "dry_run", dry_run)
-    if split not in SPLITS:
-        raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if not (hasattr(run, "run_id") and hasattr(run, "path")):
-        run = check_path_or_id(where, "run", run)
-    run = _open(run)
-    config = stored_config(run)
-    model_path = _checkpoint_path(run, checkpoint)
-    model = _load_model(run, config, model_path)
-    task = model_task(model, recorded_task(run))
-    if task is None:
-        raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
+        run = check_path_or_id(_WHERE, "run", run)
+    run, config, model, task = _opened(run, checkpoint)
     names = requested if requested else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
-    result: dict[str, Any] = {
-        "run_id": run.run_id,
-        "split": split,
-        "checkpoint": checkpoint,
-        "model": {"name": config.model.name, "parameters": parameter_count(model)},
-        "metrics": {},
-    }
+    result = _described(run, config, model, split, checkpoint)
     if dry_run:
         result["metric_names"] = names
         return result
@@ -134,17 +123,67 @@ def evaluate(
         metrics=values,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
+    predictions = (y, y_pred, proba) if save_predictions else None
+    return _save(run, result, predictions)
+
+
+def _described(
+    run: RunDir, config: ExperimentConfig, model: BaseModel, split: str, checkpoint: str
+) -> dict[str, Any]:
+    """The head of an evaluation's result: what was scored, not yet the metrics."""
+    return {
+        "run_id": run.run_id,
+        "split": split,
+        "checkpoint": checkpoint,
+        "model": {"name": config.model.name, "parameters": parameter_count(model)},
+        "metrics": {},
+    }
+
+
+def _checked_arguments(
+    metrics: Any, split: Any, checkpoint: Any, save_predictions: Any, dry_run: Any
+) -> list[str] | None:
+    """The metric names asked for (None: the task's default set), once every
+    argument of :func:`evaluate` but the run checks out."""
+    requested = (
+        None
+        if metrics is None
+        else check_strings(_WHERE, "metrics", metrics, "metric name")
+    )
+    if requested == []:
+        raise ValueError(
+            "The 'metrics' parameter of mlx.evaluate is empty; pass None for the "
+            "task's default metrics."
+        )
+    for name, value in (("split", split), ("checkpoint", checkpoint)):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"The {name!r} parameter of mlx.evaluate must be a str; got "
+                f"{value!r} ({type(value).__name__})."
+            )
+    check_bool(_WHERE, "save_predictions", save_predictions)
+    check_bool(_WHERE, "dry_run", dry_run)
+    _check_split(split)
+    return requested
+
+
+def _save(
+    run: RunDir,
+    result: dict[str, Any],
+    predictions: tuple[Any, Any, Any | None] | None,
+) -> dict[str, Any]:
+    """``result`` recorded in the run's ``evals/`` (and ``predictions``, when
+    given, in ``predictions.csv``), with ``path`` added; EvaluationNotSaved when the
+    run refuses either."""
     try:
         # both destinations are checked before either is written: a refused
         # evaluation leaves no predictions.csv behind
-        check_inside(run.path, run.path / "evals", kind="dir")
-        if save_predictions:
-            check_inside(run.path, run.path / "predictions.csv")
-            result["predictions"] = str(_write_predictions(run, y, y_pred, proba))
+        check_inside(run.path, run.evals_dir, kind="dir")
+        if predictions is not None:
+            check_inside(run.path, run.predictions_path)
+            result["predictions"] = str(_write_predictions(run, *predictions))
         result["path"] = str(run.write_eval(result))
     except (OSError, RunError) as exc:
-        from mlx.utils.atomic import os_error_text
-
         reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
         raise EvaluationNotSaved(
             f"could not save the evaluation of run {run.run_id}: {reason}",
@@ -154,7 +193,7 @@ def evaluate(
 
 
 def split_predictions(
-    run: str | Path | Any, split: str = "test", checkpoint: str = "final"
+    run: str | Path | RunDir, split: str = "test", checkpoint: str = "final"
 ) -> tuple[str, Any, Any, Any | None]:
     """The task, true targets, predictions and probabilities (None where the model
     has none) of a run's model on one split, computed as :func:`evaluate` computes
@@ -162,33 +201,44 @@ def split_predictions(
 
     Returns ``(task, y_true, y_pred, proba)``; arrays of shape ``(n_samples, ...)``.
     """
-    from mlx.models._contract import model_task
-
-    if split not in SPLITS:
-        raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    run = _open(run)
-    config = stored_config(run)
-    model = _load_model(run, config, _checkpoint_path(run, checkpoint))
-    task = model_task(model, recorded_task(run))
-    if task is None:
-        raise RunError(f"{run.path / 'data.json'} is missing or corrupt")
-    X, y = _split_data(run, config, task, split)
+    _check_split(split)
+    opened, config, model, task = _opened(run, checkpoint)
+    X, y = _split_data(opened, config, task, split)
     y_pred, proba = model_outputs(model, X, task)
     return task, y, y_pred, proba
 
 
-def _split_data(run: Any, config: Any, task: str, split: str) -> tuple[Any, Any]:
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def _opened(
+    run: str | Path | RunDir, checkpoint: str
+) -> tuple[RunDir, ExperimentConfig, BaseModel, str]:
+    """The run, its config, its model at ``checkpoint`` and the task the model
+    predicts for."""
+    opened = _open(run)
+    config = stored_config(opened)
+    model = _load_model(opened, config, _checkpoint_path(opened, checkpoint))
+    task = model_task(model, recorded_task(opened))
+    if task is None:
+        raise RunError(f"{opened.data_path} is missing or corrupt")
+    return opened, config, model, task
+
+
+def _split_data(
+    run: RunDir, config: ExperimentConfig, task: str, split: str
+) -> tuple[Any, Any]:
     """``(X, y)`` of one split, rebuilt from the run's config and checked against
     its ``data.json`` fingerprint; RunError when the split is empty."""
-    from mlx import datasets
-    from mlx.runs.records import check_data_record, data_task, feature_dtype
 
     with warnings.catch_warnings():
         # the run said so when it trained, and data.json records it
         warnings.filterwarnings(
             "ignore", message=r".*: the labels look like", category=DataWarning
         )
-        splits = datasets.load(
+        splits = load(
             config.dataset,
             config.training.seed,
             feature_dtype(config, run),
@@ -204,13 +254,10 @@ def _split_data(run: Any, config: Any, task: str, split: str) -> tuple[Any, Any]
     return X, y
 
 
-def _load_model(run: Any, config: Any, path: Path) -> Any:
+def _load_model(run: RunDir, config: ExperimentConfig, path: Path) -> BaseModel:
     """The model saved at ``path``. A built-in model is rebuilt from the checkpoint
     alone; a custom one from the run's config, then its own ``load`` reads the files
     its own ``save`` wrote (which need not be mlx's format)."""
-    from mlx.errors import CheckpointError, MLXError
-    from mlx.models import get_model, load_model, uses_torch
-
     params = dict(config.model.params)
     if config.model.name != "custom" or uses_torch(config.model.name, params):
         # a torch module's checkpoint records what rebuilds it (its input shape...)
@@ -227,19 +274,18 @@ def _load_model(run: Any, config: Any, path: Path) -> Any:
     return model
 
 
-def _open(run: Any) -> Any:
-    from mlx.runs import find_run
-
+def _open(run: str | Path | RunDir) -> RunDir:
     if hasattr(run, "run_id") and hasattr(run, "path"):
-        return run
+        return run  # type: ignore[return-value]
     return find_run(str(run))
 
 
-def _checkpoint_path(run: Any, checkpoint: str) -> Path:
+def _checkpoint_path(run: RunDir, checkpoint: str) -> Path:
+    """The directory of ``checkpoint`` (``final`` or ``epoch-N``) in ``run``."""
     if checkpoint == "final":
-        path = run.path / "model"
+        path = run.model_dir
     elif re.fullmatch(r"epoch-[0-9]{1,18}", checkpoint):
-        path = run.path / "checkpoints" / f"epoch-{int(checkpoint[6:]):04d}"
+        path = run.checkpoint_dir(int(checkpoint[6:]))
     else:
         raise RunError(f"unknown checkpoint {checkpoint!r}; use 'final' or 'epoch-N'")
     if not path.is_dir() or path.is_symlink():
@@ -251,10 +297,10 @@ def _checkpoint_path(run: Any, checkpoint: str) -> Path:
     return path
 
 
-def _available_checkpoints(run: Any) -> list[str]:
+def _available_checkpoints(run: RunDir) -> list[str]:
     """``final`` (if saved), then ``epoch-N`` of every epoch checkpoint, in epoch
     order (``epoch-9`` before ``epoch-10``)."""
-    names = ["final"] if (run.path / "model").is_dir() else []
+    names = ["final"] if run.model_dir.is_dir() else []
     names += [
         f"epoch-{epoch}"
         for epoch, path in run.list_checkpoints()
@@ -263,14 +309,9 @@ def _available_checkpoints(run: Any) -> list[str]:
     return names
 
 
-def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path:
-    import io
-
-    import numpy as np
-
-    from mlx.utils.atomic import write_text_atomic
-    from mlx.utils.safe_io import check_inside
-
+def _write_predictions(run: RunDir, y: Any, y_pred: Any, proba: Any | None) -> Path:
+    """``predictions.csv``: the index, the true and predicted targets and, for a
+    classifier, each class's probability."""
     buffer = io.StringIO()
     y2 = np.asarray(y).reshape(len(y), -1)
     p2 = np.asarray(y_pred).reshape(len(y_pred), -1)
@@ -291,7 +332,7 @@ def _write_predictions(run: Any, y: Any, y_pred: Any, proba: Any | None) -> Path
     buffer.write(",".join(columns) + "\n")
     for row in zip(*(b.tolist() for b in blocks)):
         buffer.write(",".join(_csv_cell(v) for part in row for v in part) + "\n")
-    path = check_inside(run.path, run.path / "predictions.csv")
+    path = check_inside(run.path, run.predictions_path)
     write_text_atomic(path, buffer.getvalue())
     return path
 

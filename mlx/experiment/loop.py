@@ -17,12 +17,20 @@ import dataclasses
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 
-from mlx.datasets.splits import batch_order
+from mlx.config import ExperimentConfig
+from mlx.datasets.augment import augmentation_for
+from mlx.datasets.splits import Splits, batch_order
 from mlx.errors import DivergenceError
+from mlx.metrics import compute_metrics, mse
+from mlx.models._contract import model_outputs, model_task
+from mlx.models.base import BaseModel
+from mlx.runs.store import TRAINER_STATE_FILE, RunDir
+from mlx.utils.atomic import write_json_atomic
 
 __all__ = [
     "ArrayBatches",
@@ -181,7 +189,9 @@ def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
             yield item
 
 
-def _augmentation(config: Any, splits: Any) -> Any:
+def _augmentation(
+    config: ExperimentConfig, splits: Splits
+) -> Callable[[np.ndarray, int, int, int], np.ndarray] | None:
     """The dataset's training-batch augmentation, or None."""
     dataset = getattr(config, "dataset", None)
     shape = getattr(splits, "image_shape", None)
@@ -189,13 +199,11 @@ def _augmentation(config: Any, splits: Any) -> Any:
         return None
     if not (getattr(dataset, "params", None) or {}).get("augmentation"):
         return None
-    from mlx.datasets.augment import augmentation_for
-
     return augmentation_for(dataset, shape)
 
 
 def validation_metrics(
-    model: Any, X: np.ndarray, y: np.ndarray, task: str | None = None
+    model: BaseModel, X: np.ndarray, y: np.ndarray, task: str | None = None
 ) -> dict[str, float]:
     """``val_loss`` plus ``val_accuracy`` (classification) or ``val_r2`` (regression).
 
@@ -203,9 +211,6 @@ def validation_metrics(
     mean squared error for regressors, so it is comparable with the training loss.
     ``task`` (the data's) applies when the model does not say its own.
     """
-    from mlx.metrics import compute_metrics
-    from mlx.models._contract import model_outputs, model_task
-
     if len(X) == 0:
         return {}
     y_pred, proba = model_outputs(model, X, task)
@@ -219,10 +224,10 @@ def validation_metrics(
 
 
 def train(
-    model: Any,
-    splits: Any,
-    config: Any,
-    run: Any,
+    model: BaseModel,
+    splits: Splits,
+    config: ExperimentConfig,
+    run: RunDir,
     state: TrainerState,
     *,
     learning_rate: Callable[[int], float],
@@ -232,19 +237,13 @@ def train(
 ) -> TrainerState:
     """Train ``model`` on ``splits.train`` from ``state`` to ``config.training.epochs``.
 
-    Parameters
-    ----------
-    model : BaseModel with its optimizer installed (and restored, when resuming).
-    splits : mlx.datasets.Splits
-    config : ExperimentConfig
-    run : the run directory (metrics, checkpoints).
-    state : where to start; updated in place and returned.
-    learning_rate : the schedule the optimizer follows, ``step -> value``, for the log.
-    log : writes one line to the console and ``train.log``.
-    stop : polled after every step; when it returns True the loop saves a checkpoint
-        and raises :class:`TrainingStopped`.
-    progress : optional ``(epoch, total_batches) -> bar`` factory with ``update(n,
-        loss)`` and ``close()``, for a terminal progress bar.
+    ``model`` has its optimizer installed (and restored, when resuming); ``state``
+    says where to start, is advanced in place and returned. Every epoch is recorded
+    through ``run`` (``metrics.jsonl``, checkpoints) and as a line to ``log`` (the
+    console and ``train.log``); ``learning_rate`` is the schedule the optimizer
+    follows (``step -> value``), for that record. ``progress`` optionally makes a
+    bar per epoch: ``(epoch, total_batches) -> bar`` with ``update(n, loss)`` and
+    ``close()``. ``stop`` is polled after every step.
 
     Raises
     ------
@@ -254,78 +253,31 @@ def train(
         ``stop()`` returned True; a checkpoint of the exact current state was written.
     """
     training, output = config.training, config.output
-
     if getattr(model, "closed_form", False):
         return _fit_closed_form(model, splits, config, run, state, log)
 
     # the model's dtype end to end: one conversion now, none per step or epoch
     dtype = np.dtype(getattr(model, "dtype", np.float64))
-    augment = _augmentation(config, splits)
     X, y = splits.train
+    augment = _augmentation(config, splits)
     source = batch_source(
         X, y, training.batch_size, training.seed, augment=augment, dtype=dtype
     )
     X_val, y_val = splits.val
     if isinstance(X_val, np.ndarray):
         X_val = np.ascontiguousarray(X_val, dtype=dtype)
-    n_samples, n_batches = source.n_samples, source.n_batches
 
     # epoch checkpoints are written in the background while the next epoch trains
     with _CheckpointWriter(run) as checkpoints, contextlib.closing(source):
         for epoch in range(state.epoch + 1, training.epochs + 1):
             started = time.perf_counter()
-            bar = progress(epoch, n_batches) if progress else None
-            # closed on the way out, so no batch is prepared past the last step
-            with contextlib.closing(source.batches(epoch, state.batch)) as batches:
-                for batch, (xb, yb) in enumerate(batches, start=state.batch):
-                    size = len(yb)
-                    loss = float(model.train_step(xb, yb)["loss"])
-                    if not math.isfinite(loss):
-                        if bar:
-                            bar.close()
-                        # leaving the `with` waits for the last good checkpoint
-                        raise DivergenceError(
-                            f"training diverged at epoch {epoch}, "
-                            f"step {state.step + 1}: the loss is {loss}",
-                            hint="lower training.learning_rate (e.g. by 10x) "
-                            "or standardize the inputs",
-                        )
-                    state.step += 1
-                    state.batch = batch + 1
-                    state.loss_sum += loss * size
-                    state.loss_count += size
-                    if bar:
-                        bar.update(1, loss)
-
-                    if stop():
-                        if bar:
-                            bar.close()
-                        # the exact state now, written before the loop lets go
-                        checkpoints.save(model, state, partial=True, background=False)
-                        raise TrainingStopped(state)
-            if bar:
-                bar.close()
-
+            _train_epoch(model, source, epoch, state, checkpoints, stop, progress)
             # end of epoch: record, validate, checkpoint
-            train_loss = state.loss_sum / max(state.loss_count, 1)
-            seconds = time.perf_counter() - started
-            state.epoch, state.batch = epoch, 0
-            state.loss_sum, state.loss_count = 0.0, 0
-            val = validation_metrics(model, X_val, y_val, getattr(splits, "task", None))
-            key = val.get("val_loss", train_loss)
-            if state.best_metric is None or key < state.best_metric:
-                state.best_metric, state.best_epoch = key, epoch
-            record = {
-                "epoch": epoch,
-                "step": state.step,
-                "train_loss": train_loss,
-                **val,
-                "learning_rate": learning_rate(max(state.step - 1, 0)),
-                "seconds": seconds,
-            }
+            val = (X_val, y_val, getattr(splits, "task", None))
+            record = _end_epoch(model, epoch, state, started, val, learning_rate)
             run.append_metrics(record)
             _record_progress(run, state, "val_loss" if len(y_val) else "train_loss")
-            log(_epoch_line(record, training.epochs, n_samples))
+            log(_epoch_line(record, training.epochs, source.n_samples))
             if output.save_checkpoints and (
                 epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
             ):
@@ -333,11 +285,83 @@ def train(
     return state
 
 
+def _train_epoch(
+    model: BaseModel,
+    source: Any,
+    epoch: int,
+    state: TrainerState,
+    checkpoints: _CheckpointWriter,
+    stop: Callable[[], bool],
+    progress: Callable[..., Any] | None,
+) -> None:
+    """The steps of epoch ``epoch`` from batch ``state.batch`` on, ``state``
+    advanced after each."""
+    bar = progress(epoch, source.n_batches) if progress else None
+    # closed on the way out, so no batch is prepared past the last step
+    with contextlib.closing(source.batches(epoch, state.batch)) as batches:
+        for batch, (xb, yb) in enumerate(batches, start=state.batch):
+            size = len(yb)
+            loss = float(model.train_step(xb, yb)["loss"])
+            if not math.isfinite(loss):
+                if bar:
+                    bar.close()
+                # leaving the `with` waits for the last good checkpoint
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch}, "
+                    f"step {state.step + 1}: the loss is {loss}",
+                    hint="lower training.learning_rate (e.g. by 10x) "
+                    "or standardize the inputs",
+                )
+            state.step += 1
+            state.batch = batch + 1
+            state.loss_sum += loss * size
+            state.loss_count += size
+            if bar:
+                bar.update(1, loss)
+
+            if stop():
+                if bar:
+                    bar.close()
+                # the exact state now, written before the loop lets go
+                checkpoints.save(model, state, partial=True, background=False)
+                raise TrainingStopped(state)
+    if bar:
+        bar.close()
+
+
+def _end_epoch(
+    model: BaseModel,
+    epoch: int,
+    state: TrainerState,
+    started: float,
+    val: tuple[Any, Any, str | None],
+    learning_rate: Callable[[int], float],
+) -> dict[str, Any]:
+    """Close epoch ``epoch`` in ``state`` (which keeps the best metric), validate
+    on ``val`` (``X``, ``y``, the data's task) and return the epoch's record."""
+    train_loss = state.loss_sum / max(state.loss_count, 1)
+    seconds = time.perf_counter() - started
+    state.epoch, state.batch = epoch, 0
+    state.loss_sum, state.loss_count = 0.0, 0
+    metrics = validation_metrics(model, *val)
+    key = metrics.get("val_loss", train_loss)
+    if state.best_metric is None or key < state.best_metric:
+        state.best_metric, state.best_epoch = key, epoch
+    return {
+        "epoch": epoch,
+        "step": state.step,
+        "train_loss": train_loss,
+        **metrics,
+        "learning_rate": learning_rate(max(state.step - 1, 0)),
+        "seconds": seconds,
+    }
+
+
 def _fit_closed_form(
-    model: Any,
-    splits: Any,
-    config: Any,
-    run: Any,
+    model: BaseModel,
+    splits: Splits,
+    config: ExperimentConfig,
+    run: RunDir,
     state: TrainerState,
     log: Callable[[str], None],
 ) -> TrainerState:
@@ -350,10 +374,8 @@ def _fit_closed_form(
     )
     started = time.perf_counter()
     X, y = splits.train
-    model.fit(X, y)
-    from mlx.metrics import mse
-    from mlx.models._contract import model_outputs
-
+    # a closed-form model (BaseModel.closed_form) fits in one call
+    model.fit(X, y)  # type: ignore[attr-defined]
     train_loss = float(mse(y, model_outputs(model, X, splits.task)[0]))
     X_val, y_val = splits.val
     val = validation_metrics(model, X_val, y_val, splits.task)
@@ -376,7 +398,7 @@ def _fit_closed_form(
     return state
 
 
-def _record_progress(run: Any, state: TrainerState, metric: str) -> None:
+def _record_progress(run: RunDir, state: TrainerState, metric: str) -> None:
     """Put the epochs done so far (and the best metric) in the run's summary, so a
     running or lost run shows its progress, not only a finished one."""
     heartbeat = getattr(run, "heartbeat", None)
@@ -405,14 +427,14 @@ class _CheckpointWriter:
     ``snapshot()`` are saved on the calling thread.
     """
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: RunDir) -> None:
         self._run = run
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future[Any] | None = None
 
     def save(
         self,
-        model: Any,
+        model: BaseModel,
         state: TrainerState,
         *,
         partial: bool = False,
@@ -449,10 +471,8 @@ class _CheckpointWriter:
                 self._pool.shutdown(wait=True)
 
 
-def _snapshots(model: Any) -> bool:
+def _snapshots(model: BaseModel) -> bool:
     """True when ``model.snapshot()`` writes what ``model.save`` would."""
-    from mlx.models.base import BaseModel
-
     cls = type(model)
     save = getattr(cls, "save", None)
     snapshot = getattr(cls, "snapshot", None)
@@ -462,11 +482,9 @@ def _snapshots(model: Any) -> bool:
 
 
 def _checkpoint_job(
-    run: Any, model: Any, state: TrainerState, *, partial: bool
+    run: RunDir, model: BaseModel, state: TrainerState, *, partial: bool
 ) -> Callable[[], Any]:
     """The work of saving a checkpoint of ``model`` and ``state`` as they are now."""
-    from mlx.utils.atomic import write_json_atomic
-
     write_model = model.snapshot() if _snapshots(model) else model.save
     state_record = state.to_dict()
     step = state.step if partial else None
@@ -474,9 +492,9 @@ def _checkpoint_job(
     # "after NNNN complete epochs"
     epoch = state.epoch
 
-    def write(directory: Any) -> None:
+    def write(directory: Path) -> None:
         write_model(directory)
-        write_json_atomic(directory / "trainer_state.json", state_record)
+        write_json_atomic(directory / TRAINER_STATE_FILE, state_record)
 
     return lambda: run.save_checkpoint(epoch, write, step=step)
 

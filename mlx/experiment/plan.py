@@ -162,6 +162,7 @@ def _pretrained_blocker(model: ModelConfig) -> str | None:
     ``MLX_OFFLINE`` forbids the download), or None; nothing is fetched."""
     if model.params.get("pretrained") is not True:
         return None
+    # mlx.models (NumPy) and torch load only for an image model
     from mlx.models.torch._build import offline_weights_problem
 
     return offline_weights_problem(str(model.architecture or model.name))
@@ -176,6 +177,7 @@ def class_path_blocker(model: ModelConfig) -> str | None:
     class_path = model.params.get("class_path")
     if model.name != "custom" or not isinstance(class_path, str):
         return None
+    # mlx.models needs NumPy: loaded only for a custom model
     from mlx.models import check_custom_params
 
     try:

@@ -6,6 +6,9 @@ the data from the run's config and compare it with this record
 (:func:`check_data_record`), so neither ever trains on or scores other data than the
 run saw. Records made by older versions (``fingerprint_version`` 1: 256 sampled rows)
 are still read and compared the way they were made.
+
+:func:`stored_config` reads the run's resolved ``config.yaml`` back, validated
+again, which is where resume and eval rebuild the data from.
 """
 
 from __future__ import annotations
