@@ -13,8 +13,8 @@ from mlx.utils.lazy import lazy_attributes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from mlx.evaluation import evaluate
-    from mlx.experiment import run_experiment
+    from mlx.experiment.evaluate import evaluate
+    from mlx.experiment.run import run_experiment
 
 DISTRIBUTION = "model-harness"
 
@@ -22,7 +22,8 @@ __all__ = ["DISTRIBUTION", "__version__", "evaluate", "run_experiment"]
 
 # the public API loads on first use, which keeps `mlx --help` free of NumPy
 __getattr__, __dir__ = lazy_attributes(
-    globals(), {"run_experiment": "mlx.experiment", "evaluate": "mlx.evaluation"}
+    globals(),
+    {"run_experiment": "mlx.experiment.run", "evaluate": "mlx.experiment.evaluate"},
 )
 
 # a library's logger: silent until someone attaches a handler (the `mlx` command does,

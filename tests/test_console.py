@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx.console import Console
+from mlx.experiment.console import Console
 
 
 class _Terminal(io.StringIO):

@@ -279,6 +279,33 @@ def test_resume_with_more_epochs_continues_the_same_run(root: Path) -> None:
     ).read_bytes()
 
 
+@pytest.mark.parametrize("resumed", [False, True], ids=["new", "resumed"])
+def test_the_backend_is_decided_once_per_run(
+    root: Path, monkeypatch: pytest.MonkeyPatch, resumed: bool
+) -> None:
+    import mlx.experiment.build
+    import mlx.models
+    import mlx.runs.records
+
+    run = mlx.run_experiment(small_classification(epochs=2), quiet=True)
+    asked = []
+    decide = mlx.models.uses_torch
+
+    def counting(name: str, params: object) -> bool:
+        asked.append(name)
+        return decide(name, params)  # type: ignore[arg-type]
+
+    for module in (mlx.models, mlx.experiment.build, mlx.runs.records):
+        monkeypatch.setattr(module, "uses_torch", counting)
+    if resumed:
+        mlx.run_experiment(
+            resume=run.run_id, overrides=["training.epochs=3"], quiet=True
+        )
+    else:
+        mlx.run_experiment(small_classification(epochs=2), quiet=True)
+    assert asked == ["mlp"]
+
+
 def test_resume_without_checkpoint_fails_loudly(root: Path) -> None:
     config = small_classification()
     config["output"]["save_checkpoints"] = False

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlx.config import ConfigWarning, ModelConfig, default_config, parse_config
-from mlx.plan import make_plan, parameter_count, render_dry_run
+from mlx.experiment.plan import make_plan, parameter_count, render_dry_run
 
 
 def test_mlp_parameter_count_matches_torch() -> None:

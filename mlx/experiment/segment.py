@@ -1,0 +1,142 @@
+"""One segment of a run: one process's share of it, from the epoch the run stands
+at to the last one (or to the signal that stops it).
+
+:func:`train_segment` is the same for a new run and a resumed one: the run's lines
+go to the console and ``train.log``, the loop runs inside the
+:class:`~mlx.experiment.lifecycle.RunLifecycle`, and the final model is saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlx.config import ExperimentConfig
+from mlx.experiment.build import Built
+from mlx.experiment.console import Console
+from mlx.experiment.lifecycle import RunLifecycle, Timing
+from mlx.experiment.loop import TrainerState, train
+from mlx.models import BaseModel
+from mlx.models._contract import architecture, n_features, parameter_count
+from mlx.runs.store import RunDir
+
+__all__ = ["Run", "model_facts", "train_segment"]
+
+# metrics.jsonl's fields that are no metric of the model
+_NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished (or stopped) run: where it lives and how it ended."""
+
+    run_id: str
+    directory: Path
+    status: str
+    final_metrics: Mapping[str, Any]
+    config: ExperimentConfig
+
+
+def train_segment(
+    config: ExperimentConfig,
+    run: RunDir,
+    built: Built,
+    state: TrainerState,
+    timing: Timing,
+    *,
+    checkpoint: Path | None = None,
+    quiet: bool,
+) -> Run:
+    """Train ``run`` from ``state`` (restored from ``checkpoint`` on resume) to
+    ``training.epochs``, save its model and mark it completed."""
+    model, splits = built.model, built.splits
+    timing.loaded = built.loaded
+    console = Console(
+        quiet=quiet, log_file=run.log_path if config.output.save_logs else None
+    )
+    with console:  # the run's log handlers, attached for the whole run
+        with RunLifecycle(run, console, state, timing) as lifecycle:
+            # inside the lifecycle: a log or summary the disk refuses fails the run
+            # truthfully
+            facts = model_facts(config, model)
+            _announce(console, config, run, built, facts, state, checkpoint)
+            lifecycle.start(model=facts)
+            train(
+                model,
+                splits,
+                config,
+                run,
+                state,
+                learning_rate=built.learning_rate,
+                log=console,
+                stop=lifecycle.stop_requested,
+                progress=console.progress,
+            )
+            run.save_model(model.save)
+        metrics = run.read_metrics()
+        final = {
+            k: v
+            for k, v in (metrics[-1] if metrics else {}).items()
+            if k not in _NOT_METRICS
+        }
+        lifecycle.complete(
+            final_metrics=final,
+            metric="val_loss" if splits.val[0].shape[0] else "train_loss",
+            model=model_facts(config, model),
+        )
+    return Run(
+        run_id=run.run_id,
+        directory=run.path,
+        status="completed",
+        final_metrics=final,
+        config=config,
+    )
+
+
+def _announce(
+    console: Console,
+    config: ExperimentConfig,
+    run: RunDir,
+    built: Built,
+    facts: Mapping[str, Any],
+    state: TrainerState,
+    checkpoint: Path | None,
+) -> None:
+    """The lines that open a segment: the run, where it resumes, data, model."""
+    splits = built.splits
+    console(f"run {run.run_id}: {run.path}")
+    if checkpoint is not None:
+        console(
+            f"resuming from {checkpoint.name} (epoch {state.epoch}, step {state.step})"
+        )
+    streamed = hasattr(splits.train[0], "chunks")  # see mlx.datasets.streaming
+    console(
+        f"data: {config.dataset.name}, train {len(splits.train[0])} / "
+        f"val {len(splits.val[0])} / test {len(splits.test[0])} samples, "
+        f"{splits.n_features} features ({splits.task})"
+        + (", streamed from disk" if streamed else "")
+    )
+    count = facts["parameters"]
+    console(
+        f"model: {config.model.name}, "
+        + ("parameter count unknown" if count is None else f"{count:,} parameters")
+    )
+    placement = getattr(built.model, "placement_", None)
+    if placement is not None:
+        console(f"device: {placement.device}, precision {placement.precision}")
+
+
+def model_facts(config: ExperimentConfig, model: BaseModel) -> dict[str, Any]:
+    """``summary.json``'s ``model``: what the harness knows of the model, None for
+    what a model does not tell (a custom model need not count its parameters)."""
+    facts: dict[str, Any] = {"name": config.model.name}
+    class_path = config.model.params.get("class_path")
+    if isinstance(class_path, str):
+        facts["class_path"] = class_path
+    facts.update(
+        parameters=parameter_count(model),
+        n_features=n_features(model),
+        architecture=architecture(model),
+    )
+    return facts
