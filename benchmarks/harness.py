@@ -67,9 +67,9 @@ def run(settings: Settings) -> list[Row]:
 
     from mlx import datasets, models, run_experiment
     from mlx.config import parse_config
-    from mlx.experiment import feature_dtype
+    from mlx.experiment.loop import batch_order
     from mlx.optim import get_optimizer
-    from mlx.training import batch_order
+    from mlx.runs.records import feature_dtype
 
     # run directories must lie inside the repository; outputs/ is ignored by git
     outputs = REPO_ROOT / "outputs"

@@ -145,8 +145,8 @@ def test_the_layers_point_one_way() -> None:
         ("mlx.datasets",),
         ("mlx.models",),
         ("mlx.runs",),
-        ("mlx.experiment", "mlx.training"),  # the loop is mlx.experiment.loop
-        ("mlx.evaluation",),
+        ("mlx.experiment", "mlx.experiment.loop"),  # the loop is mlx.experiment.loop
+        ("mlx.experiment.evaluate",),
         ("mlx.cli",),
     ]
     rank = {prefix: i for i, group in enumerate(layers) for prefix in group}

@@ -18,7 +18,7 @@ import mlx
 from mlx.config.experiment import DatasetConfig
 from mlx.datasets import augment
 from mlx.datasets.augment import augmentation_for, batch_rng
-from mlx.training import batch_order, batch_source
+from mlx.experiment.loop import batch_order, batch_source
 
 
 def _images(n: int, shape: tuple, seed: int = 0) -> np.ndarray:
@@ -264,7 +264,7 @@ def _metrics(run_dir: Path) -> list:
 @pytest.mark.slow
 def test_augmentation_changes_training_but_not_validation_or_eval(root: Path) -> None:
     from mlx.datasets import load
-    from mlx.evaluation import model_outputs
+    from mlx.experiment.evaluate import model_outputs
     from mlx.metrics import compute_metrics
     from mlx.models import load_model
 

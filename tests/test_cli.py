@@ -248,5 +248,5 @@ def test_dry_run_of_a_synthetic_config_does_not_import_numpy(work: Path) -> None
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
-    assert "mlx.plan" in imported
+    assert "mlx.experiment.plan" in imported
     assert [m for m in imported if m.split(".")[0] == "numpy"] == []

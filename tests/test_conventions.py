@@ -118,7 +118,7 @@ def test_saving_a_model_fsyncs_its_directory(
         assert {ino for ino, is_dir in synced if not is_dir} >= files
         # each of the three renames is followed by an fsync of the directory
         assert synced.count((path.stat().st_ino, True)) >= 3
-    from mlx.models import _checkpoint
+    from mlx.models import checkpoint as _checkpoint
 
     assert not hasattr(_checkpoint, "_atomic_write")
 
@@ -750,7 +750,7 @@ def test_help_stays_free_of_the_heavy_parts() -> None:
     assert "logging" in imported  # the library's NullHandler
     for heavy in (
         "logging.handlers",
-        "mlx.console",
+        "mlx.experiment.console",
         "numpy",
         "threadpoolctl",
         "importlib.metadata",

@@ -558,7 +558,7 @@ def _as_version_1(run: Path, root: Path, config: dict) -> None:
     sampled fingerprint, the task inferred from the labels alone, no version."""
     from mlx import datasets
     from mlx.config import parse_config
-    from mlx.experiment import data_record
+    from mlx.runs.records import data_record
 
     parsed = parse_config(config, root=root)
     splits = datasets.load(parsed.dataset, parsed.training.seed)  # no model task

@@ -22,7 +22,7 @@ import pytest
 from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_config
 
 import mlx
-from mlx.evaluation import EvaluationNotSaved
+from mlx.experiment.evaluate import EvaluationNotSaved
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from mlx.datasets import load
 from mlx.datasets.augment import augmentation_for
 from mlx.datasets.streaming import ImageFiles
 from mlx.errors import BackendUnavailableError, DatasetError
-from mlx.experiment import data_record
-from mlx.training import batch_source
+from mlx.experiment.loop import batch_source
+from mlx.runs.records import data_record
 
 pytest.importorskip("PIL")
 pytest.importorskip("torch")

@@ -18,8 +18,8 @@ import pytest
 from helpers import run_cli
 from run_copies import clone, new_root, snapshot, train_template
 
-from mlx.console import Console
 from mlx.errors import RunError
+from mlx.experiment.console import Console
 from mlx.runs import RunDir
 
 RUN = "small-20240103-000000-0001"
@@ -285,7 +285,7 @@ def test_every_run_writer_refuses_a_link_out_of_the_run(
 
 
 def test_the_data_record_writer_refuses_a_link(tmp_path: Path) -> None:
-    from mlx.experiment import _write_data_record
+    from mlx.runs.records import write_data_record
 
     run, outside = _fresh(tmp_path)
     (outside / "data.json").write_text("{}")
@@ -295,7 +295,7 @@ def test_the_data_record_writer_refuses_a_link(tmp_path: Path) -> None:
         task, n_features, n_classes, preprocessing = "regression", 1, None, {}
 
     with pytest.raises(RunError, match="Refusing to write"):
-        _write_data_record(run, Splits())
+        write_data_record(run, Splits())
     assert (outside / "data.json").read_text() == "{}"
 
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         usage_error("eval: the following arguments are required: experiment_id")
     if args.dry_run and not args.experiment_id:
         return _list_evaluable(args.json)
-    from mlx.evaluation import EvaluationNotSaved, evaluate
+    from mlx.experiment.evaluate import EvaluationNotSaved, evaluate
 
     try:
         result = evaluate(

@@ -118,7 +118,7 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
 
 def _dry_run(config: ExperimentConfig, as_json: bool) -> int:
     """The resolved config and the plan, as text or as one JSON document."""
-    from mlx.plan import plan_record, render_dry_run
+    from mlx.experiment.plan import plan_record, render_dry_run
 
     if as_json:
         print_json(plan_record(config))
@@ -130,7 +130,7 @@ def _dry_run(config: ExperimentConfig, as_json: bool) -> int:
 def _execute(config: ExperimentConfig | None, args: argparse.Namespace) -> int:
     """Run the fully resolved experiment ``config``, or resume ``args.resume``, the
     run's lines on stderr as plain text (none with --quiet) while it runs."""
-    from mlx.console import StreamLineHandler
+    from mlx.experiment.console import StreamLineHandler
 
     logger = logging.getLogger("mlx")
     handler = StreamLineHandler()

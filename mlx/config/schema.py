@@ -58,11 +58,6 @@ from mlx.utils.values import is_number, nearest, show
 
 __all__ = ["validate"]
 
-# transitional re-export: removed when the layout branches merge
-# (mlx.plan imports these four from here: IMAGE_MODEL_FAMILIES and model_family
-# from mlx.config.names, format_bytes and model_blocker from mlx.config.runnable)
-from mlx.config.runnable import format_bytes, model_blocker  # noqa: E402, F401
-
 
 def validate(
     doc: Document, overrides: Mapping[NodePath, str], root: Path

@@ -137,7 +137,7 @@ class ImageFiles:
         dtype: Any = None,
     ) -> StreamedBatches:
         """The training loop's source of batches over these files (see
-        :func:`mlx.training.batch_source`)."""
+        :func:`mlx.experiment.loop.batch_source`)."""
         return StreamedBatches(self, y, batch_size, seed, augment=augment, dtype=dtype)
 
 

@@ -22,8 +22,6 @@ without NumPy); :func:`run_experiment` and :class:`Run` load on first use.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlx.utils.lazy import lazy_attributes
 
 TYPE_CHECKING = False
@@ -32,22 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "run_experiment"]
 
-_lazy_getattr, __dir__ = lazy_attributes(
-    globals(),
-    {
-        "Run": "mlx.experiment.run",
-        "run_experiment": "mlx.experiment.run",
-        # transitional re-export: removed when the layout branches merge
-        "data_record": "mlx.runs.records",
-        "feature_dtype": "mlx.runs.records",
-    },
+__getattr__, __dir__ = lazy_attributes(
+    globals(), {"Run": "mlx.experiment.run", "run_experiment": "mlx.experiment.run"}
 )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "_write_data_record":
-        # transitional re-export: removed when the layout branches merge
-        from mlx.runs.records import write_data_record
-
-        return write_data_record
-    return _lazy_getattr(name)

@@ -19,11 +19,11 @@ from mlx.datasets.loader import load
 from mlx.datasets.splits import Splits
 from mlx.errors import DatasetError
 from mlx.models import BaseModel, get_model, uses_torch
-from mlx.models._contract import model_task
-from mlx.optim import get_optimizer, resolve_optimizer_config
+from mlx.models.facts import model_task
+from mlx.numerics.optim import get_optimizer, resolve_optimizer_config
+from mlx.numerics.schedules import get_schedule
 from mlx.runs.records import data_task, feature_dtype
 from mlx.runs.store import RunDir
-from mlx.schedules import get_schedule
 
 __all__ = ["Backend", "Built", "build", "decide_backend", "install_optimizer"]
 

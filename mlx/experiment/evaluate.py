@@ -20,13 +20,13 @@ import numpy as np
 from mlx.config import ExperimentConfig
 from mlx.datasets.loader import load
 from mlx.errors import CheckpointError, DataWarning, MLXError, RunError
-from mlx.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
 from mlx.models import BaseModel, get_model, load_model, uses_torch
-from mlx.models._contract import (  # model_outputs is re-exported: part of this API
+from mlx.models.facts import (  # model_outputs is re-exported: part of this API
     model_outputs,
     model_task,
     parameter_count,
 )
+from mlx.numerics.metrics import DEFAULT_METRICS, compute_metrics, validate_metric_names
 from mlx.runs import find_run
 from mlx.runs.records import (
     check_data_record,

@@ -26,9 +26,9 @@ from mlx.config import ExperimentConfig
 from mlx.datasets.augment import augmentation_for
 from mlx.datasets.splits import Splits, batch_order
 from mlx.errors import DivergenceError
-from mlx.metrics import compute_metrics, mse
-from mlx.models._contract import model_outputs, model_task
 from mlx.models.base import BaseModel
+from mlx.models.facts import model_outputs, model_task
+from mlx.numerics.metrics import compute_metrics, mse
 from mlx.runs.store import TRAINER_STATE_FILE, RunDir
 from mlx.utils.atomic import write_json_atomic
 

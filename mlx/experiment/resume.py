@@ -45,7 +45,8 @@ from mlx.models import BaseModel
 from mlx.runs import find_run
 from mlx.runs.index import record_run
 from mlx.runs.records import check_data_record, stored_config
-from mlx.runs.store import TRAINER_STATE_FILE, RunDir, parse_timestamp
+from mlx.runs.store import TRAINER_STATE_FILE, RunDir
+from mlx.runs.summary import parse_timestamp
 from mlx.utils.atomic import os_error_text
 from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
 

@@ -25,7 +25,8 @@ from mlx.experiment.resume import config_fingerprint, resume_run
 from mlx.experiment.segment import Run, train_segment
 from mlx.runs.index import record_run
 from mlx.runs.records import write_data_record
-from mlx.runs.store import SUMMARY_FIELDS, RunDir
+from mlx.runs.store import RunDir
+from mlx.runs.summary import SUMMARY_FIELDS
 from mlx.utils.arguments import (
     check_bool,
     check_fields,

@@ -18,7 +18,7 @@ from mlx.experiment.console import Console
 from mlx.experiment.lifecycle import RunLifecycle, Timing
 from mlx.experiment.loop import TrainerState, train
 from mlx.models import BaseModel
-from mlx.models._contract import architecture, n_features, parameter_count
+from mlx.models.facts import architecture, n_features, parameter_count
 from mlx.runs.store import RunDir
 
 __all__ = ["Run", "model_facts", "train_segment"]

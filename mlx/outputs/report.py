@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from mlx._version import __version__
 from mlx.errors import MLXError, RunError
-from mlx.evaluation import split_predictions
+from mlx.experiment.evaluate import split_predictions
 from mlx.outputs.plots import (
     available_metrics,
     figure_bytes,

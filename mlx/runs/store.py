@@ -102,12 +102,6 @@ __all__ = [
     "open_run",
 ]
 
-# transitional re-export: removed when the layout branches merge (their homes are
-# mlx.runs.summary and mlx.utils.values)
-from mlx.runs.summary import SUMMARY_FIELDS, parse_timestamp  # noqa: E402, F401
-
-_plain = plain
-
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: The run directory's layout: every file and folder name, spelled here alone. Other

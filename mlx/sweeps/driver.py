@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from mlx.config.documents import dump_yaml
 from mlx.datasets import DatasetInfo, describe
 from mlx.errors import BackendUnavailableError, MLXError, RunError, map_os_errors
-from mlx.plan import run_blocker
+from mlx.experiment.plan import run_blocker
 from mlx.runs.ids import utc_now
 from mlx.sweeps import executors
 from mlx.sweeps.executors import Executor, Task
