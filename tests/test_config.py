@@ -10,7 +10,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+import yaml
 
+import mlx
 from mlx.config import (
     ConfigError,
     ConfigIssue,
@@ -494,3 +496,29 @@ def test_relative_root_from_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLX_ROOT", str(tmp_path))
     config = load_config(write(tmp_path, VALID_YAML))
     assert config.output.directory == str(tmp_path / "outputs")
+
+
+def test_the_runnable_check_is_the_callers_to_ask(tmp_path: Path) -> None:
+    # the schema alone accepts an MLP whose input size is not the dataset's; the
+    # plan's check, which every command and run_experiment pass, refuses it, located
+    from mlx.experiment.checks import check_runnable
+
+    data = {
+        "name": "m",
+        "dataset": {
+            "name": "synthetic_classification",
+            "params": {"n_samples": 50, "n_features": 4, "n_classes": 2},
+        },
+        "model": {
+            "name": "mlp",
+            "params": {"layer_sizes": [5, 2], "output_activation": "softmax"},
+        },
+        "training": {"epochs": 1, "batch_size": 8, "learning_rate": 0.1},
+    }
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert load_config(path, root=tmp_path).model.params["layer_sizes"] == (5, 2)
+    with pytest.raises(ConfigError, match=r"m\.yaml:\d+:\d+: model\.params\.layer_s"):
+        load_config(path, root=tmp_path, runnable=check_runnable)
+    with pytest.raises(ConfigError, match="layer_sizes"):
+        mlx.run_experiment(load_config(path, root=tmp_path))

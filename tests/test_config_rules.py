@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from mlx.config import ConfigError, ConfigIssue, ConfigWarning, load_config
+from mlx.experiment.checks import check_runnable
 
 DELETE = object()
 
@@ -1002,7 +1003,7 @@ def test_error_rule(tmp_path: Path, fmt: str, row: Row) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConfigWarning)  # rows test errors only
         with pytest.raises(ConfigError) as caught:
-            load_config(path, root=tmp_path)
+            load_config(path, root=tmp_path, runnable=check_runnable)
     issue = _find(caught.value.errors, row.match)
     _expect_position(issue, path, fmt, row)
     assert str(issue) in caught.value.message.splitlines()
@@ -1013,7 +1014,7 @@ def test_error_rule(tmp_path: Path, fmt: str, row: Row) -> None:
 def test_warning_rule(tmp_path: Path, fmt: str, row: Row) -> None:
     path = write(tmp_path, build(row, tmp_path), fmt)
     with pytest.warns(ConfigWarning) as record:
-        config = load_config(path, root=tmp_path)
+        config = load_config(path, root=tmp_path, runnable=check_runnable)
     issue = _find(list(config.warnings), row.match)
     _expect_position(issue, path, fmt, row)
     assert str(issue) in [str(w.message) for w in record]
@@ -1021,7 +1022,9 @@ def test_warning_rule(tmp_path: Path, fmt: str, row: Row) -> None:
 
 def test_base_config_is_valid(tmp_path: Path) -> None:
     for fmt in ("yaml", "json"):
-        config = load_config(write(tmp_path, base(), fmt), root=tmp_path)
+        config = load_config(
+            write(tmp_path, base(), fmt), root=tmp_path, runnable=check_runnable
+        )
         assert config.warnings == ()
         assert config.model.params["layer_sizes"] == (4, 8, 3)
 

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     """The config the command line asks for: file or built-in default, overridden."""
     from mlx.config import Override, default_config, load_config
+    from mlx.experiment.checks import check_runnable
 
     overrides: list[OverrideLike] = []
     if args.experiment_name and args.config:
@@ -107,13 +108,13 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         overrides.append(Override("name", name, f"experiment name {name!r}"))
     overrides += args.overrides
     if args.config:
-        return load_config(args.config, overrides)
+        return load_config(args.config, overrides, runnable=check_runnable)
     name = args.experiment_name or "default"
     err(
         f"note: no --config given; using the built-in default experiment "
         f"(synthetic classification + MLP) named {name!r}"
     )
-    return default_config(name, overrides=overrides)
+    return default_config(name, overrides=overrides, runnable=check_runnable)
 
 
 def _dry_run(config: ExperimentConfig, as_json: bool) -> int:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Union
 from mlx.config.documents import Document, NodePath, dotted, parse_value, read_document
 from mlx.config.experiment import ExperimentConfig, thaw
 from mlx.config.issues import ConfigIssue
+from mlx.config.runnable import RunnableCheck
 from mlx.config.schema import validate
 from mlx.errors import ConfigError, ConfigWarning
 from mlx.utils.paths import repository_root
@@ -67,6 +68,7 @@ def load_config(
     overrides: Iterable[OverrideLike] = (),
     *,
     root: str | os.PathLike[str] | None = None,
+    runnable: RunnableCheck | None = None,
 ) -> ExperimentConfig:
     """Read, override and validate the JSON/YAML experiment config at ``path``.
 
@@ -79,6 +81,11 @@ def load_config(
     root : str or path, optional
         Where relative paths resolve; defaults to
         :func:`mlx.utils.paths.repository_root`.
+    runnable : callable, optional
+        Also ask whether the config can run here (backend installed, device,
+        dataset shape), e.g. :func:`mlx.experiment.checks.check_runnable`, which
+        every command and ``mlx.run_experiment`` pass; without it the file is
+        validated as a document only.
 
     Raises
     ------
@@ -88,7 +95,7 @@ def load_config(
     Warnings are issued as :class:`~mlx.errors.ConfigWarning` and kept on the
     result's ``warnings``.
     """
-    return _finish(read_document(os.fspath(path)), overrides, root)
+    return _finish(read_document(os.fspath(path)), overrides, root, runnable)
 
 
 def parse_config(
@@ -97,10 +104,12 @@ def parse_config(
     source: str = "<dict>",
     overrides: Iterable[OverrideLike] = (),
     root: str | os.PathLike[str] | None = None,
+    runnable: RunnableCheck | None = None,
 ) -> ExperimentConfig:
     """Validate a config built in Python, exactly like a file's content.
 
-    ``source`` names it in messages; there are no line numbers.
+    ``source`` names it in messages; there are no line numbers. ``runnable`` as for
+    :func:`load_config`.
     """
     if not isinstance(data, Mapping):
         issue = ConfigIssue(
@@ -111,7 +120,7 @@ def parse_config(
             f"config must be a mapping, got {type(data).__name__}",
         )
         raise ConfigError(str(issue), errors=[issue])
-    return _finish(Document(source, thaw(data)), overrides, root)
+    return _finish(Document(source, thaw(data)), overrides, root, runnable)
 
 
 def default_config(
@@ -119,6 +128,7 @@ def default_config(
     *,
     overrides: Iterable[OverrideLike] = (),
     root: str | os.PathLike[str] | None = None,
+    runnable: RunnableCheck | None = None,
 ) -> ExperimentConfig:
     """The built-in experiment run by ``mlx run-experiment NAME`` without a config.
 
@@ -144,13 +154,14 @@ def default_config(
             "optimizer": "adam",
         },
     }
-    return _finish(Document(DEFAULT_SOURCE, data), overrides, root)
+    return _finish(Document(DEFAULT_SOURCE, data), overrides, root, runnable)
 
 
 def _finish(
     doc: Document,
     overrides: Iterable[OverrideLike],
     root: str | os.PathLike[str] | None,
+    runnable: RunnableCheck | None = None,
 ) -> ExperimentConfig:
     from mlx.utils.arguments import check_strings
 
@@ -163,7 +174,7 @@ def _finish(
         allow=(Override,),
     )
     located = _apply_overrides(doc, [_as_override(o) for o in items])
-    config, errors, found = validate(doc, located, base)
+    config, errors, found = validate(doc, located, base, runnable)
     for issue in found:
         # stacklevel: _finish -> load_config/parse_config -> the caller
         warnings.warn(str(issue), ConfigWarning, stacklevel=3)

@@ -1,42 +1,23 @@
-"""Can a valid config run here? The checks that ask the installation and the data.
+"""What the config validator asks of the plan's "can this run here?" check.
 
-The schema says what a config may hold; this module says whether it can run on this
-installation with this data: the model's backend (PyTorch for the image models and
-a custom ``torch.nn.Module``), the device and precision this machine offers, and
-the dataset's shape as :func:`mlx.datasets.describe` finds it (the MLP's input and
-output sizes, an image model's channels and classes, the memory the arrays need).
-It is the only module of the config package that imports :mod:`mlx.datasets` or
-:mod:`mlx.models`.
-
-:func:`check_runnable` takes the sections that validated (:class:`Sections`; one
-that did not is None and its checks are skipped) and the document with its
-overrides, for locations, and returns the issues it found (:class:`RunnableIssues`).
+The check itself lives above config, datasets and models
+(:func:`mlx.experiment.checks.check_runnable`); the validator only knows its shape:
+a :data:`RunnableCheck` takes the :class:`Sections` that validated and the document
+(with its overrides, for locations) and returns :class:`RunnableIssues`, which the
+validator files among its own. Without a check, a config is validated as a document
+only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Callable, Mapping, Optional
 
-from mlx.config.documents import Document, NodePath, dotted
+from mlx.config.documents import Document, NodePath
 from mlx.config.experiment import DatasetConfig, ExperimentConfig, ModelConfig
-from mlx.config.fields import IMAGE_CHANNELS, SYNTHETIC
 from mlx.config.issues import ConfigIssue
-from mlx.config.names import IMAGE_MODEL_FAMILIES, MEMORY_LIMIT_BYTES, model_family
-from mlx.config.reporting import IssueLog
-from mlx.errors import MLXError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from mlx.datasets import DatasetInfo
-
-__all__ = [
-    "RunnableIssues",
-    "Sections",
-    "check_runnable",
-    "format_bytes",
-    "model_blocker",
-]
+__all__ = ["RunnableCheck", "RunnableIssues", "Sections"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,259 +53,7 @@ class RunnableIssues:
     warnings: tuple[ConfigIssue, ...] = ()
 
 
-def check_runnable(
-    sections: Sections,
-    doc: Document,
-    overrides: Mapping[NodePath, str] | None = None,
-) -> RunnableIssues:
-    """Whether the config whose validated ``sections`` these are can run here.
-
-    ``doc`` and ``overrides`` (each path set by ``--set`` -> its label) locate the
-    issues. Nothing is raised or issued here; the caller decides.
-    """
-    blocked = IssueLog(doc, overrides)
-    if sections.model is not None:
-        _model_runs_here(blocked, sections.model)
-    log = IssueLog(doc, overrides)
-    model = sections.model
-    if sections.dataset is not None:
-        info = _describe(log, sections.dataset)
-        if info is not None and model is not None and model.name == "mlp":
-            _mlp_fits_dataset(log, model.params, info)
-        if info is not None and model is not None:
-            _image_classes(log, model, info)
-    if model is not None and sections.device is not None:
-        if sections.precision is not None:
-            _device_runs_model(log, model, sections.device, sections.precision)
-    return RunnableIssues(
-        tuple(blocked.warnings), tuple(log.errors), tuple(log.warnings)
-    )
-
-
-def model_blocker(name: str, params: Mapping[str, Any]) -> str | None:
-    """Why a valid model cannot run on this installation, or ``None`` if it can."""
-    if model_family(name) in IMAGE_MODEL_FAMILIES:
-        # mlx.models loads NumPy: imported when an image model asks, so that a
-        # NumPy model's dry run starts without it
-        from mlx.models.torch import INSTALL_HINT, missing_backend
-
-        missing = missing_backend()
-        if missing:
-            verb = "are" if " and " in missing else "is"
-            return (
-                f"{name} runs on PyTorch, and {missing} {verb} not installed; "
-                f"install it with: {INSTALL_HINT}"
-            )
-        return None
-    if name == "custom" and not params.get("class_path"):
-        return (
-            "a custom model needs model.params.class_path "
-            "('package.module:ClassName') to run"
-        )
-    return None
-
-
-def format_bytes(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    if n.bit_length() > 60:  # beyond an exbibyte; float() would overflow eventually
-        return f"about 2^{n.bit_length() - 1} bytes"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def _model_runs_here(log: IssueLog, model: ModelConfig) -> None:
-    blocker = model_blocker(model.name, model.params)
-    if blocker:
-        at = ("model", "name") if model.name != "custom" else ("model", "params")
-        log.warn(
-            at, f"{dotted(at)}: {blocker}; the config is valid but cannot run here"
-        )
-
-
-def _device_runs_model(
-    log: IssueLog, model: ModelConfig, device: str, precision: str
-) -> None:
-    """A device or precision a torch model cannot have here."""
-    torch_model = model_family(model.name) in IMAGE_MODEL_FAMILIES
-    if model.name == "custom":
-        if device in ("auto", "cpu") and precision == "32":
-            return  # nothing to check: no need to import the class
-        uses = _custom_uses_torch(model.params)
-        if uses is None:
-            return  # the class does not import: the run's check says why
-        torch_model = uses
-    if not torch_model:
-        if device not in ("auto", "cpu") or precision != "32":
-            log.warn(
-                (
-                    "training",
-                    "device" if device not in ("auto", "cpu") else "precision",
-                ),
-                f"training.device/precision: ignored: {model.name} runs on "
-                "NumPy on the CPU",
-            )
-        return
-    from mlx.models.torch import missing_backend
-
-    if missing_backend() is not None:
-        return  # the model's blocker says what to install
-    from mlx.models.torch.devices import device_problem
-
-    problem = device_problem(device, precision)
-    if problem:
-        field, message = problem
-        log.error(("training", field), f"training.{field}: {message}")
-
-
-def _custom_uses_torch(params: Mapping[str, Any]) -> bool | None:
-    """Whether a custom model's class is a torch.nn.Module (its module is imported,
-    as the run would), or None when it does not import."""
-    if not isinstance(params.get("class_path"), str):
-        return None
-    from mlx.models import uses_torch
-
-    try:
-        return uses_torch("custom", params)
-    except MLXError:
-        return None
-
-
-def _image_classes(log: IssueLog, model: ModelConfig, info: DatasetInfo) -> None:
-    """An image model needs image data, and num_classes must match it."""
-    if model_family(model.name) not in IMAGE_MODEL_FAMILIES:
-        return
-    if info.name not in IMAGE_CHANNELS:
-        log.error(
-            ("model", "name"),
-            f"model.name: {model.name} is an image model, but the {info.name} "
-            "dataset holds no images; use an image dataset "
-            f"({', '.join(IMAGE_CHANNELS)}) or an mlp",
-        )
-        return
-    channels = model.params.get("in_channels")
-    expected_channels = IMAGE_CHANNELS.get(info.name)
-    if channels is not None and expected_channels not in (None, channels):
-        at = ("model", "params", "in_channels")
-        log.error(
-            at,
-            f"{dotted(at)} is {channels}, but {info.name} images have "
-            f"{expected_channels} channel(s)",
-        )
-    given = model.params.get("num_classes")
-    if given is None or info.task is None:
-        return
-    expected = info.n_classes if info.task == "classification" else 1
-    if expected is not None and given != expected:
-        at = ("model", "params", "num_classes")
-        log.error(
-            at,
-            f"{dotted(at)} is {given}, but {info.name} has {expected} "
-            + ("classes" if info.task == "classification" else "output"),
-        )
-
-
-def _describe(log: IssueLog, dataset: DatasetConfig) -> DatasetInfo | None:
-    """What the dataset holds, as :func:`mlx.datasets.describe` finds it without
-    loading it; an error (None) when it cannot say, and the memory guard."""
-    # imported here, not while mlx.config loads: mlx.datasets imports mlx.config
-    from mlx.datasets import describe
-
-    try:
-        info = describe(dataset)
-    except MLXError as exc:
-        log.error(("dataset",), f"dataset: {exc}")
-        return None
-    if info.memory_bytes is not None and info.memory_bytes >= MEMORY_LIMIT_BYTES:
-        at = ("dataset", "params")
-        estimate = format_bytes(info.memory_bytes)
-        if dataset.name in SYNTHETIC:
-            # generated in memory as a whole: refuse before allocating
-            log.error(
-                at,
-                f"dataset: {dataset.name} needs an estimated {estimate} in "
-                "memory, over the 1 GiB limit; reduce n_samples or n_features",
-                ("dataset",),
-            )
-        elif dataset.name == "imagenet":
-            pass  # streamed from disk (mlx.datasets.streaming)
-        else:
-            # read from files, whose loader may use a narrower dtype
-            log.warn(
-                at,
-                f"dataset: {dataset.name} needs an estimated {estimate} in "
-                "memory as float64, over 1 GiB",
-            )
-    return info
-
-
-def _mlp_fits_dataset(
-    log: IssueLog, params: Mapping[str, Any], info: DatasetInfo
-) -> None:
-    """The MLP's input size is the feature count, its output fits the task."""
-    sizes: Sequence[int] = params["layer_sizes"]
-    at = ("model", "params", "layer_sizes")
-    if info.n_features is not None and sizes[0] != info.n_features:
-        log.error(
-            (*at, 0),
-            f"{dotted((*at, 0))} (the input size) must equal the dataset's "
-            f"feature count {info.n_features}, got {sizes[0]}",
-        )
-    last = (*at, len(sizes) - 1)
-    out = sizes[-1]
-    activation = params.get("output_activation")
-    if info.task == "classification":
-        _classification_output(log, last, out, activation, info.n_classes)
-    elif info.task == "regression":
-        if out != 1:
-            log.error(
-                last,
-                f"{dotted(last)} (the output size) must be 1 for a regression "
-                f"dataset, got {out}",
-            )
-        if activation is not None:
-            log.warn(
-                ("model", "params", "output_activation"),
-                f"model.params.output_activation: {activation} squashes the "
-                "predictions of a regression model; leave it null",
-            )
-    elif activation is None and out != 1:
-        # the data's labels are read for the model's task: one number per row
-        log.error(
-            last,
-            f"{dotted(last)} (the output size) must be 1 for a regression model "
-            f"(an MLP without output_activation), got {out}",
-        )
-
-
-def _classification_output(
-    log: IssueLog, last: NodePath, out: int, activation: str | None, classes: int | None
-) -> None:
-    allowed: tuple[int, ...] = ()
-    if classes == 2:
-        allowed = (1, 2)
-        expected = "1 (sigmoid) or 2 (softmax) for 2 classes"
-    elif classes is not None:
-        allowed = (classes,)
-        expected = f"{classes}, the number of classes"
-    if allowed and out not in allowed:
-        log.error(
-            last,
-            f"{dotted(last)} (the output size) must be {expected}, got {out}",
-        )
-    if activation is None:
-        suggestion = "sigmoid" if out == 1 else "softmax"
-        log.warn(
-            ("model", "params", "output_activation"),
-            "model.params.output_activation is not set for a classification "
-            f"dataset; set it to {suggestion}",
-        )
-    elif activation == "softmax" and out == 1:
-        log.warn(
-            ("model", "params", "output_activation"),
-            "model.params.output_activation: softmax over 1 output is "
-            "always 1; use sigmoid",
-        )
+#: ``check(sections, doc, overrides) -> RunnableIssues``.
+RunnableCheck = Callable[
+    [Sections, Document, Optional[Mapping[NodePath, str]]], RunnableIssues
+]

@@ -51,7 +51,7 @@ from mlx.config.rules import (
     drop_absent,
     has_bad,
 )
-from mlx.config.runnable import Sections, check_runnable
+from mlx.config.runnable import RunnableCheck, Sections
 from mlx.errors import MLXError
 from mlx.utils.paths import is_within, resolve_path
 from mlx.utils.values import is_number, nearest, show
@@ -60,14 +60,18 @@ __all__ = ["validate"]
 
 
 def validate(
-    doc: Document, overrides: Mapping[NodePath, str], root: Path
+    doc: Document,
+    overrides: Mapping[NodePath, str],
+    root: Path,
+    runnable: RunnableCheck | None = None,
 ) -> tuple[ExperimentConfig | None, list[ConfigIssue], list[ConfigIssue]]:
-    """Check ``doc.data`` against the schema and build the typed config.
+    """Check ``doc.data`` against the schema and build the typed config; with
+    ``runnable``, also whether it can run here (its issues filed among the schema's).
 
     Returns ``(config, errors, warnings)``: ``config`` is ``None`` when ``errors``
     is not empty. Nothing is raised or issued here; the caller decides.
     """
-    validator = _Validator(doc, overrides, root)
+    validator = _Validator(doc, overrides, root, runnable)
     validator.errors.extend(doc.errors)
     config = validator.run()
     return config, in_file_order(validator.errors), in_file_order(validator.warnings)
@@ -77,10 +81,15 @@ class _Validator(IssueLog):
     """One pass over one document: each method checks a section or a relation."""
 
     def __init__(
-        self, doc: Document, overrides: Mapping[NodePath, str], root: Path
+        self,
+        doc: Document,
+        overrides: Mapping[NodePath, str],
+        root: Path,
+        check: RunnableCheck | None,
     ) -> None:
         super().__init__(doc, overrides)
         self.root = root
+        self.runnable_check = check
         # where the model section's warnings end: the runnable check's warning
         # that the model cannot run here is filed there
         self.model_warnings_end = 0
@@ -373,11 +382,14 @@ class _Validator(IssueLog):
         model: ModelConfig | Bad,
         training: dict[str, Any] | Bad,
     ) -> None:
-        """Whether the sections that validated can run here (mlx.config.runnable)."""
+        """Whether the sections that validated can run here, when the caller gave
+        a check (see mlx.config.runnable)."""
+        if self.runnable_check is None:
+            return
         device = precision = None
         if not isinstance(training, Bad):
             device, precision = training.get("device"), training.get("precision")
-        found = check_runnable(
+        found = self.runnable_check(
             Sections(
                 dataset=dataset if isinstance(dataset, DatasetConfig) else None,
                 model=model if isinstance(model, ModelConfig) else None,

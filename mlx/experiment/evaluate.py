@@ -20,6 +20,7 @@ import numpy as np
 from mlx.config import ExperimentConfig
 from mlx.datasets.loader import load
 from mlx.errors import CheckpointError, DataWarning, MLXError, RunError
+from mlx.experiment.checks import check_runnable
 from mlx.models import BaseModel, get_model, load_model, uses_torch
 from mlx.models.facts import (  # model_outputs is re-exported: part of this API
     model_outputs,
@@ -219,7 +220,7 @@ def _opened(
     """The run, its config, its model at ``checkpoint`` and the task the model
     predicts for."""
     opened = _open(run)
-    config = stored_config(opened)
+    config = stored_config(opened, runnable=check_runnable)
     model = _load_model(opened, config, _checkpoint_path(opened, checkpoint))
     task = model_task(model, recorded_task(opened))
     if task is None:

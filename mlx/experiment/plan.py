@@ -18,9 +18,9 @@ from typing import Any, Sequence
 from mlx.config.documents import YamlDumper, dump_yaml
 from mlx.config.experiment import ExperimentConfig, ModelConfig
 from mlx.config.names import IMAGE_MODEL_FAMILIES, model_family
-from mlx.config.runnable import format_bytes, model_blocker
 from mlx.datasets import DatasetInfo, describe, image_shape
 from mlx.errors import ModelError
+from mlx.experiment.checks import format_bytes, model_blocker
 from mlx.experiment.preflight import output_blocker
 
 __all__ = [

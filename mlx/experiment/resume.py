@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from mlx.config import ExperimentConfig
 from mlx.errors import CheckpointError, DataWarning, MLXError, RunError
 from mlx.experiment.build import build, decide_backend
+from mlx.experiment.checks import check_runnable
 from mlx.experiment.console import Console
 from mlx.experiment.lifecycle import Timing
 from mlx.experiment.loop import TrainerState
@@ -127,8 +128,8 @@ def prepare_resume(ref: str | Path, overrides: Sequence[str]) -> Resume:
 def _checked(run: RunDir, overrides: Sequence[str]) -> Resume:
     """The :class:`Resume` of the owned ``run``, or the error that refuses it."""
     summary = run.read_summary()
-    stored = stored_config(run)
-    config = stored_config(run, overrides)
+    stored = stored_config(run, runnable=check_runnable)
+    config = stored_config(run, overrides, runnable=check_runnable)
     _check_unchanged(run, stored, config)
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:

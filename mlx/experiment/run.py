@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence, Union
 from mlx.config import ExperimentConfig, Override, load_config, parse_config
 from mlx.errors import RunError, map_os_errors
 from mlx.experiment.build import Built, build, decide_backend
+from mlx.experiment.checks import check_runnable, ensure_runnable
 from mlx.experiment.lifecycle import Timing, setting_up
 from mlx.experiment.loop import TrainerState
 from mlx.experiment.preflight import check_output
@@ -118,21 +119,25 @@ def _as_config(
         raise RunError("run_experiment needs a config or a run to resume")
     if isinstance(config_or_path, ExperimentConfig):
         if not overrides:
+            ensure_runnable(config_or_path)
             return config_or_path
         return parse_config(
             config_or_path.to_dict(),
             source=config_or_path.source or "<config>",
             overrides=overrides,
+            runnable=check_runnable,
         )
     if isinstance(config_or_path, Mapping):
-        return parse_config(config_or_path, overrides=overrides)
+        return parse_config(
+            config_or_path, overrides=overrides, runnable=check_runnable
+        )
     if not isinstance(config_or_path, (str, os.PathLike)):
         raise TypeError(
             "The 'config_or_path' parameter of mlx.run_experiment must be an "
             "ExperimentConfig, a mapping, or the path of a JSON/YAML file; got "
             f"{type(config_or_path).__name__}."
         )
-    return load_config(config_or_path, overrides=overrides)
+    return load_config(config_or_path, overrides=overrides, runnable=check_runnable)
 
 
 def _start(

@@ -17,6 +17,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from mlx.config import ExperimentConfig, parse_config
+from mlx.config.runnable import RunnableCheck
 from mlx.datasets.fingerprint import (
     FINGERPRINT_VERSION,
     sampled_fingerprint,
@@ -48,8 +49,14 @@ __all__ = [
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def stored_config(run: RunDir, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """The run's resolved ``config.yaml`` (with ``overrides``), validated again.
+def stored_config(
+    run: RunDir,
+    overrides: Sequence[str] = (),
+    *,
+    runnable: RunnableCheck | None = None,
+) -> ExperimentConfig:
+    """The run's resolved ``config.yaml`` (with ``overrides``), validated again
+    (with ``runnable``, also whether it can run here: see mlx.config.load_config).
 
     Its paths are absolute already. They are checked against the run's own output
     directory rather than the current repository root, so a run can be resumed or
@@ -61,7 +68,11 @@ def stored_config(run: RunDir, overrides: Sequence[str] = ()) -> ExperimentConfi
     except (KeyError, TypeError):
         raise RunError(f"{run.config_path} has no output.directory") from None
     return parse_config(
-        data, source=str(run.config_path), overrides=overrides, root=root
+        data,
+        source=str(run.config_path),
+        overrides=overrides,
+        root=root,
+        runnable=runnable,
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from mlx.config import ConfigIssue, ExperimentConfig, Override, load_config
 from mlx.errors import ConfigError, ConfigWarning
+from mlx.experiment.checks import check_runnable
 from mlx.sweeps.spec import Parameter, SweepSpec
 
 __all__ = [
@@ -166,7 +167,9 @@ def expand(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConfigWarning)
             try:
-                config = load_config(spec.base, [*overrides, *extra])
+                config = load_config(
+                    spec.base, [*overrides, *extra], runnable=check_runnable
+                )
             except ConfigError as exc:
                 problems.extend(exc.errors)
                 failed += 1

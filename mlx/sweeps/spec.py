@@ -25,6 +25,7 @@ from mlx.config.reporting import IssueLog
 from mlx.config.rules import BAD, DIRECTORY_NAME, Bool, Choice, Float, Int
 from mlx.datasets import describe
 from mlx.errors import ConfigError, ConfigWarning
+from mlx.experiment.checks import check_runnable
 from mlx.utils.paths import unprintable
 from mlx.utils.values import did_you_mean, show
 
@@ -297,7 +298,7 @@ def _load_base(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConfigWarning)
-            return load_config(base, overrides)
+            return load_config(base, overrides, runnable=check_runnable)
     finally:
         for record in caught:
             shown.add(str(record.message))

@@ -19,6 +19,7 @@ from typing import Sequence
 from mlx.config import load_config
 from mlx.errors import MLXError, MLXWarning, RunInterrupted
 from mlx.experiment import Run, run_experiment
+from mlx.experiment.checks import check_runnable
 from mlx.runs.store import RunDir
 from mlx.utils.raised import one_line
 
@@ -65,7 +66,7 @@ def _run_point(args: argparse.Namespace) -> Run:
     recorded as the point ``args.point`` of the sweep ``args.sweep``."""
     if args.resume:
         return run_experiment(resume=args.resume)
-    config = load_config(args.config)
+    config = load_config(args.config, runnable=check_runnable)
     return run_experiment(config, record={"sweep": args.sweep, "point": args.point})
 
 
