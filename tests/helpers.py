@@ -102,6 +102,8 @@ STARTUP_VARIABLES = (
     "MLX_NUM_THREADS",
     "MPLBACKEND",
 )
+# start-up settings the in-process runner honours itself
+HONOURED = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
 # what a fresh interpreter's warning filters are (no -W, no PYTHONWARNINGS)
 DEFAULT_WARNING_FILTERS: tuple[tuple[str, type[Warning], str], ...] = (
     ("ignore", ResourceWarning, ""),
@@ -135,7 +137,7 @@ def invoke(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_environment(env))
         stack.enter_context(_working_directory(root))
-        stack.enter_context(_imports([str(root), *extra_paths]))
+        stack.enter_context(_imports([str(root), *extra_paths], env))
         stack.enter_context(_thread_pools())
         stack.enter_context(_signal_handlers())
         stack.enter_context(_loggers())
@@ -219,17 +221,29 @@ def _extra_python_paths(env: dict[str, str]) -> list[str]:
 
 
 def needs_process(env: dict[str, str]) -> str | None:
-    """Why a run with environment ``env`` cannot happen in this process, if so: a
-    ``sitecustomize`` on its PYTHONPATH, or a variable read when a process starts
-    (a thread count, a PYTHON... setting) that differs from this process's."""
+    """Why a run with environment ``env`` cannot happen in this process, if so: its
+    PYTHONPATH holds a ``sitecustomize`` or a module this process already imported
+    (a stand-in for torch), or it sets a variable read when a process starts (a
+    thread count, a PYTHON... setting) differently from this process."""
     for entry in _extra_python_paths(env):
-        for name in ("sitecustomize", "usercustomize"):
-            if (Path(entry) / f"{name}.py").exists() or (Path(entry) / name).is_dir():
+        for name in _top_level_names(Path(entry)):
+            if name in ("sitecustomize", "usercustomize"):
                 return f"{entry} holds {name}, which runs when a process starts"
+            if name in sys.modules:
+                return f"{entry} holds {name}, which this process already imported"
     for name in (*STARTUP_VARIABLES, *(v for v in env if v.startswith("PYTHON"))):
-        if name != "PYTHONPATH" and env.get(name) != os.environ.get(name):
+        if name not in HONOURED and env.get(name) != os.environ.get(name):
             return f"{name} is read when a process starts"
     return None
+
+
+def _top_level_names(entry: Path) -> list[str]:
+    """The modules and packages directly in the directory ``entry``."""
+    try:
+        children = list(entry.iterdir())
+    except OSError:
+        return []
+    return [c.stem if c.suffix == ".py" else c.name for c in children]
 
 
 @contextlib.contextmanager
@@ -256,8 +270,8 @@ def _working_directory(root: Path) -> Iterator[None]:
 
 def _kept_places() -> tuple[str, ...]:
     """Where the modules a run may keep imported live: the interpreter's and this
-    checkout's."""
-    places = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(REPO_ROOT)}
+    checkout's package (not its examples or benchmarks)."""
+    places = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(REPO_ROOT / "mlx")}
     return tuple(os.path.join(os.path.realpath(p), "") for p in places)
 
 
@@ -274,18 +288,21 @@ def _foreign(module: Any, kept: tuple[str, ...]) -> bool:
 
 
 @contextlib.contextmanager
-def _imports(front: list[str]) -> Iterator[None]:
-    """sys.path as ``python -m`` starts it (the working directory, then PYTHONPATH);
-    modules imported from elsewhere (``root``'s own packages) forgotten after."""
-    saved_path = sys.path[:]
+def _imports(front: list[str], env: dict[str, str]) -> Iterator[None]:
+    """sys.path as ``python -m`` starts it (the working directory, then PYTHONPATH),
+    bytecode written unless PYTHONDONTWRITEBYTECODE; modules imported from elsewhere
+    (``root``'s own packages) forgotten after."""
+    saved_path, saved_bytecode = sys.path[:], sys.dont_write_bytecode
     before = set(sys.modules)
     sys.path[:0] = front
+    sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     importlib.invalidate_caches()
     linecache.clearcache()
     try:
         yield
     finally:
         sys.path[:] = saved_path
+        sys.dont_write_bytecode = saved_bytecode
         kept = _kept_places()
         for name in set(sys.modules) - before:
             if _foreign(sys.modules[name], kept):
@@ -351,8 +368,16 @@ def _signal_handlers() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _loggers() -> Iterator[None]:
-    """The ``mlx`` and root loggers' handlers, levels and switches as they were."""
-    loggers = [logging.getLogger("mlx"), logging.getLogger()]
+    """The root logger's and the ``mlx`` loggers' handlers, levels and switches as
+    they were (the package sets up its logger when imported: that is the
+    baseline)."""
+    importlib.import_module("mlx")
+    loggers = [logging.getLogger()] + [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if (name == "mlx" or name.startswith("mlx."))
+        and isinstance(logger, logging.Logger)
+    ]
     saved = [
         (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers
     ]
