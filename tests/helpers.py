@@ -93,17 +93,20 @@ def start_cli(args: Sequence[str], root: Path) -> subprocess.Popen:
 
 # read once, when a process starts: a run that sets one differently needs a process
 STARTUP_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
     "OPENBLAS_CORETYPE",
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
-    "MLX_NUM_THREADS",
     "MPLBACKEND",
 )
 # start-up settings the in-process runner honours itself
 HONOURED = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
+# thread counts, honoured here as limits on the thread pools for the run
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "MLX_NUM_THREADS",
+)
 # what a fresh interpreter's warning filters are (no -W, no PYTHONWARNINGS)
 DEFAULT_WARNING_FILTERS: tuple[tuple[str, type[Warning], str], ...] = (
     ("ignore", ResourceWarning, ""),
@@ -138,7 +141,7 @@ def invoke(
         stack.enter_context(_environment(env))
         stack.enter_context(_working_directory(root))
         stack.enter_context(_imports([str(root), *extra_paths], env))
-        stack.enter_context(_thread_pools())
+        stack.enter_context(_thread_pools(_thread_limits(env)))
         stack.enter_context(_signal_handlers())
         stack.enter_context(_loggers())
         stack.enter_context(_standard_streams(args, stdout, stderr))
@@ -234,6 +237,10 @@ def needs_process(env: dict[str, str]) -> str | None:
     for name in (*STARTUP_VARIABLES, *(v for v in env if v.startswith("PYTHON"))):
         if name not in HONOURED and env.get(name) != os.environ.get(name):
             return f"{name} is read when a process starts"
+    for name in THREAD_VARIABLES:
+        value = env.get(name)
+        if value != os.environ.get(name) and not (value or "").isdigit():
+            return f"{name} unset or not a count is read when a process starts"
     return None
 
 
@@ -311,10 +318,31 @@ def _imports(front: list[str], env: dict[str, str]) -> Iterator[None]:
             sys.path_importer_cache.pop(entry, None)
 
 
+def _thread_limits(env: dict[str, str]) -> dict[str, int]:
+    """The thread counts ``env`` sets differently from this process, per pool
+    (``openblas``, ``mkl``, other ``blas``, ``openmp``, ``torch``), as each library
+    (and mlx, for torch) reads them when it loads."""
+    given = {
+        name: int(env[name])
+        for name in THREAD_VARIABLES
+        if env.get(name) != os.environ.get(name) and env.get(name, "").isdigit()
+    }
+    omp = given.get("OMP_NUM_THREADS")
+    limits = {
+        "openblas": given.get("OPENBLAS_NUM_THREADS", omp),
+        "mkl": given.get("MKL_NUM_THREADS", omp),
+        "blas": omp,
+        "openmp": omp,
+        "torch": given.get("MLX_NUM_THREADS", omp),
+    }
+    return {pool: count for pool, count in limits.items() if count}
+
+
 @contextlib.contextmanager
-def _thread_pools() -> Iterator[None]:
+def _thread_pools(limits: dict[str, int]) -> Iterator[None]:
     """BLAS/OpenMP thread counts (threadpoolctl) and torch's threads and
-    determinism, put back as they were (torch's defaults if the run imported it)."""
+    determinism: ``limits`` for the run, then put back as they were (torch's
+    defaults if the run imported it)."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -322,6 +350,12 @@ def _thread_pools() -> Iterator[None]:
     else:
         pools = [(p, p.num_threads) for p in ThreadpoolController().lib_controllers]
     torch_before = _torch_state()
+    for pool, _threads in pools:
+        count = limits.get(pool.internal_api, limits.get(pool.user_api))
+        if count:
+            pool.set_num_threads(count)
+    if torch_before is not None and limits.get("torch"):
+        sys.modules["torch"].set_num_threads(limits["torch"])
     try:
         yield
     finally:

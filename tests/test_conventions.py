@@ -27,6 +27,7 @@ from tests.helpers import (
     REPO_ROOT,
     cli_env,
     run_cli,
+    run_cli_process,
     small_classification,
     write_config,
 )
@@ -450,7 +451,8 @@ def test_environment_records_packages_threads_and_blas(root: Path) -> None:
     write_config(root / "exp.yaml", small_classification(epochs=1))
     env = cli_env(root, **threads)
     env.pop("OPENBLAS_CORETYPE", None)
-    done = run_cli(["run-experiment", "--config", "exp.yaml"], root, env=env)
+    # what a new process records: its own thread pools, torch never imported
+    done = run_cli_process(["run-experiment", "--config", "exp.yaml"], root, env=env)
     assert done.returncode == 0, done.stderr
     (run_dir,) = (p.parent for p in root.rglob("summary.json"))
     record = json.loads((run_dir / "environment.json").read_text())
