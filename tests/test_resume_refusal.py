@@ -12,8 +12,6 @@ from helpers import run_cli, run_cli_process, small_classification, write_config
 
 from mlx.runs.lock import process_start
 
-pytestmark = pytest.mark.slow
-
 _WATCHED = ("metrics.jsonl", "config.yaml", "summary.json", "data.json")
 
 
@@ -308,6 +306,7 @@ class Dies(MLP):
 '''
 
 
+@pytest.mark.slow
 def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
     # 480 training samples in batches of 32: 15 steps an epoch
     (root / "dies.py").write_text(_DIES)
