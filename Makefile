@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# the tests run across the machine's cores (pytest-xdist); the tests of one
-# xdist_group (a module sharing an expensive fixture) stay on one worker
+# the tests run across the machine's cores (pytest-xdist), each test file on one
+# worker: a module's shared fixtures (an MLflow server, trained runs) are made once
 WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 .PHONY: demo check test lint browser docs bench clean
 

@@ -24,8 +24,6 @@ import pytest
 import yaml
 from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_config
 
-# the MLflow server and client stay on one worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("mlflow")
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 MlflowClient = mlflow_tracking.MlflowClient
 

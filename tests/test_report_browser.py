@@ -23,9 +23,6 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 1600)
 
-# each test drives the CLI on runs trained for real
-pytestmark = pytest.mark.xdist_group("report-browser")  # one chromium, one report
-
 
 class _Tables(HTMLParser):
     """Every <table> of the page: its class, the run section it sits in, and its
