@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# the tests run across the machine's cores (pytest-xdist), each test file on one
+# worker: a module's shared fixtures (an MLflow server, trained runs) are made once
+WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
-.PHONY: demo test lint browser docs bench clean
+.PHONY: demo check test lint browser docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +40,13 @@ browser:
 		(apt-get update && apt-get install -y chromium); \
 	fi
 
-## test: lint, then the whole test suite
+## check: lint, then the tests not marked slow (the fast tier, to run often)
+check: lint
+	$(PYTEST) -m "not slow"
+
+## test: lint, then the whole test suite (what CI runs)
 test: lint browser
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 ## bench: benchmark suite against PyTorch, scikit-learn and other CLIs (see benchmarks/)
 bench: $(VENV)/.test-installed

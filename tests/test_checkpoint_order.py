@@ -9,8 +9,6 @@ import pytest
 from helpers import run_cli
 from run_copies import clone, new_root, train_template
 
-pytestmark = pytest.mark.slow
-
 RUN = "small-20240103-000000-0001"
 
 

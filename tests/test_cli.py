@@ -1,4 +1,5 @@
-"""The command line, through real subprocesses: exit codes, stdout and stderr."""
+"""The command line, run as ``python -m mlx`` runs it: exit codes, stdout and
+stderr."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 # the experiment configs among the examples (sweep.yaml is a sweep file)
@@ -25,14 +27,7 @@ def mlx(*args: str, cwd: Path, root: Path | None = None) -> subprocess.Completed
     env.pop("MLX_ROOT", None)
     if root is not None:
         env["MLX_ROOT"] = str(root)
-    return subprocess.run(
-        [sys.executable, "-m", "mlx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(args, cwd, env=env)
 
 
 def snapshot(directory: Path) -> dict:

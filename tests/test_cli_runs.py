@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, small_classification, write_config
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:

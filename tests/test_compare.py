@@ -11,8 +11,6 @@ import pytest
 import yaml
 from helpers import run_cli, small_classification, write_config
 
-pytestmark = pytest.mark.slow
-
 
 def _refuse(constant: str) -> Any:
     raise ValueError(f"not strict JSON: {constant}")

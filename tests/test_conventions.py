@@ -27,6 +27,7 @@ from tests.helpers import (
     REPO_ROOT,
     cli_env,
     run_cli,
+    run_cli_process,
     small_classification,
     write_config,
 )
@@ -62,7 +63,6 @@ def _run_with_umask(root: Path, config: dict[str, Any], umask: int) -> Path:
 # --- 1. file modes and the one atomic writer -------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
     [
@@ -159,7 +159,6 @@ def _retag(model_dir: Path, tag: str | None) -> None:
     (model_dir / "config.json").write_text(json.dumps(config))
 
 
-@pytest.mark.slow
 def test_weights_carry_a_tag_of_their_own_and_old_tags_still_load(root: Path) -> None:
     run_dir = _train(root, small_classification(epochs=2))
     tagged = [run_dir / "model", *sorted((run_dir / "checkpoints").iterdir())]
@@ -319,7 +318,6 @@ def test_a_silenced_mlx_logger_still_writes_train_log(
     assert texts[0].startswith("run ") and texts[-1].startswith("completed ")
 
 
-@pytest.mark.slow
 def test_cli_lines_once_on_stderr_and_utc_stamps_in_train_log(root: Path) -> None:
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     run_dir = _train(root, small_classification(epochs=3))
@@ -338,7 +336,6 @@ def test_cli_lines_once_on_stderr_and_utc_stamps_in_train_log(root: Path) -> Non
     ]
 
 
-@pytest.mark.slow
 def test_cli_prints_each_line_once(root: Path) -> None:
     write_config(root / "exp.yaml", small_classification(epochs=2))
     done = run_cli(["run-experiment", "--config", "exp.yaml"], root)
@@ -396,7 +393,6 @@ def test_warnings_during_a_run_reach_train_log_and_still_show(
     assert (run.directory / "train.log").read_text() == before
 
 
-@pytest.mark.slow
 def test_cli_warnings_reach_train_log(root: Path) -> None:
     write_config(root / "exp.yaml", _warner_config(root))
     env = cli_env(root, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(root)]))
@@ -450,7 +446,8 @@ def test_environment_records_packages_threads_and_blas(root: Path) -> None:
     write_config(root / "exp.yaml", small_classification(epochs=1))
     env = cli_env(root, **threads)
     env.pop("OPENBLAS_CORETYPE", None)
-    done = run_cli(["run-experiment", "--config", "exp.yaml"], root, env=env)
+    # what a new process records: its own thread pools, torch never imported
+    done = run_cli_process(["run-experiment", "--config", "exp.yaml"], root, env=env)
     assert done.returncode == 0, done.stderr
     (run_dir,) = (p.parent for p in root.rglob("summary.json"))
     record = json.loads((run_dir / "environment.json").read_text())
@@ -510,7 +507,6 @@ def test_cache_directory_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert cache_dir() == tmp_path / "data"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("where", ["xdg", "mlx_data_dir", "home"])
 def test_cli_looks_for_mnist_in_the_cache(root: Path, where: str) -> None:
     env = cli_env(root, HOME=str(root / "home"), XDG_CACHE_HOME=str(root / "xdg"))
@@ -769,6 +765,7 @@ LinearRegression().fit(X, X.sum(axis=1)).save(sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_the_tagged_weights_are_the_same_bytes_in_every_process(tmp_path: Path) -> None:
     """safetensors keeps metadata in a hash map whose order changes per process;
     the saved bytes must not."""

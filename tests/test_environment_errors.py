@@ -24,8 +24,6 @@ from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_con
 import mlx
 from mlx.experiment.evaluate import EvaluationNotSaved
 
-pytestmark = pytest.mark.slow
-
 _INJECTOR = """
 import errno, os, re, stat
 
@@ -151,6 +149,7 @@ def _train(root: Path, env: dict[str, str], *extra: str) -> subprocess.Completed
 # -- a full disk during a run ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_full_disk_at_the_first_write_leaves_no_run(root: Path) -> None:
     env = _injected(root, root / "outputs", pattern=r"summary\.json")
     stderr = _clean_failure(_train(root, env), "No space left on device")
@@ -161,6 +160,7 @@ def test_full_disk_at_the_first_write_leaves_no_run(root: Path) -> None:
 @pytest.mark.parametrize(
     "name", ["config.yaml", "original_config.yaml", "environment.json", "data.json"]
 )
+@pytest.mark.slow
 def test_full_disk_while_setting_a_run_up(root: Path, name: str) -> None:
     env = _injected(root, root / "outputs", pattern=r"/\.?" + name.replace(".", r"\."))
     stderr = _clean_failure(_train(root, env), "failed while being set up", name)
@@ -171,6 +171,7 @@ def test_full_disk_while_setting_a_run_up(root: Path, name: str) -> None:
     assert "resume" not in stderr  # nothing was trained: nothing to resume
 
 
+@pytest.mark.slow
 def test_full_disk_when_creating_the_output_directory(root: Path) -> None:
     env = _injected(root, root, pattern=r"/outputs$")
     _clean_failure(_train(root, env), "No space left on device", "outputs")
@@ -191,6 +192,7 @@ def test_full_disk_when_creating_the_output_directory(root: Path) -> None:
     ],
     ids=["checkpoint-weights", "trainer-state", "metrics-log", "final-model"],
 )
+@pytest.mark.slow
 def test_full_disk_mid_run_fails_it_truthfully(
     root: Path, pattern: str, skip: int, named: str
 ) -> None:
@@ -213,6 +215,7 @@ def test_full_disk_mid_run_fails_it_truthfully(
     ["checkpoints/epoch-0001/model.safetensors", "model/model.safetensors"],
     ids=["checkpoint", "final-model"],
 )
+@pytest.mark.slow
 def test_a_file_size_limit_names_the_file_where_it_belongs(
     root: Path, file: str
 ) -> None:
@@ -244,6 +247,7 @@ def test_a_file_size_limit_names_the_file_where_it_belongs(
 
 
 @pytest.mark.parametrize("skip", [0, 3], ids=["first-line", "mid-run"])
+@pytest.mark.slow
 def test_full_disk_for_the_log_fails_the_run_truthfully(root: Path, skip: int) -> None:
     env = _injected(root, root / "outputs", pattern=r"train\.log", skip=skip)
     stderr = _clean_failure(_train(root, env), "No space left on device", "train.log")
@@ -254,6 +258,7 @@ def test_full_disk_for_the_log_fails_the_run_truthfully(root: Path, skip: int) -
     assert ("start it again" in stderr) != has_checkpoint
 
 
+@pytest.mark.slow
 def test_a_disk_full_for_good_leaves_the_run_lost_and_says_so(root: Path) -> None:
     # from the first checkpoint on, nothing more can be written: not even the summary
     env = _injected(root, root / "outputs", arm=r"trainer_state\.json$")
@@ -265,6 +270,7 @@ def test_a_disk_full_for_good_leaves_the_run_lost_and_says_so(root: Path) -> Non
     assert _leftovers(run_dir) == []
 
 
+@pytest.mark.slow
 def test_full_disk_on_resume_changes_nothing(root: Path) -> None:
     assert _train(root, cli_env(root), "--set", "training.epochs=2").returncode == 0
     (run_dir,) = _runs(root)
@@ -301,6 +307,7 @@ def finished(root: Path) -> Path:
     ],
     ids=["read-only", "read-only-predictions", "full", "full-predictions"],
 )
+@pytest.mark.slow
 def test_eval_prints_the_metrics_it_could_not_save(
     root: Path, finished: Path, mode: str, extra: list, reason: str
 ) -> None:
@@ -589,6 +596,7 @@ def test_output_paths_the_file_system_refuses(
     assert sorted(p.name for p in root.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_a_read_only_run_root(root: Path) -> None:
     env = _injected(root, root, mode="readonly", pattern=r"outputs")
     stderr = _clean_failure(_train(root, env), "Read-only file system")
@@ -621,6 +629,7 @@ def test_a_config_that_is_a_directory(root: Path) -> None:
     [["runs"], ["runs", "show", "{run}"], ["--help"], ["eval", "{run}"], ["--version"]],
     ids=["runs", "runs-show", "help", "eval", "version"],
 )
+@pytest.mark.slow
 def test_a_closed_stdout_ends_quietly(root: Path, finished: Path, args: list) -> None:
     argv = [a.format(run=finished.name) for a in args]
     read, write = os.pipe()
@@ -641,6 +650,7 @@ def test_a_closed_stdout_ends_quietly(root: Path, finished: Path, args: list) ->
     assert done.stderr == ""
 
 
+@pytest.mark.slow
 def test_a_closed_stderr_does_not_stop_a_run(root: Path) -> None:
     read, write = os.pipe()
     os.close(read)
@@ -743,6 +753,7 @@ def test_the_hint_of_a_run_without_checkpoints(root: Path) -> None:
     assert "output.save_checkpoints: false" in _hint(_resume(root, run_dir, 3))
 
 
+@pytest.mark.slow
 def test_a_run_without_checkpoints_still_resumes_after_sigterm(root: Path) -> None:
     # SIGTERM saves a checkpoint even with save_checkpoints: false, and says so
     from helpers import start_cli
@@ -872,6 +883,7 @@ def test_an_mlx_root_the_system_refuses(
         "completion",
     ],
 )
+@pytest.mark.slow
 def test_a_stream_closed_from_the_start(
     root: Path, finished: Path, fd: int, args: list
 ) -> None:

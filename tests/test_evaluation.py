@@ -13,7 +13,6 @@ from helpers import run_cli, small_classification, write_config
 import mlx
 from mlx.errors import RunError
 
-pytestmark = pytest.mark.slow
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 

@@ -24,8 +24,6 @@ from helpers import (
 import mlx
 from mlx.errors import DivergenceError, MLXError, MLXWarning, RunError
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -134,6 +132,7 @@ def test_closed_form_model_fits_once(root: Path) -> None:
     assert "closed-form fit" in (run.directory / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_four_concurrent_runs_are_distinct_and_identical(root: Path) -> None:
     path = write_config(root / "exp.yaml", small_classification())
     procs = [
@@ -190,6 +189,7 @@ def _wait_for_metrics_lines(run_root: Path, n: int, proc: subprocess.Popen) -> P
     [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
     ids=["sigint", "sigterm", "sigkill"],
 )
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(
     root: Path, sig: signal.Signals, code: int
 ) -> None:
@@ -244,6 +244,7 @@ def test_kill_and_resume_equals_uninterrupted(
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_aborts_at_once_and_leaves_whole_files(root: Path) -> None:
     write_config(root / "exp.yaml", _slow_config())
     proc = start_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)

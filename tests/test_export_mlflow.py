@@ -337,6 +337,7 @@ def test_refused_connection_is_one_error_line(
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_host_that_does_not_resolve_is_said_so(
     one_run: tuple[Path, Path],
 ) -> None:
@@ -384,6 +385,7 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @SQLITE_WARNINGS
+@pytest.mark.slow
 def test_sqlite_store_and_deleted_run_restored(one_run: tuple[Path, Path]) -> None:
     root, run_dir = one_run
     uri = f"sqlite:///{root / 'store.db'}"
@@ -426,6 +428,7 @@ def test_file_store_histories_not_doubled(
 
 
 @SQLITE_WARNINGS
+@pytest.mark.slow
 def test_a_run_in_progress_then_finished(
     one_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -483,6 +486,7 @@ def test_a_run_in_progress_then_finished(
 
 
 @SQLITE_WARNINGS
+@pytest.mark.slow
 def test_long_param_is_truncated_with_a_note(tmp_path: Path) -> None:
     config = small_classification(epochs=1)
     config["name"] = "long"
@@ -524,6 +528,7 @@ TAKEN_AS_THEY_ARE = ("a_b", "lr/2", "\u00fcber")
 
 @pytest.mark.parametrize("store", ["file", "sqlite"])
 @SQLITE_WARNINGS
+@pytest.mark.slow
 def test_keys_mlflow_refuses_are_renamed_before_anything_is_sent(
     tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,6 @@ from helpers import run_cli
 from run_copies import clone, new_root, snapshot, train_template
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero"),
 ]
 

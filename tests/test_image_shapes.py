@@ -154,7 +154,6 @@ def test_tabular_and_synthetic_data_have_no_image_shape(tmp_path: Path) -> None:
     assert "image_shape" in datasets.__all__
 
 
-@pytest.mark.slow
 def test_data_json_records_the_image_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,8 +18,6 @@ import pytest
 import yaml
 from helpers import run_cli, small_classification, start_cli, write_config
 
-pytestmark = pytest.mark.slow
-
 RUN_RECORD = {"run_id", "directory", "status", "final_metrics"}
 LISTED = {
     "run_id",
@@ -192,6 +190,7 @@ def test_a_failed_run_still_prints_its_record_and_exits_1(root: Path) -> None:
     _all_files_strict(Path(record["directory"]))
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_prints_its_record_with_the_signal_exit_code(
     root: Path,
 ) -> None:
@@ -510,6 +509,7 @@ def test_infinite_and_nan_metrics_are_written_as_null(root: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.slow
 def test_node_json_parse_reads_every_file_and_every_output(root: Path) -> None:
     directory = _huge_target_run(root)
     assert (

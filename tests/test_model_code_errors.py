@@ -141,6 +141,7 @@ def test_eval_of_a_model_whose_forward_raises_is_one_line(tmp_path: Path) -> Non
     assert not (run / "evals").exists() or not any((run / "evals").iterdir())
 
 
+@pytest.mark.slow
 def test_a_sweep_point_whose_model_raises_fails_alone_in_one_line(
     tmp_path: Path,
 ) -> None:

@@ -18,8 +18,6 @@ from helpers import run_cli, small_classification, write_config
 
 from mlx.config import parse_config
 
-pytestmark = pytest.mark.slow
-
 USER_MODELS = '''
 """Models that implement only what the README documents."""
 

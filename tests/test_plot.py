@@ -26,7 +26,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
 
 # each test drives the CLI on runs trained for real
-pytestmark = pytest.mark.slow
 
 
 def _train(root: Path, name: str, **training: object) -> Path:
@@ -197,6 +196,7 @@ def test_output_replaces_the_old_file_whole(two_runs: tuple[Path, Path, Path]) -
 
 
 @pytest.mark.parametrize("command", ["plot", "report"])
+@pytest.mark.slow
 def test_without_matplotlib_one_error_names_the_extra(
     two_runs: tuple[Path, Path, Path], tmp_path: Path, command: str
 ) -> None:
@@ -215,6 +215,7 @@ def test_without_matplotlib_one_error_names_the_extra(
     assert not (root / out).exists()
 
 
+@pytest.mark.slow
 def test_other_commands_never_import_matplotlib(
     two_runs: tuple[Path, Path, Path],
 ) -> None:
@@ -256,6 +257,7 @@ def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_run_still_training_plots_what_it_has(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     config = small_classification(epochs=100_000)
@@ -304,6 +306,7 @@ def test_a_run_still_training_plots_what_it_has(tmp_path: Path) -> None:
     assert list(curve.get_ydata()) == [r["train_loss"] for r in final[: len(epochs)]]
 
 
+@pytest.mark.slow
 def test_plot_uses_the_object_api_and_agg(two_runs: tuple[Path, Path, Path]) -> None:
     root, first, _ = two_runs
     code = (

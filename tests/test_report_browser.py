@@ -23,9 +23,6 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 1600)
 
-# each test drives the CLI on runs trained for real
-pytestmark = pytest.mark.slow
-
 
 class _Tables(HTMLParser):
     """Every <table> of the page: its class, the run section it sits in, and its
@@ -155,6 +152,7 @@ def dom(report: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_screenshot_is_not_blank(report: dict, tmp_path: Path) -> None:
     if CHROMIUM is None:
         pytest.skip("no chromium binary on PATH (`make browser` installs Debian's)")
@@ -187,6 +185,7 @@ def _column(table: dict, name: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("which", ["saved", "computed"])
+@pytest.mark.slow
 def test_final_val_loss_is_the_metrics_file(dom: str, report: dict, which: str) -> None:
     run_dir = report[which]
     records = [
@@ -204,6 +203,7 @@ def test_final_val_loss_is_the_metrics_file(dom: str, report: dict, which: str) 
     assert epochs == [r["epoch"] for r in records]
 
 
+@pytest.mark.slow
 def test_eval_accuracy_is_the_eval_file(dom: str, report: dict) -> None:
     run_dir = report["saved"]
     (path,) = (run_dir / "evals").glob("*.json")
@@ -229,6 +229,7 @@ def _predictions(path: Path) -> tuple[list[int], list[int]]:
     return [int(r["y_true"]) for r in rows], [int(r["y_pred"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_confusion_matrix_from_predictions_csv(dom: str, report: dict) -> None:
     y_true, y_pred = _predictions(report["saved"] / "predictions.csv")
     (table,) = _tables(dom, report["saved"].name, "confusion")
@@ -241,6 +242,7 @@ def test_confusion_matrix_from_predictions_csv(dom: str, report: dict) -> None:
     assert "from predictions.csv of the test split, checkpoint final" in dom
 
 
+@pytest.mark.slow
 def test_confusion_matrix_computed_when_no_predictions(dom: str, report: dict) -> None:
     run_dir = report["computed"]
     (table,) = _tables(dom, run_dir.name, "confusion")
@@ -255,6 +257,7 @@ def test_confusion_matrix_computed_when_no_predictions(dom: str, report: dict) -
     )
 
 
+@pytest.mark.slow
 def test_comparison_table_and_varied_parameter_chart(dom: str, report: dict) -> None:
     (table,) = _tables(dom, "comparison", "comparison")
     header = [c["text"] for c in table["rows"][0]]
@@ -278,6 +281,7 @@ def test_comparison_table_and_varied_parameter_chart(dom: str, report: dict) -> 
     assert dom.count("<svg") == 2 + 2  # two parameter charts, two runs' curves
 
 
+@pytest.mark.slow
 def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
     # the check above can fail: a page that logs an error and breaks its own CSP
     if CHROMIUM is None:

@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, small_classification, write_config
+from helpers import run_cli, run_cli_process, small_classification, write_config
 
 from mlx.runs.lock import process_start
-
-pytestmark = pytest.mark.slow
 
 _WATCHED = ("metrics.jsonl", "config.yaml", "summary.json", "data.json")
 
@@ -308,6 +306,7 @@ class Dies(MLP):
 '''
 
 
+@pytest.mark.slow
 def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
     # 480 training samples in batches of 32: 15 steps an epoch
     (root / "dies.py").write_text(_DIES)
@@ -325,11 +324,13 @@ def test_two_lost_processes_both_keep_their_segment(root: Path) -> None:
     }
     write_config(root / "exp.yaml", config)
     after.write_text("40")  # killed 10 steps into epoch 3
-    first = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
+    first = run_cli_process(["run-experiment", "--config", "exp.yaml", "--quiet"], root)
     assert first.returncode == -9, first.stderr
     (run_dir,) = (root / "outputs").iterdir()
     after.write_text("20")  # from epoch 2: killed 5 steps into epoch 4
-    second = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)
+    second = run_cli_process(
+        ["run-experiment", "--resume", run_dir.name, "--quiet"], root
+    )
     assert second.returncode == -9, second.stderr
     after.unlink()
     third = run_cli(["run-experiment", "--resume", run_dir.name, "--quiet"], root)

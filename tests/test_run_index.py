@@ -13,8 +13,6 @@ from helpers import run_cli, small_classification, start_cli, write_config
 
 from mlx.runs.index import index_path, indexed_runs, record_run
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
@@ -105,6 +103,7 @@ def test_the_index_is_read_tolerantly(tmp_path: Path) -> None:
     assert indexed_runs(tmp_path / "nowhere") == []
 
 
+@pytest.mark.slow
 def test_the_resume_hint_after_sigterm_works_for_a_run_outside_outputs(
     root: Path,
 ) -> None:

@@ -229,6 +229,7 @@ def test_unknown_keys_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["set", "base"])
+@pytest.mark.slow
 def test_a_warning_of_the_base_config_is_shown_once(
     tmp_path: Path, source: str
 ) -> None:

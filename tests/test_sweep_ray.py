@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, run_cli, small_classification, write_config
+from helpers import (
+    cli_env,
+    run_cli,
+    run_cli_process,
+    small_classification,
+    write_config,
+)
 
 # ray is in the test extra; without it (a bare checkout) these are skipped. It is
 # looked up, not imported: the tests drive it in subprocesses only
@@ -56,7 +62,7 @@ def test_ray_gives_the_same_points_statuses_and_metrics_as_local(
     )
     assert local.returncode == 0, local.stderr
     env = cli_env(tmp_path, RAY_AUTH_MODE="disabled")
-    remote = run_cli(
+    remote = run_cli_process(
         [
             "sweep",
             "--config",

@@ -1,7 +1,7 @@
 """``mlx sweep`` running points: the pool, failures, kills, resume, the lock, show.
 
-Every test drives the real CLI in subprocesses and reads the run directories it left,
-as a user would.
+Every test drives the real CLI (its points run in processes of their own) and reads
+the run directories it left, as a user would.
 """
 
 from __future__ import annotations

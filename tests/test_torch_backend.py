@@ -1030,6 +1030,7 @@ def test_without_torch_an_image_model_is_one_clear_error(root: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
     hidden = _hide_torch(root)
     config = tiny_config(

@@ -162,7 +162,6 @@ CASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_write_through_a_link_out_of_the_run_is_refused(
     setup: tuple[Path, Path, Path], case: str
@@ -185,7 +184,6 @@ def test_a_write_through_a_link_out_of_the_run_is_refused(
     assert _run_state(run) == run_before
 
 
-@pytest.mark.slow
 def test_a_hard_linked_metrics_log_is_replaced_not_appended_to(
     setup: tuple[Path, Path, Path],
 ) -> None:
@@ -202,7 +200,6 @@ def test_a_hard_linked_metrics_log_is_replaced_not_appended_to(
     assert len((run / "metrics.jsonl").read_bytes().splitlines()) == 3
 
 
-@pytest.mark.slow
 def test_links_that_stay_inside_the_run_are_fine(
     setup: tuple[Path, Path, Path],
 ) -> None:
@@ -214,7 +211,6 @@ def test_links_that_stay_inside_the_run_are_fine(
     assert len(list((run / "evals-store").glob("*.json"))) == 1
 
 
-@pytest.mark.slow
 def test_a_run_directory_that_is_itself_a_link_is_followed(
     tmp_path: Path, template: Path
 ) -> None:

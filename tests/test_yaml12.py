@@ -163,7 +163,6 @@ def _dry_run_values(tmp_path: Path, *extra: str) -> dict:
     return yaml.safe_load(result.stdout.partition("\nplan")[0])
 
 
-@pytest.mark.slow
 def test_files_and_set_values_agree_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     text = yaml.safe_dump(small_classification(), sort_keys=False)
