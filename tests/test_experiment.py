@@ -367,12 +367,13 @@ def _fail_second_call(
 def test_a_failed_checkpoint_write_fails_the_run_and_keeps_the_previous_one(
     root: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    from mlx.models import MLP, _checkpoint, load_model
+    from mlx.models import MLP, load_model
+    from mlx.models import checkpoint as model_checkpoint
 
     if where == "MLP.save":
         _fail_second_call(monkeypatch, MLP, "save")
     else:
-        _fail_second_call(monkeypatch, _checkpoint, "write_checkpoint")
+        _fail_second_call(monkeypatch, model_checkpoint, "write_checkpoint")
     with pytest.raises(RunError, match="disk full") as caught:
         mlx.run_experiment(small_classification(), quiet=True)
     assert isinstance(caught.value.__cause__, OSError)
