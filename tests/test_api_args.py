@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from helpers import small_classification
 
 import mlx
-from mlx.config import ConfigError, load_config
+from mlx.config import ConfigError, load_config, parse_config
 
 
 @pytest.fixture
@@ -220,3 +222,32 @@ def test_no_overrides_may_be_given_as_none(root: Path) -> None:
         small_classification(epochs=1), overrides=None, quiet=True
     )
     assert result.status == "completed"
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        pytest.param(lambda x: np.int64(x) if type(x) is int else x, id="int64"),
+        pytest.param(lambda x: np.int32(x) if type(x) is int else x, id="int32"),
+        pytest.param(lambda x: np.uint16(x) if type(x) is int else x, id="uint16"),
+        pytest.param(lambda x: np.float64(x) if type(x) is float else x, id="float64"),
+        pytest.param(lambda x: np.array(x) if type(x) is list else x, id="ndarray"),
+    ],
+)
+def test_numpy_values_in_a_config_are_the_numbers_they_hold(
+    root: Path, convert: Any
+) -> None:
+    # np.int64(2) epochs used to be refused: "must be an integer >= 1, got int64"
+    def deep(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: deep(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return convert([deep(v) for v in value])
+        return convert(value)
+
+    plain = small_classification(epochs=2)
+    numpy_config = deep(plain)
+    assert parse_config(numpy_config).to_dict() == parse_config(plain).to_dict()
+    ours = mlx.run_experiment(numpy_config, quiet=True)
+    theirs = mlx.run_experiment(plain, quiet=True)
+    assert ours.final_metrics == theirs.final_metrics

@@ -35,11 +35,19 @@ def freeze(value: Any) -> Any:
 
 
 def thaw(value: Any) -> Any:
-    """Inverse of :func:`freeze`: plain dicts and lists, ready for JSON or YAML."""
+    """Inverse of :func:`freeze`: plain dicts and lists, ready for JSON or YAML.
+
+    A config built in Python may hold NumPy values: a NumPy scalar becomes the
+    Python number (or bool, or string) it holds and an array its nested list, so
+    that ``np.int64(2)`` epochs validate as ``2`` would (recognised by their
+    ``dtype`` and ``tolist``, without importing NumPy).
+    """
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [thaw(v) for v in value]
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):
+        return thaw(value.tolist())
     return value
 
 
