@@ -25,8 +25,6 @@ from mlx.runs import open_run  # noqa: E402
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
 
-# each test drives the CLI on runs trained for real
-
 
 def _train(root: Path, name: str, **training: object) -> Path:
     config = small_classification(**training)
