@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from mlx.config.experiment import thaw
 from mlx.config.names import (
     IMAGE_FAMILIES,  # torchvision's builders, run by mlx.models.torch
+    model_family,
 )
 from mlx.errors import CheckpointError, ModelError
 from mlx.models import checkpoint
@@ -50,10 +51,8 @@ MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
 
 
 def _image_family(name: str) -> str | None:
-    for family, variants in IMAGE_FAMILIES.items():
-        if name == family or name in variants:
-            return family
-    return None
+    family = model_family(name)
+    return family if family in IMAGE_FAMILIES else None
 
 
 def get_model(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:

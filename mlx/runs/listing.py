@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import difflib
 import os
 import re
 import warnings
@@ -27,7 +26,7 @@ from mlx.runs.store import EVALS_DIR, SUMMARY_FILE, RunDir, open_run
 from mlx.runs.summary import effective_status, parse_timestamp, summary_problems
 from mlx.utils.paths import repository_root
 from mlx.utils.safe_io import METRICS_LIMIT, read_bytes_guarded
-from mlx.utils.values import table
+from mlx.utils.values import close_matches, table
 
 __all__ = [
     "RunInfo",
@@ -283,7 +282,7 @@ def find_run(ref: PathLike, root: PathLike | None = None) -> RunDir:
             hint="give the full run ID or the run directory path",
         )
     ids = sorted({p.name for p in runs})
-    near = difflib.get_close_matches(text, ids, n=5, cutoff=0.5)
+    near = close_matches(text, ids, n=5, cutoff=0.5)
     near += [i for i in ids if text in i and i not in near][: 5 - len(near)]
     message = f"No run {text!r} under {os.fspath(base)!r}"
     if not base.is_dir():

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import TypeGuard
 
 __all__ = [
+    "close_matches",
     "did_you_mean",
     "flatten",
     "is_int",
@@ -73,9 +74,17 @@ def show(value: Any) -> str:
     return type(value).__name__
 
 
+def close_matches(
+    word: str, options: Iterable[str], n: int = 1, cutoff: float = 0.6
+) -> list[str]:
+    """Up to ``n`` options closest to ``word`` (difflib's ratio >= ``cutoff``),
+    best first."""
+    return difflib.get_close_matches(word, list(options), n=n, cutoff=cutoff)
+
+
 def nearest(word: str, options: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The option closest to ``word`` (difflib's ratio >= ``cutoff``), or None."""
-    found = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    found = close_matches(word, options, cutoff=cutoff)
     return found[0] if found else None
 
 

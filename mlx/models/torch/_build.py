@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlx.config.names import IMAGE_FAMILIES
+from mlx.config.names import IMAGE_FAMILIES, model_family
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
 
@@ -29,10 +29,11 @@ __all__ = [
 
 
 def family_of(variant: str) -> str:
-    for family, variants in IMAGE_FAMILIES.items():
-        if variant in variants:
-            return family
-    raise ModelError(f"{variant!r} is not an image-model variant.")
+    """``resnet18`` -> ``resnet``; a ModelError for anything but a variant."""
+    family = model_family(variant)
+    if variant not in IMAGE_FAMILIES.get(family, ()):
+        raise ModelError(f"{variant!r} is not an image-model variant.")
+    return family
 
 
 def stem_convolution(module: Any) -> tuple[str, Any]:
