@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Tuple, Union
 
@@ -28,6 +29,7 @@ import yaml
 from mlx.config.issues import ConfigIssue
 from mlx.errors import ConfigError
 from mlx.utils.paths import control_character
+from mlx.utils.safe_io import describe_mode, open_regular, read_fd
 
 __all__ = [
     "CORE_SCHEMA",
@@ -78,6 +80,8 @@ class Document:
     values: dict[NodePath, Mark] = dataclasses.field(default_factory=dict)
     keys: dict[NodePath, Mark] = dataclasses.field(default_factory=dict)
     errors: list[ConfigIssue] = dataclasses.field(default_factory=list)
+    #: the bytes of the file the document was read from (empty for other text)
+    raw: bytes = b""
 
 
 def dotted(path: NodePath) -> str:
@@ -148,15 +152,7 @@ def read_document(path: str | Path) -> Document:
             f"unsupported config file extension {file.suffix or '(none)'!r}; "
             "use .json, .yaml or .yml",
         )
-    if not file.is_file():
-        raise _fail(source, None, "is not a regular file")
-    try:
-        with file.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise _fail(
-            source, None, f"cannot read the file: {exc.strerror or exc}"
-        ) from exc
+    raw = _read_limited(file, source)
     if len(raw) > MAX_BYTES:
         raise _fail(
             source, None, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB"
@@ -171,7 +167,36 @@ def read_document(path: str | Path) -> Document:
             Mark(line, column),
             f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
         ) from exc
-    return parse_text(text, fmt, source)
+    doc = parse_text(text, fmt, source)
+    doc.raw = raw
+    return doc
+
+
+def _read_limited(file: Path, source: str) -> bytes:
+    """At most ``MAX_BYTES + 1`` bytes of the config file, through the guarded
+    opener: a FIFO, a device or a socket is refused by what it is (never opened,
+    or opened without blocking), and what is read is what was checked."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as exc:
+        raise _fail(
+            source, None, f"cannot read the file: {exc.strerror or exc}"
+        ) from exc
+    if not stat.S_ISREG(mode):
+        raise _fail(source, None, f"is {describe_mode(mode)}, not a regular file")
+    try:
+        fd = open_regular(file, "config file", error=ConfigError)
+    except ConfigError as exc:  # swapped after the check above
+        raise _fail(source, None, str(exc)) from exc
+    assert fd is not None
+    try:
+        return read_fd(fd, MAX_BYTES + 1)
+    except OSError as exc:
+        raise _fail(
+            source, None, f"cannot read the file: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        os.close(fd)
 
 
 def parse_text(text: str, fmt: str, source: str) -> Document:
