@@ -23,10 +23,11 @@ import dataclasses
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
 from mlx.runs import RunDir, effective_status
 from mlx.runs.ids import utc_now
 from mlx.runs.index import indexed_runs
@@ -201,7 +202,7 @@ class SweepDir:
             for e in entries
             if e.is_dir(follow_symlinks=False)
             and not e.name.startswith(".")
-            and os.path.isfile(os.path.join(e.path, SUMMARY_FILE))
+            and os.path.lexists(os.path.join(e.path, SUMMARY_FILE))
         )
 
     def states(self, hashes: Sequence[str]) -> dict[str, PointState]:
@@ -213,7 +214,8 @@ class SweepDir:
             run = RunDir(path)
             try:
                 summary = run.read_summary()
-            except RunError:
+            except RunError as exc:
+                warnings.warn(f"Skipped a run: {exc}", DataWarning, stacklevel=2)
                 continue
             digest = summary.get("point")
             if not isinstance(digest, str):
@@ -257,7 +259,8 @@ class SweepDir:
                 self.log_path(digest), 65536, "the point's log", missing_ok=True
             )
         except RunError as exc:
-            return f"its log cannot be read: {exc}"
+            warnings.warn(f"{exc} Its error is not known.", DataWarning, stacklevel=3)
+            return None
         tail = (raw or b"").decode("utf-8", "replace")
         errors = [
             line[len("error: ") :]
