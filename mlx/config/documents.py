@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any, Tuple, Union
 
@@ -28,8 +27,8 @@ import yaml
 
 from mlx.config.issues import ConfigIssue
 from mlx.errors import ConfigError
-from mlx.utils.paths import control_character
-from mlx.utils.safe_io import describe_mode, open_regular, read_fd
+from mlx.utils.paths import control_character, terminal_safe
+from mlx.utils.safe_io import open_regular, read_fd
 
 __all__ = [
     "CORE_SCHEMA",
@@ -174,29 +173,22 @@ def read_document(path: str | Path) -> Document:
 
 def _read_limited(file: Path, source: str) -> bytes:
     """At most ``MAX_BYTES + 1`` bytes of the config file, through the guarded
-    opener: a FIFO, a device or a socket is refused by what it is (never opened,
-    or opened without blocking), and what is read is what was checked."""
+    opener: a FIFO or a device is refused by what it is, never waited on."""
     try:
-        mode = os.stat(file).st_mode
+        fd = open_regular(file, "the config file", error=ConfigError)
+        assert fd is not None
+        try:
+            return read_fd(fd, MAX_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise _fail(
-            source, None, f"cannot read the file: {exc.strerror or exc}"
-        ) from exc
-    if not stat.S_ISREG(mode):
-        raise _fail(source, None, f"is {describe_mode(mode)}, not a regular file")
-    try:
-        fd = open_regular(file, "config file", error=ConfigError)
-    except ConfigError as exc:  # swapped after the check above
-        raise _fail(source, None, str(exc)) from exc
-    assert fd is not None
-    try:
-        return read_fd(fd, MAX_BYTES + 1)
-    except OSError as exc:
-        raise _fail(
-            source, None, f"cannot read the file: {exc.strerror or exc}"
-        ) from exc
-    finally:
-        os.close(fd)
+        raise _fail(source, None, f"cannot read the file: {exc.strerror}") from exc
+    except ConfigError as exc:  # "<file>: the config file is a FIFO ..."
+        cause = exc.__cause__
+        why = str(exc).removeprefix(f"{os.fspath(file)}: the config file ")
+        if isinstance(cause, OSError):
+            why = f"cannot read the file: {cause.strerror or cause}"
+        raise _fail(source, None, why.rstrip(".")) from exc
 
 
 def parse_text(text: str, fmt: str, source: str) -> Document:
@@ -223,6 +215,10 @@ def parse_value(text: str, source: str) -> Any:
     """
     if not text.strip():
         return None
+    undecodable = next((c for c in text if 0xDC80 <= ord(c) <= 0xDCFF), None)
+    if undecodable is not None:  # a byte of the command line that is not UTF-8
+        byte = ord(undecodable) - 0xDC00
+        raise _fail(source, None, f"the value is not UTF-8 text (byte 0x{byte:02x})")
     try:
         doc = _parse_yaml(text, source)
     except ConfigError as exc:
@@ -497,6 +493,13 @@ def _parse_yaml(text: str, source: str) -> Document:
     loader = _Loader(text)
     try:
         root = _Composer(loader, source).document()
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        before = text[: exc.position]
+        here = Mark(before.count("\n") + 1, len(before) - before.rfind("\n"))
+        shown = terminal_safe(chr(exc.character)) if exc.character else "?"
+        raise _fail(
+            source, here, f"invalid YAML: the character {shown} is not allowed"
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         mark = _mark(exc.problem_mark) if exc.problem_mark is not None else None
         problem = exc.problem or exc.context or "syntax error"
