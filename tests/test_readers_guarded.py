@@ -463,4 +463,6 @@ def test_resume_over_a_point_config_fifo_does_not_hang(sweep_root: Path) -> None
     _replace(config, "fifo")
     done = run_cli_process(["sweep", "--resume", "sw"], sweep_root, timeout=20)
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.returncode == 1 and str(config) in done.stderr, done.stderr
+    # mlx's own derived file: written again, as it is for a point config that differs
+    assert done.returncode == 0, done.stderr
+    assert config.is_file() and not config.is_symlink()
