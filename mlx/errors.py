@@ -88,7 +88,9 @@ class MLXError(Exception):
         stream = sys.stderr if file is None else file
         if stream is None:
             return
-        lines = [f"error: {line}" for line in self.message.splitlines() or [""]]
+        # "\n" alone ends a line: str.splitlines would also split at a U+2028 or
+        # U+0085 inside a value the message quotes
+        lines = [f"error: {line}" for line in self.message.rstrip("\n").split("\n")]
         if self.hint:
             lines.append(f"hint: {self.hint}")
         for line in lines:

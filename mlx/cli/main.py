@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mlx.cli.output import usage_error, warnings_on_stderr
+from mlx.cli.output import terminal_streams, usage_error, warnings_on_stderr
 from mlx.cli.parser import build_parser
 from mlx.errors import MLXError, RunInterrupted
 from mlx.utils.raised import one_line
@@ -61,14 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
-    if command is None:  # `mlx` alone
-        if sys.stderr is not None:
-            parser.print_help(sys.stderr)
-        return EXIT_ERROR
-    with warnings_on_stderr():
-        return _run(command, args)
+    with terminal_streams():  # usage errors echo arguments too
+        args = parser.parse_args(argv)
+        command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+        if command is None:  # `mlx` alone
+            if sys.stderr is not None:
+                parser.print_help(sys.stderr)
+            return EXIT_ERROR
+        with warnings_on_stderr():
+            return _run(command, args)
 
 
 def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

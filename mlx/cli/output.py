@@ -1,6 +1,12 @@
 """What the commands print, and how: text and JSON documents on stdout, notes,
 warnings and usage errors on stderr, key/value tables.
 
+While a command runs, its stdout and stderr are :class:`terminal_streams`: every
+character a terminal would act on or hide instead of show (a bidirectional override
+such as U+202E, a zero-width joiner, a C1 control, a lone surrogate) is written as an
+escape (``\\u202e``), whoever prints it; the escapes are JSON's, so a JSON document
+on stdout stays valid and reads back to the same values.
+
 A command may be started with stdout or stderr closed (``mlx runs >&-``): Python then
 has no such stream (``None``), and what would go there is lost, never the command.
 Errors themselves render through :meth:`mlx.errors.MLXError.show`.
@@ -8,6 +14,7 @@ Errors themselves render through :meth:`mlx.errors.MLXError.show`.
 
 from __future__ import annotations
 
+import io
 import sys
 import warnings
 
@@ -28,6 +35,7 @@ __all__ = [
     "format_value",
     "key_value_table",
     "print_json",
+    "terminal_streams",
     "usage_error",
     "warnings_on_stderr",
     "warnings_printed",
@@ -152,3 +160,61 @@ def warnings_printed(load: Callable[[], _T]) -> _T:
                 if issubclass(record.category, MLXWarning) and text not in seen:
                     seen.add(text)
                     err(f"warning: {text}")
+
+
+#: what a printer may write raw: line ends, tabs, and the carriage return and escape
+#: of the progress line that redraws itself on a terminal; every other control is
+#: escaped (a user's text holding one is escaped before it is printed)
+_KEPT = "\n\t\r\x1b"
+
+
+class _SafeText(io.TextIOBase):
+    """A text stream that writes to ``inner`` through
+    :func:`mlx.utils.paths.terminal_safe`; everything else (``fileno``,
+    ``isatty``, ``buffer``, ``encoding``) is ``inner``'s."""
+
+    def __init__(self, inner: TextIO, escape: Callable[[str, str], str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self._escape = escape
+
+    def write(self, text: str) -> int:
+        self.inner.write(self._escape(text, _KEPT))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class terminal_streams:
+    """While a command runs, ``sys.stdout`` and ``sys.stderr`` write through
+    :func:`mlx.utils.paths.terminal_safe`, so no printer (a message, a table, a
+    sweep's progress line, an echoed ``--set``) shows a user's bidirectional or
+    format control raw. A closed stream (None) stays closed; the streams are put
+    back afterwards."""
+
+    def __enter__(self) -> terminal_streams:
+        # here, not at the top: the path helpers are not needed for `mlx --help`
+        from mlx.utils.paths import terminal_safe
+
+        self._previous = (sys.stdout, sys.stderr)
+        if sys.stdout is not None:
+            sys.stdout = _SafeText(sys.stdout, terminal_safe)
+        if sys.stderr is not None:
+            sys.stderr = _SafeText(sys.stderr, terminal_safe)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.stdout, sys.stderr = self._previous

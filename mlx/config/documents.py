@@ -27,7 +27,8 @@ import yaml
 
 from mlx.config.issues import ConfigIssue
 from mlx.errors import ConfigError
-from mlx.utils.paths import control_character
+from mlx.utils.paths import control_character, terminal_safe
+from mlx.utils.safe_io import open_regular, read_fd
 
 __all__ = [
     "CORE_SCHEMA",
@@ -78,6 +79,8 @@ class Document:
     values: dict[NodePath, Mark] = dataclasses.field(default_factory=dict)
     keys: dict[NodePath, Mark] = dataclasses.field(default_factory=dict)
     errors: list[ConfigIssue] = dataclasses.field(default_factory=list)
+    #: the bytes of the file the document was read from (empty for other text)
+    raw: bytes = b""
 
 
 def dotted(path: NodePath) -> str:
@@ -148,15 +151,7 @@ def read_document(path: str | Path) -> Document:
             f"unsupported config file extension {file.suffix or '(none)'!r}; "
             "use .json, .yaml or .yml",
         )
-    if not file.is_file():
-        raise _fail(source, None, "is not a regular file")
-    try:
-        with file.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise _fail(
-            source, None, f"cannot read the file: {exc.strerror or exc}"
-        ) from exc
+    raw = _read_limited(file, source)
     if len(raw) > MAX_BYTES:
         raise _fail(
             source, None, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB"
@@ -171,7 +166,29 @@ def read_document(path: str | Path) -> Document:
             Mark(line, column),
             f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
         ) from exc
-    return parse_text(text, fmt, source)
+    doc = parse_text(text, fmt, source)
+    doc.raw = raw
+    return doc
+
+
+def _read_limited(file: Path, source: str) -> bytes:
+    """At most ``MAX_BYTES + 1`` bytes of the config file, through the guarded
+    opener: a FIFO or a device is refused by what it is, never waited on."""
+    try:
+        fd = open_regular(file, "the config file", error=ConfigError)
+        assert fd is not None
+        try:
+            return read_fd(fd, MAX_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _fail(source, None, f"cannot read the file: {exc.strerror}") from exc
+    except ConfigError as exc:  # "<file>: the config file is a FIFO ..."
+        cause = exc.__cause__
+        why = str(exc).removeprefix(f"{os.fspath(file)}: the config file ")
+        if isinstance(cause, OSError):
+            why = f"cannot read the file: {cause.strerror or cause}"
+        raise _fail(source, None, why.rstrip(".")) from exc
 
 
 def parse_text(text: str, fmt: str, source: str) -> Document:
@@ -198,6 +215,10 @@ def parse_value(text: str, source: str) -> Any:
     """
     if not text.strip():
         return None
+    undecodable = next((c for c in text if 0xDC80 <= ord(c) <= 0xDCFF), None)
+    if undecodable is not None:  # a byte of the command line that is not UTF-8
+        byte = ord(undecodable) - 0xDC00
+        raise _fail(source, None, f"the value is not UTF-8 text (byte 0x{byte:02x})")
     try:
         doc = _parse_yaml(text, source)
     except ConfigError as exc:
@@ -472,6 +493,13 @@ def _parse_yaml(text: str, source: str) -> Document:
     loader = _Loader(text)
     try:
         root = _Composer(loader, source).document()
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        before = text[: exc.position]
+        here = Mark(before.count("\n") + 1, len(before) - before.rfind("\n"))
+        shown = terminal_safe(chr(exc.character)) if exc.character else "?"
+        raise _fail(
+            source, here, f"invalid YAML: the character {shown} is not allowed"
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         mark = _mark(exc.problem_mark) if exc.problem_mark is not None else None
         problem = exc.problem or exc.context or "syntax error"

@@ -18,10 +18,11 @@ import warnings
 from pathlib import Path
 from typing import Union
 
-from mlx.errors import DataWarning
+from mlx.errors import DataWarning, RunError
 from mlx.runs.store import SUMMARY_FILE
 from mlx.utils.atomic import append_line
 from mlx.utils.paths import repository_root
+from mlx.utils.safe_io import open_regular, read_fd
 
 __all__ = ["index_path", "indexed_runs", "record_run"]
 
@@ -72,15 +73,33 @@ def record_run(run_path: PathLike, root: PathLike | None = None) -> bool:
     return True
 
 
+def _read_index(index: Path) -> bytes:
+    """The first ``_MAX_INDEX_BYTES`` of the index, through the guarded opener; an
+    index that is not a regular file (a FIFO, a device) is a warning that names
+    it, and reads as empty."""
+    try:
+        fd = open_regular(index, "the run index", missing_ok=True)
+    except RunError as exc:
+        warnings.warn(
+            f"{exc} Runs recorded only there are not found by ID.",
+            DataWarning,
+            stacklevel=3,
+        )
+        return b""
+    if fd is None:
+        return b""
+    try:
+        return read_fd(fd, _MAX_INDEX_BYTES)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def indexed_runs(root: PathLike | None = None) -> list[Path]:
     """The run directories the index names that still hold that run, in the order
     they were recorded, each once. Never raises for a missing or damaged index."""
-    index = index_path(root)
-    try:
-        with open(index, "rb") as handle:
-            raw = handle.read(_MAX_INDEX_BYTES)
-    except OSError:
-        return []
+    raw = _read_index(index_path(root))
     seen: set[str] = set()
     found: list[Path] = []
     for line in raw.decode("utf-8", "replace").split("\n"):

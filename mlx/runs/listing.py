@@ -24,7 +24,7 @@ from mlx.runs.index import index_path, indexed_runs
 from mlx.runs.lock import lock_state
 from mlx.runs.store import EVALS_DIR, SUMMARY_FILE, RunDir, open_run
 from mlx.runs.summary import effective_status, parse_timestamp, summary_problems
-from mlx.utils.paths import repository_root
+from mlx.utils.paths import UNSAFE_CHARACTERS, repository_root
 from mlx.utils.safe_io import METRICS_LIMIT, read_bytes_guarded
 from mlx.utils.values import close_matches, table
 
@@ -52,7 +52,6 @@ _KEY_METRICS = ("accuracy", "f1_score", "r2", "rmse", "mse", "mae", "log_loss", 
 _MAX_LISTED = 10
 _EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 # control characters (and DEL) in a summary's text would move a terminal's cursor
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_TEXT = 200
 
 
@@ -126,16 +125,19 @@ def sound_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
-    """``value`` as one safe line of text ('' for None): control characters become
-    '?', and long text is cut."""
+    """``value`` as one safe line of text ('' for None): long text is cut, and
+    each character a terminal would act on or hide
+    (:data:`mlx.utils.paths.UNSAFE_CHARACTERS`: a control, a bidirectional
+    override, a zero-width joiner) becomes '?', in text and JSON alike, so the
+    listing's columns stay aligned and an ID shown is one a shell can pass back."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else repr(value)
     if len(text) > _MAX_TEXT:
         text = text[: _MAX_TEXT - 3] + "..."
     if keep_newlines:
-        return "\n".join(_CONTROL.sub("?", line) for line in text.split("\n"))
-    return _CONTROL.sub("?", text)
+        return "\n".join(UNSAFE_CHARACTERS.sub("?", line) for line in text.split("\n"))
+    return UNSAFE_CHARACTERS.sub("?", text)
 
 
 def _as_float(value: Any) -> float | None:

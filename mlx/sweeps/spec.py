@@ -154,7 +154,7 @@ def load_sweep(
     """
     source = os.fspath(path)
     doc = read_document(source)
-    raw = Path(source).read_bytes()
+    raw = doc.raw  # the bytes validated, not a second read of the file
     data: dict[str, Any] = doc.data
     check = IssueLog(doc)
     errors = check.errors

@@ -23,10 +23,11 @@ import dataclasses
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mlx.errors import RunError
+from mlx.errors import DataWarning, RunError
 from mlx.runs import RunDir, effective_status
 from mlx.runs.ids import utc_now
 from mlx.runs.index import indexed_runs
@@ -34,7 +35,12 @@ from mlx.runs.lock import FileLock, lock_state, process_start
 from mlx.runs.store import SUMMARY_FILE
 from mlx.utils.atomic import write_json_atomic, write_text_atomic
 from mlx.utils.paths import repository_root
-from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+from mlx.utils.safe_io import (
+    DOCUMENT_LIMIT,
+    POINTER_LIMIT,
+    read_json_guarded,
+    read_tail_guarded,
+)
 
 __all__ = [
     "NOT_STARTED",
@@ -86,10 +92,11 @@ class SweepLock(FileLock):
         """The owner record in the lock file (pid, host, process start, started
         at); None when there is none."""
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")[:4096]
-            data = json.loads(text)
-        except (OSError, ValueError):
-            return None
+            data = read_json_guarded(
+                self.path, POINTER_LIMIT, "the sweep lock", missing_ok=True
+            )
+        except RunError:
+            return None  # not a record this driver could use: taken over
         return data if isinstance(data, dict) else None
 
     def cannot_open(self, exc: OSError) -> str:
@@ -158,7 +165,9 @@ class SweepDir:
         return self.points_dir / f"{digest}.log"
 
     def exists(self) -> bool:
-        return self.record_path.is_file()
+        """Whether a ``sweep.json`` is there, of whatever kind: one that is not a
+        regular file is refused by :meth:`read`, naming what it is."""
+        return os.path.lexists(self.record_path)
 
     def lock(self) -> SweepLock:
         return SweepLock(self.path)
@@ -193,7 +202,7 @@ class SweepDir:
             for e in entries
             if e.is_dir(follow_symlinks=False)
             and not e.name.startswith(".")
-            and os.path.isfile(os.path.join(e.path, SUMMARY_FILE))
+            and os.path.lexists(os.path.join(e.path, SUMMARY_FILE))
         )
 
     def states(self, hashes: Sequence[str]) -> dict[str, PointState]:
@@ -205,7 +214,8 @@ class SweepDir:
             run = RunDir(path)
             try:
                 summary = run.read_summary()
-            except RunError:
+            except RunError as exc:
+                warnings.warn(f"Skipped a run: {exc}", DataWarning, stacklevel=2)
                 continue
             digest = summary.get("point")
             if not isinstance(digest, str):
@@ -245,13 +255,13 @@ class SweepDir:
         """The last ``error:`` line of a point's log, when its process stopped
         before it had a run directory."""
         try:
-            with open(self.log_path(digest), "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 65536))
-                tail = handle.read().decode("utf-8", "replace")
-        except OSError:
+            raw = read_tail_guarded(
+                self.log_path(digest), 65536, "the point's log", missing_ok=True
+            )
+        except RunError as exc:
+            warnings.warn(f"{exc} Its error is not known.", DataWarning, stacklevel=3)
             return None
+        tail = (raw or b"").decode("utf-8", "replace")
         errors = [
             line[len("error: ") :]
             for line in tail.splitlines()
@@ -260,15 +270,26 @@ class SweepDir:
         return errors[-1] if errors else None
 
     def log_tail(self, digest: str, lines: int = 5) -> list[str]:
+        """The last ``lines`` lines of a point's log that are not blank; a log that
+        cannot be read is one line saying why."""
         try:
-            with open(self.log_path(digest), "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 16384))
-                tail = handle.read().decode("utf-8", "replace")
-        except OSError:
-            return []
+            raw = read_tail_guarded(
+                self.log_path(digest), 16384, "the point's log", missing_ok=True
+            )
+        except RunError as exc:
+            return [str(exc)]
+        tail = (raw or b"").decode("utf-8", "replace")
         return [line for line in tail.splitlines() if line.strip()][-lines:]
+
+
+def _holds_sweep(directory: Path) -> bool:
+    """Whether ``directory`` has a ``sweep.json`` entry, whatever its kind: a FIFO
+    or a link to a device there is that sweep's broken record, which reading it
+    names, not a sign that there is no sweep."""
+    try:
+        return os.path.lexists(directory / SWEEP_FILE)
+    except (OSError, ValueError):
+        return False
 
 
 def find_sweep(ref: str) -> SweepDir:
@@ -276,7 +297,7 @@ def find_sweep(ref: str) -> SweepDir:
     under ``<repository root>/outputs`` (three levels deep) and beside the runs of
     the run index. RunError listing the candidates when none or several match."""
     candidate = Path(ref).expanduser()
-    if (candidate / SWEEP_FILE).is_file():
+    if _holds_sweep(candidate):
         return SweepDir(candidate.resolve())
     if os.sep in ref or "/" in ref or ref in (".", ".."):
         raise RunError(
@@ -295,7 +316,7 @@ def find_sweep(ref: str) -> SweepDir:
             return
         for entry in entries:
             path = Path(entry.path)
-            if entry.name == ref and (path / SWEEP_FILE).is_file():
+            if entry.name == ref and _holds_sweep(path):
                 found[os.path.realpath(path)] = path
             elif not (path / SUMMARY_FILE).is_file():
                 look(path, depth + 1)
@@ -303,7 +324,7 @@ def find_sweep(ref: str) -> SweepDir:
     look(outputs, 1)
     for run in indexed_runs():
         parent = run.parent
-        if parent.name == ref and (parent / SWEEP_FILE).is_file():
+        if parent.name == ref and _holds_sweep(parent):
             found.setdefault(os.path.realpath(parent), parent)
     if len(found) == 1:
         return SweepDir(next(iter(found.values())).resolve())

@@ -10,23 +10,47 @@ symlinks before it checks, so neither ``..`` nor a link pointing elsewhere escap
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Union
 
 from mlx.errors import ConfigError
 
+# typing costs a few milliseconds of start-up, and every command's output passes
+# through terminal_safe: for type checkers only here
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+    PathLike = Union[str, "os.PathLike[str]"]
+
 __all__ = [
+    "UNSAFE_CHARACTERS",
     "control_character",
     "is_within",
     "repository_root",
     "resolve_inside_root",
     "resolve_path",
+    "terminal_safe",
     "unprintable",
+    "unsafe_character",
 ]
 
 _ROOT_MARKERS = (".git", "pyproject.toml")
 
-PathLike = Union[str, "os.PathLike[str]"]
+#: Characters a terminal acts on or hides instead of showing: the C0 and C1 controls
+#: (Unicode category Cc), the format controls (Cf: the bidirectional embeddings,
+#: overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks U+200E, U+200F
+#: and U+061C, zero-width spaces and joiners, the byte-order mark, tag characters,
+#: ...), the line and paragraph separators (Zl, Zp) and lone surrogates (Cs: the
+#: undecodable bytes of a file name). Every printer shows them escaped
+#: (:func:`terminal_safe`).
+UNSAFE_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+    "\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def repository_root(start: Path | None = None) -> Path:
@@ -57,6 +81,37 @@ def control_character(text: str) -> str | None:
         if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
             return char
     return None
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first character of ``text`` that :data:`UNSAFE_CHARACTERS` holds (a
+    control, a bidirectional or other format control, a line separator, a lone
+    surrogate), or None."""
+    found = UNSAFE_CHARACTERS.search(text)
+    return found.group() if found else None
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # as a UTF-16 pair: the escape JSON reads back
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def terminal_safe(text: str, keep: str = "") -> str:
+    """``text`` with every character of :data:`UNSAFE_CHARACTERS` but those in
+    ``keep`` written as an escape (``\\u202e``; a character beyond U+FFFF as its
+    UTF-16 pair, ``\\udb40\\udc01``), so that a user's value can neither reorder,
+    hide nor garble what a terminal shows. The escapes are JSON's: a JSON text stays
+    valid and reads back to the same values."""
+    if not UNSAFE_CHARACTERS.search(text):
+        return text
+    if not keep:
+        return UNSAFE_CHARACTERS.sub(_escape, text)
+    return UNSAFE_CHARACTERS.sub(
+        lambda found: found.group() if found.group() in keep else _escape(found), text
+    )
 
 
 def unprintable(text: str, label: str, kind: str = "a path") -> str | None:

@@ -10,7 +10,12 @@ regular file no larger than the limit for its kind, and reads at most that many 
   checks the descriptor again with ``fstat``, so what is read is what was checked.
 * :func:`read_bytes_guarded`, :func:`read_text_guarded` and :func:`read_json_guarded`
   read through it, decode strictly as UTF-8 and parse, each failure a clear error
-  naming the file.
+  naming the file; :func:`read_tail_guarded` reads the end of a log and
+  :func:`read_csv_guarded` the columns of a CSV table (``predictions.csv``).
+
+Every read of a file in a run or sweep directory goes through these (a test walks
+the package's source and fails on any other ``open``, ``read_text`` or ``json.load``
+that is not on its short list of justified exceptions).
 
 Writes into a run must stay inside it:
 
@@ -24,7 +29,9 @@ Writes into a run must stay inside it:
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 import stat
@@ -35,8 +42,10 @@ from mlx.errors import MLXError, RunError, map_os_errors
 
 __all__ = [
     "DOCUMENT_LIMIT",
+    "LOG_TAIL_LIMIT",
     "METRICS_LIMIT",
     "POINTER_LIMIT",
+    "PREDICTIONS_LIMIT",
     "SUMMARY_LIMIT",
     "append_line_guarded",
     "check_appendable",
@@ -45,8 +54,10 @@ __all__ = [
     "open_regular",
     "parse_json",
     "read_bytes_guarded",
+    "read_csv_guarded",
     "read_fd",
     "read_json_guarded",
+    "read_tail_guarded",
     "read_text_guarded",
 ]
 
@@ -62,6 +73,10 @@ SUMMARY_LIMIT = 16 * _MiB
 DOCUMENT_LIMIT = 64 * _MiB
 #: ``metrics.jsonl``: a line per epoch, a few hundred bytes each.
 METRICS_LIMIT = 1024 * _MiB
+#: ``predictions.csv``: a row per sample of the evaluated split.
+PREDICTIONS_LIMIT = 256 * _MiB
+#: the most read from the end of a log (``train.log``, a sweep point's log).
+LOG_TAIL_LIMIT = _MiB
 
 _BINARY = getattr(os, "O_BINARY", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -216,6 +231,74 @@ def read_text_guarded(
             f"0x{data[exc.start]:02x}).",
             exc,
         )
+
+
+def read_tail_guarded(
+    path: PathLike,
+    max_bytes: int,
+    what: str,
+    *,
+    error: ErrorType = RunError,
+    missing_ok: bool = False,
+) -> bytes | None:
+    """The last ``max_bytes`` bytes of the regular file ``path`` (all of it when it
+    is shorter): the end of a log, however long the log has grown."""
+    fd = open_regular(path, what, error=error, missing_ok=missing_ok)
+    if fd is None:
+        return None
+    name = os.fspath(path)
+    try:
+        with map_os_errors(error, _CANNOT_READ, name=name, what=what):
+            size = os.fstat(fd).st_size
+            os.lseek(fd, max(0, size - max_bytes), os.SEEK_SET)
+            return read_fd(fd, max_bytes)
+    finally:
+        os.close(fd)
+
+
+def read_csv_guarded(
+    path: PathLike,
+    max_bytes: int,
+    what: str,
+    columns: tuple[str, ...],
+    *,
+    error: ErrorType = RunError,
+    missing_ok: bool = False,
+) -> dict[str, list[str]] | None:
+    """The ``columns`` of the CSV table in ``path`` (a header line, then a row a
+    line), each a list of its cells as text; a column the header does not name is
+    left out of the result. None if the file is missing, with ``missing_ok``.
+
+    The file is read as :func:`read_text_guarded` reads it (a regular file of at
+    most ``max_bytes``, UTF-8); a row that is not valid CSV, or has a different
+    number of cells than the header, is an ``error`` naming the file and line.
+    """
+    text = read_text_guarded(path, max_bytes, what, error=error, missing_ok=missing_ok)
+    if text is None:
+        return None
+    name = os.fspath(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, [])
+        where = {c: header.index(c) for c in columns if c in header}
+        found: dict[str, list[str]] = {c: [] for c in where}
+        for row in reader:
+            if len(row) != len(header):
+                _fail(
+                    error,
+                    f"{name}:{reader.line_num}: {what} has {len(row)} cells in this "
+                    f"row and {len(header)} in its header; it is not a file mlx "
+                    "wrote.",
+                )
+            for column, index in where.items():
+                found[column].append(row[index])
+    except csv.Error as exc:
+        _fail(
+            error,
+            f"{name}:{reader.line_num}: {what} is not valid CSV ({exc}).",
+            exc,
+        )
+    return found
 
 
 def parse_json(text: str | bytes, name: str, what: str, error: ErrorType) -> Any:
