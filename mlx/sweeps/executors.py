@@ -54,6 +54,8 @@ class Task:
     log: Path
     env: dict[str, str]
     started: float = 0.0
+    #: how it ended, when the executor knows more than an exit code tells
+    reason: str | None = None
 
 
 class Executor(Protocol):
@@ -213,9 +215,21 @@ class LocalExecutor:
 def _remote_point(argv: Sequence[str], log: str, env: Mapping[str, str]) -> int:
     """The body of a Ray task: run one point process, return its exit code. On
     cancellation (KeyboardInterrupt) the point is interrupted and waited for."""
+    import ctypes as _ctypes
     import os as _os
     import signal as _signal
     import subprocess as _subprocess
+    import sys as _sys
+
+    arm = None
+    if _sys.platform == "linux":  # as _parent_death_signal, inlined: run remotely
+        parent = _os.getpid()
+        prctl = _ctypes.CDLL(None, use_errno=True).prctl
+
+        def arm() -> None:  # pragma: no cover - runs in the child
+            prctl(1, _signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if _os.getppid() != parent:
+                _os._exit(128 + _signal.SIGTERM)
 
     _os.makedirs(_os.path.dirname(log), exist_ok=True)
     with open(log, "ab") as handle:
@@ -226,6 +240,9 @@ def _remote_point(argv: Sequence[str], log: str, env: Mapping[str, str]) -> int:
             stderr=_subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
+            # a Ray worker that dies (Ray's memory monitor kills it) takes its point
+            # along: SIGTERM, it checkpoints, instead of running on unwatched
+            preexec_fn=arm,
         )
         try:
             return process.wait()
@@ -302,8 +319,10 @@ class RayExecutor:
             task = self._refs.pop(ref)
             try:
                 code = int(self._ray.get(ref))
-            except Exception:  # cancelled, or the Ray worker died
+            except Exception as exc:  # cancelled, or the Ray worker died
                 code = 130 if _cancelled(self._ray, ref) else 1
+                if code == 1:
+                    task.reason = f"its Ray task failed: {_first_line(exc)}"
             done.append((task, code))
         return done
 
@@ -324,6 +343,14 @@ class RayExecutor:
         started = time.perf_counter()
         self._ray.shutdown()
         self.shutdown_seconds = time.perf_counter() - started
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: the first line of the message``, at most ``limit`` characters: Ray's
+    own messages run to pages."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _cancelled(ray: Any, ref: Any) -> bool:

@@ -1,0 +1,250 @@
+"""How ``mlx sweep`` names a point that fails: one name in the progress line,
+``sweep show``, the JSON and the resume policy, whatever way its process ended.
+
+A point whose process died while the driver watched (a signal, ``os._exit``, exit
+code 0 without a finished run) is ``failed``, with the exit code and signal; ``lost``
+is only for what no living driver saw end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import (
+    cli_env,
+    run_cli,
+    run_cli_process,
+    small_classification,
+    write_config,
+)
+
+_DYING = '''
+import os
+import signal
+
+from mlx.models import MLP
+
+
+class Dying(MLP):
+    """An MLP whose process ends on purpose at its third training step, while the
+    file ``flag`` exists (always when ``flag`` is empty): by a signal, os._exit or
+    in its constructor, before its run exists."""
+
+    def __init__(self, how="", flag="", early=False, **params):
+        self.how, self.flag, self.early, self.steps = how, flag, early, 0
+        if early:
+            self._die()
+        super().__init__(**params)
+
+    def _die(self):
+        if self.how and (not self.flag or os.path.exists(self.flag)):
+            if self.how.startswith("exit"):
+                os._exit(int(self.how[4:]))
+            os.kill(os.getpid(), getattr(signal, self.how))
+
+    def train_step(self, X, y):
+        self.steps += 1
+        if self.steps == 40:  # in the third epoch: two checkpoints are written
+            self._die()
+        return super().train_step(X, y)
+'''
+
+
+def _setup(root: Path, how: str, **params: Any) -> None:
+    (root / "pyproject.toml").write_text("")
+    (root / "dying.py").write_text(_DYING)
+    base = small_classification(epochs=4)
+    base["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "dying:Dying",
+            "layer_sizes": [8, 16, 3],
+            "output_activation": "softmax",
+            "seed": 1,
+            "how": how,
+            **params,
+        },
+    }
+    write_config(root / "base.yaml", base)
+    write_config(
+        root / "sweep.yaml",
+        {
+            "name": "sw",
+            "base": "base.yaml",
+            "parameters": {"training.seed": {"values": [1]}},
+            "metric": "val_accuracy",
+        },
+    )
+
+
+def _runs(root: Path) -> dict[str, dict[str, Any]]:
+    sweep = root / "outputs" / "sw"
+    return {
+        path.name: json.loads((path / "summary.json").read_text())
+        for path in sorted(sweep.iterdir())
+        if (path / "summary.json").is_file()
+    }
+
+
+def _show(root: Path, code: int = 1) -> dict[str, Any]:
+    done = run_cli(["sweep", "show", "sw", "--json"], root)
+    assert done.returncode == code and "Traceback" not in done.stderr
+    return json.loads(done.stdout)
+
+
+def _ray_env(root: Path) -> dict[str, str]:
+    # Ray's memory monitor would kill points when the machine is busy elsewhere
+    return cli_env(root, RAY_AUTH_MODE="disabled", RAY_memory_monitor_refresh_ms="0")
+
+
+def _failed_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if " FAILED " in line]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+_DEATHS = [
+    (
+        "SIGSEGV",
+        "exit code -11, killed by SIGSEGV",
+        "was killed by SIGSEGV (exit code -11)",
+    ),
+    (
+        "SIGKILL",
+        "exit code -9, killed by SIGKILL",
+        "was killed by SIGKILL (exit code -9)",
+    ),
+    (
+        "SIGABRT",
+        "exit code -6, killed by SIGABRT",
+        "was killed by SIGABRT (exit code -6)",
+    ),
+    ("exit3", "exit code 3", "exited with code 3"),
+    ("exit0", "exit code 0", "exited with code 0"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "shown", "words"), _DEATHS, ids=[d[0] for d in _DEATHS]
+)
+def test_a_point_that_dies_is_failed_everywhere_and_skip_failed_leaves_it(
+    tmp_path: Path, how: str, shown: str, words: str
+) -> None:
+    _setup(tmp_path, how)
+    done = run_cli(["sweep", "--config", "sweep.yaml", "--json"], tmp_path)
+    assert done.returncode == 1
+    assert f"({shown}); log: " in _failed_line(done.stderr)
+    message = f"its process {words} before its run finished"
+    assert f"error: {message}" in done.stderr
+    [point] = json.loads(done.stdout)["points"]
+    assert point["status"] == "failed" and point["error"] == message
+    assert _show(tmp_path)["points"] == [point]
+    [(run_id, summary)] = _runs(tmp_path).items()
+    assert point["run_id"] == run_id
+    assert summary["status"] == "failed" and summary["error"] == message
+    assert summary["error_type"] == "ProcessDied"
+    listed = run_cli(["runs", "--json"], tmp_path)
+    assert '"status": "failed"' in listed.stdout and "lost" not in listed.stdout
+    # --skip-failed leaves it, once and again: no new run directory
+    for _ in range(2):
+        again = run_cli(["sweep", "--resume", "sw", "--skip-failed"], tmp_path)
+        assert again.returncode == 1
+        assert "1 failed point(s) left (--skip-failed)" in again.stderr
+        assert "running " not in again.stderr
+        assert list(_runs(tmp_path)) == [run_id]
+        assert _runs(tmp_path)[run_id] == summary
+
+
+@pytest.mark.slow
+def test_a_point_killed_before_its_run_exists_is_failed_and_left_by_skip_failed(
+    tmp_path: Path,
+) -> None:
+    _setup(tmp_path, "SIGSEGV", early=True)
+    done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+    assert done.returncode == 1
+    assert "(exit code -11, killed by SIGSEGV); log: " in _failed_line(done.stderr)
+    message = "its process was killed by SIGSEGV (exit code -11) before its run began"
+    [point] = _show(tmp_path)["points"]
+    assert point["status"] == "failed" and point["run_id"] is None
+    assert point["error"] == message
+    again = run_cli(["sweep", "--resume", "sw", "--skip-failed"], tmp_path)
+    assert again.returncode == 1
+    assert "1 failed point(s) left (--skip-failed)" in again.stderr
+    assert _runs(tmp_path) == {}
+    assert _show(tmp_path)["points"] == [point]
+
+
+@pytest.mark.slow
+def test_retrying_a_point_that_died_resumes_its_run_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "die"
+    flag.write_text("")
+    _setup(tmp_path, "SIGKILL", flag=str(flag))
+    assert run_cli(["sweep", "--config", "sweep.yaml"], tmp_path).returncode == 1
+    [run_id] = _runs(tmp_path)
+    flag.unlink()
+    done = run_cli(["sweep", "--resume", "sw"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(1 resumed from checkpoints)" in done.stderr
+    runs = _runs(tmp_path)
+    assert list(runs) == [run_id]  # the same run went on: no new directory
+    assert runs[run_id]["status"] == "completed"
+    assert runs[run_id]["epochs_completed"] == 4
+    assert runs[run_id]["error"] is None and runs[run_id]["error_type"] is None
+
+
+@pytest.mark.slow
+def test_a_point_stopped_by_a_signal_from_outside_is_interrupted_everywhere(
+    tmp_path: Path,
+) -> None:
+    # SIGTERM from outside the sweep: the run checkpoints and says interrupted, and
+    # so do the progress line and show; --skip-failed resumes it, as interrupted
+    flag = tmp_path / "stop"
+    flag.write_text("")
+    _setup(tmp_path, "SIGTERM", flag=str(flag))
+    done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+    assert done.returncode == 1
+    assert " FAILED " not in done.stderr
+    assert "(exit code 143; it checkpointed, --resume continues it)" in done.stderr
+    [point] = _show(tmp_path, 0)["points"]
+    assert point["status"] == "interrupted"
+    flag.unlink()
+    again = run_cli(["sweep", "--resume", "sw", "--skip-failed"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "(1 resumed from checkpoints)" in again.stderr
+    assert [s["status"] for s in _runs(tmp_path).values()] == ["completed"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed"
+)
+def test_on_ray_a_point_killed_by_a_signal_is_failed_and_left_by_skip_failed(
+    tmp_path: Path,
+) -> None:
+    _setup(tmp_path, "SIGSEGV")
+    env = _ray_env(tmp_path)
+    args = ["sweep", "--config", "sweep.yaml", "--executor", "ray", "--jobs", "1"]
+    done = run_cli_process(args, tmp_path, env=env, timeout=600)
+    assert done.returncode == 1, done.stderr
+    assert "(exit code -11, killed by SIGSEGV); log: " in _failed_line(done.stderr)
+    [point] = _show(tmp_path)["points"]
+    assert point["status"] == "failed"
+    assert "killed by SIGSEGV" in point["error"]
+    [run_id] = _runs(tmp_path)
+    again = run_cli_process(
+        ["sweep", "--resume", "sw", "--skip-failed", "--executor", "ray"],
+        tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert again.returncode == 1
+    assert "1 failed point(s) left (--skip-failed)" in again.stderr
+    assert "ray: started" not in again.stderr  # nothing to run: Ray never starts
+    assert list(_runs(tmp_path)) == [run_id]
