@@ -8,10 +8,16 @@ is only for what no living driver saw end.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from helpers import (
@@ -20,6 +26,10 @@ from helpers import (
     run_cli_process,
     small_classification,
     write_config,
+)
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed"
 )
 
 _DYING = '''
@@ -222,9 +232,7 @@ def test_a_point_stopped_by_a_signal_from_outside_is_interrupted_everywhere(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="ray is not installed"
-)
+@needs_ray
 def test_on_ray_a_point_killed_by_a_signal_is_failed_and_left_by_skip_failed(
     tmp_path: Path,
 ) -> None:
@@ -248,3 +256,200 @@ def test_on_ray_a_point_killed_by_a_signal_is_failed_and_left_by_skip_failed(
     assert "1 failed point(s) left (--skip-failed)" in again.stderr
     assert "ray: started" not in again.stderr  # nothing to run: Ray never starts
     assert list(_runs(tmp_path)) == [run_id]
+
+
+# ---------------------------------------------------------------- engines
+
+
+def _plain_sweep(root: Path) -> None:
+    (root / "pyproject.toml").write_text("")
+    write_config(root / "base.yaml", small_classification(epochs=1))
+    write_config(
+        root / "sweep.yaml",
+        {
+            "name": "sw",
+            "base": "base.yaml",
+            "parameters": {"training.seed": {"values": [1]}},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--jobs", "99999999999999999999"],
+            "argument --jobs: expected an integer in [1, 4096], "
+            "got '99999999999999999999'",
+        ),
+        (
+            ["--executor", "ray", "--jobs", "99999999999999999999"],
+            "argument --jobs: expected an integer in [1, 4096]",
+        ),
+        (
+            ["--threads-per-point", "5000"],
+            "argument --threads-per-point: expected an integer in [1, 4096], "
+            "got '5000'",
+        ),
+        (
+            ["--executor", "ray", "--address", "127.0.0.1:0"],
+            "argument --address: the port must be a number in [1, 65535], got '0'",
+        ),
+        (["--executor", "ray", "--address", "127.0.0.1:70000"], "got '70000'"),
+        (
+            ["--executor", "ray", "--address", "127.0.0.1"],
+            "argument --address: expected HOST:PORT, got '127.0.0.1'",
+        ),
+        (
+            ["--executor", "ray", "--address", "ray://127.0.0.1:10001"],
+            "'ray://127.0.0.1:10001' is a Ray Client address",
+        ),
+    ],
+    ids=[
+        "jobs",
+        "jobs-ray",
+        "threads",
+        "port-0",
+        "port-70000",
+        "no-port",
+        "ray-client",
+    ],
+)
+def test_arguments_an_engine_would_refuse_are_refused_first(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    _plain_sweep(tmp_path)
+    done = run_cli(["sweep", "--config", "sweep.yaml", *args], tmp_path)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def _refusing_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again: nothing listens there
+
+
+@contextlib.contextmanager
+def _server(answer: bytes | None) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that is no Ray: it answers ``answer`` to whatever
+    comes, or stays silent (None)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+@needs_ray
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("refused", "Connection refused"),
+        (
+            "http",
+            "the server there is not a Ray cluster (it does not answer as Ray's GCS",
+        ),
+        ("no-such-host.invalid:6379", "cannot resolve 'no-such-host.invalid'"),
+    ],
+    ids=["refused", "not-ray", "bad-host"],
+)
+def test_an_unreachable_cluster_is_one_error_line_and_nothing_is_written(
+    tmp_path: Path, address: str, message: str
+) -> None:
+    _plain_sweep(tmp_path)
+    with _server(b"HTTP/1.1 400 Bad Request\r\n\r\n") as http:
+        address = {
+            "refused": f"127.0.0.1:{_refusing_port()}",
+            "http": f"127.0.0.1:{http}",
+        }.get(address, address)
+        args = ["sweep", "--config", "sweep.yaml", "--executor", "ray"]
+        done = run_cli([*args, "--address", address], tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert (
+        lines[0]
+        == f"error: cannot reach the Ray cluster at {address}: "
+        + lines[0].split(": ", 2)[2]
+    )
+    assert message in lines[0]
+    assert all(line.startswith("hint: ") for line in lines[1:]) and len(lines) <= 2
+    assert not (tmp_path / "outputs").exists()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_silent_server_is_given_up_after_the_probe_time(tmp_path: Path) -> None:
+    _plain_sweep(tmp_path)
+    with _server(None) as port:
+        args = ["sweep", "--config", "sweep.yaml", "--executor", "ray"]
+        done = run_cli([*args, "--address", f"127.0.0.1:{port}"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: "
+        "no answer within 5s\n"
+    )
+    assert not (tmp_path / "outputs").exists()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_sigterm_while_ray_starts_stops_it_and_releases_the_lock(
+    tmp_path: Path,
+) -> None:
+    _plain_sweep(tmp_path)
+    env = _ray_env(tmp_path)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlx",
+            "sweep",
+            "--config",
+            "sweep.yaml",
+            "--executor",
+            "ray",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = tmp_path / "outputs" / "sw" / "sweep.lock"
+    try:
+        assert driver.stderr is not None
+        for line in driver.stderr:  # announced right before Ray starts
+            if "running 1 point(s) on ray" in line:
+                break
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    assert lock.read_text() == ""  # released: no owner left in it
+    again = run_cli_process(
+        ["sweep", "--resume", "sw", "--executor", "ray"], tmp_path, env=env, timeout=600
+    )
+    assert again.returncode == 0, again.stderr
+    assert "took over" not in again.stderr

@@ -196,6 +196,8 @@ def run_sweep(args: argparse.Namespace) -> int:
                 "--executor ray needs Ray, which is not installed",
                 hint="pip install 'model-harness[ray]'",
             )
+        if args.address:
+            executors.probe_ray(args.address)
     spec, sweep, stored = _open(args)
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
     if stored is None or args.dry_run:
@@ -226,6 +228,24 @@ def run_sweep(args: argparse.Namespace) -> int:
             os.mkdir(sweep.path)
         except FileExistsError:
             pass
+    # from before the lock is taken: a SIGTERM (also while Ray starts) ends the
+    # command through the finally clauses, which release the lock and stop Ray
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_term)
+    try:
+        return _locked(args, spec, sweep, stored, points, duplicates)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _locked(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    sweep: SweepDir,
+    stored: dict[str, Any] | None,
+    points: list[Point],
+    duplicates: Sequence[int],
+) -> int:
+    """Record the sweep and drive it, holding its lock."""
     lock = sweep.lock().acquire()
     try:
         if lock.stale_owner:
@@ -380,10 +400,6 @@ def _drive(
         _announce(args, spec, sweep, jobs, done, left, n_jobs)
     interrupted = False
     executor: Executor | None = None
-    previous = signal.getsignal(signal.SIGTERM)
-    # from before the executor starts: a SIGTERM while Ray connects still ends
-    # here, which releases the sweep's lock
-    signal.signal(signal.SIGTERM, _interrupt_on_term)
     try:
         executor = _make_executor(args, n_jobs, threads) if jobs else None
         if executor is not None:
@@ -401,7 +417,6 @@ def _drive(
                 raise
     finally:
         progress.clear()
-        signal.signal(signal.SIGTERM, previous)
         if executor is not None:
             executor.close()
             if isinstance(executor, executors.RayExecutor) and not args.quiet:
