@@ -453,3 +453,82 @@ def test_sigterm_while_ray_starts_stops_it_and_releases_the_lock(
     )
     assert again.returncode == 0, again.stderr
     assert "took over" not in again.stderr
+
+
+# ---------------------------------------------------------------- the disk
+
+
+@contextlib.contextmanager
+def _tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _one_error_naming_a_path(stderr: str, under: Path, reason: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert str(under) in lines[0] and lines[0].rstrip(".").endswith(reason), lines
+    return lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("free_kib", [0, 4, 8, 12, 16])
+def test_a_full_disk_names_the_path_and_leaves_no_owner_in_the_lock(
+    tmp_path: Path, free_kib: int
+) -> None:
+    _plain_sweep(tmp_path)
+    with _tmpfs(tmp_path / "outputs", "2m") as outputs:
+        filler = outputs / "filler"
+        try:
+            filler.write_bytes(bytes((2048 - free_kib) * 1024))
+        except OSError:
+            pass  # as full as it gets
+        done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+        assert done.returncode == 1
+        if " FAILED " not in done.stderr:  # the driver's own write was refused
+            _one_error_naming_a_path(
+                done.stderr, outputs / "sw", "No space left on device"
+            )
+        lock = outputs / "sw" / "sweep.lock"
+        assert not lock.exists() or lock.read_text() == ""  # released
+        sweep_json = outputs / "sw" / "sweep.json"
+        if sweep_json.exists():
+            json.loads(sweep_json.read_text())  # whole, never half-written
+        filler.unlink(missing_ok=True)
+        args = ["--resume", "sw"] if sweep_json.exists() else ["--config", "sweep.yaml"]
+        again = run_cli(["sweep", *args], tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "took over" not in again.stderr
+
+
+@pytest.mark.slow
+def test_a_read_only_disk_names_the_path(tmp_path: Path) -> None:
+    _plain_sweep(tmp_path)
+    with _tmpfs(tmp_path / "outputs", "1m") as outputs:
+        subprocess.run(["mount", "-o", "remount,ro", str(outputs)], check=True)
+        done = run_cli(["sweep", "--config", "sweep.yaml"], tmp_path)
+        assert done.returncode == 1
+        line = _one_error_naming_a_path(done.stderr, outputs, "is not writable")
+        assert line == (
+            "error: no point of sweep 'sw' can run here: output.directory: "
+            f"{outputs} is not writable"
+        )
+        # a sweep that exists, on a disk that turned read-only: its lock says so
+        subprocess.run(["mount", "-o", "remount,rw", str(outputs)], check=True)
+        assert run_cli(["sweep", "--config", "sweep.yaml"], tmp_path).returncode == 0
+        (outputs / "sw" / "sweep.lock").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(outputs)], check=True)
+        done = run_cli(["sweep", "--resume", "sw"], tmp_path)
+        assert done.returncode == 1
+        _one_error_naming_a_path(
+            done.stderr, outputs / "sw" / "sweep.lock", "Read-only file system"
+        )

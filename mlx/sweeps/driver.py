@@ -220,10 +220,10 @@ def run_sweep(args: argparse.Namespace) -> int:
                 "may change on resume (they add points); start a new sweep, with "
                 "another name, for anything else",
             )
-    sweep.path.parent.mkdir(parents=True, exist_ok=True)
     with map_os_errors(
-        RunError, "Cannot create the sweep directory {path}: {exc}", path=sweep.path
+        RunError, "Cannot create the sweep directory {path}: {reason}", path=sweep.path
     ):
+        sweep.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.mkdir(sweep.path)
         except FileExistsError:

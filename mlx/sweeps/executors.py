@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Protocol, Sequence
 
-from mlx.errors import BackendUnavailableError, RunError
+from mlx.errors import BackendUnavailableError, RunError, map_os_errors
 
 __all__ = [
     "THREAD_VARIABLES",
@@ -168,20 +168,29 @@ class LocalExecutor:
         return len(self._running)
 
     def start(self, task: Task) -> None:
-        task.log.parent.mkdir(parents=True, exist_ok=True)
-        log = open(task.log, "ab")
+        with map_os_errors(
+            RunError, "Cannot open the point log {path}: {reason}", path=task.log
+        ):
+            task.log.parent.mkdir(parents=True, exist_ok=True)
+            log = open(task.log, "ab")
         try:
-            process = subprocess.Popen(
-                task.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=task.env,
-                # its own session: a Ctrl-C on the terminal reaches the driver,
-                # which interrupts each point exactly once
-                start_new_session=True,
-                preexec_fn=_parent_death_signal(os.getpid()),
-            )
+            with map_os_errors(
+                RunError,
+                "Cannot start the process of point {digest} ({program}): {reason}",
+                digest=task.digest[:12],
+                program=task.argv[0],
+            ):
+                process = subprocess.Popen(
+                    task.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=task.env,
+                    # its own session: a Ctrl-C on the terminal reaches the driver,
+                    # which interrupts each point exactly once
+                    start_new_session=True,
+                    preexec_fn=_parent_death_signal(os.getpid()),
+                )
         except BaseException:
             log.close()
             raise

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from mlx.errors import RunError, map_os_errors
 from mlx.sweeps import executors
 from mlx.sweeps.executors import Executor, Task
 from mlx.sweeps.outcome import Outcome, exit_text, settle
@@ -208,8 +209,11 @@ def task_of(sweep: SweepDir, spec: SweepSpec, job: Job, threads: int) -> Task:
             spec.name, digest, config=sweep.config_path(digest)
         )
     log = sweep.log_path(digest)
-    with open(log, "ab") as handle:
-        handle.write(f"--- {job.action}: {' '.join(argv[1:])}\n".encode())
+    with map_os_errors(
+        RunError, "Cannot write the point log {path}: {reason}", path=log
+    ):
+        with open(log, "ab") as handle:
+            handle.write(f"--- {job.action}: {' '.join(argv[1:])}\n".encode())
     return Task(digest, argv, log, executors.point_env(threads))
 
 
