@@ -11,7 +11,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MAX_PARALLEL", "add_parser", "parse_address", "run"]
+
+#: The most points at once (--jobs) and threads per point (--threads-per-point), as
+#: MLX_NUM_THREADS: far inside what Ray accepts as CPUs (1e14) and what a process
+#: pool or torch (2^31 - 1 threads) would take.
+MAX_PARALLEL = 4096
 
 
 def _positive(text: str) -> int:
@@ -24,6 +29,44 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def _parallel(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer in [1, {MAX_PARALLEL}], got {text!r}"
+        )
+    return value
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of a Ray cluster's address ``HOST:PORT`` (``[IPv6]:PORT``);
+    ValueError saying what is wrong."""
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        kind = "a Ray Client" if scheme == "ray" else f"a {scheme}://"
+        raise ValueError(
+            f"{text!r} is {kind} address; "
+            "give the cluster's address HOST:PORT (as `ray start --head` prints it) "
+            "and run mlx sweep on a node of the cluster, which shares its files"
+        )
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host):
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be a number in [1, 65535], got {port!r}")
+    return host, int(port)
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -99,13 +142,13 @@ def _add_execution_options(sweep: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument(
         "--jobs",
-        type=_positive,
+        type=_parallel,
         metavar="N",
         help="points run at once (default: cores / --threads-per-point)",
     )
     sweep.add_argument(
         "--threads-per-point",
-        type=_positive,
+        type=_parallel,
         default=1,
         metavar="T",
         help="BLAS/OpenMP/torch threads of each point (default 1); with Ray, the "
@@ -113,8 +156,10 @@ def _add_execution_options(sweep: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument(
         "--address",
-        metavar="ADDRESS",
-        help="with --executor ray: join this Ray cluster (default: start a local one)",
+        metavar="HOST:PORT",
+        type=_address,
+        help="with --executor ray: join this Ray cluster, from one of its nodes "
+        "(default: start a local one)",
     )
     sweep.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failed point"

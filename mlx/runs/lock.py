@@ -141,7 +141,11 @@ class FileLock:
                 raise RunError(
                     f"Cannot lock {os.fspath(self.path)!r}: {exc.strerror or exc}."
                 ) from exc
-            self.locked(fd)
+            # a full disk refuses the owner record: say which file
+            with map_os_errors(
+                RunError, "Cannot write {path!r}: {reason}.", path=os.fspath(self.path)
+            ):
+                self.locked(fd)
         except BaseException:
             os.close(fd)
             raise

@@ -15,6 +15,8 @@ Modules, one job each: :mod:`~mlx.sweeps.spec` reads and validates the file,
 :mod:`~mlx.sweeps.store` keeps ``sweep.json``, the sweep lock and the point states read
 from the run directories, :mod:`~mlx.sweeps.executors` runs point processes (a local
 pool or Ray), :mod:`~mlx.sweeps.show` renders the results,
+:mod:`~mlx.sweeps.runner` keeps the executor busy and reports each point,
+:mod:`~mlx.sweeps.outcome` decides and records how a point's process ended,
 :mod:`~mlx.sweeps.driver` ties them together and :mod:`~mlx.sweeps.worker` is the
 process of one point. The command's arguments live in :mod:`mlx.cli.sweep`; only
 ``mlx sweep`` imports this package.

@@ -3,14 +3,14 @@
 A sweep is driven by one process at a time (it holds ``sweep.lock``). Every point is
 validated before the first runs. What to do with each point is decided from its run
 directories: completed points are skipped, interrupted and lost ones resumed from
-their last checkpoint (``run-experiment --resume``), failed ones run again from the
-start unless ``--skip-failed``, and the rest started.
+their last checkpoint (``run-experiment --resume``), failed ones run again unless
+``--skip-failed`` (from the start, or from their last checkpoint when their process
+died: see :mod:`mlx.sweeps.outcome`), and the rest started.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -27,11 +27,14 @@ from mlx.errors import BackendUnavailableError, MLXError, RunError, map_os_error
 from mlx.experiment.plan import run_blocker
 from mlx.runs.ids import utc_now
 from mlx.sweeps import executors
-from mlx.sweeps.executors import Executor, Task
-from mlx.sweeps.points import Point, canonical, expand, identity, show_parameter
+from mlx.sweeps.executors import Executor
+from mlx.sweeps.outcome import died
+from mlx.sweeps.points import Point, canonical, expand, identity
+from mlx.sweeps.runner import Job, Progress, Runner, params_text
 from mlx.sweeps.show import build_report, format_report, report_json
 from mlx.sweeps.spec import SweepSpec, load_sweep
 from mlx.sweeps.store import PointState, SweepDir, find_sweep
+from mlx.utils.safe_io import DOCUMENT_LIMIT, read_text_guarded
 from mlx.utils.values import plain
 
 __all__ = ["changes", "plan", "run_sweep", "show_sweep"]
@@ -41,15 +44,6 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 # how long a resumed sweep waits for the points a killed driver left running
 _ORPHAN_WAIT_SECONDS = 60.0
-# how a point stopped by the driver's SIGINT ends: 128 + SIGINT, or the signal itself
-_INTERRUPTED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
-
-
-@dataclasses.dataclass
-class _Job:
-    point: Point
-    action: str  # "new" or "resume"
-    run: Path | None = None
 
 
 def _stderr(text: str) -> None:
@@ -162,9 +156,9 @@ def changes(
 
 def plan(
     points: Sequence[Point], states: Mapping[str, PointState], retry_failed: bool
-) -> tuple[list[_Job], list[Point], list[Point]]:
+) -> tuple[list[Job], list[Point], list[Point]]:
     """``(jobs, skipped as completed, left as failed)`` for the points."""
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     done: list[Point] = []
     left: list[Point] = []
     for point in points:
@@ -173,11 +167,15 @@ def plan(
             done.append(point)
         elif state.status in ("interrupted", "lost", "running") and state.run:
             checkpoint = _has_checkpoint(state)
-            jobs.append(_Job(point, "resume" if checkpoint else "new", state.run.path))
+            jobs.append(Job(point, "resume" if checkpoint else "new", state.run.path))
         elif state.status == "failed" and not retry_failed:
             left.append(point)
+        elif state.status == "failed" and state.run and died(state.run):
+            # its process died (a signal, os._exit): what it trained is sound
+            checkpoint = _has_checkpoint(state)
+            jobs.append(Job(point, "resume" if checkpoint else "new", state.run.path))
         else:
-            jobs.append(_Job(point, "new"))
+            jobs.append(Job(point, "new"))
     return jobs, done, left
 
 
@@ -199,6 +197,8 @@ def run_sweep(args: argparse.Namespace) -> int:
                 "--executor ray needs Ray, which is not installed",
                 hint="pip install 'model-harness[ray]'",
             )
+        if args.address:
+            executors.probe_ray(args.address)
     spec, sweep, stored = _open(args)
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
     if stored is None or args.dry_run:
@@ -221,14 +221,32 @@ def run_sweep(args: argparse.Namespace) -> int:
                 "may change on resume (they add points); start a new sweep, with "
                 "another name, for anything else",
             )
-    sweep.path.parent.mkdir(parents=True, exist_ok=True)
     with map_os_errors(
-        RunError, "Cannot create the sweep directory {path}: {exc}", path=sweep.path
+        RunError, "Cannot create the sweep directory {path}: {reason}", path=sweep.path
     ):
+        sweep.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.mkdir(sweep.path)
         except FileExistsError:
             pass
+    # from before the lock is taken: a SIGTERM (also while Ray starts) ends the
+    # command through the finally clauses, which release the lock and stop Ray
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_term)
+    try:
+        return _locked(args, spec, sweep, stored, points, duplicates)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _locked(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    sweep: SweepDir,
+    stored: dict[str, Any] | None,
+    points: list[Point],
+    duplicates: Sequence[int],
+) -> int:
+    """Record the sweep and drive it, holding its lock."""
     lock = sweep.lock().acquire()
     try:
         if lock.stale_owner:
@@ -294,7 +312,7 @@ def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
     raise RunError(
         f"{len(blocked)} point(s) of sweep {spec.name!r} cannot run here:\n  "
         + "\n  ".join(
-            f"point {p.index} ({_params_text(p)}): {blocker}" for p, blocker in blocked
+            f"point {p.index} ({params_text(p)}): {blocker}" for p, blocker in blocked
         )
     )
 
@@ -306,15 +324,14 @@ def _write_point_configs(sweep: SweepDir, points: Sequence[Point]) -> None:
         text = dump_yaml(plain(point.config.to_dict()))
         path = sweep.config_path(point.hash)
         try:
-            if path.read_text(encoding="utf-8") == text:
-                continue
-        except OSError:
-            pass
+            known = read_text_guarded(
+                path, DOCUMENT_LIMIT, "a point's config", missing_ok=True
+            )
+        except RunError:
+            known = None  # not a regular file: the sweep's own file, written again
+        if known == text:
+            continue
         sweep.write_point_config(point.hash, text)
-
-
-def _params_text(point: Point) -> str:
-    return " ".join(f"{k}={show_parameter(v)}" for k, v in point.parameters.items())
 
 
 def _dry_run(
@@ -356,9 +373,7 @@ def _dry_run(
         )
     width = len(str(max((p.index for p in points), default=0)))
     for point in points:
-        print(
-            f"  {str(point.index).rjust(width)}  {point.short}  {_params_text(point)}"
-        )
+        print(f"  {str(point.index).rjust(width)}  {point.short}  {params_text(point)}")
     print("dry run: nothing was run or written")
     return EXIT_OK
 
@@ -369,44 +384,6 @@ def _make_executor(args: argparse.Namespace, jobs: int, threads: int) -> Executo
         _stderr(f"ray: started in {executor.startup_seconds:.1f}s")
         return executor
     return executors.LocalExecutor(jobs)
-
-
-class _Progress:
-    """One line per finished point when stderr is piped; a bar on a terminal."""
-
-    def __init__(self, total: int, skipped: int, quiet: bool) -> None:
-        self.total = total
-        self.done = skipped
-        self.failed = 0
-        self.running = 0
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty() and not quiet
-        self._bar = False
-
-    def line(self, text: str, *, always: bool = False) -> None:
-        if self.quiet and not always:
-            return
-        self.clear()
-        _stderr(text)
-        self.draw()
-
-    def clear(self) -> None:
-        if self._bar:
-            sys.stderr.write("\r\033[K")
-            self._bar = False
-
-    def draw(self) -> None:
-        if not self.tty:
-            return
-        width = 30
-        filled = int(width * (self.done + self.failed) / max(self.total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(
-            f"\r[{bar}] {self.done}/{self.total} done, {self.failed} failed, "
-            f"{self.running} running"
-        )
-        sys.stderr.flush()
-        self._bar = True
 
 
 def _drive(
@@ -422,23 +399,29 @@ def _drive(
     jobs, done, left = plan(points, states, args.retry_failed)
     threads = args.threads_per_point
     n_jobs = args.jobs or executors.default_jobs(threads)
-    progress = _Progress(len(points), len(done), args.quiet)
+    progress = Progress(len(points), len(done), args.quiet)
     if not args.quiet:
         _announce(args, spec, sweep, jobs, done, left, n_jobs)
     interrupted = False
-    executor = _make_executor(args, n_jobs, threads) if jobs else None
-    previous = signal.getsignal(signal.SIGTERM)
-    if executor is not None:
-        signal.signal(signal.SIGTERM, _interrupt_on_term)
+    executor: Executor | None = None
     try:
+        executor = _make_executor(args, n_jobs, threads) if jobs else None
         if executor is not None:
             max_failures = 1 if args.fail_fast else args.max_failures
-            runner = _Runner(executor, sweep, spec, threads, progress, max_failures)
-            interrupted = runner.run(jobs)
+            runner = Runner(executor, sweep, spec, threads, progress, max_failures)
+            try:
+                interrupted = runner.run(jobs)
+            except BaseException:
+                # the driver cannot go on (a full disk): its points checkpoint and
+                # are recorded as they end, not killed and left for lost
+                try:
+                    runner.stop()
+                except Exception:  # the first error is the one to report
+                    pass
+                raise
     finally:
         progress.clear()
         if executor is not None:
-            signal.signal(signal.SIGTERM, previous)
             executor.close()
             if isinstance(executor, executors.RayExecutor) and not args.quiet:
                 _stderr(f"ray: stopped in {executor.shutdown_seconds:.1f}s")
@@ -457,7 +440,7 @@ def _announce(
     args: argparse.Namespace,
     spec: SweepSpec,
     sweep: SweepDir,
-    jobs: Sequence[_Job],
+    jobs: Sequence[Job],
     done: Sequence[Point],
     left: Sequence[Point],
     n_jobs: int,
@@ -478,103 +461,6 @@ def _announce(
 
 def _interrupt_on_term(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-class _Runner:
-    """Keeps the executor's slots full, reports each point as it ends, and stops
-    the rest after too many failures or on an interrupt."""
-
-    def __init__(
-        self,
-        executor: Executor,
-        sweep: SweepDir,
-        spec: SweepSpec,
-        threads: int,
-        progress: _Progress,
-        max_failures: int,
-    ) -> None:
-        self.executor = executor
-        self.sweep, self.spec, self.threads = sweep, spec, threads
-        self.progress = progress
-        self.max_failures = max_failures
-        self.pending: list[_Job] = []
-        self.by_hash: dict[str, _Job] = {}
-        self.failures = 0
-        self.stopped = False
-
-    def run(self, jobs: Sequence[_Job]) -> bool:
-        """Run ``jobs``; True when interrupted (Ctrl-C, SIGTERM)."""
-        executor, progress = self.executor, self.progress
-        self.pending = list(jobs)
-        self.by_hash = {j.point.hash: j for j in jobs}
-        while self.pending or executor.running:
-            try:
-                self.fill()
-                if self.stopped and not executor.running:
-                    break
-                for task, code in executor.wait(0.5):
-                    self.finished(task, code)
-                    progress.draw()
-            except KeyboardInterrupt:
-                progress.line(
-                    "interrupted: stopping the running points (they checkpoint); "
-                    f"resume with: mlx sweep --resume {self.sweep.path}"
-                )
-                self.pending.clear()
-                self.stopped = True
-                executor.interrupt()
-                _wait_all(executor)
-                return True
-        return False
-
-    def fill(self) -> None:
-        """Start pending jobs while there are free slots."""
-        executor = self.executor
-        while self.pending and executor.running < executor.slots and not self.stopped:
-            job = self.pending.pop(0)
-            executor.start(_task(self.sweep, self.spec, job, self.threads))
-            self.progress.running = executor.running
-            self.progress.draw()
-
-    def finished(self, task: Task, code: int) -> None:
-        """Report a point that ended with exit status ``code``."""
-        job = self.by_hash[task.digest]
-        seconds = time.monotonic() - task.started
-        progress = self.progress
-        progress.running = self.executor.running
-        if code == 0:
-            progress.done += 1
-            progress.line(_finished_line(self.sweep, job, progress, seconds))
-        elif self.stopped and code in _INTERRUPTED_CODES:
-            progress.line(
-                f"interrupted {job.point.short} (it checkpointed; "
-                "--resume continues it)"
-            )
-        else:
-            self.failures += 1
-            progress.failed += 1
-            progress.line(_failed_text(self.sweep, job, code, progress), always=True)
-            if (
-                self.max_failures
-                and self.failures >= self.max_failures
-                and not self.stopped
-            ):
-                self.stopped = True
-                self.pending.clear()
-                progress.line(
-                    f"stopping: {self.failures} failure(s) (--fail-fast or "
-                    "--max-failures); interrupting the running points"
-                )
-                self.executor.interrupt()
-
-
-def _wait_all(executor: Executor) -> None:
-    while executor.running:
-        try:
-            executor.wait(0.5)
-        except KeyboardInterrupt:
-            executor.close()
-            return
 
 
 def _wait_for_orphans(
@@ -598,51 +484,6 @@ def _wait_for_orphans(
         time.sleep(0.2)
         states = sweep.states(hashes)
     return states
-
-
-def _task(sweep: SweepDir, spec: SweepSpec, job: _Job, threads: int) -> Task:
-    digest = job.point.hash
-    if job.action == "resume":
-        argv = executors.worker_argv(spec.name, digest, resume=job.run)
-    else:
-        argv = executors.worker_argv(
-            spec.name, digest, config=sweep.config_path(digest)
-        )
-    log = sweep.log_path(digest)
-    with open(log, "ab") as handle:
-        handle.write(f"--- {job.action}: {' '.join(argv[1:])}\n".encode())
-    return Task(digest, argv, log, executors.point_env(threads))
-
-
-def _finished_line(
-    sweep: SweepDir, job: _Job, progress: _Progress, seconds: float
-) -> str:
-    state = sweep.states([job.point.hash])[job.point.hash]
-    metrics = (state.summary or {}).get("final_metrics") or {}
-    shown = " ".join(
-        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))
-    )
-    count = f"[{progress.done + progress.failed}/{progress.total}]"
-    return (
-        f"{count} completed {job.point.short} {_params_text(job.point)}"
-        f"{'  ' + shown if shown else ''} ({seconds:.1f}s)"
-    )
-
-
-def _failed_text(sweep: SweepDir, job: _Job, code: int, progress: _Progress) -> str:
-    count = f"[{progress.done + progress.failed}/{progress.total}]"
-    how = f"exit code {code}"
-    if code < 0:
-        try:
-            how += f", killed by {signal.Signals(-code).name}"
-        except ValueError:
-            pass
-    lines = [
-        f"{count} FAILED {job.point.short} {_params_text(job.point)} "
-        f"({how}); log: {sweep.log_path(job.point.hash)}"
-    ]
-    lines += [f"    {line}" for line in sweep.log_tail(job.point.hash)]
-    return "\n".join(lines)
 
 
 def show_sweep(args: argparse.Namespace) -> int:

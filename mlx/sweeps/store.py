@@ -54,14 +54,9 @@ NOT_STARTED = "not started"
 SWEEP_FILE = "sweep.json"
 LOCK_FILE = "sweep.lock"
 FORMAT = 1
-# which of a point's runs stands for it, best first
-_RANK = {
-    "completed": 0,
-    "running": 1,
-    "interrupted": 2,
-    "lost": 3,
-    "failed": 4,
-}
+# which of a point's runs stands for it: a completed one, a running one, else the
+# newest (its last attempt)
+_RANK = {"completed": 0, "running": 1}
 
 
 @dataclasses.dataclass
@@ -230,12 +225,9 @@ class SweepDir:
                 status = "failed" if error else NOT_STARTED
                 states[digest] = PointState(digest, status, error=error)
                 continue
-            runs.sort(
-                key=lambda r: (
-                    _RANK.get(r[0], 9),
-                    str(r[2].get("started_at") or ""),
-                ),
-            )
+            # a completed or running run stands for the point; else its newest
+            runs.sort(key=lambda r: str(r[2].get("updated_at") or ""), reverse=True)
+            runs.sort(key=lambda r: _RANK.get(r[0], 2))
             status, run, found_summary = runs[0]
             summary = dict(found_summary)
             error = summary.get("error") if status != "completed" else None
@@ -262,9 +254,11 @@ class SweepDir:
             warnings.warn(f"{exc} Its error is not known.", DataWarning, stacklevel=3)
             return None
         tail = (raw or b"").decode("utf-8", "replace")
+        # the last attempt only: the driver starts each with a "--- " line
+        attempt = tail.split("\n--- ")[-1]
         errors = [
             line[len("error: ") :]
-            for line in tail.splitlines()
+            for line in attempt.splitlines()
             if line.startswith("error: ")
         ]
         return errors[-1] if errors else None
