@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from mlx.config.names import IMAGE_FAMILIES, model_family
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
+from mlx.utils import environ
 
 __all__ = [
     "build_image_model",
@@ -63,7 +64,7 @@ def offline_weights_problem(variant: str) -> str | None:
     anything: the file is not in the hub cache and ``MLX_OFFLINE`` is set. None
     when they are cached or may be downloaded."""
     _, path = pretrained_file(variant)
-    if path.is_file() or not os.environ.get("MLX_OFFLINE"):
+    if path.is_file() or not environ.offline():
         return None
     return str(_missing_weights(variant, path, "MLX_OFFLINE is set"))
 
