@@ -10,10 +10,11 @@ kept as they are.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, run_cli, small_classification, write_config
+from helpers import REPO_ROOT, cli_env, run_cli, small_classification, write_config
 
 
 def _refused(result, *parts: str) -> str:
@@ -111,3 +112,101 @@ def test_a_misspelt_variable_is_pointed_out(tmp_path: Path) -> None:
         "warning: environment variable MLX_NUM_THREAD is not one mlx reads; did you "
         "mean MLX_NUM_THREADS?" in result.stderr
     )
+
+
+# -- ranges every backend takes
+
+
+_HUGE = 2**64
+_INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("training.seed", _HUGE, "at most 9223372036854775807 (2^63 - 1)"),
+        ("training.seed", 2**63, "at most 9223372036854775807"),
+        ("dataset.params.seed", 10**20, "at most 9223372036854775807"),
+        ("model.params.seed", _HUGE, "at most 9223372036854775807"),
+        ("training.epochs", 10**20, "at most 9223372036854775807"),
+        ("training.batch_size", 10**20, "at most 9223372036854775807"),
+        ("output.checkpoint_frequency", 10**20, "at most"),
+        ("training.params.step_size", 10**20, "at most"),
+        ("training.params.warmup_epochs", 10**20, "at most"),
+        ("dataset.params.n_samples", 10**20, "at most"),
+        ("model.params.layer_sizes", [8, 10**20, 3], "at most"),
+        ("model.params.layer_sizes", [8, 10**9, 3], "over the 1 GiB memory limit"),
+        ("training.seed", -1, "must be an integer >= 0, got -1"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_an_integer_no_backend_takes_is_refused_at_validation(
+    tmp_path: Path, path: str, value: object, expected: str, dry_run: bool
+) -> None:
+    config = small_classification()
+    section, *keys = path.split(".")
+    target = config[section]
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+    file = write_config(tmp_path / "c.yaml", config)
+    args = ["run-experiment", "--config", str(file), "--quiet"]
+    result = run_cli([*args, "--dry-run"] if dry_run else args, tmp_path)
+    line = _refused(result, f"{file}:", path, expected)
+    assert "Traceback" not in result.stderr and "torch/" not in line
+    _no_runs(tmp_path)
+
+
+def test_the_largest_seed_runs(tmp_path: Path) -> None:
+    file = write_config(
+        tmp_path / "c.yaml", small_classification(seed=_INT64_MAX, epochs=1)
+    )
+    result = run_cli(["run-experiment", "--config", str(file), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("model.params.num_classes", 10**12, "in [1, 1000000]"),
+        ("model.params.in_channels", 10**6, "in [1, 1024]"),
+        ("dataset.params.image_size", 10**6, "in [8, 4096]"),
+    ],
+)
+@pytest.mark.slow  # imports torch
+def test_an_image_size_or_head_no_machine_can_hold_is_refused(
+    tmp_path: Path, path: str, value: int, expected: str
+) -> None:
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    config = {
+        "name": "img",
+        "dataset": {"name": "imagenet", "path": "images", "params": {}},
+        "model": {"name": "resnet18", "params": {}},
+    }
+    _, section, key = path.split(".")
+    config[path.split(".")[0]][section][key] = value
+    file = write_config(tmp_path / "c.yaml", config)
+    result = run_cli(["run-experiment", "--config", str(file), "--dry-run"], tmp_path)
+    _refused(result, f"{file}:", path, expected, str(value))
+
+
+@pytest.mark.slow  # imports torch
+def test_a_torch_model_seeded_with_the_largest_seed_trains(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
+    config = small_classification(seed=_INT64_MAX, epochs=1, device="cpu")
+    config["model"] = {
+        "name": "custom",
+        "params": {
+            "class_path": "examples.torch_models:TinyMLP",
+            "n_features": 8,
+            "hidden": 4,
+            "n_outputs": 3,
+        },
+    }
+    file = write_config(tmp_path / "c.yaml", config)
+    env = cli_env(tmp_path, OMP_NUM_THREADS="1")
+    result = run_cli(
+        ["run-experiment", "--config", str(file), "--quiet"], tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr

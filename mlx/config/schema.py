@@ -38,6 +38,7 @@ from mlx.config.names import (
     IMAGE_MODEL_FAMILIES,
     KNOWN_DATASETS,
     KNOWN_MODELS,
+    MEMORY_LIMIT_BYTES,
     model_family,
 )
 from mlx.config.reporting import IssueLog, in_file_order
@@ -53,6 +54,7 @@ from mlx.config.rules import (
 )
 from mlx.config.runnable import RunnableCheck, Sections
 from mlx.errors import MLXError
+from mlx.utils import environ
 from mlx.utils.paths import is_within, resolve_path
 from mlx.utils.values import is_number, nearest, show
 
@@ -257,6 +259,8 @@ class _Validator(IssueLog):
         params = section.check(self, (*base, "params"), raw.get("params"))
         if architecture is BAD or has_bad(params):
             return BAD
+        if name == "mlp":
+            self.mlp_memory(params)
         if model_family(name) in IMAGE_MODEL_FAMILIES:
             architecture = self.image_variant(name, architecture)
             if architecture is BAD:
@@ -265,6 +269,24 @@ class _Validator(IssueLog):
         return ModelConfig(
             name=name, architecture=architecture, params=freeze(drop_absent(params))
         )
+
+    def mlp_memory(self, params: Mapping[str, Any]) -> None:
+        """An error when the MLP's weights, gradients and two optimizer moments
+        would not fit in the memory limit (``$MLX_MEMORY_LIMIT``): refused here,
+        not by NumPy's MemoryError (or 'maximum dimension exceeded') at build."""
+        sizes = params["layer_sizes"]
+        weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        need = weights * (4 if params["dtype"] == "float32" else 8) * 4
+        limit = environ.memory_limit() or MEMORY_LIMIT_BYTES
+        if need > limit:
+            at = ("model", "params", "layer_sizes")
+            self.error(
+                at,
+                f"{dotted(at)}: an MLP of {weights} weights needs about "
+                f"{_gib(need)} GiB to train (weights, gradients, two optimizer "
+                f"moments), over the {_gib(limit)} GiB memory limit; use smaller "
+                "layers (MLX_MEMORY_LIMIT, in bytes, raises the limit)",
+            )
 
     def image_variant(self, name: str, architecture: str | None) -> str | Bad:
         """The variant an image model names: ``resnet18`` (architecture absent,
@@ -403,3 +425,7 @@ class _Validator(IssueLog):
         self.warnings[end:end] = found.blocked
         self.errors.extend(found.errors)
         self.warnings.extend(found.warnings)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g}"
