@@ -10,6 +10,7 @@ kept as they are.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -135,7 +136,7 @@ _INT64_MAX = 2**63 - 1
         ("training.params.warmup_epochs", 10**20, "at most"),
         ("dataset.params.n_samples", 10**20, "at most"),
         ("model.params.layer_sizes", [8, 10**20, 3], "at most"),
-        ("model.params.layer_sizes", [8, 10**9, 3], "over the 1 GiB memory limit"),
+        ("model.params.layer_sizes", [8, 10**11, 3], "over the 1.02e+03 GiB"),
         ("training.seed", -1, "must be an integer >= 0, got -1"),
     ],
 )
@@ -210,3 +211,87 @@ def test_a_torch_model_seeded_with_the_largest_seed_trains(tmp_path: Path) -> No
         ["run-experiment", "--config", str(file), "--quiet"], tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- image folders
+
+
+def _png(path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
+
+
+def _image_config(tmp_path: Path) -> Path:
+    config = {
+        "name": "img",
+        "dataset": {"name": "imagenet", "path": "img", "params": {"image_size": 8}},
+        "model": {
+            "name": "mlp",
+            "params": {"layer_sizes": [192, 4, 2], "output_activation": "softmax"},
+        },
+        "training": {"epochs": 1},
+    }
+    return write_config(tmp_path / "c.yaml", config)
+
+
+def _folder(tmp_path: Path) -> Path:
+    pytest.importorskip("PIL")
+    root = tmp_path / "img"
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            for i in range(2):
+                _png(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_an_empty_class_directory_is_refused_with_the_folder_named(
+    tmp_path: Path, split: str
+) -> None:
+    root = _folder(tmp_path)
+    for image in (root / split / "dog").iterdir():
+        image.unlink()
+    (root / split / "dog" / "notes.txt").write_text("not an image")
+    (root / split / "dog" / ".hidden.png").write_bytes(b"")
+    config = _image_config(tmp_path)
+    dry = run_cli(["run-experiment", "--config", str(config), "--dry-run"], tmp_path)
+    assert "can run here: no: the dataset would not load: imagenet: found no" in (
+        dry.stdout
+    )
+    assert str(root / split / "dog") in dry.stdout
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    _refused(result, str(root / split / "dog"), "ImageFolder")
+    _no_runs(tmp_path)
+
+
+def test_images_in_sub_folders_count_as_torchvision_counts_them(
+    tmp_path: Path,
+) -> None:
+    root = _folder(tmp_path)
+    dog = root / "train" / "dog"
+    (dog / "deeper").mkdir()
+    for image in sorted(dog.glob("*.png")):
+        image.rename(dog / "deeper" / image.name)
+    _png(root / "train" / ".ipynb_checkpoints" / "x.png")  # hidden: no class
+    _png(root / "train" / "cat" / ".cache" / "y.png")  # hidden: not walked
+    (root / "train" / "cat" / "loop").symlink_to(root / "train" / "cat")
+    config = _image_config(tmp_path)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    (data,) = (tmp_path / "outputs").glob("*/data.json")
+    record = json.loads(data.read_text(encoding="utf-8"))
+    assert record["preprocessing"]["labels"]["classes"] == ["cat", "dog"]
+    split = record["preprocessing"]["split"]
+    assert split["n_train"] + split["n_val"] == 4  # two cats, two dogs one deeper
+    assert split["n_test"] == 4
+
+
+def test_a_link_that_leads_nowhere_in_a_class_is_refused(tmp_path: Path) -> None:
+    root = _folder(tmp_path)
+    (root / "train" / "cat" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    config = _image_config(tmp_path)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    _refused(result, str(root / "train" / "cat" / "gone.png"), "leads nowhere")
+    _no_runs(tmp_path)

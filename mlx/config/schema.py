@@ -38,7 +38,6 @@ from mlx.config.names import (
     IMAGE_MODEL_FAMILIES,
     KNOWN_DATASETS,
     KNOWN_MODELS,
-    MEMORY_LIMIT_BYTES,
     model_family,
 )
 from mlx.config.reporting import IssueLog, in_file_order
@@ -54,11 +53,14 @@ from mlx.config.rules import (
 )
 from mlx.config.runnable import RunnableCheck, Sections
 from mlx.errors import MLXError
-from mlx.utils import environ
 from mlx.utils.paths import is_within, resolve_path
 from mlx.utils.values import is_number, nearest, show
 
 __all__ = ["validate"]
+
+#: The most memory an MLP may need to train (1 TiB): beyond it no machine mlx runs
+#: on holds the model, and NumPy would fail at build (docs/design/input-ranges.md).
+_MAX_MODEL_BYTES = 2**40
 
 
 def validate(
@@ -272,20 +274,19 @@ class _Validator(IssueLog):
 
     def mlp_memory(self, params: Mapping[str, Any]) -> None:
         """An error when the MLP's weights, gradients and two optimizer moments
-        would not fit in the memory limit (``$MLX_MEMORY_LIMIT``): refused here,
-        not by NumPy's MemoryError (or 'maximum dimension exceeded') at build."""
+        would need more than :data:`_MAX_MODEL_BYTES`: refused here, not by
+        NumPy's MemoryError (or 'maximum dimension exceeded') at build."""
         sizes = params["layer_sizes"]
         weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
         need = weights * (4 if params["dtype"] == "float32" else 8) * 4
-        limit = environ.memory_limit() or MEMORY_LIMIT_BYTES
-        if need > limit:
+        if need > _MAX_MODEL_BYTES:
             at = ("model", "params", "layer_sizes")
             self.error(
                 at,
                 f"{dotted(at)}: an MLP of {weights} weights needs about "
                 f"{_gib(need)} GiB to train (weights, gradients, two optimizer "
-                f"moments), over the {_gib(limit)} GiB memory limit; use smaller "
-                "layers (MLX_MEMORY_LIMIT, in bytes, raises the limit)",
+                f"moments), over the {_gib(_MAX_MODEL_BYTES)} GiB a NumPy model may "
+                "take; use smaller layers",
             )
 
     def image_variant(self, name: str, architecture: str | None) -> str | Bad:

@@ -257,12 +257,18 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
     n_classes: int | None = None
     sizes: tuple[int, int] | None = None
     notes: tuple[str, ...] = ()
+    problem: str | None = None
     root: Path | None = None
     try:
         root = download.dataset_dir("imagenet", dataset.path)
         classes, train, val = images.image_folder_files(Path(root))
     except (DatasetError, OSError) as exc:
-        notes = (str(exc),)
+        if root is not None and (root / "train").is_dir():
+            # the folder is there but would not load (an empty class, a link
+            # that leads nowhere); a folder not there yet is only a note
+            problem = str(exc)
+        else:
+            notes = (str(exc),)
     else:
         n_classes, sizes = len(classes), (len(train), len(val))
     n_samples = None if sizes is None else sum(sizes)
@@ -278,6 +284,7 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
         memory_bytes=memory,
         notes=notes,
         feature_dtype="float32",
+        problem=problem,
         split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
         source=None if root is None else str(root),
         image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]
