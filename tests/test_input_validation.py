@@ -295,3 +295,39 @@ def test_a_link_that_leads_nowhere_in_a_class_is_refused(tmp_path: Path) -> None
     result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
     _refused(result, str(root / "train" / "cat" / "gone.png"), "leads nowhere")
     _no_runs(tmp_path)
+
+
+# -- run names
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-rf", "--", ".hidden", "..", "a/b", "été", "a b", "x" * 101, "", "-"],
+)
+@pytest.mark.parametrize("how", ["positional", "config"])
+def test_a_name_that_cannot_begin_its_run_id_as_it_is_is_refused(
+    tmp_path: Path, name: str, how: str
+) -> None:
+    config = small_classification()
+    if how == "config":
+        config["name"] = name
+        file = write_config(tmp_path / "c.yaml", config)
+        args = ["run-experiment", "--config", str(file), "--quiet"]
+    else:
+        file = write_config(tmp_path / "c.yaml", config)
+        args = ["run-experiment", "--config", str(file), "--quiet", "--", name]
+    result = run_cli(args, tmp_path)
+    _refused(result, "name must be a directory name", "starts with a letter")
+    _no_runs(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["rf", "a.", "x-", "_tmp", "A.b_c-1", "x" * 100])
+def test_a_kept_name_begins_its_run_id_unchanged(tmp_path: Path, name: str) -> None:
+    config = small_classification(epochs=1)
+    config["name"] = name
+    file = write_config(tmp_path / "c.yaml", config)
+    result = run_cli(["run-experiment", "--config", str(file), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    (run,) = (tmp_path / "outputs").iterdir()
+    assert run.name.startswith(name + "-") and len(run.name) == len(name) + 21

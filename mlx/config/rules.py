@@ -290,10 +290,13 @@ class Betas(Rule):
         return [float(x) for x in value]
 
 
-#: A run's or a sweep's name, which names a directory.
+#: A run's or a sweep's name, which names a directory and begins its ID as it is
+#: (docs/design/run-names.md): a leading '-' would read as an option wherever the
+#: ID is typed, a leading '.' would hide the directory, so neither is taken.
 DIRECTORY_NAME = Pattern(
-    re.compile(r"^[A-Za-z0-9._-]{1,100}$"),
-    "a directory name of 1 to 100 letters, digits, '.', '_' or '-'",
+    re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$"),
+    "a directory name of 1 to 100 ASCII letters, digits, '.', '_' or '-' that "
+    "starts with a letter, digit or '_'",
 )
 
 
