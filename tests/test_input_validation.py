@@ -331,3 +331,48 @@ def test_a_kept_name_begins_its_run_id_unchanged(tmp_path: Path, name: str) -> N
     assert "warning" not in result.stderr
     (run,) = (tmp_path / "outputs").iterdir()
     assert run.name.startswith(name + "-") and len(run.name) == len(name) + 21
+
+
+# -- Parquet columns written from pandas Categoricals
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [["cat", "dog"] * 20, [3, 7] * 20],
+    ids=["strings", "integers"],
+)
+def test_a_categorical_label_column_in_parquet_trains(
+    tmp_path: Path, labels: list
+) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {
+            "x": [float(i % 5) for i in range(40)],
+            "z": pd.Categorical([1.5, 2.5] * 20),
+            "label": pd.Categorical(labels),
+        }
+    )
+    frame.to_parquet(tmp_path / "d.parquet")
+    config = small_classification(epochs=1)
+    config["dataset"] = {"name": "custom", "path": "d.parquet", "params": {}}
+    config["model"]["params"]["layer_sizes"] = [2, 4, 2]
+    file = write_config(tmp_path / "c.yaml", config)
+    result = run_cli(["run-experiment", "--config", str(file), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_label_in_a_categorical_column_is_named(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "label": pd.Categorical(["a", None, "b", "a"])}
+    )
+    frame.to_parquet(tmp_path / "d.parquet")
+    config = small_classification(epochs=1)
+    config["dataset"] = {"name": "custom", "path": "d.parquet", "params": {}}
+    config["model"]["params"]["layer_sizes"] = [1, 4, 2]
+    file = write_config(tmp_path / "c.yaml", config)
+    result = run_cli(["run-experiment", "--config", str(file), "--quiet"], tmp_path)
+    _refused(result, "d.parquet: row 1: target 'label' is missing")
+    _no_runs(tmp_path)
