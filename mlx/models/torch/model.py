@@ -511,6 +511,16 @@ class TorchModel(BaseModel):
         config = checkpoint.read_config(path)
         self._check_compatible(config)
         weights, _ = self._read(path, checkpoint.MODEL_FILE, config)
+        mismatch = _weights_mismatch(self.module_.state_dict(), weights)
+        if mismatch:
+            # a summary, not torch's message, which lists every tensor (kilobytes
+            # for another architecture) and names no file
+            where = os.path.join(os.fspath(path), checkpoint.MODEL_FILE)
+            raise CheckpointError(
+                f"{where}: the checkpoint's tensors do not match the model "
+                f"{type(self.module_).__name__}: {mismatch}; was it saved by another "
+                "architecture or config?"
+            )
         try:
             self.module_.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
@@ -666,3 +676,25 @@ def model_from_config(
         dropout=params.get("dropout"),
         **common,
     )
+
+
+def _weights_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """How ``found`` (tensors by name) differs from ``expected`` (the module's
+    state_dict), in counts and the first three names of each kind; "" if not."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {tuple(found[k].shape)} for {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for label, names in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("of another shape", shapes),
+    ):
+        if names:
+            more = ", ..." if len(names) > 3 else ""
+            parts.append(f"{len(names)} {label} ({', '.join(names[:3])}{more})")
+    return "; ".join(parts)
