@@ -376,3 +376,177 @@ def test_a_missing_label_in_a_categorical_column_is_named(tmp_path: Path) -> Non
     result = run_cli(["run-experiment", "--config", str(file), "--quiet"], tmp_path)
     _refused(result, "d.parquet: row 1: target 'label' is missing")
     _no_runs(tmp_path)
+
+
+# -- torch modules whose outputs do not fit, and weights of another architecture
+
+_MODULE = """
+import torch
+from torch import nn
+
+FORCE = None
+
+
+class Net(nn.Module):
+    def __init__(self, n_features=8, n_classes=3, mode="ok"):
+        super().__init__()
+        self.lin = nn.Linear(n_features, n_classes)
+        self.mode = FORCE or mode
+        self.calls = 0
+        self.first = None
+
+    def forward(self, x):
+        out = self.lin(x)
+        self.calls += self.training
+        n = x.shape[0]
+        self.first = self.first or n
+        m = self.mode
+        if m == "wide" or (m == "later" and self.calls >= 4):
+            return torch.cat([out, out[:, :1]], dim=1)
+        if m == "last" and n < self.first:
+            return torch.cat([out, out[:, :1]], dim=1)
+        if m == "eval" and not self.training:
+            return out[:, :2]
+        if m == "flat":
+            return out[:, 0]
+        if m == "extra":
+            return out[:, :, None]
+        if m == "int":
+            return out.long()
+        if m == "complex":
+            return out.to(torch.complex64)
+        if m == "tuple":
+            return out, out
+        return out
+"""
+
+
+def _torch_run(tmp_path: Path, regression: bool = False, **params: object) -> Path:
+    pytest.importorskip("torch")
+    (tmp_path / "shapes.py").write_text(_MODULE)
+    config = small_classification(epochs=2, device="cpu", batch_size=32)
+    config["dataset"]["params"]["n_samples"] = 100
+    if regression:
+        config["dataset"] = {
+            "name": "synthetic_regression",
+            "params": {"n_samples": 100, "n_features": 8},
+        }
+    config["model"] = {
+        "name": "custom",
+        "params": {"class_path": "shapes:Net", **params},
+    }
+    return write_config(tmp_path / "c.yaml", config)
+
+
+def _failed_run(tmp_path: Path, result, *parts: str) -> None:
+    """A run that failed with one error line holding ``parts``, recorded in its
+    summary.json."""
+    line = _refused(result, *parts)
+    (summary,) = (tmp_path / "outputs").glob("*/summary.json")
+    record = json.loads(summary.read_text(encoding="utf-8"))
+    assert record["status"] == "failed"
+    assert line.removeprefix("error: ") in record["error"]
+
+
+@pytest.mark.slow  # imports torch
+@pytest.mark.parametrize(
+    ("mode", "parts"),
+    [
+        ("wide", ["shape (32, 4) at training step 1 (a batch of 32)", "(32, 3)"]),
+        ("flat", ["shape (32,) at training step 1", "(32, 3)"]),
+        ("extra", ["shape (32, 3, 1) at training step 1", "(32, 3)"]),
+        ("later", ["shape (32, 4) at training step 4 (a batch of 32)", "(32, 3)"]),
+        ("last", ["(16, 4) at training step 3 (a batch of 16)", "(16, 3), one per"]),
+        (
+            "eval",
+            ["shape (", ", 2) in eval mode (validation or prediction; samples 1-"],
+        ),
+        ("int", ["outputs of dtype int64 at training step 1", "floating-point"]),
+        ("complex", ["outputs of dtype complex64 at training step 1"]),
+        ("tuple", ["returned a tuple from forward at training step 1"]),
+    ],
+)
+def test_a_module_whose_outputs_do_not_fit_is_named_with_the_batch(
+    tmp_path: Path, mode: str, parts: list[str]
+) -> None:
+    config = _torch_run(tmp_path, mode=mode)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    _failed_run(tmp_path, result, "shapes:Net returned", *parts)
+    assert "functional.py" not in result.stderr
+
+
+@pytest.mark.slow  # imports torch
+@pytest.mark.parametrize(
+    ("outputs", "shape"), [(2, "(32, 2)"), (3, "(32, 3)")], ids=["two", "three"]
+)
+def test_regression_outputs_of_another_width_are_named(
+    tmp_path: Path, outputs: int, shape: str
+) -> None:
+    config = _torch_run(tmp_path, regression=True, n_classes=outputs)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    _failed_run(
+        tmp_path,
+        result,
+        f"shapes:Net returned outputs of shape {shape} at training step 1",
+        "regression needs values of shape (32,) or (32, 1)",
+    )
+
+
+@pytest.mark.slow  # imports torch
+def test_eval_names_a_module_whose_eval_outputs_changed(tmp_path: Path) -> None:
+    config = _torch_run(tmp_path)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "outputs").iterdir()
+    (tmp_path / "shapes.py").write_text(
+        _MODULE.replace("FORCE = None", 'FORCE = "eval"')
+    )
+    result = run_cli(["eval", str(run)], tmp_path)
+    _refused(result, "shapes:Net returned outputs of shape (", ", 2) in eval mode")
+    assert not (run / "evals").exists() or not any((run / "evals").iterdir())
+
+
+_DEEP = _MODULE.replace(
+    "self.lin = nn.Linear(n_features, n_classes)",
+    "self.lin = nn.Sequential(*(nn.Linear(n_features, n_features) for _ in range("
+    "40)), nn.Linear(n_features, n_classes))",
+)
+_WIDER = _MODULE.replace(
+    "self.lin = nn.Linear(n_features, n_classes)",
+    "self.lin = nn.Linear(n_features + 1, n_classes)",
+)
+
+
+@pytest.mark.slow  # imports torch
+@pytest.mark.parametrize(
+    ("source", "summary"),
+    [
+        (
+            _DEEP,
+            "82 missing (lin.0.weight, lin.0.bias, lin.1.weight, ...); "
+            "2 unexpected (lin.weight, lin.bias)",
+        ),
+        (_WIDER, "1 of another shape (lin.weight (3, 8) for (3, 9))"),
+    ],
+    ids=["deeper", "wider"],
+)
+@pytest.mark.parametrize("command", ["eval", "resume"])
+def test_weights_of_another_architecture_are_summarised_with_the_file(
+    tmp_path: Path, source: str, summary: str, command: str
+) -> None:
+    config = _torch_run(tmp_path)
+    result = run_cli(["run-experiment", "--config", str(config), "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = (tmp_path / "outputs").iterdir()
+    (tmp_path / "shapes.py").write_text(source)
+    if command == "eval":
+        args = ["eval", str(run)]
+    else:
+        args = ["run-experiment", "--resume", str(run), "--set", "training.epochs=3"]
+    before = sorted(p.name for p in run.rglob("*"))
+    result = run_cli(args, tmp_path)
+    line = _refused(result, "model.safetensors: the checkpoint's tensors", summary)
+    assert str(run) in line and len(line) < 600
+    assert "another architecture" in line
+    if command == "eval":
+        assert sorted(p.name for p in run.rglob("*")) == before
