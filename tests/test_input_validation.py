@@ -550,3 +550,40 @@ def test_weights_of_another_architecture_are_summarised_with_the_file(
     assert "another architecture" in line
     if command == "eval":
         assert sorted(p.name for p in run.rglob("*")) == before
+
+
+@pytest.mark.slow  # imports torch, builds a resnet18
+@pytest.mark.parametrize("mismatch", ["names", "shapes"])
+def test_a_pretrained_file_of_another_model_is_summarised_with_the_file(
+    tmp_path: Path, mismatch: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    _folder(tmp_path)
+    state = torchvision.models.resnet18().state_dict()
+    if mismatch == "names":
+        state = {f"backbone.{k}": v for k, v in state.items()}
+    else:
+        state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(state, cache / url.rsplit("/", 1)[1])
+    config = {
+        "name": "img",
+        "dataset": {"name": "imagenet", "path": "img", "params": {"image_size": 8}},
+        "model": {"name": "resnet18", "params": {"pretrained": True}},
+        "training": {"epochs": 1, "device": "cpu"},
+    }
+    file = write_config(tmp_path / "c.yaml", config)
+    env = cli_env(tmp_path, TORCH_HOME=str(tmp_path / "torch"), MLX_OFFLINE="1")
+    result = run_cli(
+        ["run-experiment", "--config", str(file), "--quiet"], tmp_path, env=env
+    )
+    expected = {
+        "names": "122 missing (conv1.weight, bn1.weight, bn1.bias, ...)",
+        "shapes": "1 of another shape (layer1.0.conv1.weight (64, 64, 1, 1) for "
+        "(64, 64, 3, 3))",
+    }[mismatch]
+    line = _refused(result, f"{cache / url.rsplit('/', 1)[1]}: ", expected)
+    assert "the pretrained weights do not fit resnet18" in line and len(line) < 600
