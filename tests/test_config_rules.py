@@ -483,7 +483,7 @@ ERRORS = [
     Row(
         "imagenet-image-size",
         {"dataset": {**IMAGENET, "params": {"image_size": 4}}},
-        r"image_size must be an integer >= 8, got 4",
+        r"image_size must be an integer in \[8, 4096\], got 4",
         "dataset.params.image_size",
     ),
     Row(

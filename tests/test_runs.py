@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlx.errors import DataWarning, RunError
+from mlx.errors import DataWarning, MLXWarning, RunError
 from mlx.runs import (
     Heartbeat,
     RunDir,
@@ -65,8 +65,10 @@ def test_new_run_id_format_and_parse():
 
 def test_new_run_id_uses_utc_and_sanitises_names():
     local = dt.datetime(2024, 5, 1, 14, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    assert new_run_id("my exp/v2", local).startswith("my-exp-v2-20240501-120000-")
-    assert new_run_id("../..", local).startswith("run-20240501-120000-")
+    with pytest.warns(MLXWarning, match="the run ID starts with 'my-exp-v2'"):
+        assert new_run_id("my exp/v2", local).startswith("my-exp-v2-20240501-120000-")
+    with pytest.warns(MLXWarning, match="starts with 'run'"):
+        assert new_run_id("../..", local).startswith("run-20240501-120000-")
 
 
 def test_run_ids_sort_by_time():

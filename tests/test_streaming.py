@@ -14,7 +14,7 @@ from mlx.config.experiment import DatasetConfig
 from mlx.datasets import load
 from mlx.datasets.augment import augmentation_for
 from mlx.datasets.streaming import ImageFiles
-from mlx.errors import BackendUnavailableError, DatasetError
+from mlx.errors import BackendUnavailableError, ConfigError, DatasetError
 from mlx.experiment.loop import batch_source
 from mlx.runs.records import data_record
 
@@ -124,12 +124,12 @@ def test_a_bad_limit_or_worker_count_is_a_clear_error(
     tree: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv(LIMIT, value)
-    with pytest.raises(DatasetError, match="MLX_MEMORY_LIMIT must be a positive"):
+    with pytest.raises(ConfigError, match="MLX_MEMORY_LIMIT must be a whole number"):
         load(_dataset(tree), 0)
     monkeypatch.setenv(LIMIT, "1000")
     monkeypatch.setenv("MLX_DATA_WORKERS", value if value != "0" else "x")
     streamed = load(_dataset(tree), 0)
-    with pytest.raises(DatasetError, match="MLX_DATA_WORKERS must be"):
+    with pytest.raises(ConfigError, match="MLX_DATA_WORKERS must be"):
         list(streamed.test[0].chunks())
 
 

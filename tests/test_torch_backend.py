@@ -522,26 +522,28 @@ def test_a_module_that_cannot_be_built_is_one_error_before_the_run(
         (
             {"outputs": 7},
             False,
-            "nets.layers:Linear returns 7 logits per sample, but the data has 10 "
-            "classes; it needs one output per class.",
+            "nets.layers:Linear returned outputs of shape (16, 7) at training step 1 "
+            "(a batch of 16); classification needs logits of shape (16, 10), one per "
+            "class (the data has 10 classes).",
         ),
         (
             {"outputs": 12},
             False,
-            "nets.layers:Linear returns 12 logits per sample, but the data has 10 "
-            "classes",
+            "nets.layers:Linear returned outputs of shape (16, 12) at training step "
+            "1 (a batch of 16); classification needs logits of shape (16, 10)",
         ),
         (
             {"pair": True},
             False,
-            "nets.layers:Linear returned a tuple from forward; the harness needs one "
-            "torch.Tensor of outputs per sample.",
+            "nets.layers:Linear returned a tuple from forward at training step 1 (a "
+            "batch of 16); the harness needs one torch.Tensor of outputs per sample.",
         ),
         (
             {"outputs": 3, "features": 6},
             True,
-            "nets.layers:Linear returned outputs of shape (16, 3) for regression "
-            "targets of shape (16,); they must match ((16,) or (16, 1)).",
+            "nets.layers:Linear returned outputs of shape (16, 3) at training step 1 "
+            "(a batch of 16); regression needs values of shape (16,) or (16, 1), the "
+            "shape of the targets.",
         ),
     ],
     ids=["too-few-logits", "too-many-logits", "tuple", "regression-width"],

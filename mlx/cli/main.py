@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mlx.cli.output import terminal_streams, usage_error, warnings_on_stderr
+from mlx.cli.output import err, terminal_streams, usage_error, warnings_on_stderr
 from mlx.cli.parser import build_parser
 from mlx.errors import MLXError, RunInterrupted
 from mlx.utils.raised import one_line
@@ -76,6 +76,7 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     """``command(args)``, and every way it can end as an exit status."""
     try:
         _check_path_arguments(args)
+        _check_environment()
         return command(args)
     except RunInterrupted as exc:
         # a stop that was asked for, the run checkpointed: no traceback, --debug or not
@@ -115,6 +116,16 @@ def _os_error_text(exc: OSError) -> str:
     from mlx.utils.atomic import os_error_text
 
     return os_error_text(exc)
+
+
+def _check_environment() -> None:
+    """ConfigError for an ``MLX_*`` variable set to what it cannot be, before the
+    command creates anything; a warning for a likely misspelt one."""
+    # here, not at the top: `mlx --help` does without the variables' checks
+    from mlx.utils.environ import check_environment
+
+    for note in check_environment():
+        err(f"warning: {note}")
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:

@@ -79,14 +79,15 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Check the combination of arguments, then dry-run, run or resume."""
+    given_name = args.experiment_name is not None  # "" is a name, and refused
     if args.resume:
-        if args.config or args.experiment_name or args.dry_run:
+        if args.config or given_name or args.dry_run:
             usage_error(
                 "run-experiment: --resume takes the run's own config; it cannot be "
                 "combined with --config, a name or --dry-run"
             )
         return _execute(None, args)
-    if not args.experiment_name and not args.config and not args.dry_run:
+    if not given_name and not args.config and not args.dry_run:
         usage_error(
             "run-experiment: the following arguments are required: "
             "experiment_name (or --config CONFIG)"
@@ -103,13 +104,13 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     from mlx.experiment.checks import check_runnable
 
     overrides: list[OverrideLike] = []
-    if args.experiment_name and args.config:
+    if args.experiment_name is not None and args.config:
         name = args.experiment_name
         overrides.append(Override("name", name, f"experiment name {name!r}"))
     overrides += args.overrides
     if args.config:
         return load_config(args.config, overrides, runnable=check_runnable)
-    name = args.experiment_name or "default"
+    name = "default" if args.experiment_name is None else args.experiment_name
     err(
         f"note: no --config given; using the built-in default experiment "
         f"(synthetic classification + MLP) named {name!r}"

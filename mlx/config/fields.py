@@ -56,6 +56,12 @@ NEEDS_PATH = ("custom", "imagenet")
 _OFFICIAL_TEST_SPLIT = ("mnist", "cifar10", "cifar100")
 _CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
+# Bounds where a value far below the 64-bit limit already means an absurd
+# allocation (a 10^12-class head, a 10^6-pixel square image): refused with the field
+# named instead of a MemoryError inside torch (docs/design/input-ranges.md).
+MAX_IMAGE_SIZE = 4096
+MAX_CLASSES = 1_000_000
+MAX_CHANNELS = 1024
 _SEED = Field(Int(0, nullable=True), None)
 _SPLITS = {
     "validation_split": Field(Float(0, 1, hi_open=True), 0.1),
@@ -103,7 +109,7 @@ DATASET_FIELDS: Mapping[str, Mapping[str, Field]] = {
         for name in _OFFICIAL_TEST_SPLIT
     },
     "imagenet": {
-        "image_size": Field(Int(8), 64),
+        "image_size": Field(Int(8, MAX_IMAGE_SIZE), 64),
         "augmentation": _IMAGE_SET_FIELDS["augmentation"],
         **_SPLITS,
     },
@@ -154,10 +160,10 @@ _OPTIMIZER_CONFIG = Section(
 _IMAGE_MODEL = Section(
     optional(
         {
-            "num_classes": Field(Int(1)),
+            "num_classes": Field(Int(1, MAX_CLASSES)),
             "pretrained": Field(Bool()),
             "dropout": Field(Float(0, 1, hi_open=True)),
-            "in_channels": Field(Int(1)),
+            "in_channels": Field(Int(1, MAX_CHANNELS)),
         }
     )
 )

@@ -34,6 +34,8 @@ __all__ = [
     "Field",
     "Float",
     "FreeMapping",
+    "INT64_MAX",
+    "INT64_MIN",
     "Int",
     "IntList",
     "Pattern",
@@ -107,8 +109,17 @@ def _bounds(lo: Any, hi: Any, lo_open: bool, hi_open: bool) -> str:
     return ""
 
 
+#: The range of every integer field: a signed 64-bit integer, the widest that
+#: NumPy arrays, ``torch.manual_seed`` (which takes up to 2^64 - 1 but no more),
+#: C extensions and the stores a run is recorded in all take. A bound of a field's
+#: own lies within it.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 class Int(Rule):
-    """An integer (not a bool) in ``[lo, hi]``, either bound optional."""
+    """An integer (not a bool) in ``[lo, hi]``, either bound optional; never outside
+    the signed 64-bit range (:data:`INT64_MAX`), whatever the bounds say, so a value
+    no backend can take is refused here instead of failing later inside one."""
 
     def __init__(self, lo: int | None = None, hi: int | None = None, **kw: Any) -> None:
         super().__init__(**kw)
@@ -118,9 +129,22 @@ class Int(Rule):
     def accepts(self, value: Any) -> bool:
         return (
             is_int(value)
+            and INT64_MIN <= value <= INT64_MAX
             and (self.lo is None or value >= self.lo)
             and (self.hi is None or value <= self.hi)
         )
+
+    def hint(self, value: Any) -> str:
+        if not is_int(value) or INT64_MIN <= value <= INT64_MAX:
+            return ""
+        if value > INT64_MAX and (self.hi is None or self.hi > INT64_MAX):
+            return (
+                f"; at most {INT64_MAX} (2^63 - 1): larger integers overflow in "
+                "NumPy and torch"
+            )
+        if value < INT64_MIN and (self.lo is None or self.lo < INT64_MIN):
+            return f"; at least {INT64_MIN} (-2^63)"
+        return ""
 
 
 class Float(Rule):
@@ -266,10 +290,13 @@ class Betas(Rule):
         return [float(x) for x in value]
 
 
-#: A run's or a sweep's name, which names a directory.
+#: A run's or a sweep's name, which names a directory and begins its ID as it is
+#: (docs/design/run-names.md): a leading '-' would read as an option wherever the
+#: ID is typed, a leading '.' would hide the directory, so neither is taken.
 DIRECTORY_NAME = Pattern(
-    re.compile(r"^[A-Za-z0-9._-]{1,100}$"),
-    "a directory name of 1 to 100 letters, digits, '.', '_' or '-'",
+    re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$"),
+    "a directory name of 1 to 100 ASCII letters, digits, '.', '_' or '-' that "
+    "starts with a letter, digit or '_'",
 )
 
 

@@ -58,6 +58,10 @@ from mlx.utils.values import is_number, nearest, show
 
 __all__ = ["validate"]
 
+#: The most memory an MLP may need to train (1 TiB): beyond it no machine mlx runs
+#: on holds the model, and NumPy would fail at build (docs/design/input-ranges.md).
+_MAX_MODEL_BYTES = 2**40
+
 
 def validate(
     doc: Document,
@@ -257,6 +261,8 @@ class _Validator(IssueLog):
         params = section.check(self, (*base, "params"), raw.get("params"))
         if architecture is BAD or has_bad(params):
             return BAD
+        if name == "mlp":
+            self.mlp_memory(params)
         if model_family(name) in IMAGE_MODEL_FAMILIES:
             architecture = self.image_variant(name, architecture)
             if architecture is BAD:
@@ -265,6 +271,23 @@ class _Validator(IssueLog):
         return ModelConfig(
             name=name, architecture=architecture, params=freeze(drop_absent(params))
         )
+
+    def mlp_memory(self, params: Mapping[str, Any]) -> None:
+        """An error when the MLP's weights, gradients and two optimizer moments
+        would need more than :data:`_MAX_MODEL_BYTES`: refused here, not by
+        NumPy's MemoryError (or 'maximum dimension exceeded') at build."""
+        sizes = params["layer_sizes"]
+        weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        need = weights * (4 if params["dtype"] == "float32" else 8) * 4
+        if need > _MAX_MODEL_BYTES:
+            at = ("model", "params", "layer_sizes")
+            self.error(
+                at,
+                f"{dotted(at)}: an MLP of {weights} weights needs about "
+                f"{_gib(need)} GiB to train (weights, gradients, two optimizer "
+                f"moments), over the {_gib(_MAX_MODEL_BYTES)} GiB a NumPy model may "
+                "take; use smaller layers",
+            )
 
     def image_variant(self, name: str, architecture: str | None) -> str | Bad:
         """The variant an image model names: ``resnet18`` (architecture absent,
@@ -403,3 +426,7 @@ class _Validator(IssueLog):
         self.warnings[end:end] = found.blocked
         self.errors.extend(found.errors)
         self.warnings.extend(found.warnings)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g}"

@@ -27,11 +27,10 @@ from typing import IO, Iterator
 
 from mlx.errors import (
     BackendUnavailableError,
-    DatasetError,
     DownloadError,
     map_os_errors,
 )
-from mlx.utils.paths import unprintable
+from mlx.utils import environ
 
 __all__ = [
     "cache_dir",
@@ -112,12 +111,9 @@ def cache_dir() -> Path:
     ``$XDG_CACHE_HOME/mlx/datasets`` when ``XDG_CACHE_HOME`` is an absolute path
     (the XDG Base Directory rule: a relative one is ignored); else
     ``~/.cache/mlx/datasets``."""
-    override = os.environ.get("MLX_DATA_DIR")
-    if override:
-        problem = unprintable(override, "MLX_DATA_DIR")
-        if problem is not None:
-            raise DatasetError(problem)
-        return Path(override).expanduser()
+    override = environ.data_dir()
+    if override is not None:
+        return override
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "mlx" / "datasets"
@@ -150,8 +146,7 @@ def unusable_directory(root: Path) -> str | None:
 
 
 def _base_url(name: str) -> str:
-    base = os.environ.get("MLX_DATA_URL") or _BASE_URLS[name]
-    return base if base.endswith("/") else base + "/"
+    return environ.data_url() or _BASE_URLS[name]
 
 
 def manual_instructions(name: str, root: Path) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -298,7 +299,16 @@ def _class_names(path: Path, n_classes: int) -> tuple[str, ...] | None:
 def image_folder_files(
     root: Path,
 ) -> tuple[tuple[str, ...], list[tuple[Path, int]], list[tuple[Path, int]]]:
-    """Classes and sorted (file, label) lists of ``root/train`` and ``root/val``."""
+    """Classes and sorted (file, label) lists of ``root/train`` and ``root/val``.
+
+    As torchvision's ``ImageFolder``: a class is a directory of ``train/``, its
+    images are the .jpg/.jpeg/.png files anywhere below it (sub-folders included,
+    in sorted walk order), other files are skipped, and a class directory with no
+    image is an error naming it. Unlike it, names starting with ``.`` (a
+    ``.ipynb_checkpoints`` folder, macOS ``._x.jpg`` files) are neither classes nor
+    images, and a link that leads nowhere is an error, not a file that fails to
+    open mid-run (docs/design/image-folders.md).
+    """
     train_dir, val_dir = root / "train", root / "val"
     for directory in (train_dir, val_dir):
         if not directory.is_dir():
@@ -306,16 +316,14 @@ def image_folder_files(
                 f"imagenet: {directory} does not exist; expected an ImageFolder tree "
                 f"{root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg."
             )
-    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    classes = tuple(_class_dirs(train_dir))
     if len(classes) < 2:
         raise DatasetError(
             f"imagenet: {train_dir} must hold at least 2 class directories; "
             f"found {len(classes)}."
         )
     index = {c: i for i, c in enumerate(classes)}
-    extra = sorted(
-        p.name for p in val_dir.iterdir() if p.is_dir() and p.name not in index
-    )
+    extra = [name for name in _class_dirs(val_dir) if name not in index]
     if extra:
         raise DatasetError(
             f"imagenet: {val_dir} has class directories that {train_dir} lacks: "
@@ -324,18 +332,70 @@ def image_folder_files(
     return classes, _images_in(train_dir, classes), _images_in(val_dir, classes)
 
 
+def _class_dirs(directory: Path) -> list[str]:
+    return sorted(
+        p.name for p in directory.iterdir() if p.is_dir() and not _hidden(p.name)
+    )
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
 def _images_in(directory: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
-    files = []
+    files: list[tuple[Path, int]] = []
+    empty = []
     for label, name in enumerate(classes):
         folder = directory / name
         if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file():
-                files.append((path, label))
+            continue  # a class the validation split lacks
+        found = _images_below(folder)
+        if not found:
+            empty.append(folder)
+        files += [(path, label) for path in found]
+    if empty:
+        shown = ", ".join(str(f) for f in empty[:5])
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+        raise DatasetError(
+            f"imagenet: found no .jpg/.jpeg/.png image in the class "
+            f"director{'y' if len(empty) == 1 else 'ies'} {shown}{more}; every class "
+            "directory needs at least one image (as torchvision's ImageFolder "
+            "requires): remove the empty class or add its images."
+        )
     if not files:
         raise DatasetError(f"imagenet: no .jpg/.jpeg/.png images under {directory}.")
     return files
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """The image files anywhere below ``folder``, in torchvision's order (folders
+    by path, files by name); hidden folders are not entered, and a folder reached
+    again through a link is walked once (a link to a parent would loop)."""
+    walked: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    for parent, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not _hidden(d)]
+        walked.append((parent, names))
+    found = []
+    for parent, names in sorted(walked):
+        for name in sorted(names):
+            path = Path(parent) / name
+            if _hidden(name) or path.suffix.lower() not in _IMAGE_SUFFIXES:
+                continue
+            if not path.is_file():
+                what = (
+                    "a link that leads nowhere"
+                    if path.is_symlink()
+                    else "not a regular file"
+                )
+                raise DatasetError(f"imagenet: {path} is {what}; remove or fix it.")
+            found.append(path)
+    return found
 
 
 def require_pillow() -> Any:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from mlx.config.experiment import DatasetConfig
 from mlx.config.names import KNOWN_DATASETS, MEMORY_LIMIT_BYTES  # the one list
 from mlx.errors import DatasetError
+from mlx.utils import environ
 
 if TYPE_CHECKING:
     from mlx.datasets.splits import Splits
@@ -28,24 +28,14 @@ __all__ = [
 #: ``MLX_MEMORY_LIMIT`` (a number of bytes) replaces :data:`MEMORY_LIMIT_BYTES`, the
 #: size beyond which datasets are rejected, except imagenet folders, which are
 #: streamed from disk instead; see :func:`memory_limit`.
-MEMORY_LIMIT_ENV = "MLX_MEMORY_LIMIT"
+MEMORY_LIMIT_ENV = environ.MEMORY_LIMIT
 
 
 def memory_limit() -> int:
     """The in-memory dataset limit in bytes: ``$MLX_MEMORY_LIMIT`` when set (a
     positive integer), else :data:`MEMORY_LIMIT_BYTES`."""
-    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    if not text:
-        return MEMORY_LIMIT_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise DatasetError(
-            f"{MEMORY_LIMIT_ENV} must be a positive number of bytes; got {text!r}."
-        )
-    return value
+    value = environ.memory_limit()
+    return MEMORY_LIMIT_BYTES if value is None else value
 
 
 # (n_train, n_test, n_features, n_classes) of the standard image sets, flattened,
@@ -204,7 +194,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
             present = not missing
         else:
             present = images.find_cifar(name, root)[0] is not None
-    except DatasetError as exc:  # MLX_DATA_DIR with a control character
+    except DatasetError as exc:  # a cache that cannot be looked at
         problem = str(exc)
     if present and name == "mnist":
         # the IDX headers give the real counts and image size
@@ -267,12 +257,18 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
     n_classes: int | None = None
     sizes: tuple[int, int] | None = None
     notes: tuple[str, ...] = ()
+    problem: str | None = None
     root: Path | None = None
     try:
         root = download.dataset_dir("imagenet", dataset.path)
         classes, train, val = images.image_folder_files(Path(root))
     except (DatasetError, OSError) as exc:
-        notes = (str(exc),)
+        if root is not None and (root / "train").is_dir():
+            # the folder is there but would not load (an empty class, a link
+            # that leads nowhere); a folder not there yet is only a note
+            problem = str(exc)
+        else:
+            notes = (str(exc),)
     else:
         n_classes, sizes = len(classes), (len(train), len(val))
     n_samples = None if sizes is None else sum(sizes)
@@ -288,6 +284,7 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
         memory_bytes=memory,
         notes=notes,
         feature_dtype="float32",
+        problem=problem,
         split_sizes=None if sizes is None else _splits(dataset.params, *sizes),
         source=None if root is None else str(root),
         image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]

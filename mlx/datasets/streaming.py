@@ -29,32 +29,22 @@ from mlx.datasets.images import (
     require_pillow,
 )
 from mlx.datasets.splits import batch_order
-from mlx.errors import BackendUnavailableError, DatasetError
+from mlx.errors import BackendUnavailableError
+from mlx.utils import environ
 
 __all__ = ["WORKERS_ENV", "ImageFiles", "StreamedBatches", "data_workers"]
 
 #: Environment variable: how many worker processes decode images (default: up to 4,
 #: at most the CPU count; 0 decodes in the main process).
-WORKERS_ENV = "MLX_DATA_WORKERS"
+WORKERS_ENV = environ.DATA_WORKERS
 _EVAL_BATCH = 256
 _TORCH_HINT = "pip install 'model-harness[torch]'"
 
 
 def data_workers() -> int:
     """The number of decoding worker processes (``$MLX_DATA_WORKERS``)."""
-    text = os.environ.get(WORKERS_ENV, "").strip()
-    if not text:
-        return min(4, os.cpu_count() or 1)
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise DatasetError(
-            f"{WORKERS_ENV} must be a whole number of worker processes >= 0; "
-            f"got {text!r}."
-        )
-    return value
+    value = environ.data_workers()
+    return min(4, os.cpu_count() or 1) if value is None else value
 
 
 def require_torch() -> None:

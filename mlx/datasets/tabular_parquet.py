@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def read_parquet(file: Path, target: str | None, allow_nan: bool) -> Table:
     feature_names = [n for n in names if n != target]
     X = np.empty((table.num_rows, len(feature_names)), dtype=np.float64)
     for j, name in enumerate(feature_names):
-        column = table.column(name)
+        column = _decoded(table.column(name))
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             if not pa.types.is_boolean(column.type):
                 raise DatasetError(
@@ -68,7 +69,7 @@ def read_parquet(file: Path, target: str | None, allow_nan: bool) -> Table:
                     "feature columns must be numeric."
                 )
         X[:, j] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    label_column = table.column(target)
+    label_column = _decoded(table.column(target))
     if label_column.null_count:
         first = label_column.to_pylist().index(None)
         raise DatasetError(f"{file}: row {first}: target {target!r} is missing.")
@@ -85,3 +86,13 @@ def read_parquet(file: Path, target: str | None, allow_nan: bool) -> Table:
     if not allow_nan:
         check_finite_features(X, where_x)
     return X, labels, tuple(feature_names), lambda i: f"{file}: row {i}: {target!r}"
+
+
+def _decoded(column: Any) -> Any:
+    """A dictionary-encoded column (a pandas ``Categorical`` written to Parquet) as
+    the plain column of its values, strings or numbers; any other as it is."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column

@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import warnings
 from typing import NamedTuple
+
+from mlx.errors import MLXWarning
 
 __all__ = [
     "ParsedRunId",
@@ -47,11 +50,22 @@ def as_utc(moment: _dt.datetime) -> _dt.datetime:
 
 
 def safe_run_name(name: str) -> str:
-    """``name`` made safe as a directory name: runs of characters other than letters,
-    digits, ``.``, ``_`` and ``-`` become ``-``; dots and dashes at either end are
-    dropped; an empty result becomes ``run``."""
-    cleaned = _UNSAFE.sub("-", str(name)).strip("-.")
-    return cleaned or "run"
+    """``name`` made safe as a directory name. A name the config accepts (see
+    ``mlx.config.rules.DIRECTORY_NAME``) is kept as it is, so a run ID is always
+    ``<name>-<stamp>-<hex>``. Any other (from code that skipped validation) is
+    changed, with a warning that names both: runs of characters other than ASCII
+    letters, digits, ``.``, ``_`` and ``-`` become ``-``, dots and dashes at the
+    start are dropped, an empty result becomes ``run``, and it is cut at 100."""
+    text = str(name)
+    cleaned = _UNSAFE.sub("-", text).lstrip("-.")[:100] or "run"
+    if cleaned != text:
+        warnings.warn(
+            f"run name {text!r} cannot name a directory as it is; the run ID "
+            f"starts with {cleaned!r} instead",
+            MLXWarning,
+            stacklevel=2,
+        )
+    return cleaned
 
 
 def new_run_id(name: str, now: _dt.datetime | None = None) -> str:

@@ -61,11 +61,22 @@ def repository_root(start: Path | None = None) -> Path:
         if problem is not None:
             raise ConfigError(problem)
         try:
-            return Path(override).expanduser().resolve()
+            resolved = Path(override).expanduser().resolve()
+            is_dir, exists = resolved.is_dir(), resolved.exists()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a loop before 3.13
             raise ConfigError(
                 f"MLX_ROOT {override!r} cannot be resolved: {exc}"
             ) from None
+        if not is_dir:
+            # never created: a root that is not there is a typo, and runs would
+            # land somewhere no one looks (docs/design/environment.md)
+            raise ConfigError(
+                f"MLX_ROOT {override!r} "
+                f"{'is not a directory' if exists else 'does not exist'}; it must "
+                "name an existing directory",
+                hint="create it first, or unset MLX_ROOT to use the repository root",
+            )
+        return resolved
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if any((candidate / marker).exists() for marker in _ROOT_MARKERS):

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from mlx.config.names import IMAGE_FAMILIES, model_family
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
+from mlx.utils import environ
 
 __all__ = [
     "build_image_model",
@@ -63,7 +64,7 @@ def offline_weights_problem(variant: str) -> str | None:
     anything: the file is not in the hub cache and ``MLX_OFFLINE`` is set. None
     when they are cached or may be downloaded."""
     _, path = pretrained_file(variant)
-    if path.is_file() or not os.environ.get("MLX_OFFLINE"):
+    if path.is_file() or not environ.offline():
         return None
     return str(_missing_weights(variant, path, "MLX_OFFLINE is set"))
 
@@ -172,16 +173,19 @@ class _DropoutHook:
 def _load_pretrained(
     module: Any, state: dict[str, Any], variant: str, in_channels: int
 ) -> None:
+    """Copy the published ``state`` into ``module``: every tensor by its name and
+    shape, the stem summed over colours on 1 channel; only the classifier (1000
+    rows published, ``num_classes`` here) may differ in shape, and starts fresh.
+    Anything else missing or of another shape is an error naming the file."""
     torch = require_torch()
     stem, _ = stem_convolution(module)
     own = module.state_dict()
-    merged = {}
+    merged, missing, shapes = {}, [], []
     for key, value in own.items():
         source = state.get(key)
         if source is None:
-            raise ModelError(
-                f"The pretrained weights of {variant} have no tensor {key!r}."
-            )
+            missing.append(key)
+            continue
         if key == f"{stem}.weight" and source.shape[1] != in_channels:
             if in_channels != 1:
                 raise ModelError(
@@ -189,11 +193,25 @@ def _load_pretrained(
                     f"input channels; got {in_channels}."
                 )
             source = source.sum(dim=1, keepdim=True)
-        if source.shape != value.shape:
-            # the classifier of another class count starts fresh
-            merged[key] = value
-            continue
-        merged[key] = source.to(value.dtype)
+        if source.shape == value.shape:
+            merged[key] = source.to(value.dtype)
+        elif source.shape[0] == 1000 and source.shape[1:] == value.shape[1:]:
+            merged[key] = value  # the classifier of another class count
+        else:
+            shapes.append(f"{key} {tuple(source.shape)} for {tuple(value.shape)}")
+    if missing or shapes:
+        _, path = pretrained_file(variant)
+        parts = [
+            f"{len(names)} {label} ({', '.join(names[:3])}"
+            + (", ...)" if len(names) > 3 else ")")
+            for label, names in (("missing", missing), ("of another shape", shapes))
+            if names
+        ]
+        raise ModelError(
+            f"{path}: the pretrained weights do not fit {variant}: "
+            f"{'; '.join(parts)}; is it the file of another model? Remove it to "
+            "download it again, or set pretrained: false."
+        )
     with torch.no_grad():
         module.load_state_dict(merged, strict=True)
 

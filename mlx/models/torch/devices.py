@@ -17,6 +17,7 @@ from typing import Any
 
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
+from mlx.utils import environ
 
 __all__ = [
     "DEVICE_PATTERN",
@@ -166,11 +167,15 @@ def configure_threads() -> None:
         return
     _threads_set = True
     torch = require_torch()
-    for variable in ("MLX_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(variable, "")
-        if value.isdigit() and int(value) > 0:
-            torch.set_num_threads(int(value))
-            return
+    # MLX_NUM_THREADS is ours and checked (an error when not a count); OMP's is
+    # OpenMP's own syntax (it may be a list), taken only when it is a plain count
+    count = environ.num_threads()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if count is None and omp.isascii() and omp.isdigit():
+        count = int(omp) if 1 <= int(omp) <= environ.MAX_THREADS else None
+    if count is not None:
+        torch.set_num_threads(count)
+        return
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -24,6 +24,7 @@ from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
 from mlx.models.torch._build import build_image_model
 from mlx.models.torch.devices import Placement, configure_threads, resolve
+from mlx.models.torch.outputs import check_outputs
 from mlx.numerics.optim import DEFAULT_CONFIG, OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
@@ -186,7 +187,8 @@ class TorchModel(BaseModel):
         self.step_ = 0
         self.is_trained = False
         self._mode: bool | None = None
-        self._outputs_checked = False
+        #: the shape of one sample's outputs, once a batch has shown it
+        self._tail: tuple[int, ...] | None = None
         #: the class count of the data it is trained on, when known (a run's)
         self.data_classes: int | None = None
 
@@ -284,47 +286,32 @@ class TorchModel(BaseModel):
             )
         return target.to(self.placement_.device, non_blocking=True)
 
-    def _check_outputs(self, output: Any, target: Any) -> None:
-        """The module's outputs of the first training batch fit the loss: a tensor
-        of (N, n_classes) logits wide enough for every label, or regression values
-        of the targets' shape. Once per process: a module keeps its output shape."""
-        torch = require_torch()
-        module = self.class_path or self.architecture_name
-        if not isinstance(output, torch.Tensor):
-            raise ModelError(
-                f"{module} returned a {type(output).__name__} from forward; the "
-                "harness needs one torch.Tensor of outputs per sample."
-            )
-        shape, n = tuple(output.shape), int(target.shape[0])
+    def _check_outputs(
+        self, output: Any, n: int, where: str, target: Any = None
+    ) -> None:
+        """The module's outputs of one batch (``target``: its training targets)
+        fit the loss and the predictions: see :func:`check_outputs`. Every batch,
+        as a module's outputs may change with the batch size or the mode."""
+        tail, top = self._tail, None
+        basis = "" if tail is None else " (as in its earlier batches)"
         if self.task == "classification":
-            if len(shape) != 2 or shape[0] != n:
-                raise ModelError(
-                    f"{module} returned outputs of shape {shape} for a batch of {n}; "
-                    f"classification needs logits of shape ({n}, n_classes)."
-                )
-            classes = self.data_classes
-            if classes is not None and shape[1] != classes:
-                raise ModelError(
-                    f"{module} returns {shape[1]} logits per sample, but the data "
-                    f"has {classes} classes; it needs one output per class."
-                )
-            top = int(target.max()) if n else -1
-            if top >= shape[1]:
-                raise ModelError(
-                    f"{module} returns {shape[1]} logits per sample, but the labels "
-                    f"go up to {top}; it needs one output per class (at least "
-                    f"{top + 1})."
-                )
-        else:
-            wanted = tuple(target.shape)
-            if shape != wanted and not (len(wanted) == 1 and shape == (n, 1)):
-                raise ModelError(
-                    f"{module} returned outputs of shape {shape} for regression "
-                    f"targets of shape {wanted}; they must match ({wanted}"
-                    + (f" or ({n}, 1)" if len(wanted) == 1 else "")
-                    + ")."
-                )
-        self._outputs_checked = True
+            if self.data_classes is not None:
+                tail = (self.data_classes,)
+                basis = f" (the data has {self.data_classes} classes)"
+            elif target is not None and n:
+                top = int(target.max())
+        elif target is not None:
+            tail, basis = tuple(target.shape[1:]), ", the shape of the targets"
+        self._tail = check_outputs(
+            output,
+            module=str(self.class_path or self.architecture_name),
+            task=self.task,
+            n=n,
+            where=where,
+            tail=tail,
+            basis=basis,
+            top=top,
+        )
 
     def _loss(self, output: Any, target: Any) -> Any:
         import torch.nn.functional as F
@@ -356,8 +343,8 @@ class TorchModel(BaseModel):
         try:
             with self.placement_.autocast():
                 output = self.module_(x)
-                if not self._outputs_checked:
-                    self._check_outputs(output, target)
+                where = f"at training step {self.step_ + 1} (a batch of {len(X)})"
+                self._check_outputs(output, len(X), where, target)
                 loss = self._loss(output, target)
         except ValueError as exc:
             if x.shape[0] == 1 and "more than 1 value per channel" in str(exc):
@@ -421,6 +408,11 @@ class TorchModel(BaseModel):
                 if shape is not None:
                     x = x.view(x.shape[0], *shape)
                 out = self.module_(x.to(self.placement_.device, non_blocking=True))
+                where = (
+                    f"in eval mode (validation or prediction; samples {start + 1}-"
+                    f"{start + len(x)} of {len(X)})"
+                )
+                self._check_outputs(out, len(x), where)
                 outputs.append(out.float())
         result = torch.cat(outputs).double()
         if self.task == "classification":
@@ -434,6 +426,8 @@ class TorchModel(BaseModel):
     def _config_document(self) -> dict[str, Any]:
         document = super()._config_document()
         document["n_features"] = self._n_features
+        # the logits an evaluation of the loaded model must get per sample
+        document["data_classes"] = self.data_classes
         return document
 
     def snapshot(self) -> Callable[[str | os.PathLike[str]], None]:
@@ -510,7 +504,20 @@ class TorchModel(BaseModel):
         BaseModel.load does) from a checkpoint written by :meth:`save`."""
         config = checkpoint.read_config(path)
         self._check_compatible(config)
+        classes = config.get("data_classes")
+        if self.data_classes is None and type(classes) is int and classes > 0:
+            self.data_classes = classes
         weights, _ = self._read(path, checkpoint.MODEL_FILE, config)
+        mismatch = _weights_mismatch(self.module_.state_dict(), weights)
+        if mismatch:
+            # a summary, not torch's message, which lists every tensor (kilobytes
+            # for another architecture) and names no file
+            where = os.path.join(os.fspath(path), checkpoint.MODEL_FILE)
+            raise CheckpointError(
+                f"{where}: the checkpoint's tensors do not match the model "
+                f"{type(self.module_).__name__}: {mismatch}; was it saved by another "
+                "architecture or config?"
+            )
         try:
             self.module_.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
@@ -666,3 +673,25 @@ def model_from_config(
         dropout=params.get("dropout"),
         **common,
     )
+
+
+def _weights_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """How ``found`` (tensors by name) differs from ``expected`` (the module's
+    state_dict), in counts and the first three names of each kind; "" if not."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {tuple(found[k].shape)} for {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for label, names in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("of another shape", shapes),
+    ):
+        if names:
+            more = ", ..." if len(names) > 3 else ""
+            parts.append(f"{len(names)} {label} ({', '.join(names[:3])}{more})")
+    return "; ".join(parts)
