@@ -127,9 +127,10 @@ def test_compare_metrics_equal_the_runs_files(
         "trained_since": None,
         "metrics": on_disk["metrics"],
     }
-    assert on_disk["epoch"] == json.loads((runs[1] / "summary.json").read_text())[
-        "epochs_completed"
-    ]
+    assert (
+        on_disk["epoch"]
+        == json.loads((runs[1] / "summary.json").read_text())["epochs_completed"]
+    )
     assert result["metrics"][runs[0].name]["latest_eval"] is None
 
 

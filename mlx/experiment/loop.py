@@ -18,7 +18,7 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, Mapping
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = [
     "TrainingStopped",
     "batch_order",
     "batch_source",
+    "epoch_metrics",
     "train",
     "validation_metrics",
 ]
@@ -303,7 +304,9 @@ def train(
             val = (X_val, y_val, getattr(splits, "task", None))
             record = _end_epoch(model, epoch, state, started, val, learning_rate)
             run.append_metrics(record)
-            _record_progress(run, state, "val_loss" if len(y_val) else "train_loss")
+            _record_progress(
+                run, state, "val_loss" if len(y_val) else "train_loss", record
+            )
             log(_epoch_line(record, training.epochs, source.n_samples))
             if output.save_checkpoints and (
                 epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
@@ -418,21 +421,36 @@ def _fit_closed_form(
         "seconds": time.perf_counter() - started,
     }
     run.append_metrics(record)
-    _record_progress(run, state, "val_loss" if len(splits.val[0]) else "train_loss")
+    metric = "val_loss" if len(splits.val[0]) else "train_loss"
+    _record_progress(run, state, metric, record)
     log(_epoch_line(record, 1, len(X)))
     if config.output.save_checkpoints:
         _checkpoint_job(run, model, state, partial=False)()
     return state
 
 
-def _record_progress(run: RunDir, state: TrainerState, metric: str) -> None:
-    """Put the epochs done so far (and the best metric) in the run's summary, so a
-    running or lost run shows its progress, not only a finished one."""
+def epoch_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's metrics in an epoch's record of ``metrics.jsonl``: all but its
+    epoch, step, learning rate and seconds."""
+    return {k: v for k, v in record.items() if k not in _NOT_METRICS}
+
+
+_NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
+
+
+def _record_progress(
+    run: RunDir, state: TrainerState, metric: str, record: Mapping[str, Any]
+) -> None:
+    """Put the epochs done so far, the best metric and the metrics of the epoch
+    just ended (``record``) in the run's summary, so a running or lost run shows
+    its progress, not only a finished one, and a resumed run never shows the
+    metrics of an earlier epoch beside its newer epoch count."""
     heartbeat = getattr(run, "heartbeat", None)
     if heartbeat is None:
         return
     heartbeat(
         epochs_completed=state.epoch,
+        final_metrics=epoch_metrics(record),
         best_metric={
             "name": metric,
             "value": state.best_metric,

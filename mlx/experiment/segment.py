@@ -16,16 +16,13 @@ from mlx.config import ExperimentConfig
 from mlx.experiment.build import Built
 from mlx.experiment.console import Console
 from mlx.experiment.lifecycle import RunLifecycle, Timing
-from mlx.experiment.loop import TrainerState, train
+from mlx.experiment.loop import TrainerState, epoch_metrics, train
 from mlx.models import BaseModel
 from mlx.models.facts import architecture, n_features, parameter_count
 from mlx.runs.store import TRAINER_STATE_FILE, RunDir
 from mlx.utils.atomic import write_json_atomic
 
 __all__ = ["Run", "model_facts", "train_segment"]
-
-# metrics.jsonl's fields that are no metric of the model
-_NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +73,7 @@ def train_segment(
             )
             run.save_model(_final_model_writer(model, state))
         metrics = run.read_metrics()
-        final = {
-            k: v
-            for k, v in (metrics[-1] if metrics else {}).items()
-            if k not in _NOT_METRICS
-        }
+        final = epoch_metrics(metrics[-1] if metrics else {})
         lifecycle.complete(
             final_metrics=final,
             metric="val_loss" if splits.val[0].shape[0] else "train_loss",

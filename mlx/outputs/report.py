@@ -232,9 +232,9 @@ def _evals_section(run: _Run) -> str:
             if k != "confusion_matrix"
         }
         title = (
-            f"{result.get('split')} split, "
-            f"{weights_text(result, run.run, run.summary)}, "
-            f"{result.get('n_samples')} samples, {result.get('created_at')}"
+            f"{result.get('split')} split, {result.get('n_samples')} samples, "
+            f"{result.get('created_at')}: "
+            f"{weights_text(result, run.run, run.summary)}"
         )
         latest = " (latest)" if number == 0 else ""
         parts.append(f"<h4>{_e(title)}{_e(latest)}</h4>")
