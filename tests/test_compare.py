@@ -123,8 +123,14 @@ def test_compare_metrics_equal_the_runs_files(
         "path": str(saved),
         "split": "val",
         "checkpoint": "final",
+        "epoch": on_disk["epoch"],
+        "trained_since": None,
         "metrics": on_disk["metrics"],
     }
+    assert (
+        on_disk["epoch"]
+        == json.loads((runs[1] / "summary.json").read_text())["epochs_completed"]
+    )
     assert result["metrics"][runs[0].name]["latest_eval"] is None
 
 

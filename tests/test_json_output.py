@@ -56,6 +56,8 @@ EVAL_RECORD = {
     "n_samples",
     "model",
     "created_at",
+    "epoch",
+    "step",
 }
 PLAN = {"config", "dataset", "model", "backend", "outputs", "can_run", "reason"}
 
@@ -392,7 +394,7 @@ def test_eval_json_is_the_saved_evaluation_plus_its_path(root: Path) -> None:
             root,
         )
     )
-    assert set(other) == EVAL_RECORD | {"predictions"}
+    assert set(other) == EVAL_RECORD | {"predictions", "predictions_sha256"}
     assert other["split"] == "val" and other["checkpoint"] == "epoch-1"
     assert set(other["metrics"]) == {"accuracy", "confusion_matrix"}
     assert Path(other["predictions"]).is_file()

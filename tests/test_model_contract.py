@@ -174,8 +174,11 @@ def test_a_four_method_classifier_runs_and_evaluates(
     config = _config(class_name, CLASSIFICATION, **params)
     run = _train(root, config)
 
-    # its own file format, nothing of mlx's
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["weights.json"]
+    # its own file format, and mlx's trainer state saying which epoch it is of
+    assert sorted(p.name for p in (run / "model").iterdir()) == [
+        "trainer_state.json",
+        "weights.json",
+    ]
     assert (run / "checkpoints" / "epoch-0003" / "weights.json").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"
@@ -217,7 +220,10 @@ def test_a_four_method_classifier_runs_and_evaluates(
 def test_a_four_method_regressor_runs_and_evaluates(root: Path) -> None:
     config = _config("BareRegressor", REGRESSION, step_size=0.05)
     run = _train(root, config)
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["coef.npy"]
+    assert sorted(p.name for p in (run / "model").iterdir()) == [
+        "coef.npy",
+        "trainer_state.json",
+    ]
     metrics = [
         json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
     ]

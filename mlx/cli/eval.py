@@ -114,7 +114,7 @@ def _eval_table(result: dict[str, Any], saved: str) -> str:
     rows = [
         ("run", result["run_id"]),
         ("split", f"{result['split']} ({result['n_samples']} samples)"),
-        ("checkpoint", result["checkpoint"]),
+        ("checkpoint", _checkpoint_text(result)),
         ("model", _model_text(result["model"])),
     ]
     rows += [(k, format_value(v)) for k, v in result["metrics"].items()]
@@ -122,6 +122,16 @@ def _eval_table(result: dict[str, Any], saved: str) -> str:
     if "predictions" in result:
         rows.append(("predictions", result["predictions"]))
     return key_value_table(rows)
+
+
+def _checkpoint_text(result: dict[str, Any]) -> str:
+    """The checkpoint and the epoch of its weights: ``final (epoch 4, step 76)``."""
+    epoch, step = result.get("epoch"), result.get("step")
+    if epoch is None:
+        return str(result["checkpoint"])
+    return f"{result['checkpoint']} (epoch {epoch}" + (
+        f", step {step})" if step is not None else ")"
+    )
 
 
 def _model_text(model: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ silently scores a different dataset. Each evaluation is kept as its own
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import re
 import warnings
@@ -37,8 +38,9 @@ from mlx.runs.records import (
     stored_config,
 )
 from mlx.runs.store import RunDir
+from mlx.runs.weights import weights_state
 from mlx.utils.arguments import check_bool, check_path_or_id, check_strings
-from mlx.utils.atomic import os_error_text, write_text_atomic
+from mlx.utils.atomic import os_error_text, write_bytes_atomic
 from mlx.utils.safe_io import check_inside
 
 __all__ = [
@@ -112,6 +114,9 @@ def evaluate(
     names = requested if requested else list(DEFAULT_METRICS[task])
     validate_metric_names(names, task)
     result = _described(run, config, model, split, checkpoint)
+    # which weights these are, so nothing later shows them as newer ones
+    weights = weights_state(_checkpoint_path(run, checkpoint)) or {}
+    result.update(epoch=weights.get("epoch"), step=weights.get("step"))
     if dry_run:
         result["metric_names"] = names
         return result
@@ -182,7 +187,8 @@ def _save(
         check_inside(run.path, run.evals_dir, kind="dir")
         if predictions is not None:
             check_inside(run.path, run.predictions_path)
-            result["predictions"] = str(_write_predictions(run, *predictions))
+            path, digest = _write_predictions(run, *predictions)
+            result.update(predictions=str(path), predictions_sha256=digest)
         result["path"] = str(run.write_eval(result))
     except (OSError, RunError) as exc:
         reason = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
@@ -310,9 +316,12 @@ def _available_checkpoints(run: RunDir) -> list[str]:
     return names
 
 
-def _write_predictions(run: RunDir, y: Any, y_pred: Any, proba: Any | None) -> Path:
+def _write_predictions(
+    run: RunDir, y: Any, y_pred: Any, proba: Any | None
+) -> tuple[Path, str]:
     """``predictions.csv``: the index, the true and predicted targets and, for a
-    classifier, each class's probability."""
+    classifier, each class's probability. Returns its path and the SHA-256 of its
+    bytes, which the evaluation records: a reader knows which evaluation wrote it."""
     buffer = io.StringIO()
     y2 = np.asarray(y).reshape(len(y), -1)
     p2 = np.asarray(y_pred).reshape(len(y_pred), -1)
@@ -334,8 +343,9 @@ def _write_predictions(run: RunDir, y: Any, y_pred: Any, proba: Any | None) -> P
     for row in zip(*(b.tolist() for b in blocks)):
         buffer.write(",".join(_csv_cell(v) for part in row for v in part) + "\n")
     path = check_inside(run.path, run.predictions_path)
-    write_text_atomic(path, buffer.getvalue())
-    return path
+    data = buffer.getvalue().encode("utf-8")
+    write_bytes_atomic(path, data)
+    return path, hashlib.sha256(data).hexdigest()
 
 
 def _csv_cell(value: Any) -> str:

@@ -18,7 +18,7 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, Mapping
 
 import numpy as np
 
@@ -27,7 +27,13 @@ from mlx.datasets.augment import augmentation_for
 from mlx.datasets.splits import Splits, batch_order
 from mlx.errors import DivergenceError
 from mlx.models.base import BaseModel
-from mlx.models.facts import model_outputs, model_task
+from mlx.models.facts import model_logits, model_outputs, model_task
+from mlx.numerics.losses import (
+    cross_entropy,
+    probability_cross_entropy,
+    sigmoid,
+    softmax,
+)
 from mlx.numerics.metrics import compute_metrics, mse
 from mlx.runs.store import TRAINER_STATE_FILE, RunDir
 from mlx.utils.atomic import write_json_atomic
@@ -38,6 +44,7 @@ __all__ = [
     "TrainingStopped",
     "batch_order",
     "batch_source",
+    "epoch_metrics",
     "train",
     "validation_metrics",
 ]
@@ -207,20 +214,41 @@ def validation_metrics(
 ) -> dict[str, float]:
     """``val_loss`` plus ``val_accuracy`` (classification) or ``val_r2`` (regression).
 
-    ``val_loss`` is the log-loss of the predicted probabilities for classifiers and the
-    mean squared error for regressors, so it is comparable with the training loss.
-    ``task`` (the data's) applies when the model does not say its own.
+    ``val_loss`` is the training loss of the model as it is, on the validation split:
+    for a classifier the cross-entropy computed from its logits
+    (:func:`~mlx.numerics.losses.cross_entropy`: log-sum-exp, no clipping; for a
+    model without logits, of its probabilities), for a regressor the mean squared
+    error. ``task`` (the data's) applies when the model does not say its own.
     """
     if len(X) == 0:
         return {}
-    y_pred, proba = model_outputs(model, X, task)
     if model_task(model, task) == "classification":
-        values = compute_metrics(
-            ["log_loss", "accuracy"], "classification", y, y_pred, proba=proba
-        )
-        return {"val_loss": values["log_loss"], "val_accuracy": values["accuracy"]}
+        y_pred, loss = _classifier_outputs(model, X, y, task)
+        values = compute_metrics(["accuracy"], "classification", y, y_pred)
+        return {"val_loss": loss, "val_accuracy": values["accuracy"]}
+    y_pred, _ = model_outputs(model, X, task)
     values = compute_metrics(["mse", "r2"], "regression", y, y_pred)
     return {"val_loss": values["mse"], "val_r2": values["r2"]}
+
+
+def _classifier_outputs(
+    model: BaseModel, X: Any, y: np.ndarray, task: str | None
+) -> tuple[np.ndarray, float]:
+    """A classifier's predicted labels on ``X`` and its cross-entropy on ``y``, from
+    one pass: from its logits when it gives them, else from its probabilities."""
+    logits = model_logits(model, X)
+    if logits is None:
+        y_pred, proba = model_outputs(model, X, task)
+        assert proba is not None  # a classifier's
+        return y_pred, probability_cross_entropy(y, proba)
+    sigmoid_head = logits.ndim == 1 or (
+        getattr(model, "output_activation", None) == "sigmoid"
+    )
+    proba = sigmoid(logits) if sigmoid_head else softmax(logits)
+    # labelled as model_outputs labels the model's own probabilities
+    y_pred = proba >= 0.5 if proba.ndim == 1 else np.argmax(proba, axis=1)
+    activation = "sigmoid" if sigmoid_head else "softmax"
+    return y_pred.astype(np.int64), cross_entropy(logits, y, activation)
 
 
 def train(
@@ -276,7 +304,9 @@ def train(
             val = (X_val, y_val, getattr(splits, "task", None))
             record = _end_epoch(model, epoch, state, started, val, learning_rate)
             run.append_metrics(record)
-            _record_progress(run, state, "val_loss" if len(y_val) else "train_loss")
+            _record_progress(
+                run, state, "val_loss" if len(y_val) else "train_loss", record
+            )
             log(_epoch_line(record, training.epochs, source.n_samples))
             if output.save_checkpoints and (
                 epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
@@ -391,21 +421,36 @@ def _fit_closed_form(
         "seconds": time.perf_counter() - started,
     }
     run.append_metrics(record)
-    _record_progress(run, state, "val_loss" if len(splits.val[0]) else "train_loss")
+    metric = "val_loss" if len(splits.val[0]) else "train_loss"
+    _record_progress(run, state, metric, record)
     log(_epoch_line(record, 1, len(X)))
     if config.output.save_checkpoints:
         _checkpoint_job(run, model, state, partial=False)()
     return state
 
 
-def _record_progress(run: RunDir, state: TrainerState, metric: str) -> None:
-    """Put the epochs done so far (and the best metric) in the run's summary, so a
-    running or lost run shows its progress, not only a finished one."""
+def epoch_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's metrics in an epoch's record of ``metrics.jsonl``: all but its
+    epoch, step, learning rate and seconds."""
+    return {k: v for k, v in record.items() if k not in _NOT_METRICS}
+
+
+_NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
+
+
+def _record_progress(
+    run: RunDir, state: TrainerState, metric: str, record: Mapping[str, Any]
+) -> None:
+    """Put the epochs done so far, the best metric and the metrics of the epoch
+    just ended (``record``) in the run's summary, so a running or lost run shows
+    its progress, not only a finished one, and a resumed run never shows the
+    metrics of an earlier epoch beside its newer epoch count."""
     heartbeat = getattr(run, "heartbeat", None)
     if heartbeat is None:
         return
     heartbeat(
         epochs_completed=state.epoch,
+        final_metrics=epoch_metrics(record),
         best_metric={
             "name": metric,
             "value": state.best_metric,

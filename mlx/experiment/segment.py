@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from mlx.config import ExperimentConfig
 from mlx.experiment.build import Built
 from mlx.experiment.console import Console
 from mlx.experiment.lifecycle import RunLifecycle, Timing
-from mlx.experiment.loop import TrainerState, train
+from mlx.experiment.loop import TrainerState, epoch_metrics, train
 from mlx.models import BaseModel
 from mlx.models.facts import architecture, n_features, parameter_count
-from mlx.runs.store import RunDir
+from mlx.runs.store import TRAINER_STATE_FILE, RunDir
+from mlx.utils.atomic import write_json_atomic
 
 __all__ = ["Run", "model_facts", "train_segment"]
-
-# metrics.jsonl's fields that are no metric of the model
-_NOT_METRICS = ("epoch", "step", "seconds", "learning_rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +71,9 @@ def train_segment(
                 stop=lifecycle.stop_requested,
                 progress=console.progress,
             )
-            run.save_model(model.save)
+            run.save_model(_final_model_writer(model, state))
         metrics = run.read_metrics()
-        final = {
-            k: v
-            for k, v in (metrics[-1] if metrics else {}).items()
-            if k not in _NOT_METRICS
-        }
+        final = epoch_metrics(metrics[-1] if metrics else {})
         lifecycle.complete(
             final_metrics=final,
             metric="val_loss" if splits.val[0].shape[0] else "train_loss",
@@ -92,6 +86,21 @@ def train_segment(
         final_metrics=final,
         config=config,
     )
+
+
+def _final_model_writer(
+    model: BaseModel, state: TrainerState
+) -> Callable[[Path], None]:
+    """What fills ``model/``: the model's own files, and the trainer state that
+    says after which epoch and step they were taken (as an epoch checkpoint's), so
+    an evaluation of ``final`` records which weights it scored."""
+    record = state.to_dict()
+
+    def write(directory: Path) -> None:
+        model.save(directory)
+        write_json_atomic(directory / TRAINER_STATE_FILE, record)
+
+    return write
 
 
 def _announce(

@@ -135,6 +135,17 @@ class BaseModel(abc.ABC):
         self._check_trained()
         return self.forward(self._check_X(X))
 
+    def predict_logits(self, X: Any) -> np.ndarray | None:
+        """The raw outputs for ``X``, before the output activation: a classifier's
+        logits (shape as :meth:`predict`'s), a regressor's predictions.
+
+        The harness computes ``val_loss`` from them with the training loss
+        (:func:`mlx.numerics.losses.cross_entropy`). None, the default, says that the
+        model computes only probabilities; the harness then takes the cross-entropy
+        of those (:func:`~mlx.numerics.losses.probability_cross_entropy`).
+        """
+        return None
+
     @property
     def closed_form(self) -> bool:
         """True when the model fits in one call on the whole training split

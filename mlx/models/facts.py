@@ -20,6 +20,7 @@ from mlx.models.base import BaseModel, jsonable
 
 __all__ = [
     "architecture",
+    "model_logits",
     "model_outputs",
     "model_task",
     "n_features",
@@ -74,6 +75,23 @@ def model_outputs(
     if output.ndim == 1:
         return (output >= 0.5).astype(np.int64), output
     return np.argmax(output, axis=1).astype(np.int64), output
+
+
+def model_logits(model: BaseModel, X: Any) -> np.ndarray | None:
+    """``model.predict_logits(X)`` (a streamed split batch by batch, as
+    :func:`model_outputs`), or None when the model gives no logits (it has no such
+    method, or BaseModel's default says so)."""
+    method = getattr(model, "predict_logits", None)
+    if method is None:
+        return None
+    chunks = getattr(X, "chunks", None)
+    if chunks is None:
+        output = method(X)
+        return None if output is None else np.asarray(output)
+    parts = [method(chunk) for chunk in chunks()]
+    if not parts or any(part is None for part in parts):
+        return None
+    return np.concatenate([np.asarray(part) for part in parts])
 
 
 def _optional(model: BaseModel, name: str) -> Any:

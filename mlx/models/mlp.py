@@ -381,6 +381,24 @@ class MLP(ClassifierMixin, BaseModel):
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Predictions for X of shape (n_samples, n_features): (n_samples,) for one
         output, else (n_samples, n_outputs); probabilities for sigmoid/softmax."""
+        a = self._raw_outputs(X)
+        if self.output_activation == "sigmoid":
+            _Sigmoid.forward(a)
+        elif self.output_activation == "softmax":
+            a -= a.max(axis=1, keepdims=True)
+            np.exp(a, out=a)
+            a /= a.sum(axis=1, keepdims=True)
+        return a[:, 0] if a.shape[1] == 1 else a
+
+    def predict_logits(self, X: Any) -> np.ndarray:
+        """The output layer's values before the sigmoid or softmax (the logits; for
+        a regressor, its predictions), shaped as :meth:`predict`'s."""
+        self._check_trained()
+        a = self._raw_outputs(self._check_X(X))
+        return a[:, 0] if a.shape[1] == 1 else a
+
+    def _raw_outputs(self, X: np.ndarray) -> np.ndarray:
+        """The output layer's values, (n_samples, n_outputs), before its activation."""
         a = np.asarray(X, dtype=self._dtype)
         last = len(self._layers) - 1
         for i, layer in enumerate(self._layers):
@@ -389,13 +407,7 @@ class MLP(ClassifierMixin, BaseModel):
             if i < last:
                 self._activate(z)
             a = z
-        if self.output_activation == "sigmoid":
-            _Sigmoid.forward(a)
-        elif self.output_activation == "softmax":
-            a -= a.max(axis=1, keepdims=True)
-            np.exp(a, out=a)
-            a /= a.sum(axis=1, keepdims=True)
-        return a[:, 0] if a.shape[1] == 1 else a
+        return a
 
     def _activate(self, z: np.ndarray) -> None:
         clip = self.activation_clip

@@ -14,6 +14,11 @@ Each loss is a :class:`Loss` with three pure functions over NumPy arrays:
 Reductions match PyTorch: :data:`mse` and :data:`binary_cross_entropy` average over
 every element (``MSELoss``, ``BCEWithLogitsLoss``), :data:`softmax_cross_entropy`
 averages over the samples (``CrossEntropyLoss``).
+
+:func:`cross_entropy` is the loss of a trained classifier as a number (the harness's
+``val_loss``): the same formula and reduction as the training losses, from the
+logits, in float64, with log-sum-exp and no clipping. See ``docs/design/losses.md``
+for how it relates to :func:`mlx.metrics.log_loss` (scikit-learn's, which clips).
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Loss", "binary_cross_entropy", "mse", "softmax_cross_entropy"]
+__all__ = [
+    "Loss",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "mse",
+    "probability_cross_entropy",
+    "sigmoid",
+    "softmax",
+    "softmax_cross_entropy",
+]
 
 
 class Loss(NamedTuple):
@@ -157,3 +171,67 @@ def _softmax_ce_value_and_grad(
 
 
 softmax_cross_entropy = _loss("softmax_cross_entropy", _softmax_ce_value_and_grad)
+
+
+# --- the loss of a trained classifier, as a number -----------------------------------
+
+
+def cross_entropy(logits: np.ndarray, target: np.ndarray, activation: str) -> float:
+    """The mean cross-entropy of ``target`` under the classifier whose raw outputs
+    are ``logits``: what training minimises, as one number.
+
+    activation : ``"softmax"``: logits of shape (n_samples, n_classes) and integer
+        labels (n_samples,), averaged over the samples (``CrossEntropyLoss``);
+        ``"sigmoid"``: logits and targets in [0, 1] of one shape, (n_samples,) or
+        (n_samples, n_outputs), averaged over every element (``BCEWithLogitsLoss``).
+
+    Computed in float64 from the logits (log-sum-exp, no clipping), so a confident
+    mistake costs what it costs: there is no cap near 36 as with clipped
+    probabilities.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if activation == "softmax":
+        labels = np.asarray(target)
+        if labels.ndim == 2:  # one-hot rows
+            labels = np.argmax(labels, axis=1)
+        return softmax_cross_entropy.forward(z, labels.astype(np.intp, copy=False))
+    if activation == "sigmoid":
+        values = np.asarray(target, dtype=np.float64).reshape(z.shape)
+        return binary_cross_entropy.forward(z, values)
+    raise ValueError(f"unknown output activation {activation!r}")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits of shape (n_samples, n_classes), in float64."""
+    p = np.array(logits, dtype=np.float64)
+    p -= p.max(axis=1, keepdims=True)
+    np.exp(p, out=p)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` elementwise, in float64, without overflow."""
+    z = np.asarray(logits, dtype=np.float64)
+    return _sigmoid(z, out=np.empty_like(z))
+
+
+def probability_cross_entropy(target: np.ndarray, proba: np.ndarray) -> float:
+    """The mean cross-entropy from class probabilities, for a model that gives no
+    logits: ``-mean(log p[true class])``, unclipped (a true class of probability 0
+    costs infinity).
+
+    proba : (n_samples, n_classes) with integer labels, or (n_samples,) holding the
+        probability of class 1 with 0/1 targets.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(target)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if p.ndim == 1:
+        p_true = np.where(t.reshape(p.shape) >= 0.5, p, 1.0 - p)
+    else:
+        labels = t.astype(np.intp, copy=False).reshape(-1)
+        p_true = p[np.arange(p.shape[0]), labels]
+    with np.errstate(divide="ignore"):
+        return float(-np.mean(np.log(p_true)))

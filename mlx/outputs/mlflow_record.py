@@ -256,7 +256,10 @@ def _eval_points(run: RunDir, summary: Mapping[str, Any]) -> list[Point]:
         split = str(data.get("split") or "unknown")
         created = _millis(data.get("created_at"))
         stamp = created if created is not None else int(path.stat().st_mtime * 1000)
-        step = _eval_step(created, data.get("checkpoint"), summary)
+        # the epoch the evaluation recorded of its weights; inferred for older ones
+        step = _epoch(data.get("epoch"))
+        if step is None:
+            step = _eval_step(created, data.get("checkpoint"), summary)
         for name, value in data["metrics"].items():
             number = metric_number(value)
             if number is None:

@@ -15,12 +15,20 @@ The confusion matrix comes from the run's ``predictions.csv`` (written by
 ``mlx eval --save-predictions``); without one, the report computes the predictions in
 process on the split and checkpoint of the latest evaluation (test and final when
 there is none), as ``mlx eval`` would, and writes nothing into the run.
+
+Every evaluation result and the confusion matrix say which weights produced them:
+the checkpoint, the epoch of its weights, and, when the run has trained past them
+since (a resumed run), that it has and the command that scores the newer model
+(:mod:`mlx.runs.weights`). ``predictions.csv`` is matched to the evaluation that
+wrote it by the SHA-256 that evaluation recorded.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
+import io
 import json
 import re
 import warnings
@@ -38,8 +46,14 @@ from mlx.outputs.plots import (
     parameter_figure,
 )
 from mlx.runs.store import RunDir
+from mlx.runs.weights import checkpoint_state, weights_brief, weights_text
 from mlx.utils.atomic import write_text_atomic
-from mlx.utils.safe_io import DOCUMENT_LIMIT, read_json_guarded
+from mlx.utils.safe_io import (
+    DOCUMENT_LIMIT,
+    METRICS_LIMIT,
+    read_bytes_guarded,
+    read_json_guarded,
+)
 from mlx.utils.values import flatten, is_number
 
 if TYPE_CHECKING:
@@ -218,8 +232,9 @@ def _evals_section(run: _Run) -> str:
             if k != "confusion_matrix"
         }
         title = (
-            f"{result.get('split')} split, checkpoint {result.get('checkpoint')}, "
-            f"{result.get('n_samples')} samples, {result.get('created_at')}"
+            f"{result.get('split')} split, {result.get('n_samples')} samples, "
+            f"{result.get('created_at')}: "
+            f"{weights_text(result, run.run, run.summary)}"
         )
         latest = " (latest)" if number == 0 else ""
         parts.append(f"<h4>{_e(title)}{_e(latest)}</h4>")
@@ -228,17 +243,37 @@ def _evals_section(run: _Run) -> str:
     return "".join(parts)
 
 
-def _predictions_csv(path: Path) -> tuple[list[str], list[str]] | None:
-    """The ``y_true`` and ``y_pred`` columns of a ``predictions.csv``; None when the
-    file is missing or has no such single columns."""
+def _predictions_csv(path: Path) -> tuple[list[str], list[str], str] | None:
+    """The ``y_true`` and ``y_pred`` columns of a ``predictions.csv`` and the
+    SHA-256 of its bytes; None when the file is missing, not UTF-8 CSV or has no
+    such single columns. Read through the guarded reader: a FIFO, a device or an
+    oversized file in its place is a RunError naming it."""
+    data = read_bytes_guarded(
+        path, METRICS_LIMIT, "the saved predictions", missing_ok=True
+    )
+    if data is None:
+        return None
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error):
         return None
     if not rows or "y_true" not in rows[0] or "y_pred" not in rows[0]:
         return None
-    return [r["y_true"] for r in rows], [r["y_pred"] for r in rows]
+    digest = hashlib.sha256(data).hexdigest()
+    return [r["y_true"] for r in rows], [r["y_pred"] for r in rows], digest
+
+
+def _predictions_source(run: _Run, digest: str) -> dict[str, Any] | None:
+    """The evaluation that wrote the ``predictions.csv`` of SHA-256 ``digest``:
+    the one that recorded that digest, else (an evaluation recorded before digests
+    were) the latest that wrote predictions without one; None when none did."""
+    saved = [e for e in run.evals if e.get("predictions")]
+    for record in reversed(saved):
+        if record.get("predictions_sha256") == digest:
+            return record
+    if saved and "predictions_sha256" not in saved[-1]:
+        return saved[-1]
+    return None
 
 
 def _class_key(label: str) -> tuple[int, float | str]:
@@ -273,25 +308,37 @@ def _label(value: object) -> str:
 def _confusion_section(run: _Run) -> str:
     if run.task != "classification":
         return ""
-    columns = _predictions_csv(run.run.predictions_path)
-    if columns is not None:
-        where = "from predictions.csv"
-        saved = [e for e in run.evals if e.get("predictions")]
-        if saved:  # the evaluation that wrote it
-            where += (
-                f" of the {saved[-1].get('split')} split, checkpoint "
-                f"{saved[-1].get('checkpoint')}"
+    read = _predictions_csv(run.run.predictions_path)
+    if read is not None:
+        y_true, y_pred, digest = read
+        columns = (y_true, y_pred)
+        source = _predictions_source(run, digest)
+        if source is None:
+            where = (
+                "from predictions.csv, which no recorded evaluation wrote: the "
+                "model behind it is unknown"
             )
+        else:
+            weights = weights_text(
+                source, run.run, run.summary, again="--save-predictions"
+            )
+            split = source.get("split")
+            where = f"from predictions.csv of the {split} split, {weights}"
     else:
         latest = run.latest_eval or {}
-        split = latest.get("split") or "test"
-        checkpoint = latest.get("checkpoint") or "final"
+        split = str(latest.get("split") or "test")
+        checkpoint = str(latest.get("checkpoint") or "final")
         try:
-            _, y, y_pred, _ = split_predictions(run.run, split, checkpoint)
+            _, y, predicted, _ = split_predictions(run.run, split, checkpoint)
         except MLXError as exc:
             return f"<h3>Confusion matrix</h3><p>Not available: {_e(exc.message)}</p>"
-        columns = (list(y.reshape(-1).tolist()), list(y_pred.reshape(-1).tolist()))
-        where = f"computed on the {split} split, checkpoint {checkpoint}"
+        columns = (list(y.reshape(-1).tolist()), list(predicted.reshape(-1).tolist()))
+        state = checkpoint_state(run.run, checkpoint)
+        where = f"computed on the {split} split, checkpoint {checkpoint}, " + (
+            f"the model of epoch {state['epoch']}"
+            if state is not None
+            else "the model's epoch was not recorded"
+        )
     labels, counts = _confusion_counts(*columns)
     largest = max((max(row) for row in counts), default=0) or 1
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
@@ -399,11 +446,12 @@ def _varied_parameters(runs: Sequence[_Run]) -> dict[str, list[Any]]:
 def _comparison_section(runs: Sequence[_Run], metric: str) -> str:
     varied = _varied_parameters(runs)
     names = list(dict.fromkeys(n for r in runs for n in r.metric_names()))
-    header = ["run", "status", "epochs", *varied, *names]
+    header = ["run", "status", "epochs", *varied, *names, "latest evaluation"]
     rows = [
         [r.id, r.status, r.summary.get("epochs_completed")]
         + [values[i] for values in varied.values()]
         + [r.score(n) for n in names]
+        + [weights_brief(r.latest_eval, r.summary) if r.latest_eval else None]
         for i, r in enumerate(runs)
     ]
     rows = [
@@ -412,7 +460,8 @@ def _comparison_section(runs: Sequence[_Run], metric: str) -> str:
     parts = [
         '<section id="comparison"><h2>Comparison</h2>',
         f"<p>Chosen metric: <code>{_e(metric)}</code> (final value; the latest "
-        "evaluation's for evaluation metrics).</p>",
+        "evaluation's for evaluation metrics, of the split, checkpoint and epoch "
+        "that its column names).</p>",
         _html_table(header, rows, "comparison"),
     ]
     if not varied:

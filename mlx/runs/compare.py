@@ -28,6 +28,7 @@ from mlx.runs.listing import (
 )
 from mlx.runs.lock import lock_state
 from mlx.runs.store import RunDir
+from mlx.runs.weights import brief_text, evaluated_epoch, trained_since
 from mlx.utils.safe_io import SUMMARY_LIMIT, read_json_guarded
 from mlx.utils.values import flatten, table
 
@@ -80,7 +81,10 @@ def best_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, An
     return best
 
 
-def _latest_eval(run: RunDir) -> dict[str, Any] | None:
+def _latest_eval(run: RunDir, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's latest readable evaluation: its file, split, checkpoint, the epoch
+    of the weights it scored (None if not recorded), the epochs the run has
+    completed since when it has trained past them (else None), and its metrics."""
     for path in reversed(run.list_evals()):
         try:
             data = read_json_guarded(path, SUMMARY_LIMIT, "an evaluation")
@@ -91,6 +95,8 @@ def _latest_eval(run: RunDir) -> dict[str, Any] | None:
                 "path": os.fspath(path),
                 "split": data.get("split"),
                 "checkpoint": data.get("checkpoint"),
+                "epoch": evaluated_epoch(data),
+                "trained_since": trained_since(data, summary),
                 "metrics": data["metrics"],
             }
     return None
@@ -112,7 +118,7 @@ def _run_facts(
         "final_metrics": dict(info.final_metrics),
         "best_metric": dict(recorded) if isinstance(recorded, Mapping) else None,
         "best_metrics": best_metrics(run.read_metrics()),
-        "latest_eval": _latest_eval(run),
+        "latest_eval": _latest_eval(run, summary),
     }
     return info.run_id, flatten(run.read_config()), entry
 
@@ -215,9 +221,21 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
     for latest in evals:
         eval_names += [n for n in latest.get("metrics", {}) if n not in eval_names]
     if eval_names:
+        # which split and which weights: evaluations of different models are never
+        # shown as if alike
         row(
-            "eval split",
-            [latest.get("split") for latest in evals],
+            "eval of",
+            [
+                brief_text(
+                    e.get("split"),
+                    e.get("checkpoint"),
+                    e.get("epoch"),
+                    e.get("trained_since"),
+                )
+                if e
+                else None
+                for e in evals
+            ],
         )
     for name in eval_names:
         row(f"eval {name}", [latest.get("metrics", {}).get(name) for latest in evals])

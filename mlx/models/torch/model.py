@@ -379,6 +379,15 @@ class TorchModel(BaseModel):
         """Class probabilities (n_samples, n_classes) or regression values, from
         flat (n_samples, C*H*W) or image (n_samples, C, H, W) input; eval mode
         (BatchNorm running statistics, no dropout), in batches on the device."""
+        return self._infer(*self._checked_input(X))
+
+    def predict_logits(self, X: Any) -> np.ndarray:
+        """The module's outputs as :meth:`predict` computes them, before the
+        softmax: logits (n_samples, n_classes) in float64, or regression values."""
+        return self._infer(*self._checked_input(X), logits=True)
+
+    def _checked_input(self, X: Any) -> tuple[np.ndarray, tuple[int, ...] | None]:
+        """``X`` as flat float32 rows, with the sample shape to view them as."""
         self._check_trained()
         array = np.asarray(X)
         shape = self._shape
@@ -390,12 +399,14 @@ class TorchModel(BaseModel):
                 )
             shape = tuple(array.shape[1:])
             array = array.reshape(array.shape[0], -1)
-        return self._infer(self._check_X(array), shape)
+        return self._check_X(array), shape
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         return self._infer(X, self._shape)
 
-    def _infer(self, X: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
+    def _infer(
+        self, X: np.ndarray, shape: tuple[int, ...] | None, *, logits: bool = False
+    ) -> np.ndarray:
         torch = require_torch()
         if self._mode is not False:
             self.module_.eval()
@@ -416,7 +427,8 @@ class TorchModel(BaseModel):
                 outputs.append(out.float())
         result = torch.cat(outputs).double()
         if self.task == "classification":
-            result = torch.softmax(result, dim=1)
+            if not logits:
+                result = torch.softmax(result, dim=1)
         elif result.dim() == 2 and result.shape[1] == 1:
             result = result[:, 0]
         return result.cpu().numpy()
