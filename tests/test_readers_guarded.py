@@ -129,15 +129,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("mlx/datasets/tabular_parquet.py", "read_parquet", "pq.read_table"): _USER_DATA,
 }
 
-#: readers of run or sweep files that still skip the guard, each with the guarded
-#: call that replaces it
-KNOWN_UNGUARDED: dict[tuple[str, str, str], str] = {
-    ("mlx/outputs/report.py", "_predictions_csv", "open"): (
-        "read_csv_guarded(path, PREDICTIONS_LIMIT, 'the predictions', "
-        "('y_true', 'y_pred'), missing_ok=True)"
-    ),
-}
-
 
 def _is_reader(call: ast.Call) -> bool:
     func = call.func
@@ -174,7 +165,7 @@ def _found() -> dict[tuple[str, str, str], list[int]]:
 
 def test_every_file_read_goes_through_the_guard_or_is_justified() -> None:
     found = _found()
-    unguarded = sorted(set(found) - set(ALLOWED) - set(KNOWN_UNGUARDED))
+    unguarded = sorted(set(found) - set(ALLOWED))
     assert not unguarded, (
         "these calls read a file without mlx.utils.safe_io (open_regular, "
         "read_*_guarded); use it, or add a justified entry to ALLOWED: "
@@ -182,12 +173,6 @@ def test_every_file_read_goes_through_the_guard_or_is_justified() -> None:
     )
     stale = sorted(set(ALLOWED) - set(found))
     assert not stale, f"ALLOWED lists calls that are gone: {stale}"
-
-
-@pytest.mark.xfail(strict=False, reason="wired at merge")
-def test_no_known_unguarded_reader_is_left() -> None:
-    left = sorted(set(KNOWN_UNGUARDED) & set(_found()))
-    assert not left, left
 
 
 def test_the_static_walk_finds_a_new_plain_reader(tmp_path: Path) -> None:
@@ -334,7 +319,6 @@ def test_a_run_record_that_is_no_file_fails_eval_naming_it(
     assert str(path) in done.stderr and KINDS[kind][1] in done.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="wired at merge")
 def test_report_on_a_predictions_fifo_is_one_error_naming_it(
     root: Path, tmp_path: Path
 ) -> None:
