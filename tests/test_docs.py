@@ -224,3 +224,11 @@ def test_every_python_name_the_docs_promise_imports() -> None:
     for module, exported in rows:
         for name in re.findall(r"`(\w+)`", exported):
             _resolve(f"{module}.{name}")
+
+
+def test_every_environment_variable_is_in_the_table() -> None:
+    from mlx.utils.environ import VARIABLES
+
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(MLX_[A-Z_]+)` \|", text, flags=re.M))
+    assert rows == {variable.name for variable in VARIABLES}
