@@ -524,7 +524,7 @@ _WIDER = _MODULE.replace(
         (
             _DEEP,
             "82 missing (lin.0.weight, lin.0.bias, lin.1.weight, ...); "
-            "2 unexpected (lin.weight, lin.bias)",
+            "2 unexpected (lin.bias, lin.weight)",
         ),
         (_WIDER, "1 of another shape (lin.weight (3, 8) for (3, 9))"),
     ],

@@ -689,9 +689,11 @@ def model_from_config(
 
 def _weights_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
     """How ``found`` (tensors by name) differs from ``expected`` (the module's
-    state_dict), in counts and the first three names of each kind; "" if not."""
+    state_dict), in counts and the first three names of each kind; "" if not.
+    Missing and reshaped tensors follow the module's order, unexpected ones are
+    sorted (a file's order is its writer's)."""
     missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
+    unexpected = sorted(k for k in found if k not in expected)
     shapes = [
         f"{k} {tuple(found[k].shape)} for {tuple(expected[k].shape)}"
         for k in expected
