@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from mlx.config.names import IMAGE_FAMILIES, model_family
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
+from mlx.models.torch.contract import name_counts
 from mlx.utils import environ
 
 __all__ = [
@@ -201,15 +202,10 @@ def _load_pretrained(
             shapes.append(f"{key} {tuple(source.shape)} for {tuple(value.shape)}")
     if missing or shapes:
         _, path = pretrained_file(variant)
-        parts = [
-            f"{len(names)} {label} ({', '.join(names[:3])}"
-            + (", ...)" if len(names) > 3 else ")")
-            for label, names in (("missing", missing), ("of another shape", shapes))
-            if names
-        ]
+        summary = name_counts(("missing", missing), ("of another shape", shapes))
         raise ModelError(
             f"{path}: the pretrained weights do not fit {variant}: "
-            f"{'; '.join(parts)}; is it the file of another model? Remove it to "
+            f"{summary}; is it the file of another model? Remove it to "
             "download it again, or set pretrained: false."
         )
     with torch.no_grad():

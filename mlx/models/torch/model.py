@@ -23,8 +23,8 @@ from mlx.models._imports import check_signature, construct, import_module_class
 from mlx.models.base import BaseModel
 from mlx.models.torch import require_torch
 from mlx.models.torch._build import build_image_model
+from mlx.models.torch.contract import check_outputs, weights_mismatch
 from mlx.models.torch.devices import Placement, configure_threads, resolve
-from mlx.models.torch.outputs import check_outputs
 from mlx.numerics.optim import DEFAULT_CONFIG, OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = ["TorchModel", "check_module_params", "torch_optimizer"]
@@ -520,7 +520,7 @@ class TorchModel(BaseModel):
         if self.data_classes is None and type(classes) is int and classes > 0:
             self.data_classes = classes
         weights, _ = self._read(path, checkpoint.MODEL_FILE, config)
-        mismatch = _weights_mismatch(self.module_.state_dict(), weights)
+        mismatch = weights_mismatch(self.module_.state_dict(), weights)
         if mismatch:
             # a summary, not torch's message, which lists every tensor (kilobytes
             # for another architecture) and names no file
@@ -685,27 +685,3 @@ def model_from_config(
         dropout=params.get("dropout"),
         **common,
     )
-
-
-def _weights_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
-    """How ``found`` (tensors by name) differs from ``expected`` (the module's
-    state_dict), in counts and the first three names of each kind; "" if not.
-    Missing and reshaped tensors follow the module's order, unexpected ones are
-    sorted (a file's order is its writer's)."""
-    missing = [k for k in expected if k not in found]
-    unexpected = sorted(k for k in found if k not in expected)
-    shapes = [
-        f"{k} {tuple(found[k].shape)} for {tuple(expected[k].shape)}"
-        for k in expected
-        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for label, names in (
-        ("missing", missing),
-        ("unexpected", unexpected),
-        ("of another shape", shapes),
-    ):
-        if names:
-            more = ", ..." if len(names) > 3 else ""
-            parts.append(f"{len(names)} {label} ({', '.join(names[:3])}{more})")
-    return "; ".join(parts)

@@ -1,10 +1,14 @@
-"""What a torch module's forward must return for the harness to use it.
+"""What a torch module must return, and which weights fit it, for the harness to
+use it.
 
 Every batch a module sees, in training and in eval mode, passes through
 :func:`check_outputs` before a loss or a softmax touches it, so a module whose
 outputs do not fit (another width, an extra axis, integers, a shape that changes
 with the batch size or the mode) is named with the batch it failed on, instead
 of a torch function deep inside the loss reporting a shape it was given.
+Weights that do not fit a module (a checkpoint of changed module code, a cached
+pretrained file of another model) are summarised by :func:`weights_mismatch`:
+counts and the first names, not torch's list of every tensor.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from mlx.errors import ModelError
 from mlx.models.torch import require_torch
 
-__all__ = ["check_outputs"]
+__all__ = ["check_outputs", "name_counts", "weights_mismatch"]
 
 
 def check_outputs(
@@ -81,3 +85,31 @@ def check_outputs(
             f"values of shape {' or '.join(map(str, accepted))}{basis}."
         )
     return base
+
+
+def name_counts(*groups: tuple[str, list[str]]) -> str:
+    """``"2 missing (a, b); 1 of another shape (c ...)"``: each non-empty group of
+    names as its count and its first three names."""
+    parts = []
+    for label, names in groups:
+        if names:
+            more = ", ..." if len(names) > 3 else ""
+            parts.append(f"{len(names)} {label} ({', '.join(names[:3])}{more})")
+    return "; ".join(parts)
+
+
+def weights_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """How ``found`` (tensors by name) differs from ``expected`` (the module's
+    state_dict), in counts and the first three names of each kind; "" if not.
+    Missing and reshaped tensors follow the module's order, unexpected ones are
+    sorted (a file's order is its writer's)."""
+    shapes = [
+        f"{k} {tuple(found[k].shape)} for {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    return name_counts(
+        ("missing", [k for k in expected if k not in found]),
+        ("unexpected", sorted(k for k in found if k not in expected)),
+        ("of another shape", shapes),
+    )
