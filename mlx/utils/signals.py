@@ -29,8 +29,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType, TracebackType
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from mlx.errors import RunInterrupted
 
@@ -66,6 +67,7 @@ class StopSignals:
         self.mode = ABORT
         self._previous: dict[int, Any] = {}
         self._depth = 0  # the `with` blocks of this one that are open
+        self._hook: Callable[[Any], Any] = sys.unraisablehook
 
     # -- state -------------------------------------------------------------------
 
@@ -125,8 +127,21 @@ class StopSignals:
             return False
         for signum in _SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         StopSignals._active = self
         return True
+
+    def _unraisable(self, unraisable: Any) -> None:
+        """An :class:`Interrupted` raised where Python cannot pass it on (the handler
+        ran inside a garbage collector's callback or a finalizer) is not printed:
+        the signal is sent again, from another thread so that its handler runs once
+        the callback is over, to stop the work where it can."""
+        if isinstance(unraisable.exc_value, Interrupted):
+            again = (os.getpid(), unraisable.exc_value.signum)
+            threading.Thread(target=_send_soon, args=again, daemon=True).start()
+            return
+        self._hook(unraisable)
 
     def restore(self) -> None:
         """Put the previous handlers back (no-op when not installed)."""
@@ -136,6 +151,8 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        if sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = self._hook
         StopSignals._active = None
 
     def __enter__(self) -> StopSignals:
@@ -156,6 +173,12 @@ class StopSignals:
         if isinstance(exc, Interrupted):
             what = f": {self.what}" if self.what else ""
             raise self.interrupted(f"interrupted by {self.signal_name}{what}") from None
+
+
+def _send_soon(pid: int, signum: int) -> None:
+    """Send ``signum`` to ``pid`` once the thread that started this one went on."""
+    time.sleep(0.01)
+    os.kill(pid, signum)
 
 
 class _Mode:
