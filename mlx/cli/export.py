@@ -48,11 +48,22 @@ def run(args: argparse.Namespace) -> int:
         usage_error("export: --mlflow URI is required (or set MLFLOW_TRACKING_URI)")
     from mlx.outputs.mlflow import export_runs
     from mlx.runs import find_run
+    from mlx.utils.signals import watch
 
     # every run resolves before anything is sent
     runs = [find_run(ref, args.root) for ref in args.runs]
-    export_runs(runs, uri, experiment=args.experiment, report=_report)
+    # SIGINT/SIGTERM stop the export where nothing is left half-made (see
+    # mlx.utils.signals): a new store is made whole first, an MLflow run is
+    # created with its tags at once
+    with watch(_STOPPED):
+        export_runs(runs, uri, experiment=args.experiment, report=_report)
     return EXIT_OK
+
+
+_STOPPED = (
+    "the export stopped part-way; export again to finish it (each run's MLflow run "
+    "is found again and updated, never made twice)"
+)
 
 
 def _report(outcome: ExportOutcome) -> None:

@@ -31,11 +31,9 @@ the error says so.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
 import time
 from contextlib import ExitStack, contextmanager
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
@@ -48,6 +46,7 @@ from mlx.runs.ids import utc_now
 from mlx.runs.store import RunDir
 from mlx.utils.atomic import os_error_text
 from mlx.utils.raised import one_line, traceback_text
+from mlx.utils.signals import StopSignals, pause_point
 
 __all__ = ["RunLifecycle", "Timing", "merge_segments", "setting_up"]
 
@@ -104,10 +103,17 @@ class RunLifecycle:
     ) -> None:
         self.run, self.console, self.state, self.timing = run, console, state, timing
         self.first_epoch = state.epoch
-        self._stopper = _SignalStopper()
+        # the command's StopSignals (see mlx.utils.signals), installed before the
+        # run existed; a lifecycle used on its own installs one in start()
+        self._signals = StopSignals.active()
+        # no signal cuts the segment's bookkeeping, from here to the recording of
+        # how it ended (complete() or __exit__); the loop polls in between
+        self._held = ExitStack()
         self._watch = ExitStack()
 
     def __enter__(self) -> RunLifecycle:
+        if self._signals is not None:
+            self._held.enter_context(self._signals.recording())
         return self
 
     def start(self, *, model: Mapping[str, Any]) -> None:
@@ -116,6 +122,7 @@ class RunLifecycle:
         keeps the heartbeat fresh, and NumPy's overflow warnings stay quiet."""
         # where this process started: a lost segment's epochs run from here; the
         # segments before it are recorded now, so a process that dies too keeps them
+        pause_point("lifecycle")
         previous = self.timing.previous
         earlier = {"timings": merge_segments(previous)} if previous else {}
         self.run.mark_running(
@@ -124,7 +131,10 @@ class RunLifecycle:
             model=model,
             **earlier,
         )
-        self._watch.enter_context(self._stopper)
+        if self._signals is None:
+            self._signals = self._held.enter_context(StopSignals())
+            self._held.enter_context(self._signals.recording())
+        self._watch.enter_context(self._signals.polling())
         self._watch.enter_context(Heartbeat(self.run))
         # a diverging loss ends the run with a DivergenceError and a hint; NumPy's
         # overflow warnings on the way there would only be noise
@@ -132,7 +142,7 @@ class RunLifecycle:
 
     def stop_requested(self) -> bool:
         """Whether a signal asked the loop to stop (it polls this after each step)."""
-        return self._stopper.requested()
+        return self._signals is not None and self._signals.requested()
 
     def __exit__(
         self,
@@ -140,14 +150,20 @@ class RunLifecycle:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._watch.close()
-        if isinstance(exc, TrainingStopped):
-            self._interrupted(exc.state)
-        elif isinstance(exc, KeyboardInterrupt):
-            # a second Ctrl-C: stop at once, every file on disk is still whole
-            self._record(self.run.mark_interrupted, "interrupted")
-        elif exc is not None:  # DivergenceError included
-            self._failed(exc)
+        # the loop's signal handling ends here; a signal while the end is recorded
+        # is only noted (the run completes in complete(), which lets go then)
+        try:
+            self._watch.close()
+            if isinstance(exc, TrainingStopped):
+                self._interrupted(exc.state)
+            elif isinstance(exc, KeyboardInterrupt):
+                # a second signal: stop at once, every file on disk is still whole
+                self._record(self.run.mark_interrupted, "interrupted")
+            elif exc is not None:  # DivergenceError included
+                self._failed(exc)
+        finally:
+            if exc is not None:
+                self._held.close()
 
     def complete(
         self, *, final_metrics: Mapping[str, Any], metric: str, model: Mapping[str, Any]
@@ -155,6 +171,14 @@ class RunLifecycle:
         """Mark the run completed: its final metrics, its best ``metric`` (the
         name; the value and epoch are the trainer state's) and ``model``. RunError
         when the summary cannot be updated."""
+        try:
+            self._completed(final_metrics, metric, model)
+        finally:
+            self._held.close()
+
+    def _completed(
+        self, final_metrics: Mapping[str, Any], metric: str, model: Mapping[str, Any]
+    ) -> None:
         state = self.state
         note = _update_summary(
             self.run.mark_completed,
@@ -191,7 +215,8 @@ class RunLifecycle:
 
     def _interrupted(self, state: TrainerState) -> None:
         """Record the stop a signal asked for; raise RunInterrupted."""
-        run, stopper = self.run, self._stopper
+        run, stopper = self.run, self._signals
+        assert stopper is not None  # the loop stops only when a signal asked
         note = self._record(run.mark_interrupted, "interrupted")
         self.console.note(f"interrupted at epoch {state.epoch}, step {state.step}")
         ref = _resume_ref(run)
@@ -308,35 +333,3 @@ def _resume_ref(run: RunDir) -> str:
     except (RunError, OSError):
         pass
     return str(run.path)
-
-
-class _SignalStopper:
-    """SIGINT/SIGTERM stop the loop after the current step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.signal_number = 0
-        self._previous: dict[int, Any] = {}
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name
-
-    def requested(self) -> bool:
-        return self.signal_number != 0
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal_number:
-            raise KeyboardInterrupt
-        self.signal_number = signum
-
-    def __enter__(self) -> _SignalStopper:
-        # signal handlers can only be installed from the main thread
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()

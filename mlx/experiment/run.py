@@ -12,11 +12,12 @@ through :func:`mlx.experiment.resume.resume_run`.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from mlx.config import ExperimentConfig, Override, load_config, parse_config
-from mlx.errors import RunError, map_os_errors
+from mlx.errors import RunError, RunInterrupted, map_os_errors
 from mlx.experiment.build import Built, build, decide_backend
 from mlx.experiment.checks import check_runnable, ensure_runnable
 from mlx.experiment.lifecycle import Timing, setting_up
@@ -35,6 +36,7 @@ from mlx.utils.arguments import (
     check_strings,
 )
 from mlx.utils.atomic import os_error_text
+from mlx.utils.signals import StopSignals, pause_point, watch
 
 __all__ = ["ConfigLike", "Run", "run_experiment"]
 
@@ -80,7 +82,9 @@ def run_experiment(
     DivergenceError
         The loss became NaN/inf; the run is marked failed.
     RunInterrupted
-        SIGINT/SIGTERM arrived; a checkpoint was saved and the run marked interrupted.
+        SIGINT/SIGTERM arrived: during training, a checkpoint was saved and the run
+        marked interrupted; before training began, no run is left (exit code 128 +
+        the signal's number either way).
     """
     overrides = check_strings(
         _WHERE,
@@ -94,9 +98,14 @@ def run_experiment(
         record = check_fields(_WHERE, "record", record, SUMMARY_FIELDS)
     if resume is not None:
         ref = _checked_resume(resume, config_or_path)
-        return resume_run(ref, overrides, quiet=quiet)
-    config = _as_config(config_or_path, overrides)
-    return _start(config, quiet=quiet, record=record)
+        # a signal before training goes on leaves the run as it was: resumable
+        with watch(f"{ref} was not resumed; resume it again"):
+            return resume_run(ref, overrides, quiet=quiet)
+    # SIGINT/SIGTERM are handled from here on, before the run directory exists
+    # (see mlx.utils.signals): until it does, a signal stops the work at once
+    with watch("no run was created") as signals:
+        config = _as_config(config_or_path, overrides)
+        return _start(config, signals, quiet=quiet, record=record)
 
 
 def _checked_resume(resume: Any, config_or_path: Any) -> str:
@@ -141,7 +150,11 @@ def _as_config(
 
 
 def _start(
-    config: ExperimentConfig, *, quiet: bool, record: Mapping[str, Any] | None
+    config: ExperimentConfig,
+    signals: StopSignals,
+    *,
+    quiet: bool,
+    record: Mapping[str, Any] | None,
 ) -> Run:
     """A new run of ``config``, trained to the end (or to the signal that stops
     it)."""
@@ -149,12 +162,35 @@ def _start(
     # everything that can fail on bad input happens before the run directory exists
     check_output(config)
     built = build(config, decide_backend(config))
-    run = _create(config, built, record)
-    try:
-        state = TrainerState(config_fingerprint=config_fingerprint(config))
-        return train_segment(config, run, built, state, timing, quiet=quiet)
-    finally:
-        run.release()
+    pause_point("before-create")
+    # from the directory's creation on, no signal cuts the work: one that comes
+    # before training began removes the run, and training polls for one
+    with signals.recording():
+        run = _create(config, built, record)
+        try:
+            if signals.requested():
+                raise _discarded(run, signals)
+            state = TrainerState(config_fingerprint=config_fingerprint(config))
+            return train_segment(config, run, built, state, timing, quiet=quiet)
+        finally:
+            run.release()
+
+
+def _discarded(run: RunDir, signals: StopSignals) -> RunInterrupted:
+    """Remove ``run``, which a signal stopped before it trained (it holds nothing
+    of value: its config, environment and data records); the error that says so."""
+    with map_os_errors(
+        RunError,
+        lambda exc: (
+            f"run {run.run_id} was interrupted by {signals.signal_name} "
+            f"before training began and could not be removed: {os_error_text(exc)}"
+        ),
+    ):
+        shutil.rmtree(run.path)
+    return signals.interrupted(
+        f"interrupted by {signals.signal_name} before training began: the new run "
+        f"{run.run_id} was removed"
+    )
 
 
 def _create(
@@ -168,13 +204,16 @@ def _create(
         run = RunDir.create(
             config.output.directory, config.name, lock=True, fields=record
         )
+    pause_point("created")
     with setting_up(run):
         source = config.source
         original = source if source and Path(source).is_file() else None
         run.write_config(config.to_dict(), original_path=original)
+        pause_point("config-written")
         describe = getattr(built.model, "environment", None)
         run.write_environment(describe() if callable(describe) else None)
         write_data_record(run, built.splits)
         # indexed where the default search would not find it, so its ID resolves
         record_run(run.path)
+    pause_point("set-up")
     return run

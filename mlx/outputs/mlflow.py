@@ -15,8 +15,12 @@ when missing (MLflow refuses to change a param).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import stat
+import tempfile
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,8 @@ from mlx.outputs.mlflow_record import (
     mlflow_status,
 )
 from mlx.runs.store import RunDir
+from mlx.utils.atomic import publish_file
+from mlx.utils.signals import StopSignals, pause_point
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, Run
@@ -229,12 +235,17 @@ class _Exporter:
         experiment_id = self.experiment_id(record.experiment)
         existing = self.find_run(experiment_id, record.run_id, notes)
         if existing is None:
-            run = self.client.create_run(
-                experiment_id,
-                start_time=record.start_time,
-                tags=record.tags,
-                run_name=record.run_id,
-            )
+            # one step no signal cuts: a file store writes the run, then its tags,
+            # and a run without its mlx.run_id would be made again by the next export
+            signals = StopSignals.active()
+            with contextlib.nullcontext() if signals is None else signals.holding():
+                pause_point("mlflow-run")
+                run = self.client.create_run(
+                    experiment_id,
+                    start_time=record.start_time,
+                    tags=record.tags,
+                    run_name=record.run_id,
+                )
             mlflow_id = run.info.run_id
         else:
             mlflow_id = existing.info.run_id
@@ -336,16 +347,23 @@ _SQLITE_HINT = (
 )
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` store (None for any other store,
+    and for one in memory)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    text = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if text in ("", ":memory:") else Path(text)
+
+
 def check_sqlite_store(uri: str) -> None:
     """For a ``sqlite:///PATH`` store, RunError unless PATH is an SQLite database
     (or an empty file) that can be written, or can be created: MLflow itself retries
     a database it cannot open for minutes, then fails with a traceback."""
-    if not uri.startswith("sqlite:///"):
+    path = _sqlite_file(uri)
+    if path is None:
         return
-    text = uri[len("sqlite:///") :].split("?", 1)[0]
-    if text in ("", ":memory:"):
-        return
-    path = Path(text)
+    text = os.fspath(path)
 
     def refuse(why: str) -> RunError:
         return RunError(
@@ -373,6 +391,93 @@ def check_sqlite_store(uri: str) -> None:
         raise refuse(f"{os.fspath(parent)} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise refuse(f"{os.fspath(parent)} cannot be written (permission denied)")
+
+
+def _is_new(path: Path) -> bool:
+    """Whether ``path`` names no file yet, or an empty one."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return True
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
+
+
+def _create_sqlite_store(uri: str, path: Path) -> None:
+    """A new SQLite store is made whole before it has its name: MLflow creates its
+    schema (some seconds, dozens of migrations) in a temporary file beside ``path``,
+    which is then moved into place (:func:`~mlx.utils.atomic.publish_file`). An
+    export stopped meanwhile leaves no store, never one that every later export
+    refuses; one made by another export meanwhile is kept and used."""
+    if not _is_new(path) or not path.parent.is_dir():
+        return
+    from mlflow.tracking import MlflowClient
+
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+    )
+    os.close(fd)
+    query = uri.partition("?")[2]
+    temporary = f"sqlite:///{name}" + (f"?{query}" if query else "")
+    try:
+        pause_point("mlflow-schema")
+        MlflowClient(tracking_uri=temporary).search_experiments(max_results=1)
+        _close_engine(temporary)
+        publish_file(name, path)
+    finally:
+        _close_engine(temporary)
+        for leftover in (name, f"{name}-journal", f"{name}-wal", f"{name}-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+def _close_engine(uri: str) -> None:
+    """Close the connections MLflow keeps open to the database of ``uri``."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:
+        return
+    engines = getattr(SqlAlchemyStore, "_engine_map", None)
+    engine = engines.pop(uri, None) if isinstance(engines, dict) else None
+    if engine is not None:
+        engine.dispose()
+
+
+def _runs_held(path: Path) -> int | None:
+    """How many runs the SQLite store at ``path`` holds (0 without a runs table);
+    None when it cannot be read."""
+    import sqlite3
+
+    try:
+        address = f"file:{urllib.parse.quote(os.fspath(path.absolute()))}?mode=ro"
+        with contextlib.closing(sqlite3.connect(address, uri=True)) as database:
+            tables = database.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            ).fetchall()
+            if ("runs",) not in tables:
+                return 0
+            return int(database.execute("SELECT count(*) FROM runs").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def _store_failure(uri: str, exc: BaseException) -> MLXError:
+    """:func:`_failure`, and for an SQLite store that holds no runs, what to do:
+    MLflow refuses a store whose creation was stopped part-way (by an older
+    version of this command, or by MLflow's own tools) on every later open."""
+    error = _failure(uri, exc)
+    path = _sqlite_file(uri)
+    if path is None or not path.is_file() or _runs_held(path) != 0:
+        return error
+    prefix = f"MLflow ({uri}): "
+    detail = error.message[len(prefix) :] if error.message.startswith(prefix) else ""
+    return RunError(
+        f"the MLflow store {uri} cannot be used"
+        + (f" ({detail})" if detail else "")
+        + " and holds no runs: it looks like a store whose creation was stopped "
+        "part-way",
+        hint=f"remove {os.fspath(path)} and export again (a new store is made whole "
+        "before it takes its name)",
+    )
 
 
 def _no_sqlite_retries() -> None:
@@ -412,6 +517,9 @@ def export_runs(
             # MLflow's dependencies' deprecation notices say nothing to our user
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
+            sqlite_file = _sqlite_file(uri)
+            if sqlite_file is not None:
+                _create_sqlite_store(uri, sqlite_file)
             exporter = _Exporter(mlflow, uri)
             for record in records:
                 outcome = exporter.export(record)
@@ -421,7 +529,7 @@ def export_runs(
     except MLXError:
         raise
     except (MlflowException, ValueError) as exc:  # ValueError: a bad MLFLOW_* value
-        raise _failure(uri, exc) from None
+        raise _store_failure(uri, exc) from None
     except ImportError as exc:
         raise BackendUnavailableError(
             f"the MLflow store at {uri} needs a package that is not installed "
@@ -437,5 +545,5 @@ def export_runs(
         # a database store's own errors (SQLAlchemy's) are not MLflow's
         if type(exc).__module__.split(".")[0] != "sqlalchemy":
             raise
-        raise _failure(uri, getattr(exc, "orig", None) or exc) from None
+        raise _store_failure(uri, getattr(exc, "orig", None) or exc) from None
     return outcomes

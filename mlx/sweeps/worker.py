@@ -22,6 +22,7 @@ from mlx.experiment import Run, run_experiment
 from mlx.experiment.checks import check_runnable
 from mlx.runs.store import RunDir
 from mlx.utils.raised import one_line
+from mlx.utils.signals import watch
 
 __all__ = ["main"]
 
@@ -38,7 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.showwarning = _show_warning
     try:
-        run = _run_point(args)
+        # SIGINT/SIGTERM handled from before the point's config is read (see
+        # mlx.utils.signals): the point ends as a run recorded interrupted, or no run
+        with watch(
+            f"the point's run was not {'resumed' if args.resume else 'created'}"
+        ):
+            run = _run_point(args)
     except MLXError as exc:
         if isinstance(exc, RunInterrupted):
             exc.hint = None  # the sweep resumes its points: no run-experiment hint

@@ -9,6 +9,9 @@ new one on disk, never a torn mix:
   temporary file is removed when anything fails.
 * :func:`write_bytes_exclusive` does the same but never overwrites: it publishes the
   finished file with ``os.link``, which fails if the name is taken.
+* :func:`publish_file` gives a file finished under a temporary name (a database
+  another library built) its final name, unless the name is taken: the name is
+  free, or holds an empty file, or the whole new file.
 * :func:`append_line` appends one whole line with a single ``os.write`` on an
   ``O_APPEND`` descriptor, then fsyncs. A crash can only cut the last line short;
   readers skip such a line, and the next append starts on a fresh line.
@@ -42,6 +45,7 @@ __all__ = [
     "fsync_dir",
     "named",
     "os_error_text",
+    "publish_file",
     "read_pointer",
     "replace_dir_atomic",
     "to_json",
@@ -239,6 +243,36 @@ def write_bytes_exclusive(path: PathLike, data: bytes) -> Path:
         _unlink_quietly(tmp)
     fsync_dir(target.parent)
     return target
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
+
+
+def publish_file(tmp: PathLike, path: PathLike) -> bool:
+    """Give the finished file ``tmp`` the name ``path``, unless that name holds
+    something other than an empty file; whether it did. Published, ``path`` is the
+    whole file at once (``os.link``, which never overwrites, or ``os.replace`` over
+    an empty file), with the usual permissions (an empty file's own when it
+    replaces one); ``tmp`` is left for the caller to remove."""
+    target = Path(path)
+    os.chmod(tmp, _mode_for(target))
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        if not _empty_file(target):
+            return False
+        os.replace(tmp, target)
+    except (OSError, NotImplementedError):  # a file system without hard links
+        if os.path.lexists(target) and not _empty_file(target):
+            return False
+        os.replace(tmp, target)
+    fsync_dir(target.parent)
+    return True
 
 
 def append_line(path: PathLike, line: str, encoding: str = "utf-8") -> None:
