@@ -1,6 +1,6 @@
 """Interrupted work leaves nothing unusable: a SIGINT/SIGTERM at any moment of a
-run's start, of a sweep point's, or of an export leaves either nothing or something
-that the next command uses.
+run's start or of a sweep point's leaves either nothing or a run that the next command
+resumes (an export's: tests/test_interrupted_export.py).
 
 The process tests stop a real `python -m mlx` at one step exactly: the private hook
 ``_MLX_PAUSE_AT=<point>`` (mlx.utils.signals.pause_point) makes it say ``paused at
@@ -14,84 +14,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
 import pytest
-from helpers import cli_env, run_cli, small_classification, write_config
+from helpers import run_cli, small_classification, write_config
+from processes import check_invariant, mlx_args, paused, run_dirs, start, stopped
 
 from mlx.errors import RunInterrupted
 from mlx.utils.signals import StopSignals
-
-# -- the invariant ---------------------------------------------------------------
-
-
-def run_dirs(root: Path) -> list[Path]:
-    base = root / "outputs"
-    return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-
-
-def check_invariant(root: Path) -> list[Path]:
-    """No run directory without summary.json, none left running; an interrupted
-    one resumes to the end or is refused with a reason. Returns the runs."""
-    runs = run_dirs(root)
-    for run in runs:
-        summary_path = run / "summary.json"
-        assert summary_path.is_file(), f"{run.name} has no summary.json"
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        assert summary["status"] != "running", f"{run.name} left running"
-        if summary["status"] == "completed":  # the signal came too late
-            continue
-        assert summary["status"] == "interrupted", summary
-        resumed = run_cli(["run-experiment", "--resume", str(run), "--quiet"], root)
-        assert "Traceback" not in resumed.stderr, resumed.stderr
-        if resumed.returncode != 0:  # refused, saying why and what to do
-            assert "cannot resume" in resumed.stderr, resumed.stderr
-            assert "hint:" in resumed.stderr, resumed.stderr
-        else:
-            done = json.loads(summary_path.read_text(encoding="utf-8"))
-            assert done["status"] == "completed"
-    return runs
-
-
-# -- processes -------------------------------------------------------------------
-
-
-def start(root: Path, args: Sequence[str], **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        args,
-        cwd=root,
-        env=cli_env(root, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def mlx_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mlx", *args]
-
-
-def paused(proc: subprocess.Popen, point: str) -> None:
-    """Wait until ``proc`` says it is paused at ``point``."""
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.strip() == f"paused at {point}":
-            return
-    proc.communicate()
-    raise AssertionError(f"never paused at {point}: {''.join(seen)}")
-
-
-def stopped(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
-    proc.send_signal(sig)
-    _, err = proc.communicate()
-    assert "Traceback" not in err, err
-    return proc.returncode, err
 
 
 @pytest.fixture
@@ -274,164 +206,6 @@ def test_a_sweep_point_stopped_before_its_handlers_leaves_no_run(root: Path) -> 
     status, err = stopped(proc, signal.SIGTERM)
     assert status in (143, -signal.SIGTERM), err
     assert run_dirs(root) == []
-
-
-# -- mlx export ------------------------------------------------------------------
-
-SQLITE_WARNINGS = pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning", "ignore::FutureWarning"
-)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root with two finished runs."""
-    pytest.importorskip("mlflow.tracking")
-    base = tmp_path_factory.mktemp("export")
-    (base / "pyproject.toml").write_text("")
-    write_config(base / "exp.yaml", small_classification(epochs=2))
-    for _ in range(2):
-        done = run_cli(["run-experiment", "--config", "exp.yaml", "--quiet"], base)
-        assert done.returncode == 0, done.stderr
-    return base
-
-
-def export_args(root: Path, uri: str) -> list[str]:
-    return mlx_args("export", *(p.name for p in run_dirs(root)), "--mlflow", uri)
-
-
-def mlflow_run_ids(uri: str) -> list[str]:
-    """The mlx run ID of each MLflow run of the store, read by MLflow's client."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("small")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
-    return sorted(r.data.tags["mlx.run_id"] for r in runs)
-
-
-def export_again(root: Path, uri: str) -> None:
-    """A later export completes, and the store holds each run once."""
-    done = subprocess.run(
-        export_args(root, uri), cwd=root, env=cli_env(root), capture_output=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert mlflow_run_ids(uri) == [p.name for p in run_dirs(root)]
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".partial"))
-
-
-@pytest.mark.slow
-@SQLITE_WARNINGS
-@pytest.mark.parametrize("sig, code", SIGNALS, ids=SIGNAL_IDS)
-def test_an_export_stopped_before_a_new_store_exists_leaves_none(
-    exported: Path, tmp_path: Path, sig: int, code: int
-) -> None:
-    store = tmp_path / "mlflow.db"
-    proc = start(
-        exported,
-        export_args(exported, f"sqlite:///{store}"),
-        _MLX_PAUSE_AT="mlflow-schema",
-    )
-    paused(proc, "mlflow-schema")
-    status, err = stopped(proc, sig)
-    assert status == code, err
-    assert "export again to finish it" in err
-    assert not store.exists() and leftovers(tmp_path) == []
-    export_again(exported, f"sqlite:///{store}")
-
-
-@pytest.mark.slow
-@SQLITE_WARNINGS
-def test_an_export_stopped_while_mlflow_creates_the_schema(
-    exported: Path, tmp_path: Path
-) -> None:
-    """However far MLflow got with a new store's schema, a later export uses it."""
-    for delay in (0.0, 0.1, 0.3, 0.6, 1.0, 2.0):
-        where = tmp_path / f"after-{delay}"
-        where.mkdir()
-        store = where / "mlflow.db"
-        uri = f"sqlite:///{store}"
-        proc = start(exported, export_args(exported, uri))
-        while not leftovers(where) and proc.poll() is None:
-            time.sleep(0.002)
-        time.sleep(delay)
-        status, err = stopped(proc, signal.SIGTERM)
-        # 0 or -SIGTERM: the export was over, the handlers put back
-        assert status in (0, 143, -signal.SIGTERM), (delay, err)
-        assert leftovers(where) == []
-        export_again(exported, uri)
-
-
-@pytest.mark.slow
-@SQLITE_WARNINGS
-@pytest.mark.parametrize("store", ["file", "sqlite"])
-def test_an_export_stopped_as_it_creates_an_mlflow_run(
-    exported: Path, tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The MLflow run is made with its mlx.run_id tag in one step, so the next
-    export finds it again rather than making a second."""
-    # MLflow 3 refuses the file store unless told otherwise (read back here too)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    uri = str(tmp_path / "mlruns") if store == "file" else f"sqlite:///{tmp_path}/m.db"
-    proc = start(exported, export_args(exported, uri), _MLX_PAUSE_AT="mlflow-run")
-    paused(proc, "mlflow-run")
-    status, err = stopped(proc, signal.SIGTERM)
-    assert status == 143, err
-    first = run_dirs(exported)[0].name
-    assert mlflow_run_ids(uri) == [first]
-    export_again(exported, uri)
-
-
-@pytest.mark.slow
-@SQLITE_WARNINGS
-def test_a_half_made_store_says_what_to_do(exported: Path, tmp_path: Path) -> None:
-    """A store whose creation was stopped part-way (by an older version, by
-    MLflow's own tools) is refused by MLflow on every open: the error says that it
-    holds no runs and what to do."""
-    import sqlite3
-
-    store = tmp_path / "half.db"
-    # made in a process of its own: MLflow keeps a store it opened for the process
-    made = "from mlflow.tracking import MlflowClient as C; import sys; "
-    made += "C(tracking_uri=sys.argv[1]).search_experiments()"
-    subprocess.run(
-        [sys.executable, "-c", made, f"sqlite:///{store}"],
-        check=True,
-        capture_output=True,
-    )
-    database = sqlite3.connect(store)
-    # as a stop among the migrations leaves it: a later table made, an earlier
-    # revision recorded
-    database.execute("UPDATE alembic_version SET version_num = '3da73c924c2f'")
-    database.execute("DROP TABLE review_queues")
-    database.commit()
-    database.close()
-    done = run_cli(
-        ["export", run_dirs(exported)[0].name, "--mlflow", f"sqlite:///{store}"],
-        exported,
-    )
-    assert done.returncode == 1, done.stderr
-    assert f"error: the MLflow store sqlite:///{store} cannot be used" in done.stderr
-    assert "holds no runs" in done.stderr
-    assert f"hint: remove {store} and export again" in done.stderr
-    store.unlink()
-    again = subprocess.run(
-        export_args(exported, f"sqlite:///{store}"),
-        cwd=exported,
-        env=cli_env(exported),
-        capture_output=True,
-    )
-    assert again.returncode == 0, again.stderr
-    # read with sqlite3: this process's MLflow keeps its engine of the removed file
-    with sqlite3.connect(store) as database:
-        tagged = database.execute(
-            "SELECT value FROM tags WHERE key = 'mlx.run_id' ORDER BY value"
-        ).fetchall()
-    assert [t[0] for t in tagged] == [p.name for p in run_dirs(exported)]
 
 
 def test_a_signal_lost_in_a_finalizer_is_raised_again() -> None:
