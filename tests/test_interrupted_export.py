@@ -56,13 +56,24 @@ def mlflow_run_ids(uri: str) -> list[str]:
     return sorted(r.data.tags["mlx.run_id"] for r in runs)
 
 
-def export_again(root: Path, uri: str) -> None:
-    """A later export completes, and the store holds each run once."""
-    done = subprocess.run(
-        export_args(root, uri), cwd=root, env=cli_env(root), capture_output=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert mlflow_run_ids(uri) == [p.name for p in run_dirs(root)]
+def export_again(root: Path, *uris: str) -> None:
+    """Later exports (side by side, one per store) complete, and each store holds
+    each run once."""
+    exports = [
+        subprocess.Popen(
+            export_args(root, uri),
+            cwd=root,
+            env=cli_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for uri in uris
+    ]
+    for uri, proc in zip(uris, exports):
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err
+        assert mlflow_run_ids(uri) == [p.name for p in run_dirs(root)]
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -86,7 +97,8 @@ def test_an_export_stopped_before_a_new_store_exists_leaves_none(
     assert status == code, err
     assert "export again to finish it" in err
     assert not store.exists() and leftovers(tmp_path) == []
-    export_again(exported, f"sqlite:///{store}")
+    if sig == signal.SIGTERM:  # the store is made the same after either
+        export_again(exported, f"sqlite:///{store}")
 
 
 @pytest.mark.slow
@@ -95,20 +107,33 @@ def test_an_export_stopped_while_mlflow_creates_the_schema(
     exported: Path, tmp_path: Path
 ) -> None:
     """However far MLflow got with a new store's schema, a later export uses it."""
-    for delay in (0.0, 0.3, 1.0):
+    delays = (0.0, 0.3, 1.0)
+    # side by side: each export is stopped at its own delay after its partial store
+    # appears
+    exports = {}
+    for delay in delays:
         where = tmp_path / f"after-{delay}"
         where.mkdir()
-        store = where / "mlflow.db"
-        uri = f"sqlite:///{store}"
-        proc = start(exported, export_args(exported, uri))
-        while not leftovers(where) and proc.poll() is None:
-            time.sleep(0.002)
-        time.sleep(delay)
-        status, err = stopped(proc, signal.SIGTERM)
+        uri = f"sqlite:///{where / 'mlflow.db'}"
+        exports[delay] = (where, uri, start(exported, export_args(exported, uri)))
+    began: dict[float, float] = {}
+    signalled: set[float] = set()
+    while len(signalled) < len(delays):
+        for delay, (where, _, proc) in exports.items():
+            if delay not in began and (leftovers(where) or proc.poll() is not None):
+                began[delay] = time.monotonic()
+            if delay in began and delay not in signalled:
+                if time.monotonic() - began[delay] >= delay:
+                    proc.send_signal(signal.SIGTERM)
+                    signalled.add(delay)
+        time.sleep(0.002)
+    for delay, (where, _, proc) in exports.items():
+        _, err = proc.communicate()
+        assert "Traceback" not in err, err
         # 0 or -SIGTERM: the export was over, the handlers put back
-        assert status in (0, 143, -signal.SIGTERM), (delay, err)
+        assert proc.returncode in (0, 143, -signal.SIGTERM), (delay, err)
         assert leftovers(where) == []
-        export_again(exported, uri)
+    export_again(exported, *(uri for _, uri, _ in exports.values()))
 
 
 @pytest.mark.slow
