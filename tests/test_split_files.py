@@ -134,7 +134,8 @@ def test_a_train_file_alone_is_cut_as_a_single_file_is(files: Path) -> None:
     _csv(files / "two" / "train.csv", 0, 40)
     assert _run(files / "one", _config("train.csv")).returncode == 0
     assert _run(files / "two", _config({"train": "train.csv"})).returncode == 0
-    single, mapped = _record(_only_run(files / "one")), _record(_only_run(files / "two"))
+    single = _record(_only_run(files / "one"))
+    mapped = _record(_only_run(files / "two"))
     for split in ("train", "val", "test"):
         assert single[split] == mapped[split]
 
