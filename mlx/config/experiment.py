@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from mlx.config.issues import ConfigIssue
 
 __all__ = [
+    "SPLIT_FILE_KEYS",
     "DatasetConfig",
     "ExperimentConfig",
     "ModelConfig",
@@ -55,12 +56,18 @@ def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 
+#: The keys of ``dataset.path`` given as a mapping of split name to file, in order.
+SPLIT_FILE_KEYS = ("train", "val", "test")
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
-    """``dataset`` section. ``path`` is absolute once resolved against the root."""
+    """``dataset`` section. ``path`` is absolute once resolved against the root:
+    one file or folder, or a read-only mapping of split name (``train``, and
+    optionally ``val``, ``test``: :data:`SPLIT_FILE_KEYS`) to one."""
 
     name: str
-    path: str | None = None
+    path: str | Mapping[str, str] | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from mlx.config.documents import Document, NodePath, dotted
 from mlx.config.experiment import (
+    SPLIT_FILE_KEYS,
     DatasetConfig,
     ExperimentConfig,
     ModelConfig,
@@ -61,6 +62,18 @@ __all__ = ["validate"]
 #: The most memory an MLP may need to train (1 TiB): beyond it no machine mlx runs
 #: on holds the model, and NumPy would fail at build (docs/design/input-ranges.md).
 _MAX_MODEL_BYTES = 2**40
+#: Names people give splits, for the did-you-mean of dataset.path's keys.
+_SPLIT_ALIASES = {
+    "training": "train",
+    "trn": "train",
+    "validation": "val",
+    "valid": "val",
+    "validate": "val",
+    "dev": "val",
+    "eval": "val",
+    "testing": "test",
+    "holdout": "test",
+}
 
 
 def validate(
@@ -194,7 +207,11 @@ class _Validator(IssueLog):
             return BAD
         base = ("dataset",)
         self.unknown_keys(base, raw, ("name", "path", "params"))
-        path = Str(nullable=True).check(self, (*base, "path"), raw.get("path"))
+        path: Any
+        if isinstance(raw.get("path"), dict):
+            path = self.split_paths(name, raw["path"])
+        else:
+            path = Str(nullable=True).check(self, (*base, "path"), raw.get("path"))
         if name in NEEDS_PATH and "path" not in raw:
             self.error(
                 base,
@@ -212,20 +229,68 @@ class _Validator(IssueLog):
             self.dataset_checks(params)
         if path is BAD or has_bad(params):
             return BAD
-        return DatasetConfig(name=name, path=path, params=freeze(params))
+        return DatasetConfig(name=name, path=freeze(path), params=freeze(params))
 
-    def dataset_path(self, name: str, raw: str) -> str | Bad:
-        at = ("dataset", "path")
+    def dataset_path(
+        self, name: str, raw: str, at: NodePath = ("dataset", "path")
+    ) -> str | Bad:
         try:  # refuses control characters (a NUL byte included) too
             resolved = resolve_path(raw, self.root)
         except MLXError as exc:
-            self.error(at, f"dataset.path: {exc}")
+            self.error(at, f"{dotted(at)}: {exc}")
             return BAD
         if name in SYNTHETIC:
-            self.warn(at, f"dataset.path: ignored: {name} is generated, not read")
+            self.warn(at, f"{dotted(at)}: ignored: {name} is generated, not read")
         elif name in NEEDS_PATH and not resolved.exists():
-            self.warn(at, f"dataset.path: {resolved} does not exist (yet)")
+            self.warn(at, f"{dotted(at)}: {resolved} does not exist (yet)")
         return str(resolved)
+
+    def split_paths(self, name: str, raw: dict[str, Any]) -> dict[str, str] | Bad:
+        """``dataset.path`` as a mapping of split name to file (or class folder):
+        only train, val and test, train required, each resolved like a plain
+        dataset.path (docs/design/split-files.md)."""
+        at = ("dataset", "path")
+        if name not in NEEDS_PATH:
+            self.error(
+                at,
+                f"dataset.path: a mapping of split files is for data read from "
+                f"files ({', '.join(NEEDS_PATH)}); {name} takes one path",
+            )
+            return BAD
+        ok = True
+        for key in raw:
+            if key not in SPLIT_FILE_KEYS:
+                near = _SPLIT_ALIASES.get(str(key).lower()) or nearest(
+                    str(key).lower(), SPLIT_FILE_KEYS, 0.5
+                )
+                advice = f"did you mean {near}?" if near else "use train, val or test"
+                self.error(
+                    (*at, key),
+                    f"dataset.path: unknown split {show(key)}; {advice}",
+                    key=True,
+                )
+                ok = False
+        if "train" not in raw:
+            self.error(
+                at,
+                "dataset.path: a mapping of split files needs 'train' (val and test "
+                "are optional: carved from train when absent)",
+                (*at, "train"),
+            )
+            ok = False
+        paths: dict[str, str] = {}
+        for key in SPLIT_FILE_KEYS:
+            if key not in raw:
+                continue
+            value = Str().check(self, (*at, key), raw[key])
+            resolved = (
+                BAD if value is BAD else self.dataset_path(name, value, (*at, key))
+            )
+            if isinstance(resolved, str):
+                paths[key] = resolved
+            else:
+                ok = False
+        return paths if ok else BAD
 
     def dataset_checks(self, params: dict[str, Any]) -> None:
         base = ("dataset", "params")

@@ -29,7 +29,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
     "read_image_folder",
     "read_mnist",
     "require_pillow",
+    "split_folder_files",
 ]
 
 MNIST_FILES = (
@@ -330,6 +331,39 @@ def image_folder_files(
             f"{', '.join(extra[:5])}."
         )
     return classes, _images_in(train_dir, classes), _images_in(val_dir, classes)
+
+
+def split_folder_files(
+    folders: Mapping[str, Path],
+) -> tuple[tuple[str, ...], dict[str, list[tuple[Path, int]]]]:
+    """Classes and sorted (file, label) lists of split folders given one by one
+    (``{"train": a, "val": b}``), each a class-folder root ``<class>/*.jpg``.
+
+    The classes are the class directories of ``folders["train"]``; another split's
+    folder with a class train lacks is an error naming it. Files are found as
+    :func:`image_folder_files` finds them.
+    """
+    for split, directory in folders.items():
+        if not directory.is_dir():
+            raise DatasetError(
+                f"dataset.path.{split}: {directory} is not a directory; expected a "
+                f"class-folder root {directory}/<class>/*.jpg."
+            )
+    train_dir = folders["train"]
+    classes = tuple(_class_dirs(train_dir))
+    if len(classes) < 2:
+        raise DatasetError(
+            f"dataset.path.train: {train_dir} must hold at least 2 class "
+            f"directories; found {len(classes)}."
+        )
+    for split, directory in folders.items():
+        extra = [name for name in _class_dirs(directory) if name not in classes]
+        if extra:
+            raise DatasetError(
+                f"dataset.path.{split}: {directory} has class directories that the "
+                f"train folder {train_dir} lacks: {', '.join(extra[:5])}."
+            )
+    return classes, {s: _images_in(d, classes) for s, d in folders.items()}
 
 
 def _class_dirs(directory: Path) -> list[str]:

@@ -188,7 +188,9 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
     root: Path | None = None
     present, problem = False, None
     try:
-        root = download.dataset_dir(name, dataset.path)
+        # a mapping of split files is for custom and imagenet (the schema says so)
+        path = dataset.path if isinstance(dataset.path, str) else None
+        root = download.dataset_dir(name, path)
         if name == "mnist":
             found, missing = images.find_mnist(root)
             present = not missing
@@ -259,6 +261,8 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
     notes: tuple[str, ...] = ()
     problem: str | None = None
     root: Path | None = None
+    if isinstance(dataset.path, Mapping):
+        return _describe_image_folders(dataset, n_features, size)
     try:
         root = download.dataset_dir("imagenet", dataset.path)
         classes, train, val = images.image_folder_files(Path(root))
@@ -291,10 +295,44 @@ def _describe_imagenet(dataset: DatasetConfig) -> DatasetInfo:
     )
 
 
-def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
-    from mlx.datasets import tabular
+def _describe_image_folders(
+    dataset: DatasetConfig, n_features: int | None, size: int | None
+) -> DatasetInfo:
+    """An imagenet dataset given as a class folder per split."""
+    from mlx.datasets import split_files
 
-    shape = tabular.custom_shape(dataset.path, dataset.params)
+    paths: Mapping[str, str] = dataset.path  # type: ignore[assignment]
+    n_classes, sizes, problem = split_files.image_folders_shape(paths, dataset.params)
+    n_samples = None if sizes is None else sum(sizes)
+    memory = None
+    if n_samples is not None and n_features is not None:
+        memory = n_samples * (n_features * _FLOAT32 + _LABEL)
+    return DatasetInfo(
+        name=dataset.name,
+        task="classification",
+        n_samples=n_samples,
+        n_features=n_features,
+        n_classes=n_classes,
+        memory_bytes=memory,
+        feature_dtype="float32",
+        problem=problem,
+        split_sizes=sizes,
+        source=paths["train"],
+        image_shape=None if n_features is None else (3, size, size),  # type: ignore[arg-type]
+    )
+
+
+def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
+    from mlx.datasets import split_files, tabular
+
+    source = dataset.path
+    if isinstance(source, Mapping):
+        # a file per split: their rows together, each split's size
+        found = split_files.split_files_shape(source, dataset.params)
+        shape, split_sizes, source = found.shape, found.split_sizes, source["train"]
+    else:
+        shape = tabular.custom_shape(source, dataset.params)
+        split_sizes = _splits(dataset.params, shape.n_samples)
     n_samples, n_features = shape.n_samples, shape.n_features
     memory = None
     if n_samples is not None and n_features is not None:
@@ -307,8 +345,8 @@ def _describe_custom(dataset: DatasetConfig) -> DatasetInfo:
         n_classes=None,
         memory_bytes=memory,
         notes=shape.notes,
-        split_sizes=_splits(dataset.params, n_samples),
-        source=dataset.path,
+        split_sizes=split_sizes,
+        source=source,
         problem=shape.problem,
         label_task=shape.label_task,
         label_problems=shape.label_problems,

@@ -11,12 +11,13 @@ import numpy as np
 from mlx.config.experiment import DatasetConfig
 from mlx.datasets import download as _download
 from mlx.datasets import images as _images
+from mlx.datasets import split_files
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
 from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
 from mlx.datasets.splits import Splits, split_indices, standardize
 from mlx.datasets.streaming import image_folder
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
-from mlx.datasets.tabular import load_custom
+from mlx.datasets.tabular import load_custom, provenance
 from mlx.errors import DatasetError, DataWarning
 
 __all__ = ["load"]
@@ -162,16 +163,12 @@ def _standardized(dataset: DatasetConfig) -> bool:
 def _custom(
     dataset: DatasetConfig, seed: int, dtype: np.dtype, model_task: str | None = None
 ) -> Splits:
+    if isinstance(dataset.path, Mapping):
+        # train/val/test files of their own (mlx.datasets.split_files)
+        return split_files.load_split_files(dataset, seed, dtype, model_task)
     data = load_custom(dataset.path, dataset.params, model_task)
     extra: dict[str, Any] = {"source": dataset.path}
-    if dataset.params.get("task") is not None:
-        extra["task"] = {"value": data.task, "set_by": "dataset.params.task"}
-    elif model_task is not None:
-        extra["task"] = {"value": data.task, "set_by": "model"}
-    else:
-        extra["task"] = {"value": data.task, "set_by": "labels"}
-    if data.class_names is not None:
-        extra["labels"] = {"classes": list(data.class_names)}
+    extra.update(provenance(dataset.params, data.task, data.class_names, model_task))
     return _tabular_splits(
         dataset,
         seed,
@@ -287,6 +284,9 @@ def _image_set(
     dataset: DatasetConfig, seed: int, dtype: np.dtype, *, streamed: bool = False
 ) -> Splits:
     # pixels are float32 whatever the dtype asked for (see load)
+    if isinstance(dataset.path, Mapping):
+        # a class folder per split (mlx.datasets.split_files)
+        return split_files.load_image_folders(dataset, seed, streamed=streamed)
     name, params = dataset.name, dataset.params
     normalize = check_bool(name, "normalize", param(params, "normalize", True))
     fetch = check_bool(name, "download", param(params, "download", False))

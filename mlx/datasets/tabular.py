@@ -37,6 +37,7 @@ from mlx.datasets._checks import check_bool, check_regular_file, param, show_pat
 from mlx.datasets.tabular_csv import csv_shape, read_csv
 from mlx.datasets.tabular_labels import (
     TASKS,
+    Table,
     encode_labels,
     infer_task,
     label_problems,
@@ -59,6 +60,8 @@ __all__ = [
     "custom_shape",
     "features_path_to_labels",
     "load_custom",
+    "provenance",
+    "read_table",
 ]
 
 
@@ -93,25 +96,50 @@ def load_custom(
     parameter is absent, the labels are read for that task (see
     :func:`encode_labels`).
     """
-    file = _existing_file(path)
     task = task_param(params)
+    file, (X, labels, names, where) = read_table(path, params)
+    y, task, n_classes, class_names = encode_labels(
+        labels, task, where, source=str(file), model_task=model_task
+    )
+    return TabularData(X, y, task, n_classes, class_names, names)
+
+
+def read_table(path: str | None, params: Mapping[str, Any]) -> tuple[Path, Table]:
+    """The file at ``path`` and what its format's reader found in it: features,
+    raw labels (not encoded yet), feature names and where each label is."""
+    file = _existing_file(path)
     allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
     target = _target_param(params)
     suffix = file.suffix.lower()
     unreadable = "{path}: cannot be read ({reason})."
     with map_os_errors(DatasetError, unreadable, path=show_path(file)):
         if suffix == ".csv":
-            X, labels, names, where = read_csv(file, target, allow_nan)
-        elif suffix == ".npz":
-            X, labels, names, where = read_npz(file, allow_nan)
-        elif suffix == ".npy":
-            X, labels, names, where = read_npy_pair(file, allow_nan)
-        else:
-            X, labels, names, where = read_parquet(file, target, allow_nan)
-    y, task, n_classes, class_names = encode_labels(
-        labels, task, where, source=str(file), model_task=model_task
-    )
-    return TabularData(X, y, task, n_classes, class_names, names)
+            return file, read_csv(file, target, allow_nan)
+        if suffix == ".npz":
+            return file, read_npz(file, allow_nan)
+        if suffix == ".npy":
+            return file, read_npy_pair(file, allow_nan)
+        return file, read_parquet(file, target, allow_nan)
+
+
+def provenance(
+    params: Mapping[str, Any],
+    task: str,
+    class_names: tuple[Any, ...] | None,
+    model_task: str | None,
+) -> dict[str, Any]:
+    """What a custom dataset's preprocessing records of its task (and who set
+    it) and of its classes."""
+    if params.get("task") is not None:
+        set_by = "dataset.params.task"
+    elif model_task is not None:
+        set_by = "model"
+    else:
+        set_by = "labels"
+    record: dict[str, Any] = {"task": {"value": task, "set_by": set_by}}
+    if class_names is not None:
+        record["labels"] = {"classes": list(class_names)}
+    return record
 
 
 @dataclasses.dataclass(frozen=True)
