@@ -331,6 +331,36 @@ def test_no_complete_group_means_no_best(tmp_path: Path) -> None:
     assert "best" not in _show(tmp_path, code=1).splitlines()[-1]
 
 
+def test_the_dry_run_json_has_the_same_keys_and_no_groups_without_folds(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    write_config(tmp_path / "base.yaml", small_classification())
+    write_config(
+        tmp_path / "sweep.yaml",
+        {
+            "name": "cv",
+            "base": "base.yaml",
+            "method": "grid",
+            "parameters": {LR: {"values": [0.1, 0.01]}},
+        },
+    )
+    dry = run_cli(["sweep", "--config", "sweep.yaml", "--dry-run", "--json"], tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert set(report) == {
+        "name",
+        "directory",
+        "metric",
+        "goal",
+        "points",
+        "best",
+        "cv",
+    }
+    assert report["cv"] == [] and report["best"] is None
+    assert not (tmp_path / "outputs").exists()
+
+
 # ---------------------------------------------------------------- real folds
 
 
@@ -382,9 +412,17 @@ def test_a_sweep_over_the_folds_is_a_cross_validation(tmp_path: Path) -> None:
             "metric": "val_accuracy",
         },
     )
+    dry = run_cli(["sweep", "--config", "sweep.yaml", "--dry-run", "--json"], tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)["cv"]
+    assert [(g["parameters"], g["folds"], g["mean"]) for g in planned] == [
+        ({LR: 0.1}, 0, None),
+        ({LR: 0.01}, 0, None),
+    ]
     done = run_cli(["sweep", "--config", "sweep.yaml", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert [g["points"] for g in report["cv"]] == [g["points"] for g in planned]
     finals = {p["hash"]: p["final_metrics"]["val_accuracy"] for p in report["points"]}
     assert [g["parameters"] for g in report["cv"]] == [{LR: 0.1}, {LR: 0.01}]
     for group in report["cv"]:
