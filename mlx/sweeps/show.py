@@ -164,15 +164,19 @@ def sort_points(report: Mapping[str, Any], metric: str | None) -> list[int]:
         return order
     goal = _goal(report, metric)
     if report["cv"]:
-        where = {p["hash"]: i for i, p in enumerate(report["points"])}
-        groups = report["cv"] if metric == report["metric"] else None
-        if groups is None:
+        groups = report["cv"]
+        if metric != report["metric"]:
             groups = cross_validation(report["points"], metric)
-        return [
-            where[digest]
+        where: dict[str, list[int]] = {}
+        for i in order:
+            where.setdefault(report["points"][i]["hash"], []).append(i)
+        ordered = [
+            where[digest].pop(0)
             for g in group_order(groups, goal)
             for digest in groups[g]["points"]
         ]
+        used = set(ordered)
+        return ordered + [i for i in order if i not in used]
 
     def key(i: int) -> tuple[int, float]:
         value = metric_number(
