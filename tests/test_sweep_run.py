@@ -484,7 +484,7 @@ def test_raising_num_samples_adds_random_points(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- show
 
 
-_CONTRACT = {"name", "directory", "metric", "goal", "points", "best"}
+_CONTRACT = {"name", "directory", "metric", "goal", "points", "best", "cv"}
 _POINT = {"hash", "run_id", "status", "parameters", "final_metrics", "error"}
 
 
@@ -501,7 +501,7 @@ def test_show_json_is_the_contract_and_best_is_the_best_final_metric(
     report = json.loads(done.stdout)
     assert set(report) == _CONTRACT
     assert report["name"] == "sw" and report["metric"] == "val_accuracy"
-    assert report["goal"] == "max"
+    assert report["goal"] == "max" and report["cv"] == []  # not a cross-validation
     assert report["directory"] == str(_sweep_dir(tmp_path))
     runs = {path.name: summary for path, summary in _runs(tmp_path).items()}
     for point in report["points"]:

@@ -4,6 +4,7 @@ sweep's points."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlx.cli.options import check_output_file
 from mlx.cli.output import EXIT_OK
@@ -53,28 +54,36 @@ def run(args: argparse.Namespace) -> int:
     if not args.output.lower().endswith((".html", ".htm")):
         raise MLXError(f"{args.output}: a report is an HTML file; name it *.html")
     check_output_file(args.output)
-    runs = [run for ref in args.runs for run in _runs_of(ref)]
-    path = write_report(runs, args.output, metric=args.metric)
+    runs: list[RunDir] = []
+    sweeps: list[dict[str, Any]] = []
+    for ref in args.runs:
+        found, sweep = _runs_of(ref)
+        runs += found
+        sweeps += [sweep] if sweep is not None else []
+    path = write_report(runs, args.output, metric=args.metric, sweeps=sweeps)
     print(f"wrote {path}")
     return EXIT_OK
 
 
-def _runs_of(ref: str) -> list[RunDir]:
+def _runs_of(ref: str) -> tuple[list[RunDir], dict[str, Any] | None]:
     """The run ``ref`` names, or, when it names a sweep (its name or directory),
-    the run of each of its points that has one, in the sweep's order."""
+    the run of each of its points that has one, in the sweep's order, and the
+    sweep's results as ``mlx sweep show --json`` gives them."""
     from mlx.runs import find_run
+    from mlx.sweeps.show import build_report
     from mlx.sweeps.store import find_sweep
 
     try:
-        return [find_run(ref)]
+        return [find_run(ref)], None
     except RunError as not_a_run:
         try:
             sweep = find_sweep(ref)
         except RunError:
             raise not_a_run from None
-    hashes = [p["hash"] for p in sweep.read()["points"] if isinstance(p, dict)]
+    record = sweep.read()
+    hashes = [p["hash"] for p in record["points"] if isinstance(p, dict)]
     states = sweep.states(hashes)
     runs = [run for h in hashes if (run := states[h].run) is not None]
     if not runs:
         raise RunError(f"sweep {sweep.name!r} has no runs yet: nothing to report")
-    return runs
+    return runs, build_report(sweep, record)

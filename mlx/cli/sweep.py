@@ -109,7 +109,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="print the results as one JSON object instead of the table",
     )
     sweep.add_argument(
-        "--sort", metavar="METRIC", help="order the table by this final metric"
+        "--sort",
+        metavar="METRIC",
+        help="order the table by this final metric, best first (in a "
+        "cross-validation, by its mean over each group's folds)",
     )
     sweep.add_argument(
         "--quiet", action="store_true", help="no progress lines on stderr"

@@ -9,7 +9,10 @@ messages) is HTML-escaped.
 Per run: the resolved config, the metrics table and learning curves, every evaluation,
 for a classification run a confusion matrix, and the environment. For several runs
 also a comparison table and one chart per varied config parameter against the chosen
-metric.
+metric. For a sweep that is a cross-validation (it varies ``dataset.params.fold``),
+also its groups of points that differ only in the fold, each with the mean and
+standard deviation of the sweep's metric over its completed folds, as ``mlx sweep
+show`` gives them, the best group marked.
 
 The confusion matrix comes from the run's ``predictions.csv`` (written by
 ``mlx eval --save-predictions``); without one, the report computes the predictions in
@@ -475,6 +478,38 @@ def _comparison_section(runs: Sequence[_Run], metric: str) -> str:
     return "".join(parts)
 
 
+def _cv_section(sweep: Mapping[str, Any]) -> str:
+    """The groups of a cross-validation sweep, from its ``mlx sweep show --json``
+    object: parameters, folds completed of all, mean, std and the runs."""
+    groups = sweep.get("cv") or []
+    run_ids = {p.get("hash"): p.get("run_id") for p in sweep.get("points") or []}
+    best = sweep.get("best") or {}
+    paths = list(dict.fromkeys(k for g in groups for k in g["parameters"]))
+    varied = [
+        k
+        for k in paths
+        if len({json.dumps(g["parameters"].get(k), sort_keys=True) for g in groups}) > 1
+    ] or paths
+    metric = sweep.get("metric")
+    header = ["best", *varied, "folds", f"mean {metric}", f"std {metric}", "runs"]
+    rows = [
+        ["*" if g["points"] == best.get("points") else ""]
+        + [_fmt(g["parameters"].get(k)) for k in varied]
+        + [f"{g['folds']}/{len(g['points'])}", g["mean"], g["std"]]
+        + [", ".join(str(run_ids.get(h) or "\u2014") for h in g["points"])]
+        for g in groups
+    ]
+    return (
+        f'<section class="cross-validation" data-sweep="{_e(sweep.get("name"))}">'
+        f"<h2>Cross-validation: sweep {_e(sweep.get('name'))}</h2>"
+        f"<p>The points that differ only in <code>dataset.params.fold</code> form a "
+        f"group: the mean and standard deviation (ddof 0) of the final "
+        f"<code>{_e(metric)}</code> over its completed folds. The best "
+        f"({_e(sweep.get('goal'))} mean) is chosen among the groups whose every fold "
+        "completed.</p>" + _html_table(header, rows, "cv") + "</section>"
+    )
+
+
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
   padding: 0 1em; color: #1b1b1b; background: #fff; }
@@ -494,8 +529,14 @@ section.run { margin-bottom: 3em; }
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def build_report(runs: Sequence[RunDir], metric: str | None = None) -> str:
-    """The report on ``runs`` (RunDir objects) as one HTML document."""
+def build_report(
+    runs: Sequence[RunDir],
+    metric: str | None = None,
+    sweeps: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The report on ``runs`` (RunDir objects) as one HTML document; ``sweeps``
+    are the ``mlx sweep show --json`` objects of the sweeps they come from, whose
+    cross-validation groups it shows."""
     if not runs:
         raise RunError("no runs to report on")
     load_matplotlib()  # the one clear error when matplotlib is missing, before reading
@@ -512,6 +553,7 @@ def build_report(runs: Sequence[RunDir], metric: str | None = None) -> str:
         f"<p>Made by mlx {_e(__version__)} from {len(read)} run"
         f"{'' if len(read) == 1 else 's'}.</p>",
     ]
+    parts += [_cv_section(sweep) for sweep in sweeps if sweep.get("cv")]
     if len(read) > 1:
         parts.append(_comparison_section(read, chosen))
     parts += [_run_section(r) for r in read]
@@ -520,7 +562,10 @@ def build_report(runs: Sequence[RunDir], metric: str | None = None) -> str:
 
 
 def write_report(
-    runs: Sequence[RunDir], path: str | Path, metric: str | None = None
+    runs: Sequence[RunDir],
+    path: str | Path,
+    metric: str | None = None,
+    sweeps: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write :func:`build_report` to ``path`` atomically; returns the path."""
-    return write_text_atomic(path, build_report(runs, metric))
+    return write_text_atomic(path, build_report(runs, metric, sweeps))

@@ -27,6 +27,7 @@ from mlx.errors import BackendUnavailableError, MLXError, RunError, map_os_error
 from mlx.experiment.plan import run_blocker
 from mlx.runs.ids import utc_now
 from mlx.sweeps import executors
+from mlx.sweeps.cv import cross_validation
 from mlx.sweeps.executors import Executor
 from mlx.sweeps.outcome import died
 from mlx.sweeps.points import Point, canonical, expand, identity
@@ -342,23 +343,25 @@ def _dry_run(
     as_json: bool,
 ) -> int:
     if as_json:
+        planned = [
+            {
+                "hash": p.hash,
+                "run_id": None,
+                "status": "not started",
+                "parameters": dict(p.parameters),
+                "final_metrics": {},
+                "error": None,
+            }
+            for p in points
+        ]
         report = {
             "name": spec.name,
             "directory": os.fspath(sweep.path),
             "metric": spec.metric,
             "goal": spec.goal,
-            "points": [
-                {
-                    "hash": p.hash,
-                    "run_id": None,
-                    "status": "not started",
-                    "parameters": dict(p.parameters),
-                    "final_metrics": {},
-                    "error": None,
-                }
-                for p in points
-            ],
+            "points": planned,
             "best": None,
+            "cv": cross_validation(planned, spec.metric),
         }
         print(report_json(report))
         return EXIT_OK

@@ -4,10 +4,15 @@ The report is the contract of ``mlx sweep show --json``::
 
     {"name", "directory", "metric", "goal",
      "points": [{"hash", "run_id", "status", "parameters", "final_metrics", "error"}],
-     "best": {"hash", "run_id", "value"}}
+     "best": {"hash", "run_id", "value"},
+     "cv": [{"parameters", "folds", "mean", "std", "points"}]}
 
 ``best`` is the completed point whose final ``metric`` is best by ``goal`` (null when
-no completed point recorded it).
+no completed point recorded it). A sweep that varies ``dataset.params.fold`` is a
+cross-validation (:mod:`mlx.sweeps.cv`): ``cv`` holds its groups of points that
+differ only in the fold (an empty list in any other sweep), and ``best`` is the
+complete group with the best mean, that group's entry with its mean also as
+``value``: ``{"parameters", "folds", "mean", "std", "points", "value"}``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from typing import Any, Mapping
 
 from mlx.errors import DataWarning, RunError
 from mlx.runs import RunDir
+from mlx.sweeps.cv import (
+    FOLD,
+    best_group,
+    complete,
+    cross_validation,
+    group_order,
+)
 from mlx.sweeps.spec import default_goal
 from mlx.sweeps.store import SweepDir
 from mlx.utils.values import metric_number, table
@@ -80,6 +92,28 @@ def build_report(
                 "index": entry.get("index"),
             }
         )
+    groups = cross_validation(points, metric)
+    if groups:
+        i = best_group(groups, goal)
+        best = None if i is None else {**groups[i], "value": groups[i]["mean"]}
+    else:
+        best = _best_point(points, metric, goal)
+    return {
+        "name": str(record.get("name") or sweep.name),
+        "directory": os.fspath(sweep.path),
+        "metric": metric,
+        "goal": goal,
+        "points": points,
+        "best": best,
+        "cv": groups,
+        "_extra": extra,
+    }
+
+
+def _best_point(
+    points: list[dict[str, Any]], metric: str, goal: str
+) -> dict[str, Any] | None:
+    """The completed point whose final ``metric`` is best by ``goal``."""
     best: dict[str, Any] | None = None
     for point in points:
         value = metric_number(point["final_metrics"].get(metric), finite=True)
@@ -89,15 +123,7 @@ def build_report(
             value > best["value"] if goal == "max" else value < best["value"]
         ):
             best = {"hash": point["hash"], "run_id": point["run_id"], "value": value}
-    return {
-        "name": str(record.get("name") or sweep.name),
-        "directory": os.fspath(sweep.path),
-        "metric": metric,
-        "goal": goal,
-        "points": points,
-        "best": best,
-        "_extra": extra,
-    }
+    return best
 
 
 def _best_over_epochs(run: RunDir | None, metric: str, goal: str) -> float | None:
@@ -125,13 +151,32 @@ def report_json(report: Mapping[str, Any]) -> str:
     return json.dumps(_clean(data), indent=2, allow_nan=False)
 
 
+def _goal(report: Mapping[str, Any], metric: str) -> str:
+    return str(report["goal"]) if metric == report["metric"] else default_goal(metric)
+
+
 def sort_points(report: Mapping[str, Any], metric: str | None) -> list[int]:
     """Point positions in table order: by ``metric``'s final value (best first,
-    missing values last), else as expanded."""
+    missing values last), else as expanded. In a cross-validation, by group, the
+    groups by their mean of ``metric`` (:func:`sort_groups`), each by fold."""
     order = list(range(len(report["points"])))
     if not metric:
         return order
-    goal = report["goal"] if metric == report["metric"] else default_goal(metric)
+    goal = _goal(report, metric)
+    if report["cv"]:
+        groups = report["cv"]
+        if metric != report["metric"]:
+            groups = cross_validation(report["points"], metric)
+        where: dict[str, list[int]] = {}
+        for i in order:
+            where.setdefault(report["points"][i]["hash"], []).append(i)
+        ordered = [
+            where[digest].pop(0)
+            for g in group_order(groups, goal)
+            for digest in groups[g]["points"]
+        ]
+        used = set(ordered)
+        return ordered + [i for i in order if i not in used]
 
     def key(i: int) -> tuple[int, float]:
         value = metric_number(
@@ -142,6 +187,17 @@ def sort_points(report: Mapping[str, Any], metric: str | None) -> list[int]:
         return (0, -value if goal == "max" else value)
 
     return sorted(order, key=key)
+
+
+def sort_groups(report: Mapping[str, Any], metric: str | None) -> list[int]:
+    """Cross-validation group positions in table order: by the mean of
+    ``metric`` (the complete groups first, best first), else as in the sweep."""
+    groups = report["cv"]
+    if not metric:
+        return list(range(len(groups)))
+    if metric != report["metric"]:
+        groups = cross_validation(report["points"], metric)
+    return group_order(groups, _goal(report, metric))
 
 
 def _text(value: Any) -> str:
@@ -179,20 +235,74 @@ def varied_paths(report: Mapping[str, Any]) -> list[str]:
     ] or paths[:1]
 
 
+def _parameters_text(parameters: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_text(v)}" for k, v in parameters.items()) or "-"
+
+
+def _best_text(report: Mapping[str, Any]) -> str:
+    """What the summary line says of the best point or group; empty when none."""
+    best, metric = report["best"], report["metric"]
+    if not best:
+        return ""
+    if "points" not in best:
+        return f"; best ({report['goal']} {metric}): {best['hash'][:12]} = " + (
+            f"{best['value']:.6g}"
+        )
+    return (
+        f"; best ({report['goal']} mean {metric} over {best['folds']} folds): "
+        f"{_parameters_text(best['parameters'])} = {best['mean']:.6g} "
+        f"(std {best['std']:.6g})"
+    )
+
+
+def _cv_lines(report: Mapping[str, Any], sort: str | None) -> list[str]:
+    """The cross-validation table: one row per group (``*`` marks the best), its
+    folds done out of its points, and the mean and std of the metric over them."""
+    metric, groups = report["metric"], report["cv"]
+    paths = [p for p in varied_paths(report) if p != FOLD]
+    best = report["best"]["points"] if report["best"] else None
+    header = ["", *paths, "folds", f"mean {metric}", f"std {metric}"]
+    rows = [
+        [
+            "*" if groups[g]["points"] == best else "",
+            *(_text(groups[g]["parameters"].get(p)) for p in paths),
+            f"{groups[g]['folds']}/{len(groups[g]['points'])}",
+            _text(groups[g]["mean"]),
+            _text(groups[g]["std"]),
+        ]
+        for g in sort_groups(report, sort)
+    ]
+    incomplete = sum(not complete(group) for group in groups)
+    lines = [
+        "",
+        f"cross-validation over {FOLD}: {metric} over the completed folds "
+        "(std with ddof 0)",
+        *table(header, rows).split("\n"),
+    ]
+    if incomplete:
+        lines.append(
+            f"{incomplete} of {len(groups)} groups have folds not completed: "
+            "only groups with every fold completed can be best"
+        )
+    return lines
+
+
 def format_report(report: Mapping[str, Any], sort: str | None = None) -> str:
-    """The table: one row per point (``*`` marks the best), then the errors of the
-    points that did not complete, then a count by status."""
+    """The table: one row per point (``*`` marks the best, or the points of the
+    best cross-validation group), then, in a cross-validation, one row per group,
+    then the errors of the points that did not complete, then a count by status."""
     metric = report["metric"]
     paths = varied_paths(report)
     header = ["", "point", "status", *paths, f"final {metric}", f"best {metric}"]
     header += ["duration", "run"]
-    best = report["best"]["hash"] if report["best"] else None
+    best = report["best"]
+    marked = set(best["points"] if "points" in best else [best["hash"]]) if best else ()
     rows: list[list[str]] = []
     for i in sort_points(report, sort):
         point, extra = report["points"][i], report["_extra"][i]
         rows.append(
             [
-                "*" if point["hash"] == best else "",
+                "*" if point["hash"] in marked else "",
                 point["hash"][:12],
                 point["status"],
                 *(_text(point["parameters"].get(p)) for p in paths),
@@ -204,6 +314,8 @@ def format_report(report: Mapping[str, Any], sort: str | None = None) -> str:
         )
     lines = [f"sweep {report['name']}: {report['directory']}"]
     lines += table(header, rows).split("\n")
+    if report["cv"]:
+        lines += _cv_lines(report, sort)
     errors = [p for p in report["points"] if p["error"]]
     if errors:
         lines.append("")
@@ -216,9 +328,5 @@ def format_report(report: Mapping[str, Any], sort: str | None = None) -> str:
         counts[point["status"]] = counts.get(point["status"], 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     lines.append("")
-    line = f"{len(report['points'])} points: {summary}"
-    if best:
-        value = report["best"]["value"]
-        line += f"; best ({report['goal']} {metric}): {best[:12]} = {value:.6g}"
-    lines.append(line)
+    lines.append(f"{len(report['points'])} points: {summary}{_best_text(report)}")
     return "\n".join(lines)
