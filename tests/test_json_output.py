@@ -300,6 +300,7 @@ def test_runs_json_lists_every_run_with_the_summarys_values(root: Path) -> None:
         assert entry["metric"] == {
             "name": summary["best_metric"]["name"],
             "value": summary["best_metric"]["value"],
+            "kind": "best",
         }
     # the text table shows the same runs
     table = run_cli(["runs"], root).stdout.splitlines()[1:]

@@ -166,6 +166,7 @@ def test_format_runs_table_aligns_columns(outputs):
         "ID",
         "STATUS",
         "EPOCHS",
+        "BEST/FINAL",
         "METRIC",
         "STARTED",
         "(UTC)",
@@ -177,7 +178,9 @@ def test_format_runs_table_aligns_columns(outputs):
         "failed",
         "completed",
     ]
-    assert "val_accuracy=0.93" in lines[1]
+    # one run's best metric, another's final: each value says which it is
+    assert "val_accuracy=0.93 (best)" in lines[1]
+    assert "accuracy=0.8 (final)" in lines[3]
     assert "2024-05-03 12:00:00" in lines[1]
     assert "\x1b" not in table
     assert format_runs_table([]) == "No runs found."

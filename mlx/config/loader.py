@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_SOURCE",
     "Override",
     "default_config",
+    "issue_warnings",
     "load_config",
     "parse_config",
 ]
@@ -105,11 +106,15 @@ def parse_config(
     overrides: Iterable[OverrideLike] = (),
     root: str | os.PathLike[str] | None = None,
     runnable: RunnableCheck | None = None,
+    warn: bool = True,
 ) -> ExperimentConfig:
     """Validate a config built in Python, exactly like a file's content.
 
     ``source`` names it in messages; there are no line numbers. ``runnable`` as for
-    :func:`load_config`.
+    :func:`load_config`. With ``warn`` false the warnings are kept on the result's
+    ``warnings`` but not issued: a run's stored config is read that way, its
+    warnings having been shown when the run was made
+    (docs/design/stored-config-warnings.md). Errors are raised either way.
     """
     if not isinstance(data, Mapping):
         issue = ConfigIssue(
@@ -120,7 +125,7 @@ def parse_config(
             f"config must be a mapping, got {type(data).__name__}",
         )
         raise ConfigError(str(issue), errors=[issue])
-    return _finish(Document(source, thaw(data)), overrides, root, runnable)
+    return _finish(Document(source, thaw(data)), overrides, root, runnable, warn)
 
 
 def default_config(
@@ -162,6 +167,7 @@ def _finish(
     overrides: Iterable[OverrideLike],
     root: str | os.PathLike[str] | None,
     runnable: RunnableCheck | None = None,
+    warn: bool = True,
 ) -> ExperimentConfig:
     from mlx.utils.arguments import check_strings
 
@@ -175,12 +181,22 @@ def _finish(
     )
     located = _apply_overrides(doc, [_as_override(o) for o in items])
     config, errors, found = validate(doc, located, base, runnable)
-    for issue in found:
+    if warn:
         # stacklevel: _finish -> load_config/parse_config -> the caller
-        warnings.warn(str(issue), ConfigWarning, stacklevel=3)
+        issue_warnings(found, stacklevel=3)
     if errors or config is None:
         raise ConfigError("\n".join(str(e) for e in errors), errors=errors)
     return config
+
+
+def issue_warnings(issues: Iterable[ConfigIssue], *, stacklevel: int = 1) -> None:
+    """Issue each of ``issues`` as a :class:`~mlx.errors.ConfigWarning`, e.g. those
+    of a config read with ``warn=False`` that the caller decides to show after all.
+
+    ``stacklevel`` as for :func:`warnings.warn` called in the caller's place.
+    """
+    for issue in issues:
+        warnings.warn(str(issue), ConfigWarning, stacklevel=stacklevel + 1)
 
 
 def _as_override(item: OverrideLike) -> Override:

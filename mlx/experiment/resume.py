@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from mlx.config import ExperimentConfig
+from mlx.config.loader import issue_warnings
 from mlx.errors import CheckpointError, DataWarning, MLXError, RunError
 from mlx.experiment.build import build, decide_backend
 from mlx.experiment.checks import check_runnable
@@ -130,6 +131,8 @@ def _checked(run: RunDir, overrides: Sequence[str]) -> Resume:
     summary = run.read_summary()
     stored = stored_config(run, runnable=check_runnable)
     config = stored_config(run, overrides, runnable=check_runnable)
+    # only what the overrides brought is news; the rest was shown at the start
+    issue_warnings([w for w in config.warnings if w not in stored.warnings])
     _check_unchanged(run, stored, config)
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:

@@ -57,7 +57,8 @@ def train_segment(
         with RunLifecycle(run, console, state, timing) as lifecycle:
             # inside the lifecycle: a log or summary the disk refuses fails the run
             # truthfully
-            facts = model_facts(config, model)
+            # the data's width: a model that builds its parameters from it counts them
+            facts = model_facts(config, model, splits.n_features)
             _announce(console, config, run, built, facts, state, checkpoint)
             lifecycle.start(model=facts)
             train(
@@ -136,15 +137,20 @@ def _announce(
         console(f"device: {placement.device}, precision {placement.precision}")
 
 
-def model_facts(config: ExperimentConfig, model: BaseModel) -> dict[str, Any]:
+def model_facts(
+    config: ExperimentConfig, model: BaseModel, n_data_features: int | None = None
+) -> dict[str, Any]:
     """``summary.json``'s ``model``: what the harness knows of the model, None for
-    what a model does not tell (a custom model need not count its parameters)."""
+    what a model does not tell (a custom model need not count its parameters).
+    ``n_data_features``, the width of the run's data, counts the parameters of a
+    model that builds them from the data before it has (see
+    :func:`mlx.models.facts.parameter_count`)."""
     facts: dict[str, Any] = {"name": config.model.name}
     class_path = config.model.params.get("class_path")
     if isinstance(class_path, str):
         facts["class_path"] = class_path
     facts.update(
-        parameters=parameter_count(model),
+        parameters=parameter_count(model, n_data_features),
         n_features=n_features(model),
         architecture=architecture(model),
     )

@@ -103,9 +103,23 @@ def _optional(model: BaseModel, name: str) -> Any:
         return None
 
 
-def parameter_count(model: BaseModel) -> int | None:
-    """Number of learned scalars, or None when the model does not say."""
+def parameter_count(model: BaseModel, n_features: int | None = None) -> int | None:
+    """Number of learned scalars, or None when the model does not say.
+
+    A model that builds its parameters from the data counts none before it has
+    seen any (a closed-form linear regression before its fit); given the width of
+    the data it will see, ``n_features``, such a model is asked what it will have
+    (its ``parameters_for(n_features)``), so a run announces the count that its
+    summary, ``mlx eval`` and the dry run report.
+    """
     value = _optional(model, "n_parameters")
+    if value == 0 and n_features is not None:
+        planned = _optional(model, "parameters_for")
+        if callable(planned):
+            try:
+                value = planned(n_features)
+            except Exception:
+                return None  # informational, as _optional
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value

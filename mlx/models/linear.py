@@ -94,6 +94,11 @@ class LinearRegression(EstimatorMixin, BaseModel):
                 f"float in the range [0.0, inf); got {l2!r}."
             )
 
+    def parameters_for(self, n_features: int) -> int:
+        """The learned scalars once fitted to ``n_features`` columns: a weight per
+        feature and a bias, per output (one, unless fitted to more already)."""
+        return (int(n_features) + 1) * (self.n_outputs_ or 1)
+
     @property
     def n_outputs_(self) -> int | None:
         weight = self.params_.get("linear.weight")

@@ -60,7 +60,8 @@ class RunInfo:
     """One line of ``mlx runs``.
 
     ``status`` is the effective status (``lost`` included); ``metric_name`` and
-    ``metric_value`` are the run's best metric, else its main final metric, else None.
+    ``metric_value`` are the run's best metric, else its main final metric, else None;
+    ``metric_kind`` says which: ``"best"`` or ``"final"`` (None without a metric).
     ``started_at``/``finished_at`` are aware UTC datetimes (None if unknown).
     """
 
@@ -75,6 +76,8 @@ class RunInfo:
     path: Path
     #: the summary's final metrics ({} when none are recorded)
     final_metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: which value ``metric_value`` is: "best", "final", or None without one
+    metric_kind: str | None = None
 
     @classmethod
     def from_summary(
@@ -91,7 +94,7 @@ class RunInfo:
         ``unknown``. ``lock``: the state of the run's lock (see
         :func:`effective_status`)."""
         summary = sound_fields(summary)
-        metric_name, metric_value = _key_metric(summary)
+        metric_kind, metric_name, metric_value = _key_metric(summary)
         epochs = summary.get("epochs_completed")
         started = parse_timestamp(summary.get("started_at"))
         if started is None:
@@ -110,6 +113,7 @@ class RunInfo:
             finished_at=parse_timestamp(summary.get("finished_at")),
             path=path,
             final_metrics=dict(summary.get("final_metrics") or {}),
+            metric_kind=metric_kind,
         )
 
 
@@ -151,20 +155,25 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _key_metric(summary: Mapping[str, Any]) -> tuple[str | None, float | None]:
+def _key_metric(
+    summary: Mapping[str, Any],
+) -> tuple[str | None, str | None, float | None]:
+    """``(kind, name, value)`` of the metric that stands for a run: its best metric
+    (kind ``"best"``), else its main final metric (``"final"``), else Nones."""
     best = summary.get("best_metric")
     if isinstance(best, Mapping) and _as_float(best.get("value")) is not None:
-        return safe_text(best.get("name")) or "metric", _as_float(best.get("value"))
+        name = safe_text(best.get("name")) or "metric"
+        return "best", name, _as_float(best.get("value"))
     final = summary.get("final_metrics")
     if isinstance(final, Mapping):
         for name in _KEY_METRICS:
             for key in (name, f"val_{name}", f"test_{name}"):
                 if _as_float(final.get(key)) is not None:
-                    return key, _as_float(final[key])
+                    return "final", key, _as_float(final[key])
         for key, value in final.items():
             if _as_float(value) is not None:
-                return safe_text(key), _as_float(value)
-    return None, None
+                return "final", safe_text(key), _as_float(value)
+    return None, None, None
 
 
 def default_runs_root() -> Path:
@@ -332,14 +341,26 @@ def format_duration(seconds: float) -> str:
 
 def format_runs_table(runs: Sequence[RunInfo]) -> str:
     """Plain-text table of ``runs`` (no colours), one run per line, columns aligned:
-    RUN ID, STATUS, EPOCHS, METRIC, STARTED (UTC)."""
+    RUN ID, STATUS, EPOCHS, the metric, STARTED (UTC).
+
+    The metric column's header says which value it holds: ``BEST METRIC`` (each
+    run's best metric, as ``mlx runs show`` gives it) or ``FINAL METRIC`` (the last
+    epoch's, for runs that recorded no best); when the runs listed differ, it is
+    ``BEST/FINAL METRIC`` and each value says its own.
+    """
     if not runs:
         return "No runs found."
+    kinds = sorted({info.metric_kind for info in runs if info.metric_kind})
+    mixed = len(kinds) > 1
+    # one kind: "BEST METRIC" or "FINAL METRIC"; none (no run has a metric): "METRIC"
+    header = "BEST/FINAL METRIC" if mixed else " ".join([*kinds, "metric"]).upper()
     rows = []
     for info in runs:
         metric = "-"
         if info.metric_name is not None and info.metric_value is not None:
             metric = f"{info.metric_name}={format_value(info.metric_value)}"
+            if mixed:
+                metric += f" ({info.metric_kind})"
         rows.append(
             [
                 info.run_id,
@@ -349,7 +370,7 @@ def format_runs_table(runs: Sequence[RunInfo]) -> str:
                 _fmt_time(info.started_at),
             ]
         )
-    return table(["RUN ID", "STATUS", "EPOCHS", "METRIC", "STARTED (UTC)"], rows)
+    return table(["RUN ID", "STATUS", "EPOCHS", header, "STARTED (UTC)"], rows)
 
 
 def _count_records(run: RunDir) -> int:
@@ -544,7 +565,11 @@ def run_record(info: RunInfo) -> dict[str, Any]:
         "epochs_completed": info.epochs_completed,
         "metric": None
         if info.metric_name is None or info.metric_value is None
-        else {"name": info.metric_name, "value": info.metric_value},
+        else {
+            "name": info.metric_name,
+            "value": info.metric_value,
+            "kind": info.metric_kind,
+        },
         "final_metrics": dict(info.final_metrics),
         "started_at": _iso(info.started_at),
         "finished_at": _iso(info.finished_at),

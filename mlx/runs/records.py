@@ -73,6 +73,7 @@ def stored_config(
         overrides=overrides,
         root=root,
         runnable=runnable,
+        warn=False,  # shown when the run was made (design/stored-config-warnings.md)
     )
 
 
