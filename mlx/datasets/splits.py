@@ -330,9 +330,9 @@ def _apportion(
             extra[i, j] = True
             row_left[i] -= 1
             column_left[j] -= 1
-    for i in np.flatnonzero(row_left > 0):
-        for _ in range(int(row_left[i])):
-            if not _augment(int(i), eligible, extra, column_left):
+    for short in np.flatnonzero(row_left > 0).tolist():
+        for _ in range(int(row_left[short])):
+            if not _augment(short, eligible, extra, column_left):
                 return None
     return table + extra
 
