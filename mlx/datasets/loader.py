@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -299,6 +300,8 @@ def _split_record(
 # -- which rows go to which split ---------------------------------------------------
 
 _NAMES = ("train", "val", "test")
+#: the start of the warning when a default stratified split cannot be made
+_NOT_STRATIFIED = "the splits are not stratified by class"
 
 
 class _How(NamedTuple):
@@ -348,17 +351,25 @@ def _assign(
             maximum=folds - 1,
             maximum_name="folds - 1",
         )
-    indices = assign_splits(
+    cut = functools.partial(
+        assign_splits,
         len(y),
         validation_split,
         test_split,
         split_seed,
-        labels=y if stratify else None,
         groups=groups,
         folds=folds,
         fold=fold or 0,
         class_names=class_names,
     )
+    try:
+        indices = cut(labels=y if stratify else None)
+    except DatasetError as exc:
+        if not stratify or params.get("stratify") is not None:
+            raise
+        # stratified by default only: a class too small to stratify is no error
+        indices, stratify = cut(labels=None), False
+        warnings.warn(f"{name}: {_NOT_STRATIFIED}: {exc}", DataWarning, stacklevel=4)
     rule = {
         "rule": SPLIT_RULE,
         "split_seed": split_seed,

@@ -249,6 +249,9 @@ def _split_data(
         warnings.filterwarnings(
             "ignore", message=r".*: the labels look like", category=DataWarning
         )
+        warnings.filterwarnings(
+            "ignore", message=r".*: the splits are not stratified", category=DataWarning
+        )
         splits = load(
             config.dataset,
             config.training.seed,
