@@ -329,14 +329,6 @@ def split_problems(
         found.append(("fold", f"{at}.fold needs {at}.folds (the number of folds)"))
     if is_int(folds) and is_int(fold) and fold >= folds:
         found.append(("fold", f"{at}.fold must be < {at}.folds ({folds}), got {fold}"))
-    if "folds" in given and "validation_split" in given:
-        found.append(
-            (
-                "validation_split",
-                f"{at}.validation_split cannot be set with {at}.folds: the fold "
-                f"{at}.fold names is the validation split; remove validation_split",
-            )
-        )
     if params.get("stratify") is True:
         if name == "synthetic_regression" or params.get("task") == "regression":
             found.append(

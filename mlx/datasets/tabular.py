@@ -29,12 +29,17 @@ import csv
 import dataclasses
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from mlx.datasets._checks import check_bool, check_regular_file, param, show_path
-from mlx.datasets.tabular_csv import csv_shape, read_csv, read_csv_columns
+from mlx.datasets.tabular_csv import (
+    csv_columns,
+    csv_shape,
+    read_csv,
+    read_csv_columns,
+)
 from mlx.datasets.tabular_labels import (
     TASKS,
     encode_labels,
@@ -51,6 +56,7 @@ from mlx.datasets.tabular_numpy import (
     read_npz,
 )
 from mlx.datasets.tabular_parquet import (
+    parquet_columns,
     parquet_shape,
     read_parquet,
     read_parquet_columns,
@@ -166,11 +172,11 @@ def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
         suffix = file.suffix.lower()
         if suffix == ".csv":
             n_rows, n_features, notes = csv_shape(file, _target_param(params))
-            n_features -= len(_key_columns(file, params))
+            n_features -= _check_key_columns(file, params, csv_columns(file))
             return CustomShape(n_rows, n_features, task, notes=notes)
         if suffix in (".parquet", ".pq"):
             n_rows, n_features = parquet_shape(file)
-            n_features -= len(_key_columns(file, params))
+            n_features -= _check_key_columns(file, params, parquet_columns(file))
             return CustomShape(n_rows, n_features, task)
         header = npz_header(file) if suffix == ".npz" else npy_pair_header(file)
         x_name, x_shape, x_dtype, y_name, y = header
@@ -234,6 +240,21 @@ def _key_columns(file: Path, params: Mapping[str, Any]) -> dict[str, str]:
             )
         columns[key] = column
     return columns
+
+
+def _check_key_columns(
+    file: Path, params: Mapping[str, Any], names: Sequence[str]
+) -> int:
+    """How many of ``names`` (a file's columns) the key columns take from the
+    features; DatasetError naming the one the file lacks."""
+    columns = _key_columns(file, params)
+    for key, column in columns.items():
+        if column not in names:
+            raise DatasetError(
+                f"{file}: {key} column {column!r} not found; the columns are "
+                f"{', '.join(repr(n) for n in names)}."
+            )
+    return len(columns)
 
 
 def _read_key_columns(file: Path, columns: Mapping[str, str]) -> dict[str, np.ndarray]:

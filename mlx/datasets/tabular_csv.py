@@ -14,7 +14,7 @@ import numpy as np
 from mlx.datasets.tabular_labels import Table, check_finite_features
 from mlx.errors import DatasetError
 
-__all__ = ["csv_shape", "read_csv", "read_csv_columns"]
+__all__ = ["csv_columns", "csv_shape", "read_csv", "read_csv_columns"]
 
 _CSV_BLOCK_ROWS = 8192
 _EXACT_COUNT_LIMIT = 256 * 1024 * 1024
@@ -222,6 +222,16 @@ def _estimate_data_lines(file: Path, size: int) -> int:
         sample = handle.read(1 << 20)
     per_line = len(sample) / max(sample.count(b"\n"), 1)
     return max(int(size / per_line) - 1, 0)
+
+
+def csv_columns(file: Path) -> list[str]:
+    """The column names of a CSV file's header."""
+    with _open_csv(file) as handle:
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
+        try:
+            return _csv_header(file, reader, None)[0]
+        except csv.Error as exc:
+            raise _csv_error(file, exc, 1, reader.line_num) from None
 
 
 def read_csv_columns(file: Path, columns: Mapping[str, str]) -> dict[str, np.ndarray]:

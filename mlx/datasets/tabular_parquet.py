@@ -12,7 +12,7 @@ import numpy as np
 from mlx.datasets.tabular_labels import Table, check_finite_features
 from mlx.errors import BackendUnavailableError, DatasetError
 
-__all__ = ["parquet_shape", "read_parquet", "read_parquet_columns"]
+__all__ = ["parquet_columns", "parquet_shape", "read_parquet", "read_parquet_columns"]
 
 _DATA_EXTRA = "pip install 'model-harness[data]'"
 
@@ -101,6 +101,11 @@ def _decoded(column: Any) -> Any:
     if pa.types.is_dictionary(column.type):
         return column.cast(column.type.value_type)
     return column
+
+
+def parquet_columns(file: Path) -> list[str]:
+    """The column names of a Parquet file, from its schema alone."""
+    return list(import_parquet().read_schema(file).names)
 
 
 def read_parquet_columns(
