@@ -127,6 +127,9 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("mlx/datasets/tabular_numpy.py", "read_npz", "np.load"): _USER_DATA,
     ("mlx/datasets/tabular_numpy.py", "_check_npz_magic", "open"): _USER_DATA,
     ("mlx/datasets/tabular_parquet.py", "read_parquet", "pq.read_table"): _USER_DATA,
+    ("mlx/datasets/tabular_parquet.py", "read_parquet_columns", "pq.read_table"): (
+        _USER_DATA
+    ),
 }
 
 

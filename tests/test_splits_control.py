@@ -465,3 +465,32 @@ def test_id_column_needs_named_columns(root: Path) -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "dataset.params.id_column names a column, but" in done.stderr
     assert "it needs CSV or Parquet data" in done.stderr
+
+
+def test_parquet_ids_and_groups_join_back(root: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(4)
+    table = pa.table(
+        {
+            "key": [f"k{i}" for i in range(40)],
+            "site": [i % 8 for i in range(40)],
+            "a": rng.normal(size=40),
+            "b": rng.normal(size=40),
+            "label": ["x", "y", "z", "x"] * 10,
+        }
+    )
+    pq.write_table(table, root / "d.parquet")
+    config = _config(id_column="key", group_column="site")
+    config["dataset"]["path"] = "d.parquet"
+    run = _train(root, config)
+    classes = json.loads((run / "data.json").read_text())["preprocessing"]["labels"]
+    by_key = {k: i for i, k in enumerate(table.column("key").to_pylist())}
+    sites: dict[str, set] = {}
+    for split in ("train", "val", "test"):
+        for p in _predictions(root, run, split):
+            row = by_key[p["id"]]
+            assert int(p["source_row"]) == row
+            assert classes["classes"][int(p["y_true"])] == table["label"][row].as_py()
+            sites.setdefault(split, set()).add(table["site"][row].as_py())
+    assert not (sites["train"] & sites["val"] or sites["train"] & sites["test"])
