@@ -472,9 +472,10 @@ def trained(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     return tmp_path, _only_run(tmp_path), X
 
 
-def _unsampled_train_row(n_rows: int, seed: int) -> int:
+def _unsampled_train_row(n_rows: int, seed: int = 0) -> int:
     """A CSV data row that lands in the training split but among none of the 256
-    rows the version-1 fingerprint sampled."""
+    rows the version-1 fingerprint sampled (``seed``: the split seed; regression
+    data is split by a plain permutation)."""
     train, _, _ = split_indices(n_rows, 0.1, 0.1, seed)
     sampled = set(np.linspace(0, len(train) - 1, num=256).astype(np.int64).tolist())
     position = next(i for i in range(len(train)) if i not in sampled)
@@ -494,7 +495,7 @@ def test_eval_refuses_a_change_in_a_row_the_old_fingerprint_skipped(
     trained: tuple[Path, Path, np.ndarray],
 ) -> None:
     root, run, X = trained
-    row = _unsampled_train_row(len(X), seed=4)
+    row = _unsampled_train_row(len(X))
     ok = run_cli(["eval", run.name, "--split", "train"], root, timeout=TIMEOUT)
     assert ok.returncode == 0, ok.stderr
     _rewrite_row(root / "d.csv", row, X, X[row, 0] + 1e-9)
@@ -512,7 +513,7 @@ def test_resume_refuses_a_change_in_one_row(
     trained: tuple[Path, Path, np.ndarray],
 ) -> None:
     root, run, X = trained
-    _rewrite_row(root / "d.csv", _unsampled_train_row(len(X), seed=4), X, 0.25)
+    _rewrite_row(root / "d.csv", _unsampled_train_row(len(X)), X, 0.25)
     done = run_cli(
         ["run-experiment", "--resume", run.name, "--set", "training.epochs=3"],
         root,

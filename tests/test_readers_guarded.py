@@ -108,10 +108,10 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("mlx/datasets/images.py", "_class_names", "path.read_text"): _DATASET,
     ("mlx/datasets/images.py", "decode_image", "Image.open"): _DATASET,
     ("mlx/datasets/info.py", "_idx_header", "open"): _DATASET,
-    ("mlx/datasets/tabular.py", "load_custom", "read_csv"): (
+    ("mlx/datasets/tabular.py", "read_data_file", "read_csv"): (
         "mlx's own CSV reader (datasets.tabular_csv), after check_regular_file"
     ),
-    ("mlx/datasets/tabular.py", "load_custom", "read_parquet"): (
+    ("mlx/datasets/tabular.py", "read_data_file", "read_parquet"): (
         "mlx's own Parquet reader (datasets.tabular_parquet), after check_regular_file"
     ),
     ("mlx/datasets/tabular_csv.py", "_open_csv", "open"): _USER_DATA,
@@ -127,6 +127,9 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("mlx/datasets/tabular_numpy.py", "read_npz", "np.load"): _USER_DATA,
     ("mlx/datasets/tabular_numpy.py", "_check_npz_magic", "open"): _USER_DATA,
     ("mlx/datasets/tabular_parquet.py", "read_parquet", "pq.read_table"): _USER_DATA,
+    ("mlx/datasets/tabular_parquet.py", "read_parquet_columns", "pq.read_table"): (
+        _USER_DATA
+    ),
 }
 
 

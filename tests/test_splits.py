@@ -61,14 +61,19 @@ def _synthetic(**params):
     return DatasetConfig("synthetic_regression", params={**base, **params})
 
 
-def test_load_is_stable_and_the_split_follows_training_seed():
+def test_load_is_stable_and_the_split_follows_split_seed_only():
     a = load(_synthetic(), seed=1)
-    b = load(_synthetic(), seed=1)
-    c = load(_synthetic(), seed=2)
+    b = load(_synthetic(), seed=2)  # another training seed: the same split
+    c = load(_synthetic(split_seed=5), seed=1)
     for part in ("train", "val", "test"):
         np.testing.assert_array_equal(getattr(a, part)[0], getattr(b, part)[0])
         np.testing.assert_array_equal(getattr(a, part)[1], getattr(b, part)[1])
     assert not np.array_equal(a.test[1], c.test[1])
+    # split rule 1 (runs recorded before split_seed): training.seed decides
+    old = load(_synthetic(), seed=2, split_rule=1)
+    assert not np.array_equal(a.test[1], old.test[1])
+    assert old.preprocessing["split"]["seed"] == 2
+    assert "rule" not in old.preprocessing["split"]
 
     # params.seed fixes the data, so both splits hold the same samples overall
     def rows(splits):

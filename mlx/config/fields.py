@@ -47,6 +47,7 @@ __all__ = [
     "TOP_KEYS",
     "TRAINING",
     "field_paths",
+    "split_problems",
 ]
 
 #: Datasets generated in memory, not read from files.
@@ -68,6 +69,20 @@ _SPLITS = {
     "test_split": Field(Float(0, 1, hi_open=True), 0.1),
 }
 _STANDARDIZE = {"standardize": Field(Bool(), False)}
+# Which rows go to which split (docs/design/splits.md). Absent when not given, so the
+# resolved config of a run recorded before they existed (and its fingerprint) is
+# unchanged; the loader applies their defaults (split_seed 0, stratify for
+# classification).
+_SPLIT_CONTROL = {
+    "split_seed": Field(Int(0), absent),
+    "stratify": Field(Bool(), absent),
+    "folds": Field(Int(2), absent),
+    "fold": Field(Int(0), absent),
+}
+_COLUMNS = {
+    "group_column": Field(Str(), absent),
+    "id_column": Field(Str(), absent),
+}
 
 
 def _same_as_n_features(section: Mapping[str, Any]) -> Any:
@@ -80,12 +95,14 @@ _SYNTHETIC_FIELDS = {
     "n_informative": Field(Int(1), _same_as_n_features),
     "seed": _SEED,
     **_SPLITS,
+    **_SPLIT_CONTROL,
     **_STANDARDIZE,
 }
 _IMAGE_SET_FIELDS = {
     "download": Field(Bool(), False),
     "normalize": Field(Bool(), True),
     "validation_split": _SPLITS["validation_split"],
+    **_SPLIT_CONTROL,
     # training batches only; see mlx.datasets.augment
     "augmentation": Field(Bool(), False),
 }
@@ -112,12 +129,15 @@ DATASET_FIELDS: Mapping[str, Mapping[str, Field]] = {
         "image_size": Field(Int(8, MAX_IMAGE_SIZE), 64),
         "augmentation": _IMAGE_SET_FIELDS["augmentation"],
         **_SPLITS,
+        **_SPLIT_CONTROL,
     },
     "custom": {
         "target": Field(Str(nullable=True), None),
         "task": Field(Choice("classification", "regression", nullable=True), None),
         "allow_nan": Field(Bool(), False),
         **_SPLITS,
+        **_SPLIT_CONTROL,
+        **_COLUMNS,
         **_STANDARDIZE,
     },
 }
@@ -285,4 +305,56 @@ def field_paths(dataset: str, model: str) -> dict[str, bool]:
     walk("model.params", MODEL_FIELDS.get(model, Section({}, free=True)))
     walk("training", TRAINING)
     walk("output", OUTPUT)
+    return found
+
+
+def split_problems(
+    name: str, given: Mapping[str, Any], params: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """What is wrong between the split fields of dataset ``name``'s params: pairs of
+    the key to point at and the message. ``given`` holds the params as written
+    (to tell a default from a value set), ``params`` as checked."""
+    found: list[tuple[str, str]] = []
+    at = "dataset.params"
+    folds, fold = params.get("folds"), params.get("fold")
+    if is_int(folds) and "fold" not in given:
+        found.append(
+            (
+                "",
+                f"missing required field '{at}.fold' (with {at}.folds: the fold "
+                f"to validate on, 0 to {folds - 1})",
+            )
+        )
+    if is_int(fold) and "folds" not in given:
+        found.append(("fold", f"{at}.fold needs {at}.folds (the number of folds)"))
+    if is_int(folds) and is_int(fold) and fold >= folds:
+        found.append(("fold", f"{at}.fold must be < {at}.folds ({folds}), got {fold}"))
+    if params.get("stratify") is True:
+        if name == "synthetic_regression" or params.get("task") == "regression":
+            found.append(
+                (
+                    "stratify",
+                    f"{at}.stratify: true needs classification labels; this "
+                    "dataset is regression",
+                )
+            )
+        if isinstance(params.get("group_column"), str):
+            found.append(
+                (
+                    "stratify",
+                    f"{at}.stratify: true cannot be combined with "
+                    f"{at}.group_column: groups are split whole; remove one",
+                )
+            )
+    columns = [(k, params.get(k)) for k in ("target", "group_column", "id_column")]
+    for i, (key, column) in enumerate(columns[1:], start=1):
+        for other, value in columns[:i]:
+            if isinstance(column, str) and column == value:
+                found.append(
+                    (
+                        key,
+                        f"{at}.{key} must name another column than {other} "
+                        f"({column!r})",
+                    )
+                )
     return found

@@ -33,6 +33,7 @@ from mlx.config.fields import (
     SYNTHETIC,
     TOP_KEYS,
     TRAINING,
+    split_problems,
 )
 from mlx.config.issues import ConfigIssue
 from mlx.config.names import (
@@ -226,7 +227,13 @@ class _Validator(IssueLog):
         if isinstance(path, str):
             path = self.dataset_path(name, path)
         if params is not BAD:
+            params = drop_absent(params)
             self.dataset_checks(params)
+            written = raw.get("params")
+            given = written if isinstance(written, dict) else {}
+            for key, message in split_problems(name, given, params):
+                at = (*base, "params", key) if key else (*base, "params")
+                self.error(at, message)
         if path is BAD or has_bad(params):
             return BAD
         return DatasetConfig(name=name, path=freeze(path), params=freeze(params))

@@ -14,10 +14,10 @@ from mlx.datasets import images as _images
 from mlx.datasets import split_files
 from mlx.datasets._checks import check_bool, check_int, check_seed, format_bytes, param
 from mlx.datasets.info import KNOWN_DATASETS, describe, memory_limit
-from mlx.datasets.splits import Splits, split_indices, standardize
+from mlx.datasets.splits import SPLIT_RULE, SplitHow, Splits, choose_rows, standardize
 from mlx.datasets.streaming import image_folder
 from mlx.datasets.synthetic import SyntheticClassification, SyntheticRegression
-from mlx.datasets.tabular import load_custom, provenance
+from mlx.datasets.tabular import TabularData, load_custom
 from mlx.errors import DatasetError, DataWarning
 
 __all__ = ["load"]
@@ -32,14 +32,22 @@ def load(
     feature_dtype: str = "float64",
     *,
     model_task: str | None = None,
+    split_rule: int | None = None,
 ) -> Splits:
-    """Load ``dataset`` and split it with a permutation seeded by ``seed``.
+    """Load ``dataset`` and split it by ``split_rule`` (default: the current,
+    :data:`~mlx.datasets.splits.SPLIT_RULE`).
 
     ``seed`` is ``training.seed``. Synthetic data is generated with
-    ``params.seed`` when given, else with ``seed``. Data sets with an official test
-    set (mnist, cifar10, cifar100, imagenet) keep it as the test split and carve
-    ``validation_split`` from their training set; the others are cut into
-    train/val/test by ``validation_split`` and ``test_split`` (both default 0.1).
+    ``params.seed`` when given, else with ``seed``. Which rows go to which split is
+    decided by ``params.split_seed`` (default 0), stratified by class for
+    classification unless ``params.stratify`` is false, grouped by
+    ``params.group_column``, in ``params.folds`` folds (see
+    :func:`~mlx.datasets.splits.assign_splits`); a run recorded with split rule 1
+    is rebuilt with it (a permutation seeded by ``seed``). Data sets with an
+    official test set (mnist, cifar10, cifar100, imagenet) keep it as the test
+    split and carve ``validation_split`` from their training set; the others are
+    cut into train/val/test by ``validation_split`` and ``test_split`` (both
+    default 0.1).
 
     ``feature_dtype="float32"`` (what a float32 model asks for) stores synthetic and
     tabular features in float32: the float64 values rounded, exactly what
@@ -53,6 +61,12 @@ def load(
     set must agree with it. ``preprocessing["task"]`` records how the task was set.
     """
     seed = check_seed("load", "seed", seed)
+    rule = SPLIT_RULE if split_rule is None else split_rule
+    if rule not in (1, SPLIT_RULE):
+        raise DatasetError(
+            f"split rule {rule!r} is not one this mlx knows (1 to {SPLIT_RULE})."
+        )
+    how = SplitHow(seed, rule)
     if feature_dtype not in ("float64", "float32"):
         raise DatasetError(
             f"feature_dtype must be 'float64' or 'float32'; got {feature_dtype!r}."
@@ -65,12 +79,12 @@ def load(
         )
     if dataset.name not in ("synthetic_regression", "synthetic_classification"):
         if _check_memory(dataset):
-            splits = _image_set(dataset, seed, np.dtype(feature_dtype), streamed=True)
+            splits = _image_set(dataset, how, np.dtype(feature_dtype), streamed=True)
             _check_task(splits, dataset, model_task)
             return splits
     if dataset.name == "custom":
-        return _custom(dataset, seed, np.dtype(feature_dtype), model_task)
-    splits = loader(dataset, seed, np.dtype(feature_dtype))
+        return _custom(dataset, how, np.dtype(feature_dtype), model_task)
+    splits = loader(dataset, how, np.dtype(feature_dtype))
     _check_task(splits, dataset, model_task)
     return splits
 
@@ -111,7 +125,7 @@ def _fractions(params: Mapping[str, Any]) -> tuple[float, float]:
 # -- synthetic ----------------------------------------------------------------------
 
 
-def _synthetic(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
+def _synthetic(dataset: DatasetConfig, how: SplitHow, dtype: np.dtype) -> Splits:
     params = dataset.params
     common = {
         "n_samples": param(params, "n_samples", 1000),
@@ -130,7 +144,7 @@ def _synthetic(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
             class_sep=param(params, "class_sep", 1.0),
             **common,
         )
-    data_seed = seed if generator.seed is None else generator.seed
+    data_seed = how.seed if generator.seed is None else generator.seed
     if dataset.name == "synthetic_classification" and not _standardized(dataset):
         # generated straight into the dtype: no float64 copy of X is ever made
         X, y = generator.generate(seed=data_seed, dtype=dtype.name)
@@ -140,12 +154,8 @@ def _synthetic(dataset: DatasetConfig, seed: int, dtype: np.dtype) -> Splits:
     n_classes = None if task == "regression" else int(generator.n_classes)
     return _tabular_splits(
         dataset,
-        seed,
-        X,
-        y,
-        task,
-        n_classes,
-        None,
+        how,
+        TabularData(X, y, task, n_classes, None, ()),
         {"generator_seed": data_seed},
         dtype,
     )
@@ -161,49 +171,56 @@ def _standardized(dataset: DatasetConfig) -> bool:
 
 
 def _custom(
-    dataset: DatasetConfig, seed: int, dtype: np.dtype, model_task: str | None = None
+    dataset: DatasetConfig,
+    how: SplitHow,
+    dtype: np.dtype,
+    model_task: str | None = None,
 ) -> Splits:
     if isinstance(dataset.path, Mapping):
         # train/val/test files of their own (mlx.datasets.split_files)
-        return split_files.load_split_files(dataset, seed, dtype, model_task)
+        return split_files.load_split_files(dataset, how, dtype, model_task)
     data = load_custom(dataset.path, dataset.params, model_task)
     extra: dict[str, Any] = {"source": dataset.path}
-    extra.update(provenance(dataset.params, data.task, data.class_names, model_task))
-    return _tabular_splits(
-        dataset,
-        seed,
-        data.X,
-        data.y,
-        data.task,
-        data.n_classes,
-        data.class_names,
-        extra,
-        dtype,
-    )
+    if dataset.params.get("task") is not None:
+        extra["task"] = {"value": data.task, "set_by": "dataset.params.task"}
+    elif model_task is not None:
+        extra["task"] = {"value": data.task, "set_by": "model"}
+    else:
+        extra["task"] = {"value": data.task, "set_by": "labels"}
+    if data.class_names is not None:
+        extra["labels"] = {"classes": list(data.class_names)}
+    return _tabular_splits(dataset, how, data, extra, dtype)
 
 
 def _tabular_splits(
     dataset: DatasetConfig,
-    seed: int,
-    X: np.ndarray,
-    y: np.ndarray,
-    task: str,
-    n_classes: int | None,
-    class_names: tuple[Any, ...] | None,
+    how: SplitHow,
+    data: TabularData,
     extra: dict[str, Any],
     dtype: np.dtype,
 ) -> Splits:
     params = dataset.params
+    X, y, task = data.X, data.y, data.task
     do_standardize = _standardized(dataset)
     if do_standardize:
         dtype = np.dtype(np.float64)
     validation_split, test_split = _fractions(params)
-    train, val, test = split_indices(len(y), validation_split, test_split, seed)
-    parts = _split_rows(X, y, train, val, test, dtype=dtype)
+    indices, rule = choose_rows(
+        dataset.name,
+        dataset.params,
+        how,
+        y,
+        task,
+        validation_split,
+        test_split,
+        data.groups,
+        data.class_names,
+    )
+    parts = _split_rows(X, y, *indices, dtype=dtype)
     preprocessing: dict[str, Any] = {
         "dataset": dataset.name,
         "feature_dtype": dtype.name,
-        "split": _split_record(seed, parts, official_test=False),
+        "split": _split_record(rule, parts, official_test=False),
     }
     preprocessing.update(extra)
     if do_standardize:
@@ -216,9 +233,13 @@ def _tabular_splits(
         test=parts[2],
         task=task,
         n_features=int(X.shape[1]),
-        n_classes=n_classes,
-        class_names=class_names,
+        n_classes=data.n_classes,
+        class_names=data.class_names,
         preprocessing=preprocessing,
+        source_rows=dict(zip(_NAMES, indices)),
+        ids=None
+        if data.ids is None
+        else {name: data.ids[rows] for name, rows in zip(_NAMES, indices)},
     )
 
 
@@ -263,13 +284,13 @@ def _split_rows(
 
 
 def _split_record(
-    seed: int,
+    rule: Mapping[str, Any],
     parts: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     official_test: bool,
 ) -> dict[str, Any]:
     return {
-        "seed": seed,
+        **rule,
         "n_train": len(parts[0][1]),
         "n_val": len(parts[1][1]),
         "n_test": len(parts[2][1]),
@@ -277,16 +298,19 @@ def _split_record(
     }
 
 
+_NAMES = ("train", "val", "test")
+
+
 # -- image sets ---------------------------------------------------------------------
 
 
 def _image_set(
-    dataset: DatasetConfig, seed: int, dtype: np.dtype, *, streamed: bool = False
+    dataset: DatasetConfig, how: SplitHow, dtype: np.dtype, *, streamed: bool = False
 ) -> Splits:
     # pixels are float32 whatever the dtype asked for (see load)
     if isinstance(dataset.path, Mapping):
         # a class folder per split (mlx.datasets.split_files)
-        return split_files.load_image_folders(dataset, seed, streamed=streamed)
+        return split_files.load_image_folders(dataset, how, streamed=streamed)
     name, params = dataset.name, dataset.params
     normalize = check_bool(name, "normalize", param(params, "normalize", True))
     fetch = check_bool(name, "download", param(params, "download", False))
@@ -295,7 +319,17 @@ def _image_set(
     raw = _read_image_set(name, root, fetch, params, streamed=streamed, scale=scale)
     validation_split, _ = _fractions(params)
     # A validation split carved from the official training set only.
-    train, val, _ = split_indices(len(raw.train_y), validation_split, 0.0, seed)
+    (train, val, _), rule = choose_rows(
+        dataset.name,
+        dataset.params,
+        how,
+        raw.train_y,
+        "classification",
+        validation_split,
+        0.0,
+        None,
+        raw.class_names,
+    )
     parts: list[tuple[Any, np.ndarray]]
     if streamed:
         # the same rows as below, as files decoded when iterated (see streaming)
@@ -315,7 +349,7 @@ def _image_set(
         "dataset": name,
         "feature_dtype": "float32",
         "pixel_scale": scale,
-        "split": _split_record(seed, parts, official_test=True),
+        "split": _split_record(rule, parts, official_test=True),
         "source": str(root),
     }
     if raw.class_names is not None:
@@ -330,6 +364,7 @@ def _image_set(
         class_names=raw.class_names,
         preprocessing=preprocessing,
         image_shape=raw.image_shape,
+        source_rows={"train": train, "val": val, "test": np.arange(len(raw.test_y))},
     )
 
 
@@ -401,7 +436,7 @@ def _not_found(name: str, root: Path, missing: Sequence[str]) -> DatasetError:
     )
 
 
-_LOADERS: dict[str, Callable[[DatasetConfig, int, np.dtype], Splits]] = {
+_LOADERS: dict[str, Callable[[DatasetConfig, SplitHow, np.dtype], Splits]] = {
     "synthetic_regression": _synthetic,
     "synthetic_classification": _synthetic,
     "custom": _custom,

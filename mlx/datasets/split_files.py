@@ -2,16 +2,18 @@
 mapping ``{train: a.csv, val: b.csv, test: c.csv}``.
 
 ``train`` is required; a missing ``val`` or ``test`` is carved from the train file by
-``validation_split`` / ``test_split``, as one file is cut today (:func:`carve` is
-the one call of the split rule). Every file is read by the reader of its format
-(:func:`mlx.datasets.tabular.read_table`), and all of them must have the same format,
+``validation_split`` / ``test_split`` by the rule a single file is cut by
+(:func:`mlx.datasets.splits.choose_rows`: split_seed, stratify, groups, folds).
+Every file is read by the reader of its format
+(:func:`mlx.datasets.tabular.read_data_file`), and all of them must have the same format,
 the same columns (CSV, Parquet) or feature count (``.npz``, ``.npy``), and labels
 that train knows: the labels of every file are encoded together, so a class index
 means the same class in every split, and a class that only a val or test file holds
 is an error naming it, its file and line. docs/design/split-files.md says why.
 
-Each split's rows keep where they came from: :func:`source_rows` gives, per split,
-the 0-based data rows of its file (of the train file for a carved split).
+Each split's rows keep where they came from: ``Splits.source_rows`` holds, per
+split, the 0-based data rows of its file (of the train file for a carved split), and
+``Splits.ids`` their ``id_column`` values when one is named.
 """
 
 from __future__ import annotations
@@ -26,19 +28,18 @@ import numpy as np
 from mlx.config.experiment import SPLIT_FILE_KEYS, DatasetConfig
 from mlx.datasets import images, streaming
 from mlx.datasets._checks import check_bool, check_int, param, show_path
-from mlx.datasets.splits import Splits, split_indices, standardize
-from mlx.datasets.tabular import CustomShape, custom_shape, provenance, read_table
+from mlx.datasets.splits import SplitHow, Splits, choose_rows, standardize
+from mlx.datasets.tabular import CustomShape, custom_shape, provenance, read_data_file
+from mlx.datasets.tabular_csv import csv_columns
 from mlx.datasets.tabular_labels import Locator, Table, encode_labels, task_param
-from mlx.datasets.tabular_parquet import import_parquet
+from mlx.datasets.tabular_parquet import parquet_columns
 from mlx.errors import DatasetError
 
 __all__ = [
     "SPLIT_FILE_KEYS",
-    "carve",
     "image_folders_shape",
     "load_image_folders",
     "load_split_files",
-    "source_rows",
     "split_files_shape",
 ]
 
@@ -53,44 +54,33 @@ _FORMATS = {
 }
 
 
-def carve(
-    n_samples: int, validation_split: float, test_split: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the train file for (train, val, test): the split rule of a single
-    file, with the fraction of a split that has a file of its own set to 0."""
-    return split_indices(n_samples, validation_split, test_split, seed)
-
-
-def source_rows(splits: Splits) -> dict[str, np.ndarray] | None:
-    """Per split, the 0-based data rows of the file each of its rows came from (a
-    carved split's: of the train file); None for data not read from split files."""
-    return getattr(splits, "source_rows", None)
-
-
 # -- loading ------------------------------------------------------------------------
 
 
 def load_split_files(
-    dataset: DatasetConfig, seed: int, dtype: np.dtype, model_task: str | None
+    dataset: DatasetConfig, how: SplitHow, dtype: np.dtype, model_task: str | None
 ) -> Splits:
     """The custom dataset whose ``path`` maps split names to files, as splits.
 
-    ``seed`` cuts the splits that have no file from the train file; ``dtype`` is
-    the features' dtype (float64 when standardized), as :func:`mlx.datasets.load`
-    says.
+    ``how`` (the training seed and the split rule) cuts the splits that have no
+    file from the train file; ``dtype`` is the features' dtype (float64 when
+    standardized), as :func:`mlx.datasets.load` says.
     """
     paths: Mapping[str, str] = dataset.path  # type: ignore[assignment]
     params = dataset.params
     _check_formats(paths)
     tables: dict[str, tuple[Path, Table]] = {}
+    keys: dict[str, dict[str, np.ndarray]] = {}
     for split in SPLIT_FILE_KEYS:
         if split in paths:
-            tables[split] = read_table(paths[split], params)
+            file, table, keys[split] = read_data_file(paths[split], params)
+            tables[split] = (file, table)
     train_file = tables["train"][0]
     for split, (file, table) in tables.items():
         _check_columns(split, file, table, train_file, tables["train"][1])
     y_all, task, n_classes, class_names = _encode(tables, params, model_task)
-    rows = _split_rows(tables, y_all, params, seed)
+    groups = keys["train"].get("group_column")
+    rows, rule = _split_rows(dataset, how, tables, y_all, task, groups, class_names)
     standardized = check_bool(
         "custom", "standardize", param(params, "standardize", False)
     )
@@ -104,7 +94,7 @@ def load_split_files(
     preprocessing: dict[str, Any] = {
         "dataset": dataset.name,
         "feature_dtype": dtype.name,
-        "split": _split_record(seed, parts),
+        "split": _split_record(rule, parts),
         "source": str(train_file),
         # each split's file; None: carved from the train file
         "split_files": {s: paths.get(s) for s in SPLIT_FILE_KEYS},
@@ -114,7 +104,12 @@ def load_split_files(
         stats, scaled = standardize(*(x for x, _ in parts))
         parts = [(x, y) for x, (_, y) in zip(scaled, parts)]
         preprocessing["standardize"] = stats
-    splits = Splits(
+    ids = None
+    if "id_column" in keys["train"]:
+        ids = {
+            s: keys[owner]["id_column"][picked] for s, (owner, picked) in rows.items()
+        }
+    return Splits(
         train=parts[0],
         val=parts[1],
         test=parts[2],
@@ -123,28 +118,43 @@ def load_split_files(
         n_classes=n_classes,
         class_names=class_names,
         preprocessing=preprocessing,
+        source_rows={s: picked for s, (_, picked) in rows.items()},
+        ids=ids,
     )
-    _attach_rows(splits, rows)
-    return splits
 
 
 def _split_rows(
+    dataset: DatasetConfig,
+    how: SplitHow,
     tables: Mapping[str, Any],
     y_all: Mapping[str, np.ndarray],
-    params: Mapping[str, Any],
-    seed: int,
-) -> dict[str, tuple[str, np.ndarray]]:
-    """Per split, (the split whose file holds its rows, those rows); ``tables``
-    and ``y_all`` are keyed by the splits that have a file."""
-    n_train = len(y_all["train"])
+    task: str,
+    groups: np.ndarray | None,
+    class_names: tuple[Any, ...] | None,
+) -> tuple[dict[str, tuple[str, np.ndarray]], dict[str, Any]]:
+    """Per split, (the split whose file holds its rows, those rows), and the rule
+    that carved the splits without a file from the train file (the fraction of a
+    split that has a file is 0); ``tables`` and ``y_all`` are keyed by the splits
+    that have a file."""
+    params = dataset.params
     validation_split = 0.0 if "val" in tables else _fraction(params, "validation_split")
     test_split = 0.0 if "test" in tables else _fraction(params, "test_split")
-    train, val, test = carve(n_train, validation_split, test_split, seed)
+    (train, val, test), rule = choose_rows(
+        dataset.name,
+        params,
+        how,
+        y_all["train"],
+        task,
+        validation_split,
+        test_split,
+        groups,
+        class_names,
+    )
     rows = {"train": ("train", train), "val": ("train", val), "test": ("train", test)}
     for split in tables:
         if split != "train":
             rows[split] = (split, np.arange(len(y_all[split]), dtype=np.int64))
-    return rows
+    return rows, rule
 
 
 def _fraction(params: Mapping[str, Any], name: str) -> float:
@@ -170,10 +180,9 @@ def _columns(file: Path) -> list[str] | None:
     column included); None for NumPy files, which have no names."""
     suffix = file.suffix.lower()
     if suffix == ".csv":
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            return [cell.strip() for cell in next(csv.reader(handle), [])]
+        return list(csv_columns(file))
     if suffix in (".parquet", ".pq"):
-        return list(import_parquet().read_schema(file).names)
+        return list(parquet_columns(file))
     return None
 
 
@@ -258,7 +267,7 @@ def _joined_locator(locators: list[Locator], bounds: np.ndarray) -> Locator:
 
 
 def load_image_folders(
-    dataset: DatasetConfig, seed: int, *, streamed: bool = False
+    dataset: DatasetConfig, how: SplitHow, *, streamed: bool = False
 ) -> Splits:
     """The imagenet-style dataset whose ``path`` maps split names to class-folder
     roots (``<class>/*.jpg``), as splits of float32 pixels (decoded when iterated
@@ -276,7 +285,9 @@ def load_image_folders(
     folders = {s: Path(paths[s]) for s in SPLIT_FILE_KEYS if s in paths}
     classes, files = images.split_folder_files(folders)
     labels = {s: np.array([c for _, c in f], dtype=np.int64) for s, f in files.items()}
-    rows = _split_rows(folders, labels, params, seed)
+    rows, rule = _split_rows(
+        dataset, how, folders, labels, "classification", None, classes
+    )
     parts: list[tuple[Any, np.ndarray]] = []
     for split in SPLIT_FILE_KEYS:
         owner, picked = rows[split]
@@ -294,12 +305,12 @@ def load_image_folders(
         "dataset": dataset.name,
         "feature_dtype": "float32",
         "pixel_scale": scale,
-        "split": _split_record(seed, parts),
+        "split": _split_record(rule, parts),
         "source": str(folders["train"]),
         "split_files": {s: paths.get(s) for s in SPLIT_FILE_KEYS},
         "labels": {"classes": list(classes)},
     }
-    splits = Splits(
+    return Splits(
         train=parts[0],
         val=parts[1],
         test=parts[2],
@@ -309,24 +320,20 @@ def load_image_folders(
         class_names=classes,
         preprocessing=preprocessing,
         image_shape=(3, size, size),
+        source_rows={s: picked for s, (_, picked) in rows.items()},
     )
-    _attach_rows(splits, rows)
-    return splits
 
 
-def _split_record(seed: int, parts: list[tuple[Any, np.ndarray]]) -> dict[str, Any]:
+def _split_record(
+    rule: Mapping[str, Any], parts: list[tuple[Any, np.ndarray]]
+) -> dict[str, Any]:
     return {
-        "seed": seed,
+        **rule,
         "n_train": len(parts[0][1]),
         "n_val": len(parts[1][1]),
         "n_test": len(parts[2][1]),
         "official_test": False,
     }
-
-
-def _attach_rows(splits: Splits, rows: Mapping[str, tuple[str, np.ndarray]]) -> None:
-    # until Splits has a field for them: per split, the rows of its file
-    object.__setattr__(splits, "source_rows", {s: rows[s][1] for s in SPLIT_FILE_KEYS})
 
 
 def image_folders_shape(

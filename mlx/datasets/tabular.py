@@ -29,12 +29,17 @@ import csv
 import dataclasses
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from mlx.datasets._checks import check_bool, check_regular_file, param, show_path
-from mlx.datasets.tabular_csv import csv_shape, read_csv
+from mlx.datasets.tabular_csv import (
+    csv_columns,
+    csv_shape,
+    read_csv,
+    read_csv_columns,
+)
 from mlx.datasets.tabular_labels import (
     TASKS,
     Table,
@@ -51,7 +56,12 @@ from mlx.datasets.tabular_numpy import (
     read_npy_pair,
     read_npz,
 )
-from mlx.datasets.tabular_parquet import parquet_shape, read_parquet
+from mlx.datasets.tabular_parquet import (
+    parquet_columns,
+    parquet_shape,
+    read_parquet,
+    read_parquet_columns,
+)
 from mlx.errors import BackendUnavailableError, DatasetError, map_os_errors
 
 __all__ = [
@@ -61,7 +71,7 @@ __all__ = [
     "features_path_to_labels",
     "load_custom",
     "provenance",
-    "read_table",
+    "read_data_file",
 ]
 
 
@@ -82,6 +92,9 @@ class TabularData:
     n_classes: int | None
     class_names: tuple[Any, ...] | None
     feature_names: tuple[str, ...]
+    #: the ``group_column`` and ``id_column`` value of each row (text), if named
+    groups: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
 
 # -- entry points -------------------------------------------------------------------
@@ -97,29 +110,47 @@ def load_custom(
     :func:`encode_labels`).
     """
     task = task_param(params)
-    file, (X, labels, names, where) = read_table(path, params)
+    file, (X, labels, names, where), keys = read_data_file(path, params)
     y, task, n_classes, class_names = encode_labels(
         labels, task, where, source=str(file), model_task=model_task
     )
-    return TabularData(X, y, task, n_classes, class_names, names)
+    return TabularData(
+        X,
+        y,
+        task,
+        n_classes,
+        class_names,
+        names,
+        groups=keys.get("group_column"),
+        ids=keys.get("id_column"),
+    )
 
 
-def read_table(path: str | None, params: Mapping[str, Any]) -> tuple[Path, Table]:
-    """The file at ``path`` and what its format's reader found in it: features,
-    raw labels (not encoded yet), feature names and where each label is."""
+def read_data_file(
+    path: str | None, params: Mapping[str, Any]
+) -> tuple[Path, Table, dict[str, np.ndarray]]:
+    """The file at ``path``, what its format's reader found in it (features, raw
+    labels not encoded yet, feature names and where each label is) and the values
+    of its ``group_column`` and ``id_column``, by parameter name, when named (those
+    columns are no features)."""
     file = _existing_file(path)
     allow_nan = check_bool("custom", "allow_nan", param(params, "allow_nan", False))
     target = _target_param(params)
     suffix = file.suffix.lower()
+    columns = _key_columns(file, params)
+    skip = tuple(columns.values())
     unreadable = "{path}: cannot be read ({reason})."
     with map_os_errors(DatasetError, unreadable, path=show_path(file)):
+        keys = _read_key_columns(file, columns)
         if suffix == ".csv":
-            return file, read_csv(file, target, allow_nan)
-        if suffix == ".npz":
-            return file, read_npz(file, allow_nan)
-        if suffix == ".npy":
-            return file, read_npy_pair(file, allow_nan)
-        return file, read_parquet(file, target, allow_nan)
+            table = read_csv(file, target, allow_nan, skip)
+        elif suffix == ".npz":
+            table = read_npz(file, allow_nan)
+        elif suffix == ".npy":
+            table = read_npy_pair(file, allow_nan)
+        else:
+            table = read_parquet(file, target, allow_nan, skip)
+    return file, table, keys
 
 
 def provenance(
@@ -175,9 +206,11 @@ def custom_shape(path: str | None, params: Mapping[str, Any]) -> CustomShape:
         suffix = file.suffix.lower()
         if suffix == ".csv":
             n_rows, n_features, notes = csv_shape(file, _target_param(params))
+            n_features -= _check_key_columns(file, params, csv_columns(file))
             return CustomShape(n_rows, n_features, task, notes=notes)
         if suffix in (".parquet", ".pq"):
             n_rows, n_features = parquet_shape(file)
+            n_features -= _check_key_columns(file, params, parquet_columns(file))
             return CustomShape(n_rows, n_features, task)
         header = npz_header(file) if suffix == ".npz" else npy_pair_header(file)
         x_name, x_shape, x_dtype, y_name, y = header
@@ -219,6 +252,73 @@ def _existing_file(path: str | None) -> Path:
             f"{file.suffix!r}; expected one of {', '.join(_SUFFIXES)}."
         )
     return file
+
+
+def _key_columns(file: Path, params: Mapping[str, Any]) -> dict[str, str]:
+    """The ``group_column`` and ``id_column`` parameters that are set, by name;
+    DatasetError for a file format without named columns."""
+    columns = {}
+    for key in ("group_column", "id_column"):
+        column = params.get(key)
+        if column is None:
+            continue
+        if not isinstance(column, str):
+            raise DatasetError(
+                f"The {key!r} parameter of custom must be a column name; got "
+                f"{column!r}."
+            )
+        if file.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise DatasetError(
+                f"dataset.params.{key} names a column, but {show_path(file)} has "
+                "no named columns; it needs CSV or Parquet data."
+            )
+        columns[key] = column
+    return columns
+
+
+def _check_key_columns(
+    file: Path, params: Mapping[str, Any], names: Sequence[str]
+) -> int:
+    """How many of ``names`` (a file's columns) the key columns take from the
+    features; DatasetError naming the one the file lacks."""
+    columns = _key_columns(file, params)
+    for key, column in columns.items():
+        if column not in names:
+            raise DatasetError(
+                f"{file}: {key} column {column!r} not found; the columns are "
+                f"{', '.join(repr(n) for n in names)}."
+            )
+    return len(columns)
+
+
+def _read_key_columns(file: Path, columns: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """The group and id of each row (:func:`_key_columns`): no group or id may be
+    empty, and no id may repeat (predictions are joined back by it)."""
+    if not columns:
+        return {}
+    if file.suffix.lower() == ".csv":
+        found = read_csv_columns(file, columns)
+    else:
+        found = read_parquet_columns(file, columns)
+    for key, values in found.items():
+        empty = np.flatnonzero(values == "")
+        if len(empty):
+            raise DatasetError(
+                f"{show_path(file)}: data row {int(empty[0])}: {key} "
+                f"{columns[key]!r} is empty; every row needs one."
+            )
+    ids = found.get("id_column")
+    if ids is not None:
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            value = unique[np.argmax(counts > 1)]
+            rows = np.flatnonzero(ids == value)[:2].tolist()
+            raise DatasetError(
+                f"{show_path(file)}: id_column {columns['id_column']!r} holds "
+                f"{str(value)!r} twice (data rows {rows[0]} and {rows[1]}); ids must "
+                "be unique to join predictions back to their rows."
+            )
+    return found
 
 
 def _target_param(params: Mapping[str, Any]) -> str | None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from mlx.datasets.tabular_labels import Table, check_finite_features
 from mlx.errors import DatasetError
 
-__all__ = ["csv_shape", "read_csv"]
+__all__ = ["csv_columns", "csv_shape", "read_csv", "read_csv_columns"]
 
 _CSV_BLOCK_ROWS = 8192
 _EXACT_COUNT_LIMIT = 256 * 1024 * 1024
@@ -81,15 +81,23 @@ def _csv_header(
     return names, target_index
 
 
-def read_csv(file: Path, target: str | None, allow_nan: bool) -> Table:
+def read_csv(
+    file: Path, target: str | None, allow_nan: bool, skip: Sequence[str] = ()
+) -> Table:
+    """Features, labels, feature names and label locator of a CSV file; the
+    columns named in ``skip`` (read by :func:`read_csv_columns`) are no features."""
     with _open_csv(file) as handle:
         reader = csv.reader(_csv_lines(file, handle), strict=True)
         row_start = 1  # the line the row being read starts on
         try:
             names, target_index = _csv_header(file, reader, target)
             row_start = reader.line_num + 1
-            feature_names = [n for i, n in enumerate(names) if i != target_index]
-            feature_columns = [i for i in range(len(names)) if i != target_index]
+            feature_columns = [
+                i for i, n in enumerate(names) if i != target_index and n not in skip
+            ]
+            feature_names = [names[i] for i in feature_columns]
+            if not feature_columns:
+                raise DatasetError(f"{file}:1: no feature column is left.")
             blocks: list[np.ndarray] = []
             block: list[list[str]] = []
             block_lines: list[int] = []
@@ -214,3 +222,42 @@ def _estimate_data_lines(file: Path, size: int) -> int:
         sample = handle.read(1 << 20)
     per_line = len(sample) / max(sample.count(b"\n"), 1)
     return max(int(size / per_line) - 1, 0)
+
+
+def csv_columns(file: Path) -> list[str]:
+    """The column names of a CSV file's header."""
+    with _open_csv(file) as handle:
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
+        try:
+            return _csv_header(file, reader, None)[0]
+        except csv.Error as exc:
+            raise _csv_error(file, exc, 1, reader.line_num) from None
+
+
+def read_csv_columns(file: Path, columns: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """The text of named columns, one cell per data row as :func:`read_csv` reads
+    the rows (blank lines skipped), stripped. ``columns`` maps the parameter that
+    names a column (``id_column``) to the column; the result is keyed the same."""
+    with _open_csv(file) as handle:
+        reader = csv.reader(_csv_lines(file, handle), strict=True)
+        try:
+            names, _ = _csv_header(file, reader, None)
+            index = {}
+            for key, column in columns.items():
+                if column not in names:
+                    raise DatasetError(
+                        f"{file}: {key} column {column!r} not found; the header has "
+                        f"{', '.join(repr(n) for n in names)}."
+                    )
+                index[key] = names.index(column)
+            cells: dict[str, list[str]] = {key: [] for key in columns}
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank line, as read_csv skips it
+                for key, i in index.items():
+                    cells[key].append(row[i].strip())
+        except csv.Error as exc:
+            raise _csv_error(file, exc, 1, reader.line_num) from None
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{file}: not UTF-8 text ({exc}).") from None
+    return {key: np.array(values, dtype=str) for key, values in cells.items()}

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from mlx.datasets.tabular_labels import Table, check_finite_features
 from mlx.errors import BackendUnavailableError, DatasetError
 
-__all__ = ["parquet_shape", "read_parquet"]
+__all__ = ["parquet_columns", "parquet_shape", "read_parquet", "read_parquet_columns"]
 
 _DATA_EXTRA = "pip install 'model-harness[data]'"
 
@@ -36,9 +36,12 @@ def parquet_shape(file: Path) -> tuple[int, int]:
     return meta.num_rows, meta.num_columns - 1
 
 
-def read_parquet(file: Path, target: str | None, allow_nan: bool) -> Table:
+def read_parquet(
+    file: Path, target: str | None, allow_nan: bool, skip: Sequence[str] = ()
+) -> Table:
     """Features, labels, feature names and label locator of a Parquet file; the
-    ``target`` column (default: the last) holds the labels."""
+    ``target`` column (default: the last) holds the labels, the columns named in
+    ``skip`` (read by :func:`read_parquet_columns`) are no features."""
     pq = import_parquet()
     import pyarrow as pa
 
@@ -58,7 +61,9 @@ def read_parquet(file: Path, target: str | None, allow_nan: bool) -> Table:
         raise DatasetError(f"{file}: at least one feature column is needed.")
     if table.num_rows == 0:
         raise DatasetError(f"{file}: the table has no rows.")
-    feature_names = [n for n in names if n != target]
+    feature_names = [n for n in names if n != target and n not in skip]
+    if not feature_names:
+        raise DatasetError(f"{file}: no feature column is left.")
     X = np.empty((table.num_rows, len(feature_names)), dtype=np.float64)
     for j, name in enumerate(feature_names):
         column = _decoded(table.column(name))
@@ -96,3 +101,36 @@ def _decoded(column: Any) -> Any:
     if pa.types.is_dictionary(column.type):
         return column.cast(column.type.value_type)
     return column
+
+
+def parquet_columns(file: Path) -> list[str]:
+    """The column names of a Parquet file, from its schema alone."""
+    return list(import_parquet().read_schema(file).names)
+
+
+def read_parquet_columns(
+    file: Path, columns: Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """The values of named columns as text, one per row. ``columns`` maps the
+    parameter that names a column (``id_column``) to the column; the result is
+    keyed the same. A missing value is a DatasetError naming the row."""
+    pq = import_parquet()
+    import pyarrow as pa
+
+    try:
+        names = list(pq.read_schema(file).names)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"{file}: cannot read as Parquet ({exc}).") from None
+    found: dict[str, np.ndarray] = {}
+    for key, column in columns.items():
+        if column not in names:
+            raise DatasetError(
+                f"{file}: {key} column {column!r} not found; the columns are "
+                f"{', '.join(repr(n) for n in names)}."
+            )
+        values = _decoded(pq.read_table(file, columns=[column]).column(0))
+        if values.null_count:
+            first = values.to_pylist().index(None)
+            raise DatasetError(f"{file}: row {first}: {key} {column!r} is missing.")
+        found[key] = np.array([str(v) for v in values.to_pylist()], dtype=str)
+    return found

@@ -22,7 +22,7 @@ from mlx.models import BaseModel, get_model, uses_torch
 from mlx.models.facts import model_task
 from mlx.numerics.optim import get_optimizer, resolve_optimizer_config
 from mlx.numerics.schedules import get_schedule
-from mlx.runs.records import data_task, feature_dtype
+from mlx.runs.records import data_task, feature_dtype, split_rule
 from mlx.runs.store import RunDir
 
 __all__ = ["Backend", "Built", "build", "decide_backend", "install_optimizer"]
@@ -78,6 +78,7 @@ def build(
         config.training.seed,
         feature_dtype(config, run, torch=backend.torch),
         model_task=None if model is None else data_task(model_task(model), run),
+        split_rule=split_rule(run),
     )
     loaded = time.perf_counter()
     if model is None:

@@ -8,6 +8,7 @@ silently scores a different dataset. Each evaluation is kept as its own
 
 from __future__ import annotations
 
+import csv
 import datetime
 import hashlib
 import io
@@ -35,6 +36,7 @@ from mlx.runs.records import (
     data_task,
     feature_dtype,
     recorded_task,
+    split_rule,
     stored_config,
 )
 from mlx.runs.store import RunDir
@@ -121,7 +123,7 @@ def evaluate(
         result["metric_names"] = names
         return result
 
-    X, y = _split_data(run, config, task, split)
+    X, y, keys = _split_data(run, config, task, split)
     y_pred, proba = model_outputs(model, X, task)
     values = compute_metrics(names, task, y, y_pred, proba=proba)
     result.update(
@@ -129,7 +131,7 @@ def evaluate(
         metrics=values,
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
     )
-    predictions = (y, y_pred, proba) if save_predictions else None
+    predictions = (keys, y, y_pred, proba) if save_predictions else None
     return _save(run, result, predictions)
 
 
@@ -176,7 +178,7 @@ def _checked_arguments(
 def _save(
     run: RunDir,
     result: dict[str, Any],
-    predictions: tuple[Any, Any, Any | None] | None,
+    predictions: tuple[dict[str, Any], Any, Any, Any | None] | None,
 ) -> dict[str, Any]:
     """``result`` recorded in the run's ``evals/`` (and ``predictions``, when
     given, in ``predictions.csv``), with ``path`` added; EvaluationNotSaved when the
@@ -210,7 +212,7 @@ def split_predictions(
     """
     _check_split(split)
     opened, config, model, task = _opened(run, checkpoint)
-    X, y = _split_data(opened, config, task, split)
+    X, y, _ = _split_data(opened, config, task, split)
     y_pred, proba = model_outputs(model, X, task)
     return task, y, y_pred, proba
 
@@ -236,20 +238,26 @@ def _opened(
 
 def _split_data(
     run: RunDir, config: ExperimentConfig, task: str, split: str
-) -> tuple[Any, Any]:
-    """``(X, y)`` of one split, rebuilt from the run's config and checked against
-    its ``data.json`` fingerprint; RunError when the split is empty."""
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(X, y, keys)`` of one split, rebuilt from the run's config by the split
+    rule it recorded and checked against its ``data.json`` fingerprint; RunError
+    when the split is empty. ``keys`` holds what joins each sample back to its
+    source row: ``source_row`` and, with an ``id_column``, ``id``."""
 
     with warnings.catch_warnings():
         # the run said so when it trained, and data.json records it
         warnings.filterwarnings(
             "ignore", message=r".*: the labels look like", category=DataWarning
         )
+        warnings.filterwarnings(
+            "ignore", message=r".*: the splits are not stratified", category=DataWarning
+        )
         splits = load(
             config.dataset,
             config.training.seed,
             feature_dtype(config, run),
             model_task=data_task(task, run),
+            split_rule=split_rule(run),
         )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
@@ -258,7 +266,12 @@ def _split_data(
             f"the {split} split of run {run.run_id} is empty",
             hint="choose another --split, or set a non-zero split fraction",
         )
-    return X, y
+    keys: dict[str, Any] = {}
+    if splits.source_rows is not None:
+        keys["source_row"] = splits.source_rows[split]
+    if splits.ids is not None:
+        keys["id"] = splits.ids[split]
+    return X, y, keys
 
 
 def _load_model(run: RunDir, config: ExperimentConfig, path: Path) -> BaseModel:
@@ -317,11 +330,14 @@ def _available_checkpoints(run: RunDir) -> list[str]:
 
 
 def _write_predictions(
-    run: RunDir, y: Any, y_pred: Any, proba: Any | None
+    run: RunDir, keys: dict[str, Any], y: Any, y_pred: Any, proba: Any | None
 ) -> tuple[Path, str]:
-    """``predictions.csv``: the index, the true and predicted targets and, for a
-    classifier, each class's probability. Returns its path and the SHA-256 of its
-    bytes, which the evaluation records: a reader knows which evaluation wrote it."""
+    """``predictions.csv``: the index (the sample within the split), the columns of
+    ``keys`` that join it back to the user's data (``source_row``, the 0-based
+    data row of the source file; ``id``, the ``id_column`` value), the true and
+    predicted targets and, for a classifier, each class's probability. Returns its
+    path and the SHA-256 of its bytes, which the evaluation records: a reader knows
+    which evaluation wrote it."""
     buffer = io.StringIO()
     y2 = np.asarray(y).reshape(len(y), -1)
     p2 = np.asarray(y_pred).reshape(len(y_pred), -1)
@@ -331,8 +347,10 @@ def _write_predictions(
     pred_cols = (
         ["y_pred"] if p2.shape[1] == 1 else [f"y_pred_{i}" for i in range(p2.shape[1])]
     )
-    columns = ["index", *true_cols, *pred_cols]
-    blocks = [np.arange(len(y)).reshape(-1, 1), y2, p2]
+    columns = ["index", *keys, *true_cols, *pred_cols]
+    blocks = [np.arange(len(y)).reshape(-1, 1)]
+    blocks += [np.asarray(v).reshape(-1, 1) for v in keys.values()]
+    blocks += [y2, p2]
     if proba is not None:
         p = np.asarray(proba)
         if p.ndim == 1:
@@ -350,4 +368,10 @@ def _write_predictions(
 
 def _csv_cell(value: Any) -> str:
     # repr keeps full float precision, so metrics recomputed from the file match
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):  # an id, quoted as CSV quotes it where needed
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow([value])
+        return out.getvalue()
+    return str(value)

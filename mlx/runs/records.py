@@ -23,7 +23,7 @@ from mlx.datasets.fingerprint import (
     sampled_fingerprint,
     split_fingerprint,
 )
-from mlx.datasets.splits import Splits
+from mlx.datasets.splits import SPLIT_RULE, Splits
 from mlx.errors import RunError
 from mlx.models import uses_torch
 from mlx.runs.store import RunDir
@@ -40,6 +40,7 @@ __all__ = [
     "fingerprint_version",
     "record_problem",
     "recorded_task",
+    "split_rule",
     "stored_config",
     "stored_record",
     "write_data_record",
@@ -114,6 +115,25 @@ def data_task(model_task: str | None, run: RunDir | None = None) -> str | None:
     if run is not None and fingerprint_version(stored_record(run)) < 2:
         return None
     return model_task
+
+
+def split_rule(run: RunDir | None = None) -> int | None:
+    """The split rule to rebuild a run's data with: None (the current one) for a
+    new run; for an existing ``run``, the rule its ``data.json`` recorded
+    (``preprocessing.split.rule``), 1 when it recorded none (the split was seeded
+    by ``training.seed``, before ``split_seed``), so its data is rebuilt as it was
+    recorded."""
+    if run is None:
+        return None
+    try:
+        stored = stored_record(run, check=False)
+    except RunError:
+        return None  # check_data_record reports the file
+    if record_problem(stored):
+        return None
+    split = stored.get("preprocessing", {}).get("split")
+    rule = split.get("rule", 1) if isinstance(split, dict) else 1
+    return int(rule)
 
 
 def data_record(
@@ -229,6 +249,13 @@ def _preprocessing_problem(preprocessing: Any) -> str | None:
         return (
             "'preprocessing.labels' must be a JSON object {\"classes\": [...]}; "
             f"got {_short(labels)}"
+        )
+    split = preprocessing.get("split")
+    rule = split.get("rule", 1) if isinstance(split, dict) else 1
+    if type(rule) is not int or not 1 <= rule <= SPLIT_RULE:
+        return (
+            f"'preprocessing.split.rule' must be an integer from 1 to {SPLIT_RULE}; "
+            f"got {_short(rule)} (a newer mlx, or an edit)"
         )
     dtype = preprocessing.get("feature_dtype")
     if dtype is not None and dtype not in ("float64", "float32"):
