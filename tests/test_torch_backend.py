@@ -838,7 +838,7 @@ def test_dry_run_offline_without_cached_weights_cannot_run(
     sets = [f"model.name={variant}", f"model.architecture={variant}"]
     sets = [a for s in [*sets, "model.params.pretrained=true"] for a in ("--set", s)]
     done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     folder = root / "torch-home" / "hub" / "checkpoints"
     verdict = done.stdout.splitlines()[-1]
     assert verdict.startswith("  can run here: no: model.params.pretrained: ")
@@ -996,7 +996,7 @@ def test_without_torch_an_image_model_is_one_clear_error(root: Path) -> None:
     done = mlx(
         root, "run-experiment", "--config", config, "--dry-run", PYTHONPATH=hidden
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     assert (
         "can run here: no: resnet18 runs on PyTorch, and torch and torchvision "
         "are not installed; install it with: pip install 'model-harness[torch]'"

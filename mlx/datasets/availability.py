@@ -13,12 +13,14 @@ same words. Nothing is fetched or created here.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from mlx.config.experiment import DatasetConfig
 from mlx.datasets import download
 from mlx.datasets.info import DatasetInfo, describe
-from mlx.errors import DatasetError, MLXError, map_os_errors
+from mlx.errors import DatasetError, MLXError
+from mlx.utils.safe_io import open_regular
 
 __all__ = ["data_error", "describe_here", "fetches"]
 
@@ -83,12 +85,11 @@ def _image_set_error(dataset: DatasetConfig, *, probe: bool) -> MLXError | None:
         return download.fetch_problem(name, root, probe=probe)
     for file in files:
         try:
-            with map_os_errors(
-                DatasetError, "{path}: cannot be read ({reason}).", path=file
-            ):
-                open(file, "rb").close()
-        except DatasetError as exc:
+            fd = open_regular(file, f"a {name} file", error=DatasetError)
+        except DatasetError as exc:  # no permission, a link that leads nowhere
             return exc
+        if fd is not None:
+            os.close(fd)
     return None
 
 
