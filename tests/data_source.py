@@ -11,13 +11,13 @@ from typing import Iterator
 
 
 class DataSource(ThreadingHTTPServer):
-    """The server; ``requests`` lists ``(method, path)`` of each request."""
+    """The server; ``requests`` lists ``(method, path)`` of each request.
+    ``get_status`` answers GET requests, when set apart from ``status``."""
 
-    status = 200
-
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, get_status: int | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.status = status
+        self.get_status = status if get_status is None else get_status
         self.requests: list[tuple[str, str]] = []
 
     @property
@@ -29,21 +29,28 @@ class _Handler(BaseHTTPRequestHandler):
     server: DataSource
 
     def do_HEAD(self) -> None:  # noqa: N802 - the name http.server calls
+        self._answer(self.server.status)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(self.server.get_status)
+
+    def _answer(self, status: int) -> None:
         self.server.requests.append((self.command, self.path))
-        self.send_response(self.server.status)
+        self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
-
-    do_GET = do_HEAD
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet: the test asserts on what it recorded
 
 
 @contextlib.contextmanager
-def data_source(status: int = 200) -> Iterator[DataSource]:
-    """A server answering ``status`` to every request while the block runs."""
-    server = DataSource(status)
+def data_source(
+    status: int = 200, get_status: int | None = None
+) -> Iterator[DataSource]:
+    """A server answering ``status`` to every request (``get_status`` to GET
+    requests, when given) while the block runs."""
+    server = DataSource(status, get_status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

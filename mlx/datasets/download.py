@@ -325,6 +325,8 @@ def _head(url: str) -> str | None:
         return f"does not answer within {_PROBE_TIMEOUT_S} s"
     except OSError as exc:
         return f"does not answer ({_reason(exc)})"
+    except ValueError as exc:  # a host name no request can carry (a label too long)
+        return f"cannot be asked ({_reason(exc)})"
 
 
 def download(name: str, root: Path) -> None:
