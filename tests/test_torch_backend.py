@@ -1053,6 +1053,7 @@ def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
     plan = mlx(
         root, "run-experiment", "--config", "cnn.yaml", "--dry-run", PYTHONPATH=hidden
     )
+    assert plan.returncode == 3
     assert plan.stdout.splitlines()[-1] == (
         f"  can run here: no: model.params.class_path: {what} ({hint})"
     )
@@ -1076,9 +1077,10 @@ def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
             "parameters": {"training.seed": {"values": [1, 2]}},
         },
     )
-    for extra in (["--dry-run"], []):
+    # the dry run's verdict "valid, but cannot run here" is exit status 3
+    for extra, status in ((["--dry-run"], 3), ([], 1)):
         done = mlx(root, "sweep", "--config", "sweep.yaml", *extra, PYTHONPATH=hidden)
-        assert done.returncode == 1
+        assert done.returncode == status
         assert done.stderr == (
             "error: no point of sweep 'cnn' can run here: model.params.class_path: "
             f"{what} ({hint})\n"
