@@ -198,7 +198,7 @@ def manual_instructions(name: str, root: Path, *, fetching: bool = False) -> str
     )
 
 
-def layout_hint(name: str, root: Path) -> str | None:
+def layout_hint(name: str, root: Path, *, fetching: bool = False) -> str | None:
     """What to get instead when ``root`` holds ``name`` in torchvision's layout
     (``cifar-10-batches-py/``, the pickled CIFAR batches; ``MNIST/raw/``), or None."""
     if name == "mnist":
@@ -217,8 +217,8 @@ def layout_hint(name: str, root: Path) -> str | None:
                 f"{folder} holds the Python (pickle) version of {name}, as torchvision "
                 f"downloads it; mlx reads the binary version: get {archive.filename} "
                 f"({_base_url(name)}{archive.filename}) and extract it, so that "
-                f"{root}/{archive.extracts_to}/ holds {_CIFAR_FILES[name]}, or set "
-                "'download: true' to have mlx fetch it"
+                f"{root}/{archive.extracts_to}/ holds {_CIFAR_FILES[name]}"
+                + ("" if fetching else ", or set 'download: true' to have mlx fetch it")
             )
     return None
 
@@ -242,7 +242,7 @@ def not_found(
             hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
             f"the {name} files",
         )
-    layout = layout_hint(name, root)
+    layout = layout_hint(name, root, fetching=fetching)
     todo = manual_instructions(name, root, fetching=fetching)
     return DatasetError(
         f"{name} files not found in {root} (missing: {', '.join(missing)}). "
