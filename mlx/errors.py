@@ -14,7 +14,8 @@ subclass also derives from the builtin it resembles, so callers may catch either
     │                                            an optional dependency is not installed
     └── RunError(MLXError, RuntimeError)         run store, resume and eval failures
         ├── DivergenceError(RunError)            training produced NaN or inf
-        └── RunInterrupted(RunError)             SIGINT/SIGTERM stopped a run
+        ├── RunInterrupted(RunError)             SIGINT/SIGTERM stopped a run
+        └── CannotRunHere(RunError)              valid, but cannot run here (dry run)
 
 Warnings have their own small tree, so callers can filter them by kind::
 
@@ -25,9 +26,9 @@ Warnings have their own small tree, so callers can filter them by kind::
 
 An error knows how it ends a command: :meth:`MLXError.show` writes
 ``error: <message>`` (and ``hint: <hint>`` when one is set) to stderr, and
-:attr:`MLXError.exit_code` is the status to exit with (1; 128 + the signal number for
-:class:`RunInterrupted`). The ``mlx`` command and a sweep's point process both end
-that way.
+:attr:`MLXError.exit_code` is the status to exit with (1; 3 for
+:class:`CannotRunHere`; 128 + the signal number for :class:`RunInterrupted`). The
+``mlx`` command and a sweep's point process both end that way.
 
 Standard library only, and cheap to import: every command starts by importing it.
 """
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendUnavailableError",
+    "CannotRunHere",
     "CheckpointError",
     "ConfigError",
     "ConfigWarning",
@@ -148,6 +150,14 @@ class RunError(MLXError, RuntimeError):
 
 class DivergenceError(RunError):
     """Training produced a NaN or infinite loss."""
+
+
+class CannotRunHere(RunError):
+    """A dry run found the config valid, but a run of it could not go ahead on this
+    machine (its data, the source a download would fetch, the model's backend, the
+    output path): exit code 3, apart from 1 for an invalid config."""
+
+    exit_code = 3
 
 
 class RunInterrupted(RunError):

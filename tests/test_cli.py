@@ -8,9 +8,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
+from data_source import data_source
 from helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +57,17 @@ def test_missing_experiment_name(work: Path) -> None:
     assert "required: experiment_name" in result.stderr
 
 
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty dataset cache and a loopback mirror that answers, for the examples
+    that download their data (the dry run asks the source whether it answers)."""
+    monkeypatch.setenv("MLX_DATA_DIR", str(tmp_path / "cache"))
+    with data_source(200) as server:
+        monkeypatch.setenv("MLX_DATA_URL", server.url)
+        yield
+
+
+@pytest.mark.usefixtures("mirror")
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_every_example_passes_dry_run(work: Path, path: Path) -> None:
     before = snapshot(work)
@@ -68,6 +81,7 @@ def test_every_example_passes_dry_run(work: Path, path: Path) -> None:
     assert snapshot(work) == before  # a dry run writes nothing
 
 
+@pytest.mark.usefixtures("mirror")
 def test_image_model_dry_run_plans_the_torch_model(work: Path) -> None:
     config = str(REPO / "examples" / "cifar10_config.yaml")
     result = mlx("run-experiment", "--dry-run", "--config", config, cwd=work)

@@ -776,7 +776,7 @@ def test_unreadable_data_is_one_clean_error_and_a_dry_run_says_no(
     assert str(tmp_path) in done.stderr
     _nothing_written(tmp_path)
     dry = _run(tmp_path, config, "--dry-run")
-    assert dry.returncode == 0 and "Traceback" not in dry.stderr, dry.stderr
+    assert dry.returncode == 3 and "Traceback" not in dry.stderr, dry.stderr
     (verdict,) = [line for line in dry.stdout.splitlines() if "can run here" in line]
     assert "can run here: no: the dataset would not load: " in verdict
     assert needle in verdict
@@ -920,7 +920,7 @@ def test_a_data_dir_the_system_refuses_is_a_clean_error(
         # a value no path can have is refused like a config field, before any plan
         _clean_error(dry, message)
         return
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 3, dry.stderr
     assert "can run here: no: the dataset would not load: " in dry.stdout
     assert message in dry.stdout
 

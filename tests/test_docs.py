@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from data_source import data_source
 from doc_pages import REPO_ROOT, Example, blocks, pages, resolve
 from helpers import cli_env
 
@@ -123,12 +124,15 @@ def test_pages_without_examples_are_the_listed_ones() -> None:
     assert without == {*(f"docs/{name}" for name in GENERATED), "docs/development.md"}
 
 
-def _run(example: Example, workdir: Path) -> subprocess.CompletedProcess:
+def _run(example: Example, workdir: Path, mirror: str) -> subprocess.CompletedProcess:
+    # the dry run asks the source of a dataset download whether it answers: the
+    # pages are run as on a machine online, against a loopback mirror
     env = cli_env(
         workdir,
         HOME=str(workdir),
         DOC_PYTHON=sys.executable,
         DOC_RUNNER=str(REPO_ROOT / "tests" / "doc_pages.py"),
+        MLX_DATA_URL=mirror,
     )
     if example.language == "python":
         command = [sys.executable, "-c", resolve(example.body, workdir)]
@@ -155,6 +159,11 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     after the files the page shows (``file=PATH``) are written."""
     shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
     (tmp_path / "pyproject.toml").write_text("")
+    with data_source(200) as mirror:
+        _run_page(page, tmp_path, mirror.url)
+
+
+def _run_page(page: Path, tmp_path: Path, mirror: str) -> None:
     for example in blocks(page):
         if example.file:
             target = tmp_path / example.file
@@ -164,7 +173,7 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(example.body, encoding="utf-8")
         elif example.runs:
-            done = _run(example, tmp_path)
+            done = _run(example, tmp_path, mirror)
             where = f"{example.page}:{example.line}"
             assert done.returncode == example.exit_status, (
                 f"{where} exited {done.returncode}\n{done.stdout}\n{done.stderr}"

@@ -380,7 +380,7 @@ def test_a_custom_model_module_that_fails_at_import(root: Path, kind: str) -> No
     _clean_failure(result, f"{module}:{line}:", what)
     assert _runs(root) == []
     plan = run_cli(["run-experiment", "--config", "c.yaml", "--dry-run"], root)
-    assert plan.returncode == 0 and "Traceback" not in plan.stderr
+    assert plan.returncode == 3 and "Traceback" not in plan.stderr
     assert "can run here: no: model.params.class_path" in plan.stdout
     assert f"{module}:{line}:" in plan.stdout
 
@@ -487,7 +487,7 @@ def test_the_dry_run_says_no_when_the_constructor_takes_other_params(
     }
     write_config(root / "c.yaml", config)
     plan = run_cli(["run-experiment", "--config", "c.yaml", "--dry-run"], root)
-    assert plan.returncode == 0 and "Traceback" not in plan.stderr
+    assert plan.returncode == 3 and "Traceback" not in plan.stderr
     assert f"can run here: no: model.params.class_path: {message}" in plan.stdout
     _clean_failure(_train(root, cli_env(root)), message)
     assert _runs(root) == []
@@ -589,7 +589,7 @@ def test_output_paths_the_file_system_refuses(
         + [f"output.directory={directory}"],
         root,
     )
-    assert plan.returncode == 0 and "can run here: no: output.directory" in plan.stdout
+    assert plan.returncode == 3 and "can run here: no: output.directory" in plan.stdout
     assert message in plan.stdout
     result = _train(root, cli_env(root), "--set", f"output.directory={directory}")
     _clean_failure(result, "cannot create the run", message)

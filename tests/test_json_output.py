@@ -254,9 +254,13 @@ def test_dry_run_json_is_the_plan_with_the_text_plans_config(root: Path) -> None
 def test_dry_run_json_says_why_a_run_cannot_go_ahead(root: Path) -> None:
     (root / "outputs").write_text("a file, not a directory")
     write_config(root / "exp.yaml", small_classification())
-    plan = _json_out(
-        run_cli(["run-experiment", "--config", "exp.yaml", "--dry-run", "--json"], root)
+    done = run_cli(
+        ["run-experiment", "--config", "exp.yaml", "--dry-run", "--json"], root
     )
+    # valid, but cannot run here: exit status 3, the reason on stderr too
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+    plan = strict(done.stdout)
+    assert done.stderr == f"error: cannot run here: {plan['reason']}\n"
     assert plan["can_run"] is False
     assert "output.directory" in plan["reason"] and "is a file" in plan["reason"]
     regression = small_classification()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
+from data_source import data_source
 
 from mlx.config import ConfigWarning, ModelConfig, default_config, parse_config
 from mlx.experiment.plan import make_plan, parameter_count, render_dry_run
@@ -43,10 +45,24 @@ def _config(tmp_path: Path, dataset: dict, model: dict):
         return parse_config(data, root=tmp_path)
 
 
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty dataset cache and a loopback mirror that answers: mnist with
+    ``download: true`` can run here."""
+    monkeypatch.setenv("MLX_DATA_DIR", str(tmp_path / "cache"))
+    with data_source(200) as server:
+        monkeypatch.setenv("MLX_DATA_URL", server.url)
+        yield
+
+
+_FETCHED_MNIST = {"name": "mnist", "params": {"download": True}}
+
+
+@pytest.mark.usefixtures("mirror")
 def test_image_model_plan_counts_torchvision_parameters(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
-    config = _config(tmp_path, {"name": "mnist"}, {"name": "resnet18"})
+    config = _config(tmp_path, _FETCHED_MNIST, {"name": "resnet18"})
     plan = make_plan(config)
     assert plan.runnable
     reference = torchvision.models.resnet18(num_classes=10)
@@ -62,6 +78,7 @@ def test_image_model_plan_counts_torchvision_parameters(tmp_path: Path) -> None:
     assert f"model.safetensors about {size / 2**20:.1f} MiB" in text
 
 
+@pytest.mark.usefixtures("mirror")
 def test_custom_model_without_class_path(tmp_path: Path) -> None:
     config = _config(tmp_path, {"name": "mnist"}, {"name": "custom"})
     assert "needs model.params.class_path" in (make_plan(config).blocker or "")
@@ -73,7 +90,7 @@ def test_custom_model_without_class_path(tmp_path: Path) -> None:
     assert "there is no module 'a'" in (make_plan(config).blocker or "")
     config = _config(
         tmp_path,
-        {"name": "mnist"},
+        _FETCHED_MNIST,
         {
             "name": "custom",
             "params": {"class_path": "examples.custom_models:SoftmaxRegression"},

@@ -838,7 +838,7 @@ def test_dry_run_offline_without_cached_weights_cannot_run(
     sets = [f"model.name={variant}", f"model.architecture={variant}"]
     sets = [a for s in [*sets, "model.params.pretrained=true"] for a in ("--set", s)]
     done = mlx(root, "run-experiment", "--config", config, *sets, "--dry-run")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     folder = root / "torch-home" / "hub" / "checkpoints"
     verdict = done.stdout.splitlines()[-1]
     assert verdict.startswith("  can run here: no: model.params.pretrained: ")
@@ -996,7 +996,7 @@ def test_without_torch_an_image_model_is_one_clear_error(root: Path) -> None:
     done = mlx(
         root, "run-experiment", "--config", config, "--dry-run", PYTHONPATH=hidden
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     assert (
         "can run here: no: resnet18 runs on PyTorch, and torch and torchvision "
         "are not installed; install it with: pip install 'model-harness[torch]'"
@@ -1053,6 +1053,7 @@ def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
     plan = mlx(
         root, "run-experiment", "--config", "cnn.yaml", "--dry-run", PYTHONPATH=hidden
     )
+    assert plan.returncode == 3
     assert plan.stdout.splitlines()[-1] == (
         f"  can run here: no: model.params.class_path: {what} ({hint})"
     )
@@ -1076,9 +1077,10 @@ def test_without_torch_a_custom_module_names_the_extra(root: Path) -> None:
             "parameters": {"training.seed": {"values": [1, 2]}},
         },
     )
-    for extra in (["--dry-run"], []):
+    # the dry run's verdict "valid, but cannot run here" is exit status 3
+    for extra, status in ((["--dry-run"], 3), ([], 1)):
         done = mlx(root, "sweep", "--config", "sweep.yaml", *extra, PYTHONPATH=hidden)
-        assert done.returncode == 1
+        assert done.returncode == status
         assert done.stderr == (
             "error: no point of sweep 'cnn' can run here: model.params.class_path: "
             f"{what} ({hint})\n"

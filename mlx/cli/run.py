@@ -10,6 +10,7 @@ from mlx.cli.options import add_json
 from mlx.cli.output import (
     EXIT_OK,
     err,
+    flush_stdout,
     format_value,
     key_value_table,
     print_json,
@@ -17,7 +18,7 @@ from mlx.cli.output import (
     warnings_printed,
     write_stdout,
 )
-from mlx.errors import MLXError, RunError
+from mlx.errors import CannotRunHere, MLXError, RunError
 from mlx.utils.raised import one_line
 
 TYPE_CHECKING = False
@@ -50,7 +51,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate the config and print the plan without running anything",
+        help="validate the config and print the plan without running anything: "
+        "the data (every file the run reads, or the source a download would "
+        "fetch from), the model, the outputs; exit status 0: valid and can run "
+        "here, 1: invalid config, 3: valid but cannot run here (the reason on "
+        "stderr, and in --json as can_run and reason)",
     )
     parser.add_argument(
         "--set",
@@ -101,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
 def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     """The config the command line asks for: file or built-in default, overridden."""
     from mlx.config import Override, default_config, load_config
-    from mlx.experiment.checks import check_runnable
+    from mlx.experiment.checks import check_runnable, check_runnable_for_run
+
+    # a run looks at its data before anything imports torch: its device check waits
+    runnable = check_runnable if args.dry_run else check_runnable_for_run
 
     overrides: list[OverrideLike] = []
     if args.experiment_name is not None and args.config:
@@ -109,23 +117,29 @@ def _resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         overrides.append(Override("name", name, f"experiment name {name!r}"))
     overrides += args.overrides
     if args.config:
-        return load_config(args.config, overrides, runnable=check_runnable)
+        return load_config(args.config, overrides, runnable=runnable)
     name = "default" if args.experiment_name is None else args.experiment_name
     err(
         f"note: no --config given; using the built-in default experiment "
         f"(synthetic classification + MLP) named {name!r}"
     )
-    return default_config(name, overrides=overrides, runnable=check_runnable)
+    return default_config(name, overrides=overrides, runnable=runnable)
 
 
 def _dry_run(config: ExperimentConfig, as_json: bool) -> int:
-    """The resolved config and the plan, as text or as one JSON document."""
-    from mlx.experiment.plan import plan_record, render_dry_run
+    """The resolved config and the plan, as text or as one JSON document; exit
+    status 3 (the reason on stderr) when the plan says the run cannot go ahead
+    here."""
+    from mlx.experiment.plan import make_plan, plan_record, render_dry_run
 
+    plan = make_plan(config)
     if as_json:
-        print_json(plan_record(config))
+        print_json(plan_record(config, plan))
     else:
-        write_stdout(render_dry_run(config))
+        write_stdout(render_dry_run(config, plan))
+    if plan.blocker is not None:
+        flush_stdout()  # the plan first, then the verdict
+        raise CannotRunHere(f"cannot run here: {plan.blocker}")
     return EXIT_OK
 
 

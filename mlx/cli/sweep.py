@@ -94,7 +94,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sweep.add_argument(
         "--dry-run",
         action="store_true",
-        help="list every point and validate its config, running nothing",
+        help="list every point and validate its config, running nothing; exit "
+        "status 1: an invalid config, 3: valid, but a point cannot run here",
     )
     sweep.add_argument(
         "--resume",

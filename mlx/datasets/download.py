@@ -16,33 +16,48 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from mlx.errors import (
     BackendUnavailableError,
+    DatasetError,
     DownloadError,
+    MLXError,
     map_os_errors,
 )
 from mlx.utils import environ
 
 __all__ = [
     "cache_dir",
-    "unusable_directory",
     "dataset_dir",
     "download",
+    "fetch_problem",
+    "imagenet_not_found",
+    "layout_hint",
     "manual_instructions",
+    "not_found",
     "safe_extract",
+    "unusable_directory",
 ]
 
 _DATA_EXTRA = "pip install 'model-harness[data]'"
 _TIMEOUT_S = 60
+#: how long the dry run (and a run, before it loads anything heavy) waits for the
+#: download source to answer a HEAD request
+_PROBE_TIMEOUT_S = 5
+#: "HTTPConnection(host='h', port=443): " or "<... object at 0x...>: " before a cause
+_CONNECTION_PREFIX = re.compile(r"^(?:<[^<>]*>|\w+\([^()]*\)): ")
+_FETCH_HINT = "set 'download: true' in dataset.params to fetch them"
 _WRITABLE = "set MLX_DATA_DIR (or dataset.path) to a directory you can write"
 
 
@@ -98,6 +113,14 @@ _ARCHIVES: dict[str, tuple[_Archive, ...]] = {
     ),
 }
 
+# torchvision's folders of the pickled CIFAR batches, which mlx does not read, and
+# the files of the binary version, which it does
+_TORCHVISION_CIFAR = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+_CIFAR_FILES = {
+    "cifar10": "data_batch_1.bin ... data_batch_5.bin and test_batch.bin",
+    "cifar100": "train.bin and test.bin",
+}
+
 # Official locations (the MNIST mirror is the one TensorFlow Datasets uses).
 _BASE_URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -149,18 +172,161 @@ def _base_url(name: str) -> str:
     return environ.data_url() or _BASE_URLS[name]
 
 
-def manual_instructions(name: str, root: Path) -> str:
-    """How to put the files of ``name`` in place by hand."""
+def manual_instructions(name: str, root: Path, *, fetching: bool = False) -> str:
+    """How to put the files of ``name`` in place by hand; ``fetching`` when the
+    config already has ``download: true`` (which is then not suggested again)."""
     archives = _ARCHIVES[name]
     urls = ", ".join(_base_url(name) + a.filename for a in archives)
     if name == "mnist":
         what = "the four MNIST files (.gz or uncompressed)"
     else:
         what = f"the extracted {archives[0].extracts_to}/ directory"
-    return (
-        f"Download {urls} and put {what} in {root}, or set 'download: true' "
-        "(dataset.params) on a machine with network access."
+    if not fetching:
+        return (
+            f"Download {urls} and put {what} in {root}, or set 'download: true' "
+            "(dataset.params) on a machine with network access."
+        )
+    host = urlsplit(_base_url(name)).hostname or _base_url(name)
+    mirror = (
+        f"check {environ.DATA_URL} ({environ.data_url()})"
+        if environ.data_url()
+        else f"set {environ.DATA_URL} to a mirror that holds them"
     )
+    return (
+        f"Download {urls} and put {what} in {root} by hand, run again where {host} "
+        f"can be reached, or {mirror}."
+    )
+
+
+def layout_hint(name: str, root: Path, *, fetching: bool = False) -> str | None:
+    """What to get instead when ``root`` holds ``name`` in torchvision's layout
+    (``cifar-10-batches-py/``, the pickled CIFAR batches; ``MNIST/raw/``), or None."""
+    if name == "mnist":
+        for raw in (root / "MNIST" / "raw", root / "raw"):
+            if _is_dir(raw):
+                return (
+                    f"{raw} is torchvision's MNIST layout: its files are the ones mlx "
+                    f"reads; set dataset.path to {raw}"
+                )
+        return None
+    pickled = _TORCHVISION_CIFAR[name]
+    archive = _ARCHIVES[name][0]
+    for folder in (root, root / pickled):
+        if folder.name == pickled and _is_dir(folder):
+            return (
+                f"{folder} holds the Python (pickle) version of {name}, as torchvision "
+                f"downloads it; mlx reads the binary version: get {archive.filename} "
+                f"({_base_url(name)}{archive.filename}) and extract it, so that "
+                f"{root}/{archive.extracts_to}/ holds {_CIFAR_FILES[name]}"
+                + ("" if fetching else ", or set 'download: true' to have mlx fetch it")
+            )
+    return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long: no such directory
+        return False
+
+
+def not_found(
+    name: str, root: Path, missing: Sequence[str], *, fetching: bool = False
+) -> DatasetError:
+    """The error for files of ``name`` that are not in ``root`` (``missing``
+    names them); ``fetching`` when ``download: true`` is already set."""
+    blocked = unusable_directory(root)
+    if blocked:
+        return DatasetError(
+            f"{name} files not found: {blocked}.",
+            hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
+            f"the {name} files",
+        )
+    layout = layout_hint(name, root, fetching=fetching)
+    todo = manual_instructions(name, root, fetching=fetching)
+    return DatasetError(
+        f"{name} files not found in {root} (missing: {', '.join(missing)}). "
+        + (f"{layout}." if layout else todo),
+        hint=None if fetching else _FETCH_HINT,
+    )
+
+
+def imagenet_not_found(root: Path) -> DatasetError:
+    """The error for an imagenet folder that is not at ``root``."""
+    return DatasetError(
+        f"imagenet not found: expected {root}/train/<class>/*.jpg and "
+        f"{root}/val/<class>/*.jpg. Download it from image-net.org, arrange "
+        "it as ImageFolder directories, and set dataset.path (or put it in "
+        f"{root})."
+    )
+
+
+def fetch_problem(name: str, root: Path, *, probe: bool = True) -> MLXError | None:
+    """Why ``download(name, root)`` could not fetch the files here, found without
+    fetching or creating anything: pooch is not installed, ``root`` cannot be made
+    or written, or (with ``probe``) an archive's URL does not answer a HEAD request
+    within a few seconds. None when the download can go ahead."""
+    if importlib.util.find_spec("pooch") is None:
+        return _no_pooch(name, root)
+    blocked = unusable_directory(root)
+    if blocked:
+        return DownloadError(
+            f"cannot download {name} into {root}: {blocked}", hint=_WRITABLE
+        )
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return DownloadError(
+            f"cannot download {name}: cannot create {root} ({existing} is not "
+            "writable)",
+            hint=_WRITABLE,
+        )
+    if not probe:
+        return None
+    for archive in _ARCHIVES[name]:
+        url = _base_url(name) + archive.filename
+        problem = _head(url)
+        if problem is not None:
+            return DownloadError(
+                f"cannot download {name}: {url} {problem}. "
+                + manual_instructions(name, root, fetching=True)
+            )
+    return None
+
+
+def _head(url: str) -> str | None:
+    """Why ``url`` does not answer a HEAD request within :data:`_PROBE_TIMEOUT_S`
+    seconds (an FTP URL: a connection to its server), or None when it does."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(url)
+    try:
+        if parts.scheme not in ("http", "https"):
+            port = parts.port or socket.getservbyname(parts.scheme, "tcp")
+            socket.create_connection(
+                (parts.hostname or "", port), timeout=_PROBE_TIMEOUT_S
+            ).close()
+            return None
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError as exc:
+        if exc.code in (405, 501):  # the server answers, only not to HEAD
+            return None
+        return f"answers HTTP {exc.code} ({exc.reason})"
+    except urllib.error.URLError as exc:
+        cause = exc.reason
+        text = _reason(cause) if isinstance(cause, BaseException) else str(cause)
+        return f"does not answer ({text})"
+    except (TimeoutError, socket.timeout):
+        return f"does not answer within {_PROBE_TIMEOUT_S} s"
+    except OSError as exc:
+        return f"does not answer ({_reason(exc)})"
+    except ValueError as exc:  # a host name no request can carry (a label too long)
+        return f"cannot be asked ({_reason(exc)})"
 
 
 def download(name: str, root: Path) -> None:
@@ -173,11 +339,7 @@ def download(name: str, root: Path) -> None:
     try:
         import pooch
     except ImportError:
-        raise BackendUnavailableError(
-            "Downloading datasets needs pooch, which is not installed; install it "
-            f"with: {_DATA_EXTRA}. {manual_instructions(name, root)}",
-            hint=_DATA_EXTRA,
-        ) from None
+        raise _no_pooch(name, root) from None
     import requests
 
     blocked = unusable_directory(root)
@@ -206,7 +368,7 @@ def download(name: str, root: Path) -> None:
         except requests.exceptions.RequestException as exc:
             raise DownloadError(
                 f"Could not download {url}: {_reason(exc)}. "
-                + manual_instructions(name, root)
+                + manual_instructions(name, root, fetching=True)
             ) from None
         except OSError as exc:
             # the cache refused the write: read-only, full, permissions
@@ -219,7 +381,7 @@ def download(name: str, root: Path) -> None:
             raise DownloadError(
                 f"{archive.filename} from {url} failed its SHA-256 check, so it was "
                 f"discarded ({exc}). The transfer was corrupted or the mirror serves "
-                f"a different file. {manual_instructions(name, root)}"
+                f"a different file. {manual_instructions(name, root, fetching=True)}"
             ) from None
         if archive.extracts_to is not None:
             tarball = root / archive.filename
@@ -227,9 +389,27 @@ def download(name: str, root: Path) -> None:
             tarball.unlink()
 
 
+def _no_pooch(name: str, root: Path) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        "Downloading datasets needs pooch, which is not installed; install it "
+        f"with: {_DATA_EXTRA}. {manual_instructions(name, root, fetching=True)}",
+        hint=_DATA_EXTRA,
+    )
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 300 else text[:300] + "..."
+    """The whole cause of a failed transfer, from the innermost error that says
+    it (requests wraps urllib3's, which names the connection object first)."""
+    cause: BaseException = exc
+    while True:
+        inner = getattr(cause, "reason", None)
+        if not isinstance(inner, BaseException) and cause.args:
+            inner = cause.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    text = str(cause) or type(cause).__name__
+    return _CONNECTION_PREFIX.sub("", text)
 
 
 @contextlib.contextmanager

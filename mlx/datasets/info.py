@@ -208,11 +208,7 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
             n_features = shape[1] * shape[2]
     notes: tuple[str, ...] = ()
     if root is not None:
-        notes = (
-            f"files found in {root}"
-            if present
-            else f"files not in {root} yet (set download: true to fetch them)",
-        )
+        notes = (_image_set_note(root, present, dataset.params.get("download")),)
         if not present:
             problem = download.unusable_directory(root)
     n_samples = n_train + n_test
@@ -230,6 +226,15 @@ def _describe_image_set(dataset: DatasetConfig) -> DatasetInfo:
         image_shape=shape,
         problem=problem,
     )
+
+
+def _image_set_note(root: Path, present: bool, fetch: Any) -> str:
+    """Where an image set's files are, or how they would get there."""
+    if present:
+        return f"files found in {root}"
+    if fetch is True:  # never suggest what the config already says
+        return f"files not in {root} yet (download: true fetches them)"
+    return f"files not in {root} yet (set download: true to fetch them)"
 
 
 def _idx_header(path: Path) -> tuple[int, int, int] | None:

@@ -395,12 +395,7 @@ def _read_image_set(
                 stacklevel=4,
             )
         if not (root / "train").is_dir():
-            raise DatasetError(
-                f"imagenet not found: expected {root}/train/<class>/*.jpg and "
-                f"{root}/val/<class>/*.jpg. Download it from image-net.org, arrange "
-                "it as ImageFolder directories, and set dataset.path (or put it in "
-                f"{root})."
-            )
+            raise _download.imagenet_not_found(root)
         if streamed:
             return image_folder(root, size, scale)
         return _images.read_image_folder(root, size)
@@ -410,30 +405,21 @@ def _read_image_set(
             _download.download(name, root)
             files, missing = _images.find_mnist(root)
         if missing:
-            raise _not_found(name, root, missing)
+            raise _not_found(name, root, missing, fetch)
         return _images.read_mnist(root, files)
     directory, missing = _images.find_cifar(name, root)
     if directory is None and fetch:
         _download.download(name, root)
         directory, missing = _images.find_cifar(name, root)
     if directory is None:
-        raise _not_found(name, root, missing)
+        raise _not_found(name, root, missing, fetch)
     return _images.read_cifar(name, directory)
 
 
-def _not_found(name: str, root: Path, missing: Sequence[str]) -> DatasetError:
-    blocked = _download.unusable_directory(root)
-    if blocked:
-        return DatasetError(
-            f"{name} files not found: {blocked}.",
-            hint="set MLX_DATA_DIR (or dataset.path) to the directory that holds "
-            f"the {name} files",
-        )
-    return DatasetError(
-        f"{name} files not found in {root} (missing: {', '.join(missing)}). "
-        + _download.manual_instructions(name, root),
-        hint="set 'download: true' in dataset.params to fetch them",
-    )
+def _not_found(
+    name: str, root: Path, missing: Sequence[str], fetch: bool = False
+) -> DatasetError:
+    return _download.not_found(name, root, missing, fetching=fetch)
 
 
 _LOADERS: dict[str, Callable[[DatasetConfig, SplitHow, np.dtype], Splits]] = {

@@ -5,9 +5,9 @@ mapping ``{train: a.csv, val: b.csv, test: c.csv}``.
 ``validation_split`` / ``test_split`` by the rule a single file is cut by
 (:func:`mlx.datasets.splits.choose_rows`: split_seed, stratify, groups, folds).
 Every file is read by the reader of its format
-(:func:`mlx.datasets.tabular.read_data_file`), and all of them must have the same format,
-the same columns (CSV, Parquet) or feature count (``.npz``, ``.npy``), and labels
-that train knows: the labels of every file are encoded together, so a class index
+(:func:`mlx.datasets.tabular.read_data_file`), and all of them must have the same
+format, the same columns (CSV, Parquet) or feature count (``.npz``, ``.npy``), and
+labels that train knows: the labels of every file are encoded together, so a class index
 means the same class in every split, and a class that only a val or test file holds
 is an error naming it, its file and line. docs/design/split-files.md says why.
 

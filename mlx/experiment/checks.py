@@ -29,11 +29,15 @@ from mlx.config.names import IMAGE_MODEL_FAMILIES, MEMORY_LIMIT_BYTES, model_fam
 from mlx.config.reporting import IssueLog
 from mlx.config.runnable import RunnableIssues, Sections
 from mlx.datasets import DatasetInfo, describe
+from mlx.datasets.availability import data_error, fetches
 from mlx.errors import ConfigError, ConfigWarning, MLXError
 
 __all__ = [
-    "ensure_runnable",
     "check_runnable",
+    "check_runnable_for_run",
+    "ensure_data",
+    "ensure_device",
+    "ensure_runnable",
     "format_bytes",
     "model_blocker",
 ]
@@ -43,24 +47,30 @@ def check_runnable(
     sections: Sections,
     doc: Document,
     overrides: Mapping[NodePath, str] | None = None,
+    *,
+    data_first: bool = False,
 ) -> RunnableIssues:
     """Whether the config whose validated ``sections`` these are can run here.
 
     ``doc`` and ``overrides`` (each path set by ``--set`` -> its label) locate the
-    issues. Nothing is raised or issued here; the caller decides.
+    issues. Nothing is raised or issued here; the caller decides. ``data_first``
+    (a run's check, :func:`check_runnable_for_run`) leaves the device check, which
+    imports torch, to :func:`ensure_device` when the data is not all here yet.
     """
     blocked = IssueLog(doc, overrides)
     if sections.model is not None:
         _model_runs_here(blocked, sections.model)
     log = IssueLog(doc, overrides)
     model = sections.model
+    info = None
     if sections.dataset is not None:
         info = _describe(log, sections.dataset)
         if info is not None and model is not None and model.name == "mlp":
             _mlp_fits_dataset(log, model.params, info)
         if info is not None and model is not None:
             _image_classes(log, model, info)
-    if model is not None and sections.device is not None:
+    waits = data_first and not _data_here(sections.dataset, info)
+    if model is not None and sections.device is not None and not waits:
         if sections.precision is not None:
             _device_runs_model(log, model, sections.device, sections.precision)
     return RunnableIssues(
@@ -68,14 +78,63 @@ def check_runnable(
     )
 
 
-def ensure_runnable(config: ExperimentConfig) -> None:
+def check_runnable_for_run(
+    sections: Sections,
+    doc: Document,
+    overrides: Mapping[NodePath, str] | None = None,
+) -> RunnableIssues:
+    """:func:`check_runnable` as a run asks it: nothing imports torch before the
+    run has looked at its data (:func:`ensure_data`, then :func:`ensure_device`
+    where the device check waited)."""
+    return check_runnable(sections, doc, overrides, data_first=True)
+
+
+def ensure_runnable(config: ExperimentConfig, *, data_first: bool = False) -> None:
     """Raise :class:`ConfigError` when ``config``, validated as a document only (a
-    ``load_config`` without ``runnable``), cannot run here; issue its warnings."""
+    ``load_config`` without ``runnable``), cannot run here; issue its warnings.
+    ``data_first`` as for :func:`check_runnable`."""
     doc = Document(config.source or "<config>", config.to_dict())
-    found = check_runnable(Sections.of(config), doc)
+    found = check_runnable(Sections.of(config), doc, data_first=data_first)
+    _raise_or_warn(found)
+
+
+def ensure_data(dataset: DatasetConfig) -> None:
+    """Raise the error a run would stop on because its data cannot be had here (a
+    file missing or unreadable, a download source that does not answer): what the
+    plan says as ``can run here: no``. Cheap: torch is not imported."""
+    error = data_error(dataset)
+    if error is not None:
+        raise error
+
+
+def ensure_device(config: ExperimentConfig) -> None:
+    """The device check :func:`check_runnable_for_run` left for later (the data was
+    still to be downloaded): ConfigError when the device or precision cannot run
+    here; nothing when the check was done then."""
+    if _data_here(config.dataset, None):
+        return
+    doc = Document(config.source or "<config>", config.to_dict())
+    log = IssueLog(doc)
+    training = config.training
+    _device_runs_model(log, config.model, training.device, training.precision)
+    _raise_or_warn(RunnableIssues((), tuple(log.errors), tuple(log.warnings)))
+
+
+def _data_here(dataset: DatasetConfig | None, info: DatasetInfo | None) -> bool:
+    """Whether the data a run reads is all here (nothing to fetch first); asked of
+    this machine only, never of the network."""
+    if dataset is None:
+        return True
+    try:
+        return not fetches(dataset) and data_error(dataset, info, probe=False) is None
+    except MLXError:  # a cache that cannot be named: the run says why
+        return False
+
+
+def _raise_or_warn(found: RunnableIssues) -> None:
     for issue in (*found.blocked, *found.warnings):
-        # stacklevel: here -> run_experiment's helpers -> the caller
-        warnings.warn(str(issue), ConfigWarning, stacklevel=4)
+        # stacklevel: here -> ensure_* -> run_experiment's helpers -> the caller
+        warnings.warn(str(issue), ConfigWarning, stacklevel=5)
     if found.errors:
         errors = list(found.errors)
         raise ConfigError("\n".join(str(e) for e in errors), errors=errors)

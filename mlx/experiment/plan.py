@@ -3,11 +3,13 @@
 ``mlx run-experiment --dry-run`` prints :func:`render_dry_run`: the resolved
 configuration as YAML, then the plan (dataset shape, task and memory, model size,
 where outputs would go, and whether the run can go ahead here: the model on this
-installation, a custom model's ``class_path``, the output path, and the data as far
-as the plan read it). Nothing is trained or written; dataset files are read no
-further than their headers (and the label array of ``.npy``/``.npz`` data), and a
-custom model's module is imported (as the run would), to tell whether its
-``class_path`` names a model.
+installation, a custom model's ``class_path``, the output path, and the data: every
+file the run reads in place and readable, or, for files ``download: true`` would
+fetch, the source answering a HEAD request). Nothing is trained or written; dataset
+files are read no further than their headers (and the label array of
+``.npy``/``.npz`` data), and a custom model's module is imported (as the run would),
+to tell whether its ``class_path`` names a model. ``mlx run-experiment --dry-run``
+exits 3 when the plan says the run cannot go ahead here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Sequence
 from mlx.config.documents import YamlDumper, dump_yaml
 from mlx.config.experiment import ExperimentConfig, ModelConfig
 from mlx.config.names import IMAGE_MODEL_FAMILIES, model_family
-from mlx.datasets import DatasetInfo, describe, image_shape
+from mlx.datasets import DatasetInfo, image_shape
+from mlx.datasets.availability import describe_here
 from mlx.errors import ModelError
 from mlx.experiment.checks import format_bytes, model_blocker
 from mlx.experiment.preflight import output_blocker
@@ -42,7 +45,8 @@ class Plan:
 
     ``run_directory`` is a pattern: the timestamp and the random suffix are chosen
     when the run starts. ``blocker`` says why the run cannot run here (``None``
-    when it can): the model, or the data the plan read (headers, label arrays).
+    when it can): the model, or the data the plan read (headers, label arrays), a
+    file that is not there, a download source that does not answer.
     """
 
     config: ExperimentConfig
@@ -74,8 +78,9 @@ def parameter_count(model: ModelConfig, n_features: int | None) -> int | None:
 
 
 def make_plan(config: ExperimentConfig) -> Plan:
-    """Work out the plan of ``config`` (cheap: nothing is loaded or written)."""
-    info = describe(config.dataset)
+    """Work out the plan of ``config`` (cheap: nothing is loaded or written; the
+    download source is asked whether it answers when the files would be fetched)."""
+    info = describe_here(config.dataset)
     blocker = run_blocker(config, info)
     count = parameter_count(config.model, info.n_features)
     backend: tuple[tuple[str, str], ...] = ()
@@ -100,7 +105,9 @@ def run_blocker(
     """Why a run of the validated ``config`` cannot go ahead here, or None: the
     model on this installation (and an image model's published weights), a custom
     model's ``class_path``, the output path, and the data as far as ``info`` (its
-    :func:`~mlx.datasets.describe`) read it. Nothing is built or written."""
+    :func:`~mlx.datasets.availability.describe_here`) found it: every file the run
+    reads in place and readable, or the source a download would fetch from
+    answering. Nothing is built or written."""
     blocker = model_blocker(config.model.name, config.model.params)
     if blocker is None and model_family(config.model.name) in IMAGE_MODEL_FAMILIES:
         blocker = _pretrained_blocker(config.model)
@@ -109,7 +116,7 @@ def run_blocker(
         or class_path_blocker(config.model)
         or output_blocker(config.output.directory, config.name)
         or _data_blocker(
-            info if info is not None else describe(config.dataset),
+            info if info is not None else describe_here(config.dataset),
             model_task(config.model),
         )
     )
@@ -274,10 +281,12 @@ def _resolved_task(info: DatasetInfo, by_model: str | None) -> str | None:
     return None
 
 
-def plan_record(config: ExperimentConfig) -> dict[str, Any]:
+def plan_record(config: ExperimentConfig, plan: Plan | None = None) -> dict[str, Any]:
     """The dry run as data (``mlx run-experiment --dry-run --json``): the resolved
-    config and the plan's rows, numbers as numbers and None where unknown."""
-    plan = make_plan(config)
+    config and the plan's rows (``plan``, when already made), numbers as numbers
+    and None where unknown; ``can_run`` false with the ``reason`` when the run
+    cannot go ahead here."""
+    plan = make_plan(config) if plan is None else plan
     info = plan.dataset
     return {
         "config": config.to_dict(),
@@ -310,7 +319,8 @@ def _represent_list(dumper: YamlDumper, data: list) -> Any:
 _Dumper.add_representer(list, _represent_list)
 
 
-def render_dry_run(config: ExperimentConfig) -> str:
-    """The resolved configuration as YAML, a blank line, then the plan."""
+def render_dry_run(config: ExperimentConfig, plan: Plan | None = None) -> str:
+    """The resolved configuration as YAML, a blank line, then the plan (``plan``,
+    when already made)."""
     text = dump_yaml(config.to_dict(), Dumper=_Dumper, allow_unicode=False)
-    return text + "\n" + render_plan(make_plan(config))
+    return text + "\n" + render_plan(make_plan(config) if plan is None else plan)

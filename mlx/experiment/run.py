@@ -19,7 +19,12 @@ from typing import Any, Mapping, Sequence, Union
 from mlx.config import ExperimentConfig, Override, load_config, parse_config
 from mlx.errors import RunError, RunInterrupted, map_os_errors
 from mlx.experiment.build import Built, build, decide_backend
-from mlx.experiment.checks import check_runnable, ensure_runnable
+from mlx.experiment.checks import (
+    check_runnable_for_run,
+    ensure_data,
+    ensure_device,
+    ensure_runnable,
+)
 from mlx.experiment.lifecycle import Timing, setting_up
 from mlx.experiment.loop import TrainerState
 from mlx.experiment.preflight import check_output
@@ -128,17 +133,17 @@ def _as_config(
         raise RunError("run_experiment needs a config or a run to resume")
     if isinstance(config_or_path, ExperimentConfig):
         if not overrides:
-            ensure_runnable(config_or_path)
+            ensure_runnable(config_or_path, data_first=True)
             return config_or_path
         return parse_config(
             config_or_path.to_dict(),
             source=config_or_path.source or "<config>",
             overrides=overrides,
-            runnable=check_runnable,
+            runnable=check_runnable_for_run,
         )
     if isinstance(config_or_path, Mapping):
         return parse_config(
-            config_or_path, overrides=overrides, runnable=check_runnable
+            config_or_path, overrides=overrides, runnable=check_runnable_for_run
         )
     if not isinstance(config_or_path, (str, os.PathLike)):
         raise TypeError(
@@ -146,7 +151,9 @@ def _as_config(
             "ExperimentConfig, a mapping, or the path of a JSON/YAML file; got "
             f"{type(config_or_path).__name__}."
         )
-    return load_config(config_or_path, overrides=overrides, runnable=check_runnable)
+    return load_config(
+        config_or_path, overrides=overrides, runnable=check_runnable_for_run
+    )
 
 
 def _start(
@@ -159,8 +166,12 @@ def _start(
     """A new run of ``config``, trained to the end (or to the signal that stops
     it)."""
     timing = Timing()
-    # everything that can fail on bad input happens before the run directory exists
+    # everything that can fail on bad input happens before the run directory exists;
+    # the data is looked at before anything imports torch (a custom model's module,
+    # the device check), so a missing file fails at once
     check_output(config)
+    ensure_data(config.dataset)
+    ensure_device(config)
     built = build(config, decide_backend(config))
     pause_point("before-create")
     # from the directory's creation on, no signal cuts the work: one that comes

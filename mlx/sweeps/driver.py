@@ -22,8 +22,15 @@ from types import FrameType
 from typing import Any, Iterator, Mapping, Sequence
 
 from mlx.config.documents import dump_yaml
-from mlx.datasets import DatasetInfo, describe
-from mlx.errors import BackendUnavailableError, MLXError, RunError, map_os_errors
+from mlx.datasets import DatasetInfo
+from mlx.datasets.availability import describe_here
+from mlx.errors import (
+    BackendUnavailableError,
+    CannotRunHere,
+    MLXError,
+    RunError,
+    map_os_errors,
+)
 from mlx.experiment.plan import run_blocker
 from mlx.runs.ids import utc_now
 from mlx.sweeps import executors
@@ -203,7 +210,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     spec, sweep, stored = _open(args)
     points, duplicates = expand(spec, sweep_dir=os.fspath(sweep.path))
     if stored is None or args.dry_run:
-        _check_runnable(spec, points)
+        # a dry run's verdict is exit status 3, as run-experiment --dry-run's
+        _check_runnable(spec, points, CannotRunHere if args.dry_run else RunError)
     if args.dry_run:
         return _dry_run(spec, sweep, points, duplicates, args.json)
     if stored is None and sweep.exists():
@@ -292,7 +300,9 @@ def _open(
     return spec, sweep, stored
 
 
-def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
+def _check_runnable(
+    spec: SweepSpec, points: Sequence[Point], error: type[RunError] = RunError
+) -> None:
     """Every point can run here, as ``run-experiment --dry-run`` decides it (the
     model on this installation, an image model's weights, a custom model's
     class_path, the output path, the data's headers), before anything is written:
@@ -302,15 +312,16 @@ def _check_runnable(spec: SweepSpec, points: Sequence[Point]) -> None:
     for point in points:
         key = json.dumps(point.config.to_dict()["dataset"], sort_keys=True, default=str)
         if key not in described:
-            described[key] = describe(point.config.dataset)
+            # files in place, or the download source answering: asked once
+            described[key] = describe_here(point.config.dataset)
         blocker = run_blocker(point.config, described[key])
         if blocker is not None:
             blocked.append((point, blocker))
     if not blocked:
         return
     if len(blocked) == len(points) and len({b for _, b in blocked}) == 1:
-        raise RunError(f"no point of sweep {spec.name!r} can run here: {blocked[0][1]}")
-    raise RunError(
+        raise error(f"no point of sweep {spec.name!r} can run here: {blocked[0][1]}")
+    raise error(
         f"{len(blocked)} point(s) of sweep {spec.name!r} cannot run here:\n  "
         + "\n  ".join(
             f"point {p.index} ({params_text(p)}): {blocker}" for p, blocker in blocked
