@@ -394,12 +394,16 @@ def _check_headers(paths: Mapping[str, str], shapes: Mapping[str, CustomShape]) 
         if columns is not None and columns != _columns(train_file):
             raise DatasetError(
                 f"dataset.path.{split}: {show_path(file)} has the columns "
-                f"{_names(columns)}, unlike the train file {show_path(train_file)}."
+                f"{_names(columns)}, but the train file {show_path(train_file)} has "
+                f"{_names(_columns(train_file) or [])}; every split file must have "
+                "the same header."
             )
         if shape.n_features != shapes["train"].n_features:
             raise DatasetError(
                 f"dataset.path.{split}: {show_path(file)} has {shape.n_features} "
-                f"features, but the train file has {shapes['train'].n_features}."
+                f"features, but the train file {show_path(train_file)} has "
+                f"{shapes['train'].n_features}; every split file must have the same "
+                "features."
             )
 
 
