@@ -96,14 +96,7 @@ def split_indices(
     validation_split = check_fraction(owner, "validation_split", validation_split)
     test_split = check_fraction(owner, "test_split", test_split)
     seed = check_seed(owner, "seed", seed)
-    n_val = int(round(n_samples * validation_split))
-    n_test = int(round(n_samples * test_split))
-    n_train = n_samples - n_val - n_test
-    if n_train < 1:
-        raise DatasetError(
-            f"validation_split={validation_split} and test_split={test_split} leave "
-            f"no training samples out of {n_samples}; lower them or add data."
-        )
+    n_train, n_val, _ = _counts(n_samples, validation_split, test_split, "samples")
     rng = np.random.default_rng([_SPLIT_STREAM, seed])
     order = rng.permutation(n_samples)
     train = np.sort(order[:n_train])
