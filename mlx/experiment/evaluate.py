@@ -15,7 +15,7 @@ import io
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -49,6 +49,7 @@ __all__ = [
     "SPLITS",
     "EvaluationNotSaved",
     "evaluate",
+    "export_inputs",
     "model_outputs",
     "split_predictions",
 ]
@@ -217,6 +218,42 @@ def split_predictions(
     return task, y, y_pred, proba
 
 
+class ExportInputs(NamedTuple):
+    """What an export of a run checks its file against: the run, its model at
+    one checkpoint, the task, and the features of the first non-empty split of
+    ``splits`` (named ``split``) as eval rebuilds them, preprocessed; ``epoch``
+    and ``step`` of the weights (None where the checkpoint does not say)."""
+
+    run: RunDir
+    model: BaseModel
+    task: str
+    split: str
+    X: Any
+    epoch: int | None
+    step: int | None
+
+
+def export_inputs(
+    run: str | Path | RunDir,
+    checkpoint: str = "final",
+    splits: Sequence[str] = ("val", "test", "train"),
+) -> ExportInputs:
+    """The run's model at ``checkpoint`` and the first of ``splits`` that holds
+    samples, rebuilt and checked against ``data.json`` as :func:`evaluate` does."""
+    opened, config, model, task = _opened(run, checkpoint)
+    weights = weights_state(_checkpoint_path(opened, checkpoint)) or {}
+    for split in splits:
+        _check_split(split)
+        X, _, _ = _split_data(opened, config, task, split, allow_empty=True)
+        if len(X):
+            return ExportInputs(
+                opened, model, task, split, X, weights.get("epoch"), weights.get("step")
+            )
+    raise RunError(
+        f"run {opened.run_id} has no samples in its {', '.join(splits)} splits"
+    )
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -237,7 +274,12 @@ def _opened(
 
 
 def _split_data(
-    run: RunDir, config: ExperimentConfig, task: str, split: str
+    run: RunDir,
+    config: ExperimentConfig,
+    task: str,
+    split: str,
+    *,
+    allow_empty: bool = False,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """``(X, y, keys)`` of one split, rebuilt from the run's config by the split
     rule it recorded and checked against its ``data.json`` fingerprint; RunError
@@ -261,7 +303,7 @@ def _split_data(
         )
     check_data_record(run, splits, (split,))
     X, y = getattr(splits, split)
-    if len(X) == 0:
+    if len(X) == 0 and not allow_empty:
         raise RunError(
             f"the {split} split of run {run.run_id} is empty",
             hint="choose another --split, or set a non-zero split fraction",
