@@ -12,7 +12,7 @@ import os
 import sys
 
 from mlx import DISTRIBUTION, __version__
-from mlx.cli import compare, completion, export, plot, report, runs, sweep
+from mlx.cli import compare, completion, export, lr_find, plot, report, runs, sweep
 from mlx.cli import eval as eval_command
 from mlx.cli import run as run_command
 from mlx.cli.output import EXIT_USAGE
@@ -39,6 +39,7 @@ COMMANDS = (
     compare,
     completion,
     export,
+    lr_find,
     plot,
     report,
     sweep,

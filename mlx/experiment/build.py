@@ -123,18 +123,25 @@ def check_outputs_hold_classes(config: ExperimentConfig, splits: Splits) -> None
 
 
 def install_optimizer(
-    model: BaseModel, config: ExperimentConfig, n_train: int
+    model: BaseModel,
+    config: ExperimentConfig,
+    n_train: int,
+    *,
+    schedule: Schedule | None = None,
 ) -> Schedule:
     """Give the model the optimizer the config asks for, with its schedule; the
-    schedule is returned (a closed-form model has none: 0.0 at every step)."""
+    schedule is returned (a closed-form model has none: 0.0 at every step).
+    ``schedule`` replaces the config's learning rate and schedule (the
+    learning-rate range test sweeps its own)."""
     if getattr(model, "closed_form", False):
         return lambda step: 0.0
     training = config.training
     resolved = resolve_optimizer_config(training, config.model.params)
-    steps_per_epoch = math.ceil(n_train / min(training.batch_size, max(n_train, 1)))
-    schedule = get_schedule(
-        training.params, resolved["learning_rate"], steps_per_epoch, training.epochs
-    )
+    if schedule is None:
+        steps = math.ceil(n_train / min(training.batch_size, max(n_train, 1)))
+        schedule = get_schedule(
+            training.params, resolved["learning_rate"], steps, training.epochs
+        )
     model.set_optimizer(get_optimizer({**resolved, "learning_rate": schedule}))
     configure = getattr(model, "configure_training", None)
     if callable(configure):

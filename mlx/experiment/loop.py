@@ -46,6 +46,7 @@ __all__ = [
     "batch_source",
     "epoch_metrics",
     "train",
+    "training_augmentation",
     "validation_metrics",
 ]
 
@@ -196,7 +197,7 @@ def _one_ahead(items: Iterator[Any]) -> Generator[Any, None, None]:
             yield item
 
 
-def _augmentation(
+def training_augmentation(
     config: ExperimentConfig, splits: Splits
 ) -> Callable[[np.ndarray, int, int, int], np.ndarray] | None:
     """The dataset's training-batch augmentation, or None."""
@@ -287,7 +288,7 @@ def train(
     # the model's dtype end to end: one conversion now, none per step or epoch
     dtype = np.dtype(getattr(model, "dtype", np.float64))
     X, y = splits.train
-    augment = _augmentation(config, splits)
+    augment = training_augmentation(config, splits)
     source = batch_source(
         X, y, training.batch_size, training.seed, augment=augment, dtype=dtype
     )

@@ -37,6 +37,7 @@ __all__ = [
     "figure_format",
     "learning_curves",
     "load_matplotlib",
+    "lr_find_figure",
     "parameter_figure",
     "save_figure",
 ]
@@ -247,6 +248,41 @@ def parameter_figure(
     ax.set_xlabel(_literal(parameter))
     ax.set_ylabel(_literal(metric))
     ax.grid(True, alpha=0.3)
+    return figure
+
+
+def lr_find_figure(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggested_lr: float,
+) -> Figure:
+    """The learning-rate range test: each step's batch loss (faint) and its
+    smoothed loss against the learning rate on a log axis, the suggested rate
+    marked. The y axis spans the losses up to the smoothed minimum, so the
+    divergence at the end does not flatten the curve."""
+    figure = _figure(6.4, 4.0)
+    ax = figure.subplots()
+    ax.plot(lrs, losses, color="C0", alpha=0.3, linewidth=1, label="batch loss")
+    ax.plot(lrs, smoothed, color="C0", label="smoothed loss")
+    ax.axvline(
+        suggested_lr,
+        color="C3",
+        linestyle="--",
+        label=f"suggested {suggested_lr:.3g}",
+    )
+    ax.set_xscale("log")
+    # from the lowest batch loss to the highest smoothed loss before its minimum,
+    # with room above: the divergence at the end leaves the top of the axes
+    lowest = int(np.argmin(smoothed))
+    low = min(min(losses), smoothed[lowest])
+    high = max(smoothed[: lowest + 1])
+    span = high - low or abs(high) or 1.0
+    ax.set_ylim(low - 0.05 * span, high + 0.5 * span)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
     return figure
 
 
