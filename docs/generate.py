@@ -237,6 +237,8 @@ def _type(annotation: Any) -> str:
     for part in (p.strip() for p in text.split("|")):
         if part.startswith("Mapping"):
             parts.append("mapping")
+        elif part.startswith("Sequence[Mapping"):
+            parts.append("list of mappings")
         elif part == "None":
             parts.append("null")
         elif part.endswith("Config"):

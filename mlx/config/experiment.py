@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from mlx.config.issues import ConfigIssue
 
@@ -56,6 +56,12 @@ def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 
+def _optional() -> Any:
+    """A field that stays out of :meth:`ExperimentConfig.to_dict` while None (not
+    given), so a config recorded before it existed resolves as it did."""
+    return dataclasses.field(default=None, metadata={"optional": True})
+
+
 #: The keys of ``dataset.path`` given as a mapping of split name to file, in order.
 SPLIT_FILE_KEYS = ("train", "val", "test")
 
@@ -92,6 +98,10 @@ class TrainingConfig:
     params: Mapping[str, Any] = dataclasses.field(default_factory=_empty)
     device: str = "auto"
     precision: str = "32"
+    #: ``[{class_path, params}]``, see mlx.experiment.callbacks
+    callbacks: Sequence[Mapping[str, Any]] | None = _optional()
+    #: ``{monitor, mode, patience, min_delta}``
+    early_stopping: Mapping[str, Any] | None = _optional()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,4 +149,8 @@ class ExperimentConfig:
 
 def _section(section: Any) -> dict[str, Any]:
     # dataclasses.asdict deep-copies, which read-only mappings do not support
-    return {f.name: thaw(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return {
+        f.name: thaw(getattr(section, f.name))
+        for f in dataclasses.fields(section)
+        if not (f.metadata.get("optional") and getattr(section, f.name) is None)
+    }

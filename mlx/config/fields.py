@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from mlx.config.names import IMAGE_MODEL_FAMILIES
 from mlx.config.rules import (
+    ABSENT,
     BAD,
     DIRECTORY_NAME,
     REQUIRED,
@@ -26,6 +27,7 @@ from mlx.config.rules import (
     FreeMapping,
     Int,
     IntList,
+    MappingList,
     Pattern,
     Rule,
     Section,
@@ -46,6 +48,7 @@ __all__ = [
     "SYNTHETIC",
     "TOP_KEYS",
     "TRAINING",
+    "default_mode",
     "field_paths",
     "split_problems",
 ]
@@ -231,6 +234,43 @@ MODEL_FIELDS: Mapping[str, Section] = {
     },
 }
 
+#: Metrics where higher is better (``val_accuracy``, ``val_r2``): a monitor of one
+#: defaults to mode ``max``; any other (a loss, an error) to ``min``.
+_HIGHER_IS_BETTER = re.compile(
+    r"(accuracy|acc|r2|f\d*|auc|auroc|precision|recall|iou|dice|map|kappa|mcc)$"
+)
+_MONITOR = Pattern(
+    re.compile(r"^(val|train)_\w+$"),
+    "a metric of metrics.jsonl such as 'val_loss' or 'val_accuracy'",
+)
+
+
+def default_mode(metric: Any) -> Any:
+    """``max`` for an accuracy-like metric (``val_accuracy``, ``val_r2``,
+    ``val_f1``), ``min`` for any other (a loss); absent when ``metric`` is."""
+    if not isinstance(metric, str):
+        return ABSENT
+    name = metric.split("_", 1)[-1].lower()
+    return "max" if _HIGHER_IS_BETTER.search(name) else "min"
+
+
+_MODE = Choice("min", "max")
+_CALLBACK = Section(
+    {
+        "class_path": Field(
+            Pattern(_CLASS_PATH, "of the form 'package.module:ClassName'"), REQUIRED
+        ),
+        "params": Field(FreeMapping(), {}),
+    }
+)
+_EARLY_STOPPING = Section(
+    {
+        "monitor": Field(_MONITOR, "val_loss"),
+        "mode": Field(_MODE, lambda s: default_mode(s.get("monitor"))),
+        "patience": Field(Int(0), 5),
+        "min_delta": Field(Float(0), 0.0),
+    }
+)
 TRAINING = Section(
     {
         "epochs": Field(Int(1), 10),
@@ -258,6 +298,10 @@ TRAINING = Section(
             "auto",
         ),
         "precision": Field(_Precision("32", "bf16-mixed", "16-mixed"), "32"),
+        # absent when not given, so the resolved config (and the fingerprint) of a
+        # run recorded before they existed is unchanged (docs/design/callbacks.md)
+        "callbacks": Field(MappingList(_CALLBACK), absent),
+        "early_stopping": Field(_EARLY_STOPPING, absent),
     }
 )
 OUTPUT = Section(

@@ -38,6 +38,7 @@ __all__ = [
     "INT64_MIN",
     "Int",
     "IntList",
+    "MappingList",
     "Pattern",
     "Rule",
     "Section",
@@ -271,6 +272,25 @@ class IntList(Rule):
             return BAD
         items = [self.item.check(log, (*path, i), x) for i, x in enumerate(value)]
         return BAD if has_bad(items) else items
+
+
+class MappingList(Rule):
+    """A list of mappings, each checked by ``item`` (a :class:`Section`) at its own
+    index (``training.callbacks[1].class_path``)."""
+
+    def __init__(self, item: Rule) -> None:
+        super().__init__()
+        self.item = item
+        self.expected = "a non-empty list of mappings"
+
+    def check(self, log: IssueLog, path: NodePath, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            log.error(
+                path, f"{dotted(path)} must be {self.expected}, got {show(value)}"
+            )
+            return BAD
+        items = [self.item.check(log, (*path, i), x) for i, x in enumerate(value)]
+        return BAD if has_bad(items) else [drop_absent(x) for x in items]
 
 
 class Betas(Rule):

@@ -143,10 +143,8 @@ class _Validator(IssueLog):
             description=description,
             dataset=dataset,
             model=model,
-            training=TrainingConfig(
-                **{**training, "params": freeze(training["params"])}
-            ),
-            output=OutputConfig(**{**output, "params": freeze(output["params"])}),
+            training=TrainingConfig(**freeze(drop_absent(training))),
+            output=OutputConfig(**freeze(drop_absent(output))),
             source=self.doc.source,
             warnings=tuple(in_file_order(self.warnings)),
         )

@@ -18,6 +18,7 @@ from mlx.datasets import image_shape
 from mlx.datasets.loader import load
 from mlx.datasets.splits import Splits
 from mlx.errors import DatasetError
+from mlx.experiment.callbacks import load_callbacks
 from mlx.models import BaseModel, get_model, uses_torch
 from mlx.models.facts import model_task
 from mlx.numerics.optim import get_optimizer, resolve_optimizer_config
@@ -60,6 +61,8 @@ class Built:
     learning_rate: Schedule
     #: when the data was in memory (``time.perf_counter``)
     loaded: float
+    #: the user's callbacks (training.callbacks), built
+    callbacks: list[Any] = dataclasses.field(default_factory=list)
 
 
 def build(
@@ -86,7 +89,7 @@ def build(
         model = _torch_model(config, splits)
     check_outputs_hold_classes(config, splits)
     learning_rate = install_optimizer(model, config, len(splits.train[0]))
-    return Built(splits, model, learning_rate, loaded)
+    return Built(splits, model, learning_rate, loaded, load_callbacks(config))
 
 
 def _torch_model(config: ExperimentConfig, splits: Splits) -> BaseModel:

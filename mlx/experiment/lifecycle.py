@@ -166,18 +166,28 @@ class RunLifecycle:
                 self._held.close()
 
     def complete(
-        self, *, final_metrics: Mapping[str, Any], metric: str, model: Mapping[str, Any]
+        self,
+        *,
+        final_metrics: Mapping[str, Any],
+        metric: str,
+        model: Mapping[str, Any],
+        stopped: Mapping[str, Any] | None = None,
     ) -> None:
         """Mark the run completed: its final metrics, its best ``metric`` (the
-        name; the value and epoch are the trainer state's) and ``model``. RunError
+        name; the value and epoch are the trainer state's), ``model`` and, for a
+        run a callback stopped, ``stopped`` (``stopped_early``, ...). RunError
         when the summary cannot be updated."""
         try:
-            self._completed(final_metrics, metric, model)
+            self._completed(final_metrics, metric, model, stopped or {})
         finally:
             self._held.close()
 
     def _completed(
-        self, final_metrics: Mapping[str, Any], metric: str, model: Mapping[str, Any]
+        self,
+        final_metrics: Mapping[str, Any],
+        metric: str,
+        model: Mapping[str, Any],
+        stopped: Mapping[str, Any],
     ) -> None:
         state = self.state
         note = _update_summary(
@@ -191,6 +201,7 @@ class RunLifecycle:
             },
             timings=self.timing.timings("completed", self.first_epoch, state.epoch),
             model=model,
+            **stopped,
         )
         if note:
             raise _of_run(

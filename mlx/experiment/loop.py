@@ -26,6 +26,7 @@ from mlx.config import ExperimentConfig
 from mlx.datasets.augment import augmentation_for
 from mlx.datasets.splits import Splits, batch_order
 from mlx.errors import DivergenceError
+from mlx.experiment.callbacks import Callbacks
 from mlx.models.base import BaseModel
 from mlx.models.facts import model_logits, model_outputs, model_task
 from mlx.numerics.losses import (
@@ -71,14 +72,26 @@ class TrainerState:
     best_metric: float | None = None
     best_epoch: int | None = None
     config_fingerprint: str | None = None
+    #: each callback's ``state_dict()`` (JSON), user callbacks then early stopping
+    callbacks: list[Any] | None = None
+    #: the epoch a callback (or early stopping) ended the run at
+    stopped_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        # fields a run made before them never had stay out while unset
+        for name in _LATER_FIELDS:
+            if record[name] is None:
+                del record[name]
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerState:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_LATER_FIELDS = ("callbacks", "stopped_epoch")
 
 
 class TrainingStopped(Exception):
@@ -263,6 +276,7 @@ def train(
     log: Callable[[str], None],
     stop: Callable[[], bool] = lambda: False,
     progress: Callable[..., Any] | None = None,
+    callbacks: Callbacks | None = None,
 ) -> TrainerState:
     """Train ``model`` on ``splits.train`` from ``state`` to ``config.training.epochs``.
 
@@ -272,7 +286,9 @@ def train(
     console and ``train.log``); ``learning_rate`` is the schedule the optimizer
     follows (``step -> value``), for that record. ``progress`` optionally makes a
     bar per epoch: ``(epoch, total_batches) -> bar`` with ``update(n, loss)`` and
-    ``close()``. ``stop`` is polled after every step.
+    ``close()``. ``stop`` is polled after every step. ``callbacks`` are told of
+    each epoch's end (:mod:`mlx.experiment.callbacks`); one that asks to stop ends
+    the loop after that epoch, checkpointed, with ``state.stopped_epoch`` set.
 
     Raises
     ------
@@ -282,6 +298,8 @@ def train(
         ``stop()`` returned True; a checkpoint of the exact current state was written.
     """
     training, output = config.training, config.output
+    if state.stopped_epoch is not None:
+        return state  # stopped early before it was interrupted: nothing to train
     if getattr(model, "closed_form", False):
         return _fit_closed_form(model, splits, config, run, state, log)
 
@@ -305,15 +323,39 @@ def train(
             val = (X_val, y_val, getattr(splits, "task", None))
             record = _end_epoch(model, epoch, state, started, val, learning_rate)
             run.append_metrics(record)
+            stopped = _epoch_end_callbacks(callbacks, epoch, record, state)
             _record_progress(
                 run, state, "val_loss" if len(y_val) else "train_loss", record
             )
             log(_epoch_line(record, training.epochs, source.n_samples))
             if output.save_checkpoints and (
-                epoch % output.checkpoint_frequency == 0 or epoch == training.epochs
+                epoch % output.checkpoint_frequency == 0
+                or epoch == training.epochs
+                or stopped
             ):
                 checkpoints.save(model, state)
+            if stopped:
+                log(f"stopped early after epoch {epoch} (a callback asked)")
+                break
     return state
+
+
+def _epoch_end_callbacks(
+    callbacks: Callbacks | None,
+    epoch: int,
+    record: Mapping[str, Any],
+    state: TrainerState,
+) -> bool:
+    """Tell ``callbacks`` that ``epoch`` ended with ``record``; keep their states
+    in ``state`` (so the epoch's checkpoint holds them); whether one asked to
+    stop (``state.stopped_epoch`` is then set)."""
+    if callbacks is None:
+        return False
+    stopped = callbacks.epoch_end(epoch, epoch_metrics(record))
+    state.callbacks = callbacks.states()
+    if stopped:
+        state.stopped_epoch = epoch
+    return stopped
 
 
 def _train_epoch(

@@ -114,6 +114,7 @@ def run_blocker(
     return (
         blocker
         or class_path_blocker(config.model)
+        or _callbacks_blocker(config)
         or output_blocker(config.output.directory, config.name)
         or _data_blocker(
             info if info is not None else describe_here(config.dataset),
@@ -189,6 +190,17 @@ def class_path_blocker(model: ModelConfig) -> str | None:
         hint = f" ({exc.hint})" if exc.hint else ""
         return f"model.params.class_path: {exc}{hint}"
     return None
+
+
+def _callbacks_blocker(config: ExperimentConfig) -> str | None:
+    """Why ``training.callbacks`` cannot be used, or None: a module that does not
+    import, a name that is no callback class, params its constructor refuses."""
+    if not config.training.callbacks:
+        return None
+    # mlx.models needs NumPy: loaded only for a run with callbacks
+    from mlx.experiment.callbacks import callbacks_blocker
+
+    return callbacks_blocker(config)
 
 
 def _data_blocker(info: DatasetInfo, by_model: str | None) -> str | None:

@@ -67,6 +67,7 @@ RESUMABLE_FIELDS = (
     "name",
     "description",
     "training.epochs",
+    "training.early_stopping.patience",
     "output.save_checkpoints",
     "output.checkpoint_frequency",
     "output.save_logs",
@@ -148,7 +149,8 @@ def _checked(run: RunDir, overrides: Sequence[str]) -> Resume:
     if (
         summary.get("status") == "completed"
         and state.batch == 0
-        and state.epoch == done == config.training.epochs
+        and state.epoch == done
+        and (state.epoch == config.training.epochs or state.stopped_epoch is not None)
         and run.model_dir.is_dir()
     ):
         # nothing to train: the run stays byte for byte as it is
@@ -171,7 +173,8 @@ def _check_unchanged(
         raise RunError(
             f"cannot resume {run.run_id}: the configuration changed:\n  "
             + "\n  ".join(changed),
-            hint="only training.epochs and output options may change on resume; "
+            hint="only training.epochs, training.early_stopping.patience and "
+            "output options may change on resume; "
             "start a new run for anything else",
         )
 
@@ -260,6 +263,8 @@ _STATE_FIELDS: dict[str, tuple[str, bool]] = {
     "best_metric": ("number", True),
     "best_epoch": ("count", True),
     "config_fingerprint": ("text", True),
+    "callbacks": ("list", True),
+    "stopped_epoch": ("count", True),
 }
 
 
@@ -307,6 +312,9 @@ def _unexpected(kind: str, value: Any) -> str | None:
     if kind == "count":
         ok = type(value) is int and value >= 0
         expected = "an integer >= 0"
+    elif kind == "list":
+        ok = isinstance(value, list)
+        expected = "a list"
     elif kind == "number":
         ok = type(value) in (int, float) and math.isfinite(value)
         expected = "a finite number"

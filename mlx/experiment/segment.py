@@ -8,15 +8,17 @@ go to the console and ``train.log``, the loop runs inside the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mlx.config import ExperimentConfig
 from mlx.experiment.build import Built
+from mlx.experiment.callbacks import Callbacks, RunInfo
 from mlx.experiment.console import Console
 from mlx.experiment.lifecycle import RunLifecycle, Timing
-from mlx.experiment.loop import TrainerState, epoch_metrics, train
+from mlx.experiment.loop import TrainerState, TrainingStopped, epoch_metrics, train
 from mlx.models import BaseModel
 from mlx.models.facts import architecture, n_features, parameter_count
 from mlx.runs.store import TRAINER_STATE_FILE, RunDir
@@ -61,24 +63,32 @@ def train_segment(
             facts = model_facts(config, model, splits.n_features)
             _announce(console, config, run, built, facts, state, checkpoint)
             lifecycle.start(model=facts)
-            train(
-                model,
-                splits,
-                config,
-                run,
-                state,
-                learning_rate=built.learning_rate,
-                log=console,
-                stop=lifecycle.stop_requested,
-                progress=console.progress,
-            )
-            run.save_model(_final_model_writer(model, state))
+            callbacks = Callbacks(config, built.callbacks)
+            callbacks.load(state.callbacks)
+            info = RunInfo(run.run_id, run.path, config)
+            with _told_of_failure(callbacks, info):
+                callbacks.start(info)
+                train(
+                    model,
+                    splits,
+                    config,
+                    run,
+                    state,
+                    learning_rate=built.learning_rate,
+                    log=console,
+                    stop=lifecycle.stop_requested,
+                    progress=console.progress,
+                    callbacks=callbacks,
+                )
+                run.save_model(_final_model_writer(model, state))
+                callbacks.end(info, "completed")
         metrics = run.read_metrics()
         final = epoch_metrics(metrics[-1] if metrics else {})
         lifecycle.complete(
             final_metrics=final,
             metric="val_loss" if splits.val[0].shape[0] else "train_loss",
             model=model_facts(config, model),
+            stopped=_end_fields(state, callbacks),
         )
     return Run(
         run_id=run.run_id,
@@ -87,6 +97,39 @@ def train_segment(
         final_metrics=final,
         config=config,
     )
+
+
+@contextlib.contextmanager
+def _told_of_failure(callbacks: Callbacks, info: RunInfo) -> Any:
+    """Around the loop: a segment that ends by an exception tells the callbacks
+    (``interrupted`` for a signal, ``failed`` otherwise); an exception from their
+    ``on_train_end`` then gives way to the one that ended the segment."""
+    try:
+        yield
+    except BaseException as exc:
+        stopped = isinstance(exc, (TrainingStopped, KeyboardInterrupt))
+        with contextlib.suppress(Exception):
+            callbacks.end(info, "interrupted" if stopped else "failed")
+        raise
+
+
+def _end_fields(state: TrainerState, callbacks: Callbacks) -> dict[str, Any]:
+    """``summary.json``'s ``best_epoch`` (the best epoch of the monitored metric)
+    and, for a run a callback stopped, ``stopped_early``, ``stopped_epoch`` and,
+    with early stopping, the best of its monitor."""
+    fields: dict[str, Any] = {"best_epoch": state.best_epoch}
+    if state.stopped_epoch is None:
+        return fields
+    fields.update(stopped_early=True, stopped_epoch=state.stopped_epoch)
+    stopping = callbacks.early_stopping
+    if stopping is not None and stopping.best_epoch is not None:
+        fields["early_stopping"] = {
+            "monitor": stopping.monitor,
+            "mode": stopping.mode,
+            "best": stopping.best,
+            "best_epoch": stopping.best_epoch,
+        }
+    return fields
 
 
 def _final_model_writer(

@@ -53,7 +53,8 @@ SUMMARY_FORMAT = 1
 SUMMARY_FIELDS = frozenset(
     "format run_id name status pid process_start host started_at updated_at "
     "heartbeat_at heartbeat_interval finished_at epochs_completed final_metrics "
-    "best_metric timings error error_type resumed_at segment_start_epoch".split()
+    "best_metric timings error error_type resumed_at segment_start_epoch "
+    "stopped_early stopped_epoch early_stopping best_epoch".split()
 )
 
 _MAX_COUNT = 2**63 - 1  # epochs and steps beyond int64 are no counts mlx wrote
