@@ -37,6 +37,9 @@ NOT_RUN = {
     ("docs/results-and-export.md", "pip install 'model-harness[mlflow]'"): (
         "installs MLflow"
     ),
+    ("docs/results-and-export.md", "pip install 'model-harness[export]'"): (
+        "installs onnx and onnxruntime"
+    ),
     (
         "docs/results-and-export.md",
         "mlx export quickstart-20261126-104142-8eeb quickstart-20261126-104150-1c2d "
