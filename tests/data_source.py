@@ -51,7 +51,8 @@ def data_source(
     """A server answering ``status`` to every request (``get_status`` to GET
     requests, when given) while the block runs."""
     server = DataSource(status, get_status)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for the loop to look (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server

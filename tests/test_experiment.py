@@ -184,17 +184,11 @@ def _wait_for_metrics_lines(run_root: Path, n: int, proc: subprocess.Popen) -> P
     raise AssertionError("the run never reached the expected epoch")
 
 
-@pytest.mark.parametrize(
-    "sig, code",
-    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
-    ids=["sigint", "sigterm", "sigkill"],
-)
-@pytest.mark.slow
-def test_kill_and_resume_equals_uninterrupted(
-    root: Path, sig: signal.Signals, code: int
-) -> None:
-    reference_root = root / "reference"
-    reference_root.mkdir()
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run of ``_slow_config`` made in one go, read (never changed) by every
+    kill-and-resume test: the same config and seed make the same run."""
+    reference_root = tmp_path_factory.mktemp("reference")
     (reference_root / "pyproject.toml").write_text("")
     write_config(reference_root / "exp.yaml", _slow_config())
     done = run_cli(
@@ -204,7 +198,19 @@ def test_kill_and_resume_equals_uninterrupted(
     )
     assert done.returncode == 0, done.stderr
     (reference,) = _run_dirs(reference_root)
+    return reference
 
+
+@pytest.mark.parametrize(
+    "sig, code",
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
+    ids=["sigint", "sigterm", "sigkill"],
+)
+@pytest.mark.slow
+def test_kill_and_resume_equals_uninterrupted(
+    root: Path, uninterrupted: Path, sig: signal.Signals, code: int
+) -> None:
+    reference = uninterrupted
     write_config(root / "exp.yaml", _slow_config())
     proc = subprocess.Popen(
         [

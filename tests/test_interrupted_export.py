@@ -8,9 +8,9 @@ delays for the moments inside MLflow's schema creation that no hook names.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -41,8 +41,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
+def export_cli(root: Path, uri: str) -> list[str]:
+    """``mlx export`` of every run of ``root`` to ``uri``: the CLI's arguments."""
+    return ["export", *(p.name for p in run_dirs(root)), "--mlflow", uri]
+
+
 def export_args(root: Path, uri: str) -> list[str]:
-    return mlx_args("export", *(p.name for p in run_dirs(root)), "--mlflow", uri)
+    return mlx_args(*export_cli(root, uri))
 
 
 def mlflow_run_ids(uri: str) -> list[str]:
@@ -57,22 +62,12 @@ def mlflow_run_ids(uri: str) -> list[str]:
 
 
 def export_again(root: Path, *uris: str) -> None:
-    """Later exports (side by side, one per store) complete, and each store holds
-    each run once."""
-    exports = [
-        subprocess.Popen(
-            export_args(root, uri),
-            cwd=root,
-            env=cli_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for uri in uris
-    ]
-    for uri, proc in zip(uris, exports):
-        _, err = proc.communicate()
-        assert proc.returncode == 0, err
+    """Later exports (one per store, in this process: what they prove is the store
+    the stopped process left, not a process of their own) complete, and each store
+    holds each run once."""
+    for uri in uris:
+        done = run_cli(export_cli(root, uri), root)
+        assert done.returncode == 0, done.stderr
         assert mlflow_run_ids(uri) == [p.name for p in run_dirs(root)]
 
 
@@ -164,15 +159,14 @@ def test_a_half_made_store_says_what_to_do(exported: Path, tmp_path: Path) -> No
     holds no runs and what to do."""
     import sqlite3
 
+    from mlflow.tracking import MlflowClient
+
     store = tmp_path / "half.db"
-    # made in a process of its own: MLflow keeps a store it opened for the process
-    made = "from mlflow.tracking import MlflowClient as C; import sys; "
-    made += "C(tracking_uri=sys.argv[1]).search_experiments()"
-    subprocess.run(
-        [sys.executable, "-c", made, f"sqlite:///{store}"],
-        check=True,
-        capture_output=True,
-    )
+    # made whole under another name, then copied: MLflow keeps a store it opened
+    # for the process, and this process never opens half.db itself
+    whole = tmp_path / "whole.db"
+    MlflowClient(tracking_uri=f"sqlite:///{whole}").search_experiments()
+    shutil.copyfile(whole, store)
     database = sqlite3.connect(store)
     # as a stop among the migrations leaves it: a later table made, an earlier
     # revision recorded
