@@ -39,7 +39,7 @@ from mlx.outputs.mlflow_record import (
 )
 from mlx.runs.store import RunDir
 from mlx.utils.atomic import publish_file
-from mlx.utils.signals import StopSignals, pause_point
+from mlx.utils.signals import StopSignals, pause_point, watch
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, Run
@@ -412,20 +412,27 @@ def _create_sqlite_store(uri: str, path: Path) -> None:
         return
     from mlflow.tracking import MlflowClient
 
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
-    )
-    os.close(fd)
-    query = uri.partition("?")[2]
-    temporary = f"sqlite:///{name}" + (f"?{query}" if query else "")
+    name = ""
+    temporary = ""
     try:
+        # no signal between the file's creation and its name known here, where
+        # the finally below removes it (one that came is raised after the block)
+        with watch().holding():
+            fd, name = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+            )
+            os.close(fd)
+        query = uri.partition("?")[2]
+        temporary = f"sqlite:///{name}" + (f"?{query}" if query else "")
         pause_point("mlflow-schema")
         MlflowClient(tracking_uri=temporary).search_experiments(max_results=1)
         _close_engine(temporary)
         publish_file(name, path)
     finally:
-        _close_engine(temporary)
-        for leftover in (name, f"{name}-journal", f"{name}-wal", f"{name}-shm"):
+        if temporary:
+            _close_engine(temporary)
+        leftovers = (name, f"{name}-journal", f"{name}-wal", f"{name}-shm")
+        for leftover in leftovers if name else ():
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
 
