@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlx.cli.options import add_json, check_output_file
+from mlx.cli.options import add_json, add_overrides, check_output_file
 from mlx.cli.output import (
     EXIT_OK,
     err,
@@ -39,13 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", required=True, metavar="CONFIG", help="JSON or YAML config file"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path, e.g. training.batch_size=64 "
+    add_overrides(
+        parser,
+        "override a config field by dotted path, e.g. training.batch_size=64 "
         "(repeatable; VALUE is parsed as YAML 1.2)",
     )
     parser.add_argument(

@@ -12,7 +12,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["JSON_HELP", "add_json", "add_root", "check_output_file", "root_path"]
+__all__ = [
+    "JSON_HELP",
+    "add_json",
+    "add_overrides",
+    "add_root",
+    "check_output_file",
+    "root_path",
+]
 
 JSON_HELP = "print one JSON document on stdout instead of text (messages on stderr)"
 
@@ -20,6 +27,18 @@ JSON_HELP = "print one JSON document on stdout instead of text (messages on stde
 def add_json(parser: argparse.ArgumentParser) -> None:
     """``--json``: one JSON document on stdout instead of text."""
     parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): config overrides, in ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help,
+    )
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:

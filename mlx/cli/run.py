@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mlx.cli.options import add_json
+from mlx.cli.options import add_json, add_overrides
 from mlx.cli.output import (
     EXIT_OK,
     err,
@@ -57,13 +57,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "here, 1: invalid config, 3: valid but cannot run here (the reason on "
         "stderr, and in --json as can_run and reason)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path, e.g. training.epochs=5 "
+    add_overrides(
+        parser,
+        "override a config field by dotted path, e.g. training.epochs=5 "
         "(repeatable; VALUE is parsed as YAML 1.2)",
     )
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlx.cli.options import add_overrides
 from mlx.cli.output import usage_error
 
 TYPE_CHECKING = False
@@ -83,13 +84,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "sweep", nargs="?", metavar="SWEEP", help="sweep name or directory"
     )
     sweep.add_argument("--config", metavar="FILE", help="the sweep file (YAML or JSON)")
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the base config, as run-experiment --set",
+    add_overrides(
+        sweep,
+        "override a field of the base config, as run-experiment --set",
     )
     sweep.add_argument(
         "--dry-run",
