@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from mlx.config.experiment import DatasetConfig
+from mlx.config.experiment import SPLIT_FILE_KEYS, DatasetConfig
 from mlx.datasets import download as _download
 from mlx.datasets import images as _images
 from mlx.datasets import split_files
@@ -236,10 +236,10 @@ def _tabular_splits(
         n_classes=data.n_classes,
         class_names=data.class_names,
         preprocessing=preprocessing,
-        source_rows=dict(zip(_NAMES, indices)),
+        source_rows=dict(zip(SPLIT_FILE_KEYS, indices)),
         ids=None
         if data.ids is None
-        else {name: data.ids[rows] for name, rows in zip(_NAMES, indices)},
+        else {name: data.ids[rows] for name, rows in zip(SPLIT_FILE_KEYS, indices)},
     )
 
 
@@ -296,9 +296,6 @@ def _split_record(
         "n_test": len(parts[2][1]),
         "official_test": official_test,
     }
-
-
-_NAMES = ("train", "val", "test")
 
 
 # -- image sets ---------------------------------------------------------------------

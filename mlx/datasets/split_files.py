@@ -76,8 +76,7 @@ def load_split_files(
             file, table, keys[split] = read_data_file(paths[split], params)
             tables[split] = (file, table)
     train_file = tables["train"][0]
-    for split, (file, table) in tables.items():
-        _check_columns(split, file, table, train_file, tables["train"][1])
+    _check_layout(paths, {k: table[0].shape[1] for k, (_, table) in tables.items()})
     y_all, task, n_classes, class_names = _encode(tables, params, model_task)
     groups = keys["train"].get("group_column")
     rows, rule = _split_rows(dataset, how, tables, y_all, task, groups, class_names)
@@ -186,27 +185,33 @@ def _columns(file: Path) -> list[str] | None:
     return None
 
 
-def _check_columns(
-    split: str, file: Path, table: Table, train_file: Path, train_table: Table
+def _check_layout(
+    paths: Mapping[str, str], n_features: Mapping[str, int | None]
 ) -> None:
-    """DatasetError unless ``file`` has the train file's columns (or, for NumPy
-    files, its feature count)."""
-    if split == "train":
-        return
-    columns, expected = _columns(file), _columns(train_file)
-    if columns is not None and columns != expected:
-        raise DatasetError(
-            f"dataset.path.{split}: {show_path(file)} has the columns "
-            f"{_names(columns)}, but the train file {show_path(train_file)} has "
-            f"{_names(expected or [])}; every split file must have the same header."
-        )
-    n_features, expected_features = table[0].shape[1], train_table[0].shape[1]
-    if n_features != expected_features:
-        raise DatasetError(
-            f"dataset.path.{split}: {show_path(file)} has {n_features} features, "
-            f"but the train file {show_path(train_file)} has {expected_features}; "
-            "every split file must have the same features."
-        )
+    """DatasetError unless every split file of ``paths`` has the train file's
+    columns (CSV, Parquet: the header, read once per file) and feature count
+    (``n_features``, by split); the same check for the plan and the load."""
+    train_file = Path(paths["train"])
+    expected = _columns(train_file)
+    for split, count in n_features.items():
+        if split == "train":
+            continue
+        file = Path(paths[split])
+        columns = _columns(file)
+        if columns is not None and columns != expected:
+            raise DatasetError(
+                f"dataset.path.{split}: {show_path(file)} has the columns "
+                f"{_names(columns)}, but the train file {show_path(train_file)} has "
+                f"{_names(expected or [])}; every split file must have the same "
+                "header."
+            )
+        if count != n_features["train"]:
+            raise DatasetError(
+                f"dataset.path.{split}: {show_path(file)} has {count} features, "
+                f"but the train file {show_path(train_file)} has "
+                f"{n_features['train']}; every split file must have the same "
+                "features."
+            )
 
 
 def _names(columns: list[str]) -> str:
@@ -373,7 +378,7 @@ def split_files_shape(
     try:
         _check_formats(paths)
         if problem is None:
-            _check_headers(paths, shapes)
+            _check_layout(paths, {k: v.n_features for k, v in shapes.items()})
     except (DatasetError, OSError, ValueError, csv.Error) as exc:
         problem = problem or str(exc)
     counts = [s.n_samples for s in shapes.values()]
@@ -384,27 +389,6 @@ def split_files_shape(
     notes = tuple(n for s in shapes.values() for n in s.notes if n != s.problem)
     shape = dataclasses.replace(train, n_samples=total, notes=notes, problem=problem)
     return SplitFilesShape(shape, sizes)
-
-
-def _check_headers(paths: Mapping[str, str], shapes: Mapping[str, CustomShape]) -> None:
-    train_file = Path(paths["train"])
-    for split, shape in shapes.items():
-        file = Path(paths[split])
-        columns = _columns(file)
-        if columns is not None and columns != _columns(train_file):
-            raise DatasetError(
-                f"dataset.path.{split}: {show_path(file)} has the columns "
-                f"{_names(columns)}, but the train file {show_path(train_file)} has "
-                f"{_names(_columns(train_file) or [])}; every split file must have "
-                "the same header."
-            )
-        if shape.n_features != shapes["train"].n_features:
-            raise DatasetError(
-                f"dataset.path.{split}: {show_path(file)} has {shape.n_features} "
-                f"features, but the train file {show_path(train_file)} has "
-                f"{shapes['train'].n_features}; every split file must have the same "
-                "features."
-            )
 
 
 def _sizes(
